@@ -1,0 +1,345 @@
+"""The ``agent-bom-backup`` command: a thin click layer over the operation modules.
+
+Every option has an environment variable (shown in --help); the Helm chart sets
+environment variables only. docs/configuration.md is generated from these
+declarations and a test keeps it current.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import BackupError, ConfigError, ExitCode, Interrupted
+from .log import Redactor, event, get_logger, setup_logging
+from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, PartSchedule, StorageConfig
+
+F = TypeVar("F", bound=Callable[..., Any])
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
+              "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 8MiB)")
+    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+
+
+def parse_duration(text: str) -> float:
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a duration (e.g. 26h, 90m, 2d)")
+    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
+    return float(match.group(1)) * factor
+
+
+def storage_options(func: F) -> F:
+    options = [
+        click.option("--bucket", envvar="AGENT_BOM_BACKUP_BUCKET", default="", show_envvar=True,
+                     help="Bucket holding the backups."),
+        click.option("--prefix", envvar="AGENT_BOM_BACKUP_PREFIX", default="agent-bom/postgres", show_default=True,
+                     show_envvar=True, help="Key prefix of the backups."),
+        click.option("--region", envvar="AGENT_BOM_BACKUP_REGION", default=None, show_envvar=True,
+                     help="Bucket region (default: AWS_REGION / AWS_DEFAULT_REGION)."),
+        click.option("--endpoint-url", envvar="AGENT_BOM_BACKUP_ENDPOINT_URL", default=None, show_envvar=True,
+                     help="S3-compatible endpoint (MinIO, Ceph, R2, B2, GCS interop)."),
+        click.option("--path-style/--no-path-style", envvar="AGENT_BOM_BACKUP_PATH_STYLE", default=False,
+                     show_envvar=True, help="Path-style addressing (most S3-compatible stores need it)."),
+        click.option("--ca-bundle", envvar="AGENT_BOM_BACKUP_CA_BUNDLE", default=None, show_envvar=True,
+                     help="CA bundle file for the S3 endpoint's TLS certificate."),
+        click.option("--checksum-mode", envvar="AGENT_BOM_BACKUP_CHECKSUM_MODE", default="auto", show_default=True,
+                     show_envvar=True, type=click.Choice(["auto", "when_supported", "when_required"]),
+                     help="botocore request/response checksums; auto = when_required with a custom endpoint."),
+        click.option("--verify-region/--no-verify-region", envvar="AGENT_BOM_BACKUP_VERIFY_REGION", default=True,
+                     show_envvar=True, help="Compare the bucket's location with --region in preflight."),
+        click.option("--log-format", envvar="AGENT_BOM_BACKUP_LOG_FORMAT", default="auto", show_default=True,
+                     show_envvar=True, type=click.Choice(["auto", "json", "text"]),
+                     help="Log format; auto = text on a terminal, JSON lines otherwise."),
+        click.option("--log-level", envvar="AGENT_BOM_BACKUP_LOG_LEVEL", default="info", show_default=True,
+                     show_envvar=True, type=click.Choice(["debug", "info", "warning", "error"])),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def storage_config(kwargs: dict[str, Any], **extra: Any) -> StorageConfig:
+    region = kwargs.pop("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return StorageConfig(
+        bucket=kwargs.pop("bucket"),
+        prefix=kwargs.pop("prefix"),
+        region=region,
+        endpoint_url=kwargs.pop("endpoint_url"),
+        path_style=kwargs.pop("path_style"),
+        ca_bundle=kwargs.pop("ca_bundle"),
+        checksum_mode=kwargs.pop("checksum_mode"),
+        verify_region=kwargs.pop("verify_region"),
+        **extra,
+    )
+
+
+def operation(func: F) -> F:
+    """Logging set-up, signal handling and the one top-level error handler."""
+
+    @wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        redactor = Redactor()
+        for name in ("AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"):
+            value = os.environ.get(name)
+            if value:
+                redactor.add(value)
+                _add_url_password(redactor, value)
+        log = setup_logging(kwargs.pop("log_format"), kwargs.pop("log_level"), redactor)
+
+        def on_signal(signum: int, _frame: object) -> None:
+            raise Interrupted(f"received {signal.Signals(signum).name}: stopping, nothing was left behind")
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        try:
+            func(**kwargs)
+        except BackupError as exc:
+            event(log, str(exc), level=logging.ERROR, exit_code=int(exc.exit_code), error=type(exc).__name__)
+            sys.exit(int(exc.exit_code))
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            log.debug("unexpected error", exc_info=True)
+            event(log, f"unexpected error: {type(exc).__name__}: {exc}", level=logging.ERROR,
+                  exit_code=int(ExitCode.INTERNAL))
+            sys.exit(int(ExitCode.INTERNAL))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _add_url_password(redactor: Redactor, url: str) -> None:
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        password = conninfo_to_dict(url).get("password")
+    except Exception:  # noqa: BLE001 - an unparsable URL is reported elsewhere
+        return
+    if password:
+        redactor.add(str(password))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="agent-bom-backup")
+def main() -> None:
+    """Back up and restore the agent-bom control-plane PostgreSQL database.
+
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 preflight,
+    5 dump, 6 storage, 7 verification, 8 refused, 9 restore, 10 stale backup,
+    143 interrupted.
+    """
+
+
+@main.command()
+@storage_options
+@click.option("--sse", envvar="AGENT_BOM_BACKUP_SSE", default="none", show_default=True, show_envvar=True,
+              type=click.Choice(["none", "AES256", "aws:kms"]), help="Server-side encryption of the objects.")
+@click.option("--kms-key-id", envvar="AGENT_BOM_BACKUP_KMS_KEY_ID", default=None, show_envvar=True,
+              help="KMS key id, ARN or alias for aws:kms.")
+@click.option("--storage-class", envvar="AGENT_BOM_BACKUP_STORAGE_CLASS", default=None, show_envvar=True,
+              help="S3 storage class of the dump (e.g. STANDARD_IA).")
+@click.option("--compression", envvar="AGENT_BOM_BACKUP_COMPRESSION", default="auto", show_default=True,
+              show_envvar=True, help="auto, none, gzip[:1-9], lz4[:N] or zstd[:N] (lz4/zstd need pg_dump >= 16).")
+@click.option("--compression-fallback", envvar="AGENT_BOM_BACKUP_COMPRESSION_FALLBACK", default=None,
+              show_envvar=True, help="Used when the chosen pg_dump lacks the requested algorithm.")
+@click.option("--tenant-column", envvar="AGENT_BOM_BACKUP_TENANT_COLUMN", default="team_id", show_default=True,
+              show_envvar=True, help="Column whose values are counted per tenant.")
+@click.option("--lock-wait-timeout", envvar="AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", default=300, show_default=True,
+              show_envvar=True, type=click.IntRange(1), help="Seconds to wait for a table lock before failing.")
+@click.option("--enable-row-security/--no-enable-row-security", envvar="AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY",
+              default=False, show_envvar=True,
+              help="Dump with row security on (needs a --session-setting bypass your policies honour).")
+@click.option("--session-setting", "session_settings", envvar="AGENT_BOM_BACKUP_SESSION_SETTINGS", multiple=True,
+              show_envvar=True, help="NAME=VALUE set on every connection (repeatable; env: space-separated).")
+@click.option("--part-size", envvar="AGENT_BOM_BACKUP_PART_SIZE", default="8MiB", show_default=True,
+              show_envvar=True, help="First multipart part size (5MiB-5GiB); parts grow from there.")
+@click.option("--part-growth-interval", envvar="AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL",
+              default=DEFAULT_GROWTH_INTERVAL, show_default=True, show_envvar=True, type=click.IntRange(1),
+              help="The part size doubles every this many parts.")
+@click.option("--upload-concurrency", envvar="AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY", default=DEFAULT_CONCURRENCY,
+              show_default=True, show_envvar=True, type=click.IntRange(1, 32), help="Parts uploaded in parallel.")
+@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
+              show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable; env: colon-separated).")
+@click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
+              help="Write Prometheus textfile metrics here after a successful backup.")
+@operation
+def backup(**kwargs: Any) -> None:
+    """Dump AGENT_BOM_POSTGRES_URL and stream it to S3 (run by the CronJob).
+
+    The database URL is read from the environment only, so it never appears in argv.
+    """
+    from .backup import BackupConfig, run_backup
+
+    url = os.environ.get("AGENT_BOM_POSTGRES_URL", "")
+    if not url:
+        raise ConfigError("AGENT_BOM_POSTGRES_URL is not set", hint="the chart sets it from the database Secret")
+    storage = storage_config(
+        kwargs, sse=kwargs.pop("sse"), kms_key_id=kwargs.pop("kms_key_id"), storage_class=kwargs.pop("storage_class")
+    )
+    config = BackupConfig(
+        database_url=url,
+        storage=storage,
+        compression=kwargs["compression"],
+        compression_fallback=kwargs["compression_fallback"],
+        tenant_column=kwargs["tenant_column"],
+        lock_wait_timeout_s=kwargs["lock_wait_timeout"],
+        enable_row_security=kwargs["enable_row_security"],
+        session_settings=_settings(kwargs["session_settings"]),
+        part_schedule=PartSchedule(parse_size(kwargs["part_size"]), kwargs["part_growth_interval"]),
+        upload_concurrency=kwargs["upload_concurrency"],
+        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        metrics_file=kwargs["metrics_file"],
+    )
+    manifest = run_backup(config)
+    click.echo(storage.uri(manifest.dump.key))
+
+
+def _settings(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        for item in value.split():
+            name, sep, setting = item.partition("=")
+            if not sep or not name:
+                raise ConfigError(f"session setting {item!r} is not NAME=VALUE")
+            pairs.append((name, setting))
+    return tuple(pairs)
+
+
+def _dirs(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(d for value in values for d in value.split(":") if d)
+
+
+@main.command()
+@click.argument("backup_uri", metavar="BACKUP_URI|latest")
+@storage_options
+@click.option("--target-url", envvar="AGENT_BOM_RESTORE_POSTGRES_URL", default="", show_envvar=True,
+              help="Database to restore into (prefer the env var: argv is visible to other users).")
+@click.option("--clean/--no-clean", envvar="AGENT_BOM_RESTORE_CLEAN", default=False, show_envvar=True,
+              help="Replace a non-empty target (needs --confirm-target; takes a safety backup first).")
+@click.option("--confirm-target", envvar="AGENT_BOM_RESTORE_CONFIRM_TARGET", default=None, show_envvar=True,
+              help="The target database's name, confirming --clean.")
+@click.option("--approval", envvar="AGENT_BOM_RESTORE_APPROVAL", default=None, show_envvar=True,
+              help="Incident/approval id; required to restore over the live source database.")
+@click.option("--operator", envvar="AGENT_BOM_RESTORE_OPERATOR", default=None, show_envvar=True,
+              help="Who runs the restore (default: the OS user).")
+@click.option("--create-missing-roles/--no-create-missing-roles", envvar="AGENT_BOM_RESTORE_CREATE_MISSING_ROLES",
+              default=False, show_envvar=True, help="Create roles the target lacks from the stored roles object.")
+@click.option("--no-owner/--owner", "no_owner", envvar="AGENT_BOM_RESTORE_NO_OWNER", default=False,
+              show_envvar=True, help="Do not restore object owners (scratch copies).")
+@click.option("--no-privileges/--privileges", "no_privileges", envvar="AGENT_BOM_RESTORE_NO_PRIVILEGES",
+              default=False, show_envvar=True, help="Do not restore grants (scratch copies).")
+@click.option("--jobs", envvar="AGENT_BOM_RESTORE_JOBS", default=2, show_default=True, show_envvar=True,
+              type=click.IntRange(1, 64), help="Parallel pg_restore jobs.")
+@click.option("--report", "report_path", envvar="AGENT_BOM_RESTORE_REPORT", default=None, show_envvar=True,
+              help="Write the JSON restore report here (the summary goes to stdout).")
+@click.option("--dry-run", envvar="AGENT_BOM_RESTORE_DRY_RUN", is_flag=True, default=False, show_envvar=True,
+              help="Run every check and print the plan without touching anything.")
+@click.option("--no-safety-backup", envvar="AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", is_flag=True, default=False,
+              show_envvar=True, help="Skip the safety pg_dump of a target replaced by --clean.")
+@click.option("--safety-backup-dir", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_DIR", default=None, show_envvar=True,
+              help="Where the safety dump goes (default: ./agent-bom-safety-backups).")
+@click.option("--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
+              help="Directory for the downloaded dump (default: TMPDIR).")
+@click.option("--lock-wait-timeout", envvar="AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", default=300, show_default=True,
+              show_envvar=True, type=click.IntRange(1), help="Seconds to wait for a lock on the target.")
+@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
+              show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable).")
+@operation
+def restore(**kwargs: Any) -> None:
+    """Restore BACKUP_URI (or the newest complete backup) and verify it against its manifest."""
+    from .report import RestoreReport
+    from .restore import RestoreConfig, default_operator, run_restore
+
+    storage = storage_config(kwargs)
+    if not kwargs["target_url"]:
+        raise ConfigError("no restore target", hint="set AGENT_BOM_RESTORE_POSTGRES_URL (or --target-url)")
+    if kwargs["backup_uri"] == "latest" and not storage.bucket:
+        raise ConfigError("'latest' needs a bucket", hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
+    if not storage.bucket:
+        storage = StorageConfig(**{**storage.__dict__, "bucket": "-"})
+    config = RestoreConfig(
+        source=kwargs["backup_uri"],
+        target_url=kwargs["target_url"],
+        storage=storage,
+        live_source_url=os.environ.get("AGENT_BOM_POSTGRES_URL") or None,
+        clean=kwargs["clean"],
+        confirm_target=kwargs["confirm_target"],
+        approval=kwargs["approval"],
+        operator=kwargs["operator"] or default_operator(),
+        create_missing_roles=kwargs["create_missing_roles"],
+        no_owner=kwargs["no_owner"],
+        no_privileges=kwargs["no_privileges"],
+        jobs=kwargs["jobs"],
+        dry_run=kwargs["dry_run"],
+        safety_backup=not kwargs["no_safety_backup"],
+        safety_backup_dir=kwargs["safety_backup_dir"],
+        scratch_dir=kwargs["scratch_dir"],
+        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        lock_wait_timeout_s=kwargs["lock_wait_timeout"],
+    )
+    report = RestoreReport(
+        backup_uri=kwargs["backup_uri"],
+        operator=config.operator or "unknown",
+        approval=config.approval,
+        started_at=datetime.now(timezone.utc).isoformat(),
+        options={
+            "clean": config.clean, "no_owner": config.no_owner, "no_privileges": config.no_privileges,
+            "create_missing_roles": config.create_missing_roles, "jobs": config.jobs, "dry_run": config.dry_run,
+        },
+    )
+    report_path = Path(kwargs["report_path"]) if kwargs["report_path"] else None
+    try:
+        run_restore(config, report)
+    except BackupError as exc:
+        status = "refused" if exc.exit_code in (ExitCode.REFUSED, ExitCode.PREFLIGHT, ExitCode.CONFIG) else "failed"
+        report.finish(status, error=str(exc), exit_code=int(exc.exit_code))
+        raise
+    except Interrupted as exc:
+        report.finish("failed", error=str(exc), exit_code=int(ExitCode.INTERRUPTED))
+        raise
+    finally:
+        if report.status == "running":
+            report.finish("failed", error="unexpected error", exit_code=int(ExitCode.INTERNAL))
+        if report_path:
+            report.write(report_path)
+        click.echo(report.summary(), nl=False)
+
+
+@main.command()
+@storage_options
+@click.option("--skip-database", is_flag=True, default=False, help="Check the bucket only.")
+@operation
+def preflight(**kwargs: Any) -> None:
+    """Check that the database and the bucket are reachable with this identity (helm test)."""
+    from .pgconn import ConnInfo, probe_server_major
+    from .storage import Storage
+
+    storage = Storage(storage_config(kwargs))
+    log = get_logger()
+    if not kwargs["skip_database"]:
+        url = os.environ.get("AGENT_BOM_POSTGRES_URL", "")
+        if not url:
+            raise ConfigError("AGENT_BOM_POSTGRES_URL is not set", hint="the chart sets it from the database Secret")
+        conn_info = ConnInfo.parse(url, what="AGENT_BOM_POSTGRES_URL")
+        major = probe_server_major(conn_info)
+        event(log, "database reachable", server=conn_info.display(), server_major=major)
+    storage.preflight()
+    event(log, "bucket reachable", bucket=storage.config.bucket, prefix=storage.config.prefix)
+    click.echo("preflight ok")

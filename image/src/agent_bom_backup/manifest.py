@@ -1,0 +1,194 @@
+"""The manifest: a JSON object written next to the dump *after* it, as the commit marker.
+
+A dump without its manifest is incomplete by definition. Object names:
+
+    <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.dump            the pg_dump custom-format archive
+    <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.roles.sql       pg_dumpall --globals-only --no-role-passwords
+    <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.manifest.json   this manifest (written last)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import VerifyError
+
+FORMAT = "agent-bom-backup-manifest"
+FORMAT_VERSION = 1
+BACKUP_NAME_PREFIX = "agent-bom-"
+DUMP_SUFFIX = ".dump"
+ROLES_SUFFIX = ".roles.sql"
+MANIFEST_SUFFIX = ".manifest.json"
+_STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+_BACKUP_NAME = re.compile(r"^agent-bom-(\d{8}T\d{6}Z)$")
+
+
+def backup_id_for(moment: datetime) -> str:
+    return BACKUP_NAME_PREFIX + moment.astimezone(timezone.utc).strftime(_STAMP_FORMAT)
+
+
+def backup_time(backup_id: str) -> datetime | None:
+    match = _BACKUP_NAME.match(backup_id)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def join_key(prefix: str, name: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/{name}" if prefix else name
+
+
+@dataclass(frozen=True)
+class BackupKeys:
+    """The three object keys of one backup."""
+
+    prefix: str
+    backup_id: str
+
+    @property
+    def dump(self) -> str:
+        return join_key(self.prefix, self.backup_id + DUMP_SUFFIX)
+
+    @property
+    def roles(self) -> str:
+        return join_key(self.prefix, self.backup_id + ROLES_SUFFIX)
+
+    @property
+    def manifest(self) -> str:
+        return join_key(self.prefix, self.backup_id + MANIFEST_SUFFIX)
+
+    @classmethod
+    def from_any_key(cls, key: str) -> "BackupKeys | None":
+        """The backup a dump, roles or manifest key belongs to (None if it is none of ours)."""
+        prefix, _, name = key.rpartition("/")
+        for suffix in (DUMP_SUFFIX, ROLES_SUFFIX, MANIFEST_SUFFIX):
+            if name.endswith(suffix):
+                backup_id = name[: -len(suffix)]
+                if _BACKUP_NAME.match(backup_id):
+                    return cls(prefix=prefix, backup_id=backup_id)
+        return None
+
+
+@dataclass
+class ObjectRecord:
+    key: str
+    size: int
+    sha256: str
+    parts: int = 1
+
+
+@dataclass
+class TableRecord:
+    schema: str
+    name: str
+    rows: int
+    tenants: dict[str, int] | None = None
+
+
+@dataclass
+class SourceRecord:
+    database: str
+    host: str
+    server_version: str
+    server_major: int
+    system_identifier: str | None
+    is_standby: bool
+    replay_timestamp: str | None
+    database_size: int
+    backup_role: str
+
+
+@dataclass
+class ClientRecord:
+    pg_dump_version: str
+    pg_dump_major: int
+    compression: str
+    compression_note: str
+    row_security: bool
+
+
+@dataclass
+class Manifest:
+    backup_id: str
+    started_at: str
+    finished_at: str
+    snapshot_time: str
+    dump: ObjectRecord
+    roles: ObjectRecord | None
+    source: SourceRecord
+    client: ClientRecord
+    tenant_column: str
+    tables: list[TableRecord]
+    schema_fingerprint: dict[str, list[str]]
+    schema_fingerprint_sha256: str
+    extensions: dict[str, str]
+    referenced_roles: dict[str, list[str]]  # owners / grantees / policies -> role names
+    storage: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = ""
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def data_loss_reference(self) -> str:
+        """When the backed-up data was current: replay time on a standby, else the snapshot."""
+        return self.source.replay_timestamp or self.snapshot_time
+
+    def roles_needed(self, *, owners: bool = True, privileges: bool = True) -> list[str]:
+        """Roles the target must have for the restore to reproduce what was dumped."""
+        needed = set(self.referenced_roles.get("policies", []))
+        if owners:
+            needed.update(self.referenced_roles.get("owners", []))
+        if privileges:
+            needed.update(self.referenced_roles.get("grantees", []))
+        return sorted(needed)
+
+    def tenant_totals(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for table in self.tables:
+            for tenant, rows in (table.tenants or {}).items():
+                totals[tenant] = totals.get(tenant, 0) + rows
+        return dict(sorted(totals.items()))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, key: str = "manifest") -> "Manifest":
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise VerifyError(f"manifest {key} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise VerifyError(f"{key} is not an agent-bom backup manifest")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise VerifyError(
+                f"manifest {key} has format version {version}; this tool reads version {FORMAT_VERSION}",
+                hint="use the agent-bom-backup release that wrote it",
+            )
+        try:
+            return cls(
+                backup_id=data["backup_id"],
+                started_at=data["started_at"],
+                finished_at=data["finished_at"],
+                snapshot_time=data["snapshot_time"],
+                dump=ObjectRecord(**data["dump"]),
+                roles=ObjectRecord(**data["roles"]) if data.get("roles") else None,
+                source=SourceRecord(**data["source"]),
+                client=ClientRecord(**data["client"]),
+                tenant_column=data["tenant_column"],
+                tables=[TableRecord(**t) for t in data["tables"]],
+                schema_fingerprint=data["schema_fingerprint"],
+                schema_fingerprint_sha256=data["schema_fingerprint_sha256"],
+                extensions=data["extensions"],
+                referenced_roles=data["referenced_roles"],
+                storage=data.get("storage", {}),
+                tool_version=data.get("tool_version", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise VerifyError(f"manifest {key} is missing or has a malformed field: {exc}") from None

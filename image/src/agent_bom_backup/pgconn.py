@@ -1,0 +1,151 @@
+"""PostgreSQL connection settings shared by psycopg and the libpq client tools.
+
+The password never travels in argv: psycopg receives it as a keyword argument and
+pg_dump/pg_restore/pg_dumpall/psql receive it through ``PGPASSWORD`` in their
+environment, with the rest of the connection string in ``--dbname``.
+
+Every connection overrides role- and database-level timeouts from its first
+statement through the libpq ``options`` startup parameter, which takes precedence
+over ``ALTER ROLE/DATABASE ... SET`` (a DBA's ``statement_timeout = '1min'`` would
+otherwise kill a long dump at 03:00).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .errors import ConfigError, PreflightError
+from .log import redact_url
+
+DEFAULT_CONNECT_TIMEOUT = 15
+APPLICATION_NAME = "agent-bom-backup"
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """Startup options applied to every connection the job opens."""
+
+    server_major: int | None = None
+    lock_timeout_ms: int = 0
+    row_security: bool = False
+    extra: tuple[tuple[str, str], ...] = ()
+
+    def options(self) -> str:
+        settings: list[tuple[str, str]] = [
+            ("statement_timeout", "0"),
+            ("lock_timeout", str(self.lock_timeout_ms)),
+            ("idle_in_transaction_session_timeout", "0"),
+        ]
+        major = self.server_major or 0
+        if major >= 14:
+            settings.append(("idle_session_timeout", "0"))
+        if major >= 17:
+            settings.append(("transaction_timeout", "0"))
+        settings.append(("row_security", "on" if self.row_security else "off"))
+        settings.extend(self.extra)
+        return " ".join(f"-c {name}={_escape_option(value)}" for name, value in settings)
+
+
+def _escape_option(value: str) -> str:
+    # libpq options: backslash escapes spaces and backslashes
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """A parsed connection URL (or key=value conninfo), password kept apart."""
+
+    params: dict[str, str] = field(default_factory=dict)
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, *, what: str = "database URL") -> "ConnInfo":
+        if not url or not url.strip():
+            raise ConfigError(f"{what} is empty", hint="set it in the environment")
+        try:
+            params = conninfo_to_dict(url.strip())
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(
+                f"{what} is not a valid PostgreSQL URL: {redact_url(str(exc))}",
+                hint="use postgresql://USER@HOST:PORT/DBNAME and percent-encode reserved characters",
+            ) from None
+        params = {k: str(v) for k, v in params.items() if v is not None}
+        password = params.pop("password", None)
+        if password is None:
+            password = os.environ.get("PGPASSWORD") or None
+        return cls(params=params, password=password)
+
+    @property
+    def dbname(self) -> str:
+        return self.params.get("dbname") or os.environ.get("PGDATABASE") or self.user
+
+    @property
+    def user(self) -> str:
+        return self.params.get("user") or os.environ.get("PGUSER") or _os_user()
+
+    @property
+    def host(self) -> str:
+        return self.params.get("host") or os.environ.get("PGHOST") or "localhost"
+
+    def with_dbname(self, dbname: str) -> "ConnInfo":
+        return replace(self, params={**self.params, "dbname": dbname})
+
+    def display(self) -> str:
+        """A credential-free description safe for logs and reports."""
+        port = self.params.get("port") or os.environ.get("PGPORT") or "5432"
+        return f"postgresql://{self.user}@{self.host}:{port}/{self.dbname}"
+
+    def conninfo(self, session: SessionSettings | None = None) -> str:
+        """key=value conninfo without the password (safe for a tool's argv)."""
+        params = dict(self.params)
+        params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT))
+        params.setdefault("application_name", APPLICATION_NAME)
+        if session is not None:
+            user_options = params.get("options", "")
+            params["options"] = (session.options() + " " + user_options).strip()
+        return make_conninfo(**params)
+
+    def tool_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """Environment for a libpq client tool: the password, and nothing stale."""
+        env = dict(os.environ if base is None else base)
+        for stale in ("PGPASSWORD", "PGOPTIONS", "AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL"):
+            env.pop(stale, None)
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        return env
+
+    def connect(self, session: SessionSettings | None = None, *, autocommit: bool = True) -> psycopg.Connection:
+        try:
+            return psycopg.connect(
+                self.conninfo(session), password=self.password, autocommit=autocommit
+            )
+        except psycopg.OperationalError as exc:
+            raise PreflightError(
+                f"cannot connect to {self.display()}: {_first_line(exc)}",
+                hint="check the URL, network policy, credentials and that the server is up",
+            ) from None
+
+
+def probe_server_major(conn_info: ConnInfo) -> int:
+    """Server major version, read from the startup packet (no statement needed)."""
+    with conn_info.connect(SessionSettings()) as conn:
+        return conn.info.server_version // 10000
+
+
+def _first_line(exc: BaseException) -> str:
+    text = redact_url(str(exc)).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def _os_user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return "postgres"

@@ -1,0 +1,513 @@
+"""S3-compatible object storage: the only module that imports boto3.
+
+Uploads stream from a reader of unknown length into a multipart upload whose part
+size grows as the upload proceeds (see ``PartSchedule``), so there is no size
+ceiling short of S3's 5 TiB object limit while memory stays bounded by
+``current part size x (concurrency + 1)``. Any failure aborts the multipart upload:
+no partial object is ever left looking complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from .errors import ConfigError, PreflightError, StorageError
+from .log import event, get_logger, redact_url
+from .manifest import DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+MIN_PART_SIZE = 5 * MiB
+MAX_PART_SIZE = 5 * GiB
+MAX_PARTS = 10_000
+MAX_OBJECT_SIZE = 5 * TiB
+DEFAULT_PART_SIZE = 8 * MiB
+DEFAULT_GROWTH_INTERVAL = 900
+DEFAULT_CONCURRENCY = 4
+SSE_MODES = ("none", "AES256", "aws:kms")
+CHECKSUM_MODES = ("auto", "when_supported", "when_required")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    bucket: str
+    prefix: str = "agent-bom/postgres"
+    region: str | None = None
+    endpoint_url: str | None = None
+    path_style: bool = False
+    ca_bundle: str | None = None
+    checksum_mode: str = "auto"
+    verify_region: bool = True
+    sse: str = "none"
+    kms_key_id: str | None = None
+    storage_class: str | None = None
+    max_attempts: int = 5
+
+    def validate(self) -> None:
+        if not self.bucket:
+            raise ConfigError("no bucket configured", hint="set --bucket or AGENT_BOM_BACKUP_BUCKET")
+        if self.sse not in SSE_MODES:
+            raise ConfigError(f"unknown server-side encryption {self.sse!r}", hint="use none, AES256 or aws:kms")
+        if self.kms_key_id and self.sse != "aws:kms":
+            raise ConfigError("a KMS key id is set but encryption is not aws:kms", hint="set --sse aws:kms")
+        if self.checksum_mode not in CHECKSUM_MODES:
+            raise ConfigError(f"unknown checksum mode {self.checksum_mode!r}", hint="use auto, when_supported or when_required")
+        if self.ca_bundle and not os.path.isfile(self.ca_bundle):
+            raise ConfigError(f"CA bundle {self.ca_bundle} does not exist", hint="mount it or fix the path")
+
+    @property
+    def effective_checksum_mode(self) -> str:
+        """``when_required`` for custom endpoints: many S3-compatible stores reject
+        the CRC headers and aws-chunked bodies recent botocore sends by default."""
+        if self.checksum_mode != "auto":
+            return self.checksum_mode
+        return "when_required" if self.endpoint_url else "when_supported"
+
+    def keys(self, backup_id: str) -> BackupKeys:
+        return BackupKeys(prefix=self.prefix.strip("/"), backup_id=backup_id)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def put_extra_args(self) -> dict[str, str]:
+        args: dict[str, str] = {}
+        if self.sse != "none":
+            args["ServerSideEncryption"] = self.sse
+        if self.kms_key_id:
+            args["SSEKMSKeyId"] = self.kms_key_id
+        if self.storage_class:
+            args["StorageClass"] = self.storage_class
+        return args
+
+
+def make_client(config: StorageConfig) -> Any:
+    """The one factory for S3 clients."""
+    botocore_config = Config(
+        region_name=config.region,
+        s3={"addressing_style": "path" if config.path_style else "auto"},
+        retries={"mode": "standard", "max_attempts": config.max_attempts},
+        request_checksum_calculation=config.effective_checksum_mode,
+        response_checksum_validation=config.effective_checksum_mode,
+        connect_timeout=10,
+        read_timeout=120,
+        max_pool_connections=max(10, DEFAULT_CONCURRENCY * 2),
+        user_agent_extra="agent-bom-backup",
+    )
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=config.endpoint_url or None,
+        config=botocore_config,
+        verify=config.ca_bundle or None,
+    )
+
+
+def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
+    """Translate a botocore exception into one clear line."""
+    uri = redact_url(uri)
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in ("NoSuchBucket",):
+            return StorageError(f"{action} failed: bucket of {uri} does not exist", hint="check the bucket name")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError(f"{action} failed: no object at {uri}", hint="run `agent-bom-backup list`")
+        if code in ("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"):
+            return StorageError(
+                f"{action} failed: access denied to {uri} ({code})",
+                hint="check the role's IAM policy (deploy/iam/) and the credentials in use",
+            )
+        if code in ("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"):
+            return StorageError(f"{action} failed: {uri} is in another region ({code})", hint="fix bucketRegion")
+        if code == "InvalidObjectState":
+            return StorageError(
+                f"{action} failed: {uri} is archived (Glacier/Deep Archive)",
+                hint="restore it first: aws s3api restore-object --restore-request Days=2 ..., then retry",
+            )
+        if code in ("EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder"):
+            return StorageError(f"{action} failed: the store rejected a part of {uri} ({code}: {message})")
+        detail = f"{code or status}: {message}".strip(": ")
+        return StorageError(f"{action} failed for {uri}: {detail}")
+    if isinstance(exc, EndpointConnectionError):
+        return StorageError(f"{action} failed: cannot reach the S3 endpoint for {uri}", hint="check endpointUrl and egress")
+    return StorageError(f"{action} failed for {uri}: {redact_url(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}")
+
+
+@dataclass(frozen=True)
+class PartSchedule:
+    """Part sizes for a stream of unknown length.
+
+    Part n (1-based) is ``initial x 2**((n-1) // growth_interval)``, capped at 5 GiB.
+    With the defaults (8 MiB, doubling every 900 parts) 10,000 parts hold ~11.9 TiB,
+    well past S3's 5 TiB object limit; any start size >= 5 MiB reaches it.
+    """
+
+    initial: int = DEFAULT_PART_SIZE
+    growth_interval: int = DEFAULT_GROWTH_INTERVAL
+
+    def validate(self) -> None:
+        if self.initial < MIN_PART_SIZE or self.initial > MAX_PART_SIZE:
+            raise ConfigError(
+                f"part size {self.initial} is outside S3's limits",
+                hint="use 5MiB..5GiB (e.g. 8MiB)",
+            )
+        if self.growth_interval < 1:
+            raise ConfigError("part growth interval must be at least 1 part")
+
+    def size(self, part_number: int) -> int:
+        steps = (part_number - 1) // self.growth_interval
+        return min(self.initial << min(steps, 40), MAX_PART_SIZE)
+
+    def capacity(self, parts: int = MAX_PARTS) -> int:
+        """Bytes that ``parts`` parts can hold."""
+        total = 0
+        for n in range(1, parts + 1):
+            total += self.size(n)
+        return total
+
+
+@dataclass
+class UploadResult:
+    key: str
+    size: int
+    sha256: str
+    parts: int
+    part_sizes: list[int] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[int], None]
+
+
+class StreamUploader:
+    """Multipart upload of a stream of unknown length with bounded memory."""
+
+    def __init__(
+        self,
+        client: Any,
+        config: StorageConfig,
+        key: str,
+        schedule: PartSchedule,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.key = key
+        self.schedule = schedule
+        self.concurrency = max(1, concurrency)
+        self.progress = progress
+
+    def upload(self, read: Callable[[int], bytes], before_complete: Callable[[], None] | None = None) -> UploadResult:
+        """Upload everything ``read`` returns until it returns b"".
+
+        ``read(n)`` must return up to ``n`` bytes (exactly ``n`` unless at the end).
+        ``before_complete`` runs after the last part is sent and before the upload is
+        completed; raising there (e.g. because pg_dump exited non-zero) aborts it.
+        """
+        uri = self.config.uri(self.key)
+        try:
+            created = self.client.create_multipart_upload(
+                Bucket=self.config.bucket, Key=self.key, **self.config.put_extra_args()
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "starting the upload", uri) from None
+        upload_id = created["UploadId"]
+        log = get_logger()
+        hasher = hashlib.sha256()
+        slots = threading.BoundedSemaphore(self.concurrency)
+        futures: list[Future[dict[str, Any]]] = []
+        part_sizes: list[int] = []
+        total = 0
+        executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="upload")
+        completed = False
+        try:
+            part_number = 0
+            while True:
+                part_number += 1
+                if part_number > MAX_PARTS:
+                    raise StorageError(f"upload of {uri} exceeds {MAX_PARTS} parts", hint="raise --part-size")
+                data = read(self.schedule.size(part_number))
+                if not data and part_number > 1:
+                    break
+                hasher.update(data)
+                total += len(data)
+                if total > MAX_OBJECT_SIZE:
+                    raise StorageError(f"backup exceeds S3's 5 TiB object limit at {uri}")
+                part_sizes.append(len(data))
+                self._raise_failed(futures)
+                slots.acquire()
+                future = executor.submit(self._upload_part, upload_id, part_number, data)
+                future.add_done_callback(lambda _f: slots.release())
+                futures.append(future)
+                if self.progress:
+                    self.progress(total)
+                del data
+                if not part_sizes[-1]:
+                    break
+            etags = [f.result() for f in futures]
+            if before_complete:
+                before_complete()
+            self.client.complete_multipart_upload(
+                Bucket=self.config.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": etags},
+            )
+            completed = True
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "uploading", uri) from None
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            if not completed:
+                self._abort(upload_id, uri)
+        event(log, "object uploaded", key=self.key, bytes=total, parts=len(part_sizes))
+        return UploadResult(key=self.key, size=total, sha256=hasher.hexdigest(), parts=len(part_sizes), part_sizes=part_sizes)
+
+    def _upload_part(self, upload_id: str, part_number: int, data: bytes) -> dict[str, Any]:
+        response = self.client.upload_part(
+            Bucket=self.config.bucket, Key=self.key, UploadId=upload_id, PartNumber=part_number, Body=data
+        )
+        return {"PartNumber": part_number, "ETag": response["ETag"]}
+
+    @staticmethod
+    def _raise_failed(futures: list[Future[dict[str, Any]]]) -> None:
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+
+    def _abort(self, upload_id: str, uri: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.config.bucket, Key=self.key, UploadId=upload_id)
+            event(get_logger(), "multipart upload aborted", key=self.key)
+        except (ClientError, BotoCoreError) as exc:
+            event(
+                get_logger(),
+                "could not abort the multipart upload; a lifecycle rule (AbortIncompleteMultipartUpload) will remove it",
+                level=40,
+                key=self.key,
+                error=str(storage_error(exc, "aborting", uri)),
+            )
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    last_modified: datetime
+    storage_class: str | None = None
+
+
+@dataclass
+class BackupEntry:
+    """One backup under a prefix as seen by listing (manifest contents not read)."""
+
+    keys: BackupKeys
+    dump: ObjectInfo | None = None
+    roles: ObjectInfo | None = None
+    manifest: ObjectInfo | None = None
+
+    @property
+    def has_all_objects(self) -> bool:
+        return self.dump is not None and self.manifest is not None
+
+
+class Storage:
+    """Operations on one bucket/prefix."""
+
+    def __init__(self, config: StorageConfig, client: Any | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.client = client or make_client(config)
+
+    # --- preflight -------------------------------------------------------
+    def preflight(self) -> None:
+        """Cheap reachability check: the bucket exists, we may list, the region matches."""
+        uri = f"s3://{self.config.bucket}/{self.config.prefix.strip('/')}/"
+        try:
+            self.client.head_bucket(Bucket=self.config.bucket)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise PreflightError(f"bucket {self.config.bucket} does not exist", hint="create it or fix destination.bucket") from None
+            if code in ("301", "PermanentRedirect", "400"):
+                raise PreflightError(
+                    f"bucket {self.config.bucket} is not in region {self.config.region}",
+                    hint="set bucketRegion to the bucket's region",
+                ) from None
+            raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
+        except BotoCoreError as exc:
+            raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
+        self._check_region(uri)
+        try:
+            self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=self.config.prefix.strip("/") + "/", MaxKeys=1)
+        except (ClientError, BotoCoreError) as exc:
+            raise _as_preflight(storage_error(exc, "listing the prefix", uri)) from None
+
+    def _check_region(self, uri: str) -> None:
+        if not self.config.verify_region or not self.config.region:
+            return
+        try:
+            location = self.client.get_bucket_location(Bucket=self.config.bucket).get("LocationConstraint")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("AccessDenied", "NotImplemented"):
+                event(get_logger(), "cannot read the bucket location; region not verified", level=30, code=code)
+                return
+            raise _as_preflight(storage_error(exc, "reading the bucket location", uri)) from None
+        except BotoCoreError as exc:
+            raise _as_preflight(storage_error(exc, "reading the bucket location", uri)) from None
+        if not location and self.config.endpoint_url:
+            return  # many S3-compatible stores report no location
+        actual = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+        if actual != self.config.region:
+            raise PreflightError(
+                f"bucket {self.config.bucket} is in region {actual}, not {self.config.region}",
+                hint="set destination.bucketRegion (AWS_REGION) to the bucket's region",
+            )
+
+    # --- objects ----------------------------------------------------------
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists, by listing (needs only s3:ListBucket)."""
+        try:
+            response = self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=key, MaxKeys=5)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "checking for an existing object", self.config.uri(key)) from None
+        return any(obj["Key"] == key for obj in response.get("Contents", []))
+
+    def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
+        try:
+            self.client.put_object(
+                Bucket=self.config.bucket, Key=key, Body=body, ContentType=content_type,
+                **self.config.put_extra_args(),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "writing", self.config.uri(key)) from None
+
+    def get_bytes(self, key: str, max_size: int = 64 * MiB) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.config.bucket, Key=key)
+            if response.get("ContentLength", 0) > max_size:
+                raise StorageError(f"{self.config.uri(key)} is larger than expected ({response['ContentLength']} bytes)")
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "reading", self.config.uri(key)) from None
+
+    def head(self, key: str) -> dict[str, Any]:
+        try:
+            return self.client.head_object(Bucket=self.config.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "reading the metadata of", self.config.uri(key)) from None
+
+    def stream(self, key: str, chunk_size: int = MiB) -> Iterator[bytes]:
+        try:
+            response = self.client.get_object(Bucket=self.config.bucket, Key=key)
+            body = response["Body"]
+            while True:
+                chunk = body.read(chunk_size)
+                if not chunk:
+                    return
+                yield chunk
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "downloading", self.config.uri(key)) from None
+
+    def download(self, key: str, destination: BinaryIO, progress: ProgressCallback | None = None) -> tuple[int, str]:
+        """Copy ``key`` to ``destination``; returns (size, sha256) of what was read."""
+        hasher = hashlib.sha256()
+        size = 0
+        for chunk in self.stream(key):
+            hasher.update(chunk)
+            try:
+                destination.write(chunk)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot write the download of {self.config.uri(key)} to local disk: {exc.strerror}",
+                    hint="free space in the scratch directory or point --scratch-dir at a larger volume",
+                ) from None
+            size += len(chunk)
+            if progress:
+                progress(size)
+        return size, hasher.hexdigest()
+
+    def delete(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise storage_error(exc, "deleting", self.config.uri(batch[0])) from None
+            errors = response.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StorageError(
+                    f"deleting {self.config.uri(first.get('Key', ''))} failed: {first.get('Code')}: {first.get('Message')}"
+                )
+
+    # --- listing ------------------------------------------------------------
+    def list_backups(self, prefix: str | None = None) -> list[BackupEntry]:
+        """Backups directly under the prefix, newest first."""
+        prefix = (self.config.prefix if prefix is None else prefix).strip("/")
+        list_prefix = prefix + "/" if prefix else ""
+        entries: dict[str, BackupEntry] = {}
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.config.bucket, Prefix=list_prefix, Delimiter="/"):
+                for obj in page.get("Contents", []):
+                    keys = BackupKeys.from_any_key(obj["Key"])
+                    if keys is None or keys.prefix != prefix:
+                        continue
+                    info = ObjectInfo(obj["Key"], int(obj["Size"]), obj["LastModified"], obj.get("StorageClass"))
+                    entry = entries.setdefault(keys.backup_id, BackupEntry(keys=keys))
+                    name = obj["Key"]
+                    if name.endswith(DUMP_SUFFIX):
+                        entry.dump = info
+                    elif name.endswith(ROLES_SUFFIX):
+                        entry.roles = info
+                    elif name.endswith(MANIFEST_SUFFIX):
+                        entry.manifest = info
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "listing", f"s3://{self.config.bucket}/{list_prefix}") from None
+        return sorted(entries.values(), key=lambda e: e.keys.backup_id, reverse=True)
+
+    def list_incomplete_uploads(self, prefix: str | None = None) -> list[dict[str, Any]]:
+        prefix = (self.config.prefix if prefix is None else prefix).strip("/")
+        try:
+            response = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=prefix)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "listing multipart uploads", f"s3://{self.config.bucket}/{prefix}") from None
+        return list(response.get("Uploads", []))
+
+
+def _as_preflight(error: StorageError) -> PreflightError:
+    return PreflightError(error.message, hint=error.hint)
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key); a clear error for anything else."""
+    if not uri.startswith("s3://"):
+        raise ConfigError(f"not an s3:// URI: {redact_url(uri)!r}", hint="use s3://BUCKET/PREFIX/agent-bom-YYYYMMDDTHHMMSSZ.dump or 'latest'")
+    rest = uri[len("s3://") :]
+    bucket, _, key = rest.partition("/")
+    if not bucket or any(c in bucket for c in " @?#"):
+        raise ConfigError(f"malformed S3 URI {redact_url(uri)!r}: no valid bucket name")
+    return bucket, key
+
+
+def scratch_free_bytes(path: Path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
