@@ -24,6 +24,25 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 143  # SIGTERM/SIGINT: upload aborted, nothing left behind
 
 
+EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "unexpected internal error (a bug; rerun with --log-level debug for the traceback)",
+    ExitCode.USAGE: "bad command-line usage (unknown option, missing argument)",
+    ExitCode.CONFIG: "invalid configuration or option combination (e.g. no bucket, unknown compression)",
+    ExitCode.PREFLIGHT: "a precondition failed before any work: database or bucket unreachable, wrong region, "
+    "no fitting pg_dump/pg_restore, row-level security would filter the backup, scratch disk too small",
+    ExitCode.DUMP: "pg_dump or pg_dumpall failed (upload aborted, no object left)",
+    ExitCode.STORAGE: "S3 error while uploading, downloading, listing or deleting (multipart upload aborted)",
+    ExitCode.VERIFY: "verification failed: checksum/size mismatch, missing or foreign manifest, restored rows or "
+    "schema differ from the manifest, no complete backup",
+    ExitCode.REFUSED: "a safety refusal: non-empty target without --clean/--confirm-target, live source without "
+    "--approval, missing roles or extensions on the target, key already exists",
+    ExitCode.RESTORE: "pg_restore reported an error (other than the tolerated transaction_timeout)",
+    ExitCode.STALE: "check: the newest complete backup is older than --max-age, or there is none",
+    ExitCode.INTERRUPTED: "stopped by SIGTERM/SIGINT (e.g. activeDeadlineSeconds); multipart upload aborted",
+}
+
+
 class BackupError(Exception):
     """An expected failure: one clear line for the operator and an exit code."""
 

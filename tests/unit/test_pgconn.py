@@ -1,0 +1,81 @@
+"""Connection settings: the password never reaches a tool's argv; timeouts are overridden."""
+
+import pytest
+
+from agent_bom_backup.errors import ConfigError
+from agent_bom_backup.log import Redactor, redact_url
+from agent_bom_backup.pgconn import ConnInfo, SessionSettings
+
+PASSWORD = "p@ss:w/o?r#d%+ x"
+URL = "postgresql://backup:p%40ss%3Aw%2Fo%3Fr%23d%25%2B%20x@db.internal:5433/agent_bom?sslmode=verify-full"
+
+
+def test_percent_encoded_password_is_decoded() -> None:
+    assert ConnInfo.parse(URL).password == PASSWORD
+
+
+def test_conninfo_for_tools_carries_no_password() -> None:
+    conninfo = ConnInfo.parse(URL).conninfo(SessionSettings(server_major=15))
+    assert "p@ss" not in conninfo and "password" not in conninfo
+
+
+def test_tool_env_carries_the_password() -> None:
+    assert ConnInfo.parse(URL).tool_env({})["PGPASSWORD"] == PASSWORD
+
+
+def test_tool_env_drops_the_url_variables() -> None:
+    env = ConnInfo.parse(URL).tool_env({"AGENT_BOM_POSTGRES_URL": URL, "PGOPTIONS": "-c x=y"})
+    assert "AGENT_BOM_POSTGRES_URL" not in env and "PGOPTIONS" not in env
+
+
+def test_display_has_no_password() -> None:
+    assert ConnInfo.parse(URL).display() == "postgresql://backup@db.internal:5433/agent_bom"
+
+
+def test_user_options_are_kept_after_ours() -> None:
+    conninfo = ConnInfo.parse(URL + "&options=-c%20search_path%3Dapp").conninfo(SessionSettings(server_major=15))
+    assert "search_path=app" in conninfo and conninfo.index("statement_timeout") < conninfo.index("search_path")
+
+
+@pytest.mark.parametrize(
+    ("major", "present", "absent"),
+    [
+        (13, ["statement_timeout=0", "lock_timeout=", "idle_in_transaction_session_timeout=0"], ["idle_session_timeout"]),
+        (15, ["idle_session_timeout=0"], ["transaction_timeout"]),
+        (17, ["idle_session_timeout=0", "transaction_timeout=0"], []),
+    ],
+    ids=["pg13", "pg15", "pg17"],
+)
+def test_session_options_match_the_server_major(major: int, present: list[str], absent: list[str]) -> None:
+    options = SessionSettings(server_major=major).options()
+    assert all(p in options for p in present) and not any(a in options for a in absent)
+
+
+def test_row_security_is_off_unless_enabled() -> None:
+    assert "row_security=off" in SessionSettings(server_major=15).options()
+
+
+def test_lock_wait_is_bounded() -> None:
+    assert "lock_timeout=120000" in SessionSettings(server_major=15, lock_timeout_ms=120000).options()
+
+
+@pytest.mark.parametrize("url", ["", "   ", "postgresql://host:notaport/db?x"], ids=["empty", "blank", "bad-port"])
+def test_invalid_urls_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError):
+        ConnInfo.parse(url).conninfo()  # bad ports surface when libpq parses
+
+
+def test_redact_url_hides_userinfo_password() -> None:
+    assert redact_url(f"cannot reach {URL}") == (
+        "cannot reach postgresql://backup:***@db.internal:5433/agent_bom?sslmode=verify-full"
+    )
+
+
+def test_redact_url_hides_conninfo_password() -> None:
+    assert redact_url("host=x password=hunter2 user=y") == "host=x password=*** user=y"
+
+
+def test_redactor_scrubs_registered_secret_in_any_form() -> None:
+    redactor = Redactor()
+    redactor.add(PASSWORD)
+    assert PASSWORD not in redactor.scrub(f"oops {PASSWORD} and {URL}")
