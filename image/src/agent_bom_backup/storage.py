@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, SSLError
 
 from .errors import ConfigError, PreflightError, StorageError
 from .log import event, get_logger, redact_url
@@ -95,8 +95,10 @@ class StorageConfig:
 
 def make_client(config: StorageConfig) -> Any:
     """The one factory for S3 clients."""
+    # S3-compatible stores often have no regions; SigV4 still needs a name to sign with
+    region = config.region or ("us-east-1" if config.endpoint_url else None)
     botocore_config = Config(
-        region_name=config.region,
+        region_name=region,
         s3={"addressing_style": "path" if config.path_style else "auto"},
         retries={"mode": "standard", "max_attempts": config.max_attempts},
         request_checksum_calculation=config.effective_checksum_mode,
@@ -142,6 +144,11 @@ def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
             return StorageError(f"{action} failed: the store rejected a part of {uri} ({code}: {message})")
         detail = f"{code or status}: {message}".strip(": ")
         return StorageError(f"{action} failed for {uri}: {detail}")
+    if isinstance(exc, SSLError):
+        return StorageError(
+            f"{action} failed for {uri}: TLS certificate of the S3 endpoint not trusted ({_first(exc)})",
+            hint="mount the endpoint's CA bundle and set AGENT_BOM_BACKUP_CA_BUNDLE (chart: controlPlane.backup.destination.caBundle)",
+        )
     if isinstance(exc, EndpointConnectionError):
         return StorageError(f"{action} failed: cannot reach the S3 endpoint for {uri}", hint="check endpointUrl and egress")
     return StorageError(f"{action} failed for {uri}: {redact_url(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}")
@@ -491,6 +498,11 @@ class Storage:
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, "listing multipart uploads", f"s3://{self.config.bucket}/{prefix}") from None
         return list(response.get("Uploads", []))
+
+
+def _first(exc: Exception) -> str:
+    text = redact_url(str(exc)).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _as_preflight(error: StorageError) -> PreflightError:

@@ -1,0 +1,38 @@
+"""S3-compatible endpoints with a private CA, and endpoints without regions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.compat.conftest import job_env, run_cli
+from tests.support.pgcluster import PgCluster
+from tests.support.s3server import MotoServer
+
+
+@pytest.fixture(scope="module")
+def tls_s3(tmp_root) -> Iterator[MotoServer]:  # type: ignore[no-untyped-def]
+    server = MotoServer(tmp_root / "moto-tls", tls=True).start()
+    server.create_bucket("tls-backups")
+    yield server
+    server.stop()
+
+
+def test_https_endpoint_with_ca_bundle(pg15: PgCluster, seeded_db: str, tls_s3: MotoServer) -> None:
+    env = job_env(pg15, seeded_db, "tls-backups", tls_s3.endpoint_url, AGENT_BOM_BACKUP_CA_BUNDLE=str(tls_s3.ca_file))
+    result = run_cli(["backup"], env)
+    assert result.returncode == 0, result.stderr
+
+
+def test_https_endpoint_without_ca_bundle_fails_preflight(pg15: PgCluster, seeded_db: str, tls_s3: MotoServer) -> None:
+    result = run_cli(["backup"], job_env(pg15, seeded_db, "tls-backups", tls_s3.endpoint_url))
+    assert result.returncode == 4 and "AGENT_BOM_BACKUP_CA_BUNDLE" in result.stderr
+
+
+def test_region_less_endpoint(pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer) -> None:
+    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url)
+    for name in ("AGENT_BOM_BACKUP_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        env.pop(name, None)
+    result = run_cli(["backup"], env)
+    assert result.returncode == 0, result.stderr
