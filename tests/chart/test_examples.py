@@ -1,0 +1,75 @@
+"""examples/*.yaml: the EKS, GKE and MinIO values files render what they promise
+(test_render_matrix.py and test_chart_lint.py render, validate and lint each of them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, SERVICEACCOUNT_TEMPLATE, env_map, render_chart
+
+EXAMPLES = REPO / "examples"
+
+
+def _env(example: str) -> dict[str, Any]:
+    (doc,) = render_chart(values_files=[EXAMPLES / f"{example}.yaml"], show_only=[CRONJOB_TEMPLATE])
+    return env_map(doc)
+
+
+class TestEksIrsaKms:
+    def test_service_account_has_the_irsa_role(self):
+        (sa,) = render_chart(values_files=[EXAMPLES / "eks-irsa-kms.yaml"], show_only=[SERVICEACCOUNT_TEMPLATE])
+        assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [("AGENT_BOM_BACKUP_SSE", "aws:kms"), ("AGENT_BOM_BACKUP_KMS_KEY_ID", "alias/agent-bom-backups"),
+         ("PGSSLMODE", "verify-full")],
+        ids=lambda v: v,
+    )
+    def test_env(self, name, expected):
+        assert _env("eks-irsa-kms")[name] == expected
+
+    def test_no_static_credentials(self):
+        assert "AWS_ACCESS_KEY_ID" not in _env("eks-irsa-kms")
+
+
+class TestGkeHmac:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://storage.googleapis.com"), ("AGENT_BOM_BACKUP_SSE", "none"),
+         ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required")],
+        ids=lambda v: v,
+    )
+    def test_env(self, name, expected):
+        assert _env("gke-hmac")[name] == expected
+
+    def test_hmac_key_from_a_secret(self):
+        assert _env("gke-hmac")["AWS_SECRET_ACCESS_KEY"] == {
+            "secretKeyRef": {"name": "agent-bom-backup-gcs-hmac", "key": "AWS_SECRET_ACCESS_KEY"}
+        }
+
+
+class TestMinio:
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://minio.minio.svc.cluster.local:9000"),
+            ("AGENT_BOM_BACKUP_PATH_STYLE", "true"),
+            ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"),
+            ("AGENT_BOM_BACKUP_SSE", "none"),
+            ("AGENT_BOM_BACKUP_CA_BUNDLE", "/etc/agent-bom/object-store-ca/ca.crt"),
+        ],
+        ids=lambda v: v,
+    )
+    def test_env(self, name, expected):
+        assert _env("minio")[name] == expected
+
+    def test_no_kms_key(self):
+        assert "AGENT_BOM_BACKUP_KMS_KEY_ID" not in _env("minio")
+
+    def test_static_credentials_from_a_secret(self):
+        assert _env("minio")["AWS_ACCESS_KEY_ID"] == {
+            "secretKeyRef": {"name": "agent-bom-backup-minio", "key": "AWS_ACCESS_KEY_ID"}
+        }

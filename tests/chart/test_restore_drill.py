@@ -1,0 +1,154 @@
+"""templates/controlplane-restore-drill-cronjob.yaml: restore the latest backup into a
+scratch database on a schedule and verify it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.chart.helm_render import (
+    CRONJOB_TEMPLATE,
+    RESTORE_DRILL_TEMPLATE,
+    backup_values,
+    container,
+    env_map,
+    pod_spec,
+    render_chart,
+    volumes_by_name,
+)
+
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
+
+
+def _drill(**drill_overrides: Any) -> dict[str, Any]:
+    values = backup_values(restoreDrill=DRILL)
+    values["controlPlane"]["backup"]["restoreDrill"].update(drill_overrides)
+    (doc,) = render_chart(values, show_only=[RESTORE_DRILL_TEMPLATE])
+    return doc
+
+
+class TestRestoreDrillCronJob:
+    TEMPLATE = RESTORE_DRILL_TEMPLATE
+
+    def test_off_by_default(self):
+        assert render_chart(backup_values(), show_only=[self.TEMPLATE]) == []
+
+    def test_off_when_backups_are_disabled(self):
+        assert render_chart(backup_values(enabled=False, restoreDrill=DRILL), show_only=[self.TEMPLATE]) == []
+
+    def test_name(self):
+        assert _drill()["metadata"]["name"] == "agent-bom-control-plane-restore-drill"
+
+    def test_component_label_differs_from_the_backup(self):
+        labels = _drill()["spec"]["jobTemplate"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "control-plane-restore-drill"
+
+    def test_runbook_job_selector_matches_backups_only(self):
+        """`kubectl get jobs -l app.kubernetes.io/component=control-plane-backup` shows backups only."""
+        docs = render_chart(backup_values(restoreDrill=DRILL, helmTest={"enabled": True}))
+        matching = [
+            d["metadata"]["name"] for d in docs if d["kind"] == "CronJob"
+            and d["spec"]["jobTemplate"]["metadata"]["labels"]["app.kubernetes.io/component"] == "control-plane-backup"
+        ]
+        assert matching == ["agent-bom-control-plane-backup"]
+
+    def test_schedule(self):
+        assert _drill(schedule="0 7 * * 6")["spec"]["schedule"] == "0 7 * * 6"
+
+    def test_concurrency_policy_is_forbid(self):
+        assert _drill()["spec"]["concurrencyPolicy"] == "Forbid"
+
+    def test_command_is_the_cli(self):
+        assert container(_drill())["command"] == ["agent-bom-backup"]
+
+    def test_restores_the_latest_backup(self):
+        assert container(_drill())["args"] == ["restore", "latest"]
+
+    def test_target_url_comes_from_its_own_secret(self):
+        assert env_map(_drill())["AGENT_BOM_RESTORE_POSTGRES_URL"] == {
+            "secretKeyRef": {"name": "scratch-db", "key": "AGENT_BOM_RESTORE_POSTGRES_URL"}
+        }
+
+    def test_source_url_is_present_for_the_live_source_guard(self):
+        assert env_map(_drill())["AGENT_BOM_POSTGRES_URL"] == {
+            "secretKeyRef": {"name": "agent-bom-postgres", "key": "AGENT_BOM_POSTGRES_URL"}
+        }
+
+    @pytest.mark.parametrize(
+        ("name", "expected"),
+        [
+            ("AGENT_BOM_RESTORE_CLEAN", "true"),
+            ("AGENT_BOM_RESTORE_CONFIRM_TARGET", "agent_bom_drill"),
+            ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
+            ("AGENT_BOM_RESTORE_OPERATOR", "restore-drill"),
+            ("AGENT_BOM_RESTORE_NO_OWNER", "true"),
+            ("AGENT_BOM_RESTORE_NO_PRIVILEGES", "true"),
+            ("AGENT_BOM_BACKUP_SCRATCH_DIR", "/tmp"),
+            ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
+            ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
+            ("AWS_REGION", "<your-backup-bucket-region>"),
+        ],
+        ids=lambda v: v,
+    )
+    def test_env_defaults(self, name, expected):
+        assert env_map(_drill())[name] == expected
+
+    @pytest.mark.parametrize(
+        "name",
+        ["AGENT_BOM_RESTORE_CREATE_MISSING_ROLES", "AGENT_BOM_RESTORE_JOBS", "AGENT_BOM_BACKUP_SSE",
+         "AGENT_BOM_BACKUP_KMS_KEY_ID", "AGENT_BOM_RESTORE_APPROVAL"],
+    )
+    def test_env_absent_by_default(self, name):
+        assert name not in env_map(_drill())
+
+    @pytest.mark.parametrize(
+        ("overrides", "name", "expected"),
+        [
+            ({"createMissingRoles": True}, "AGENT_BOM_RESTORE_CREATE_MISSING_ROLES", "true"),
+            ({"jobs": 4}, "AGENT_BOM_RESTORE_JOBS", "4"),
+        ],
+        ids=["create-missing-roles", "jobs"],
+    )
+    def test_optional_env(self, overrides, name, expected):
+        assert env_map(_drill(**overrides))[name] == expected
+
+    @pytest.mark.parametrize("flag", ["noOwner", "noPrivileges"])
+    def test_owner_and_privileges_restored_when_asked(self, flag):
+        env_name = {"noOwner": "AGENT_BOM_RESTORE_NO_OWNER", "noPrivileges": "AGENT_BOM_RESTORE_NO_PRIVILEGES"}[flag]
+        assert env_name not in env_map(_drill(**{flag: False}))
+
+    def test_uses_its_own_service_account(self):
+        assert pod_spec(_drill())["serviceAccountName"] == "agent-bom-control-plane-restore-drill"
+
+    def test_scratch_size_limit(self):
+        assert volumes_by_name(_drill())["tmp"]["emptyDir"]["sizeLimit"] == "20Gi"
+
+    def test_resources_are_its_own(self):
+        assert container(_drill())["resources"]["limits"]["memory"] == "2Gi"
+
+    def test_web_identity_assumes_the_restore_role(self):
+        values = backup_values(
+            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+            webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
+        )
+        (doc,) = render_chart(values, show_only=[self.TEMPLATE])
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore"
+
+    @pytest.mark.parametrize(
+        ("drill_secret", "expected"),
+        [("", "backup-creds"), ("restore-creds", "restore-creds")],
+        ids=["reuses-backup-secret", "own-secret"],
+    )
+    def test_static_credentials_secret(self, drill_secret, expected):
+        values = backup_values(
+            restoreDrill={**DRILL, "staticCredentialsSecret": drill_secret},
+            destination={"staticCredentials": {"enabled": True, "existingSecret": "backup-creds"}},
+        )
+        (doc,) = render_chart(values, show_only=[self.TEMPLATE])
+        assert env_map(doc)["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["name"] == expected
+
+    def test_backup_cronjob_is_unchanged_by_the_drill(self):
+        with_drill = render_chart(backup_values(restoreDrill=DRILL), show_only=[CRONJOB_TEMPLATE])
+        without = render_chart(backup_values(), show_only=[CRONJOB_TEMPLATE])
+        assert with_drill == without

@@ -1,0 +1,140 @@
+"""values.schema.json is hand-written: it must cover every value in values.yaml, accept the
+defaults, and refuse unknown keys where a typo would bite."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.chart.helm_render import CHART_DIR
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+VALUES_TEXT = (CHART_DIR / "values.yaml").read_text()
+
+
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (keeping sibling keys such as ``description``)."""
+    if "$ref" not in node:
+        return node
+    target: Any = SCHEMA
+    for part in node["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolve(target), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def _value_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(value, dict):
+            paths += _value_paths(value, f"{path}.")
+    return paths
+
+
+def _schema_node(path: str) -> dict[str, Any] | None:
+    node = _resolve(SCHEMA)
+    for key in path.split("."):
+        props = node.get("properties", {})
+        if key in props:
+            node = _resolve(props[key])
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = _resolve(node["additionalProperties"])
+        else:
+            return None
+    return node
+
+
+def _object_schemas(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    node = _resolve(node)
+    found = [(path, node)] if "properties" in node else []
+    for key, child in node.get("properties", {}).items():
+        found += _object_schemas(child, f"{path}.{key}" if path else key)
+    return found
+
+
+ALL_VALUE_PATHS = _value_paths(VALUES)
+BACKUP_OBJECTS = [
+    (path, node) for path, node in _object_schemas(SCHEMA)
+    if path.startswith("controlPlane.backup") and node.get("type") == "object"
+    and path not in {"controlPlane.backup.podSecurityContext", "controlPlane.backup.containerSecurityContext",
+                     "controlPlane.backup.podSecurityContext.seccompProfile",
+                     "controlPlane.backup.containerSecurityContext.seccompProfile",
+                     "controlPlane.backup.containerSecurityContext.capabilities",
+                     "controlPlane.backup.resources.requests", "controlPlane.backup.resources.limits",
+                     "controlPlane.backup.restoreDrill.resources.requests",
+                     "controlPlane.backup.restoreDrill.resources.limits"}
+]
+
+
+class TestValuesSchema:
+    def test_schema_is_valid_draft_07(self):
+        jsonschema.Draft7Validator.check_schema(SCHEMA)
+
+    def test_default_values_validate(self):
+        jsonschema.Draft7Validator(SCHEMA).validate(VALUES)
+
+    def test_values_paths_are_found(self):
+        assert len(ALL_VALUE_PATHS) > 100
+
+    @pytest.mark.parametrize("path", ALL_VALUE_PATHS)
+    def test_value_is_declared_in_the_schema(self, path):
+        assert _schema_node(path) is not None
+
+    @pytest.mark.parametrize("path", ALL_VALUE_PATHS)
+    def test_declared_value_has_a_description(self, path):
+        assert _schema_node(path).get("description")
+
+    @pytest.mark.parametrize("path", [p for p, _ in BACKUP_OBJECTS])
+    def test_unknown_keys_are_refused(self, path):
+        assert dict(BACKUP_OBJECTS)[path]["additionalProperties"] is False
+
+    def test_top_level_refuses_unknown_keys(self):
+        assert SCHEMA["additionalProperties"] is False
+
+    def test_runbook_shape_is_required(self):
+        assert set(_schema_node("controlPlane.backup")["required"]) >= {
+            "enabled", "schedule", "serviceAccount", "destination"
+        }
+
+    @pytest.mark.parametrize(
+        ("path", "keyword"),
+        [
+            ("controlPlane.backup.schedule", "pattern"),
+            ("controlPlane.backup.destination.bucket", "pattern"),
+            ("controlPlane.backup.destination.encryption.mode", "enum"),
+            ("controlPlane.backup.destination.encryption.kmsKeyId", "pattern"),
+            ("controlPlane.backup.concurrencyPolicy", "enum"),
+            ("controlPlane.backup.destination.checksumMode", "enum"),
+        ],
+        ids=lambda v: v.rsplit(".", 1)[-1],
+    )
+    def test_value_is_constrained(self, path, keyword):
+        assert keyword in _schema_node(path)
+
+
+def _leaf_paths(values: dict[str, Any], prefix: str = "") -> list[str]:
+    leaves = []
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        leaves += _leaf_paths(value, f"{path}.") if isinstance(value, dict) and value else [path]
+    return leaves
+
+
+class TestValuesComments:
+    """Every value is documented where it is declared (`## @param` for readme-generator)."""
+
+    DOCUMENTED = set(re.findall(r"^\s*## @param (\S+)", VALUES_TEXT, flags=re.MULTILINE))
+
+    @pytest.mark.parametrize("path", _leaf_paths(VALUES))
+    def test_value_has_a_param_comment(self, path):
+        assert path in self.DOCUMENTED
+
+    def test_no_param_comment_for_a_missing_value(self):
+        assert self.DOCUMENTED <= set(_leaf_paths(VALUES))
