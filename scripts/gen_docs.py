@@ -9,7 +9,7 @@ on disk differs (run by the test suite).
 from __future__ import annotations
 
 import argparse
-import re
+import json
 import sys
 from pathlib import Path
 
@@ -22,24 +22,17 @@ from agent_bom_backup.cli import main as cli_main  # noqa: E402
 from agent_bom_backup.errors import EXIT_CODE_MEANINGS  # noqa: E402
 
 TARGET = REPO / "docs" / "configuration.md"
-TEMPLATES = REPO / "deploy" / "helm" / "agent-bom" / "templates"
-_ENV_ENTRY = re.compile(r"-\s+name:\s+(?P<name>[A-Z][A-Z0-9_]+)\s*\n(?P<body>(?:\s+(?!-\s+name:).*\n){1,6})")
-_VALUE_REF = re.compile(r"\.Values\.(controlPlane\.backup\.[A-Za-z0-9_.]+)")
+INTERFACE = REPO / "deploy" / "helm" / "agent-bom" / "interface.json"
 
 
 def chart_values_by_env() -> dict[str, list[str]]:
-    """Environment variable -> the chart values its rendered value comes from."""
+    """Environment variable -> the chart values that set it (deploy/helm/agent-bom/interface.json,
+    which tests/chart/test_interface.py checks against the rendered chart)."""
+    interface = json.loads(INTERFACE.read_text())
     mapping: dict[str, list[str]] = {}
-    if not TEMPLATES.is_dir():
-        return mapping
-    for template in sorted(TEMPLATES.glob("*.yaml")) + sorted(TEMPLATES.glob("*.tpl")):
-        text = template.read_text()
-        for match in _ENV_ENTRY.finditer(text):
-            refs = _VALUE_REF.findall(match.group("body"))
-            for ref in refs:
-                values = mapping.setdefault(match.group("name"), [])
-                if ref not in values:
-                    values.append(ref)
+    for component in ("backup", "restoreDrill"):
+        for entry in interface[component]:
+            mapping.setdefault(entry["env"], []).append(f"controlPlane.backup.{entry['value']}")
     return mapping
 
 
@@ -90,8 +83,8 @@ def render() -> str:
         "",
         "| variable | used by | Helm value |",
         "|---|---|---|",
-        f"| `AGENT_BOM_POSTGRES_URL` | backup, preflight; restore (live-source check) | "
-        f"{', '.join(f'`{v}`' for v in values.get('AGENT_BOM_POSTGRES_URL', [])) or 'the database Secret'} |",
+        "| `AGENT_BOM_POSTGRES_URL` | backup, preflight; restore (live-source check) | "
+        "`controlPlane.backup.database.existingSecret` / `existingSecretKey` |",
         "| `AWS_REGION` / `AWS_DEFAULT_REGION` | region fallback; boto3 | `controlPlane.backup.destination.bucketRegion` |",
         "| `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | static credentials (boto3) | the credentials Secret |",
         "| `AWS_ROLE_ARN` / `AWS_WEB_IDENTITY_TOKEN_FILE` | web-identity federation (boto3) | service account / projected token |",
