@@ -1,8 +1,9 @@
 """The backup operation run by the CronJob.
 
-preflight (connect, server major, client choice, RLS, bucket, region, key collision)
-→ export a snapshot → pg_dump --snapshot streamed into a multipart upload while the
-same snapshot is counted and fingerprinted → roles object → manifest, written last.
+preflight (connect, server major, client choice, bucket, region, key collision) →
+roles (pg_dumpall --globals-only, kept in memory) → RLS check → export a snapshot →
+pg_dump --snapshot streamed into a multipart upload while the same snapshot is counted
+and fingerprinted → roles object → manifest, written last.
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def run_backup(config: BackupConfig) -> Manifest:
             hint="wait a second and retry; existing backups are never overwritten",
         )
     event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
+    # the roles first: if pg_dumpall fails, no dump object is left without its manifest
+    roles_client = _client_with(clients, "pg_dumpall", server_major) or client
+    roles_sql = dump_globals(roles_client, conn_info, session)
 
     snapshot_conn = conn_info.connect(session, autocommit=False)
     try:
@@ -110,8 +114,6 @@ def run_backup(config: BackupConfig) -> Manifest:
     finally:
         snapshot_conn.close()
 
-    roles_client = _client_with(clients, "pg_dumpall", server_major) or client
-    roles_sql = dump_globals(roles_client, conn_info, session)
     storage.put_bytes(keys.roles, roles_sql, "application/sql")
     manifest.roles = ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
     manifest.finished_at = datetime.now(timezone.utc).isoformat()
@@ -234,10 +236,13 @@ def _dump_and_upload(
 
 def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[catalog.TableCount]) -> None:
     """With --enable-row-security, rows counted under the policies must not fall short of
-    the statistics' live-row estimate: a filtered role sees a fraction of the rows."""
+    the live-row estimate: a filtered role sees a fraction of the rows. The estimate is the
+    larger of the statistics' count (reset by a crash or pg_stat_reset) and
+    pg_class.reltuples (kept in the catalog by VACUUM/ANALYZE)."""
     estimates = dict(
         ((schema, name), int(n)) for schema, name, n in conn.execute(
-            "SELECT schemaname, relname, n_live_tup FROM pg_stat_user_tables").fetchall()
+            "SELECT s.schemaname, s.relname, GREATEST(s.n_live_tup, c.reltuples::bigint) "
+            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid").fetchall()
     )
     short = [
         f"{c.schema}.{c.name} ({c.rows} of ~{estimates[(c.schema, c.name)]})"

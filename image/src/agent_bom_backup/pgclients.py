@@ -18,7 +18,6 @@ from pathlib import Path
 from .errors import ConfigError, PreflightError
 
 PG_BIN_DIRS_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS"
-PG_BIN_DIRS_ONLY_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY"
 TOOLS = ("pg_dump", "pg_restore", "pg_dumpall", "psql")
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 COMPRESSION_ALGORITHMS = ("none", "gzip", "lz4", "zstd")

@@ -188,7 +188,8 @@ def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
             f"the target server cannot install extensions the backup uses: {', '.join(missing_ext)}",
             hint="install them on the target server (pg_available_extensions), then retry",
         )
-    client = select_restore_client(discover(config.pg_bin_dirs, config.pg_bin_dirs_only), manifest.client.pg_dump_major, target.major)
+    clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
+    client = select_restore_client(clients, manifest.client.pg_dump_major, target.major)
     report.pg_restore_version = client.version
     tolerate_tt = client.major >= 17 and target.major < 17
 

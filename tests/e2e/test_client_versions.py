@@ -1,0 +1,147 @@
+"""Client versions: the backup uses the pg_dump of the server's major; a newer pg_restore
+restoring into an older server tolerates exactly pg_restore 17+'s ``SET transaction_timeout``
+and nothing else."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_bom_backup.restore import classify_pg_restore_errors
+from tests.e2e import helpers
+from tests.e2e.helpers import Backup
+from tests.support import tools
+from tests.support.pgcluster import PgCluster
+from tests.support.s3server import MotoServer
+
+TT_ERROR = 'could not execute query: ERROR:  unrecognized configuration parameter "transaction_timeout"'
+
+
+def _only_18(*extra: str) -> tuple[str, ...]:
+    return ("--pg-bin-dir", str(tools.pg_bin_dir(18)), "--only-pg-bin-dirs", *extra)
+
+
+@pytest.mark.parametrize(("backup", "major"), [("backup15", 15), ("backup18", 18)])
+def test_backup_uses_the_pg_dump_of_the_server_major(request: pytest.FixtureRequest, backup: str, major: int) -> None:
+    manifest = request.getfixturevalue(backup).manifest
+    assert (manifest["client"]["pg_dump_major"], manifest["source"]["server_major"]) == (major, major)
+
+
+def test_backup_with_only_a_newer_pg_dump_uses_it(s3: MotoServer, new_bucket: Callable[[], str],
+                                                  pg15: PgCluster) -> None:
+    name = helpers.new_database(pg15, "newer")
+    pg15.run_sql("CREATE TABLE t AS SELECT 1 AS id", name)
+    backup = helpers.take_backup(s3, new_bucket(), pg15.superuser_url(name), *_only_18())
+    assert backup.manifest["client"]["pg_dump_major"] == 18
+
+
+def test_backup_with_only_an_older_pg_dump_is_refused(s3: MotoServer, new_bucket: Callable[[], str],
+                                                      pg18: PgCluster) -> None:
+    env = helpers.s3_env(s3, new_bucket(), AGENT_BOM_POSTGRES_URL=pg18.superuser_url("postgres"))
+    run = helpers.backup(env, "--pg-bin-dir", str(tools.pg_bin_dir(15)), "--only-pg-bin-dirs")
+    assert (run.returncode, run.error_message.startswith("no pg_dump can dump a PostgreSQL 18 server")) == (4, True), \
+        str(run)
+
+
+# ------------------------------------------------------------------ pg_restore 18 into PostgreSQL 15
+@dataclass(frozen=True)
+class NewerRestore:
+    run: helpers.Run
+    report: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def newer_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup, tmp_root: Path) -> NewerRestore:
+    target = helpers.new_database(pg15, "target")
+    report = tmp_root / helpers.unique_name("report")
+    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, pg15.superuser_url(target),
+                          *_only_18("--report", str(report)))
+    return NewerRestore(run, json.loads(report.read_text()))
+
+
+def test_pg_restore_18_into_15_succeeds(newer_restore: NewerRestore) -> None:
+    assert (newer_restore.run.returncode, newer_restore.report["status"]) == (0, "verified"), str(newer_restore.run)
+
+
+def test_pg_restore_18_into_15_is_reported(newer_restore: NewerRestore) -> None:
+    assert newer_restore.report["pg_restore_version"].startswith("18.")
+
+
+def test_pg_restore_18_into_15_notes_the_tolerated_statement(newer_restore: NewerRestore) -> None:
+    notes = newer_restore.report["tolerated_errors"]
+    assert len(notes) == 1 and 'unrecognized configuration parameter "transaction_timeout"' in notes[0]
+
+
+def test_pg_restore_18_into_15_shows_the_note_in_the_summary(newer_restore: NewerRestore) -> None:
+    assert any(line.startswith("tolerated:") and "transaction_timeout" in line
+               for line in newer_restore.run.stdout.splitlines())
+
+
+def _conflicting_database(pg15: PgCluster) -> str:
+    """A database without tables (so not refused as non-empty) holding a composite type
+    named like a table of the backup: pg_restore fails creating that table."""
+    name = helpers.new_database(pg15, "conflict")
+    pg15.run_sql("CREATE TYPE public.teams AS (x int)", name)
+    return name
+
+
+def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
+    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri,
+                          pg15.superuser_url(_conflicting_database(pg15)), *_only_18())
+    assert (run.returncode, 'relation "teams" already exists' in run.error_message) == (9, True), str(run)
+
+
+# ------------------------------------------------------------------ the stderr classifier on real output
+@pytest.fixture(scope="module")
+def archive18_of_15(s3: MotoServer, backup15: Backup, tmp_root: Path) -> Path:
+    path = tmp_root / helpers.unique_name("archive")
+    path.write_bytes(helpers.get_object(s3, backup15.bucket, backup15.key))
+    return path
+
+
+def _pg_restore_18_stderr(pg15: PgCluster, archive: Path, target: str) -> str:
+    result = subprocess.run([str(tools.pg_bin_dir(18) / "pg_restore"), "--jobs=2", "--dbname", pg15.conninfo(target),
+                             str(archive)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def clean_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
+    """pg_restore 18 --jobs=2 into an empty PostgreSQL 15 database: only the
+    transaction_timeout errors, one per connection, with interleaved lines."""
+    return _pg_restore_18_stderr(pg15, archive18_of_15, helpers.new_database(pg15, "captured"))
+
+
+@pytest.fixture(scope="module")
+def conflict_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
+    return _pg_restore_18_stderr(pg15, archive18_of_15, _conflicting_database(pg15))
+
+
+def test_classifier_tolerates_each_transaction_timeout_error(clean_stderr: str) -> None:
+    real, tolerated = classify_pg_restore_errors(clean_stderr, tolerate_transaction_timeout=True)
+    assert (real, tolerated) == ([], [TT_ERROR] * clean_stderr.count("Command was: SET transaction_timeout = 0;"))
+
+
+def test_classifier_tolerates_nothing_when_not_asked(clean_stderr: str) -> None:
+    real, tolerated = classify_pg_restore_errors(clean_stderr, tolerate_transaction_timeout=False)
+    assert (len(real), tolerated) == (clean_stderr.count("Command was: SET transaction_timeout = 0;"), [])
+
+
+def test_classifier_keeps_every_other_error(conflict_stderr: str) -> None:
+    real, _ = classify_pg_restore_errors(conflict_stderr, tolerate_transaction_timeout=True)
+    assert real[0] == 'could not execute query: ERROR:  relation "teams" already exists' and TT_ERROR not in real
+
+
+def test_classifier_treats_transaction_timeout_from_another_statement_as_real(clean_stderr: str) -> None:
+    other = (f"pg_restore: error: {TT_ERROR}\n"
+             "Command was: CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql "
+             "SET transaction_timeout TO '1s' AS 'SELECT 1';\n")
+    real, tolerated = classify_pg_restore_errors(clean_stderr + other, tolerate_transaction_timeout=True)
+    assert (len(real), tolerated) == (clean_stderr.count(TT_ERROR) + 1, [])

@@ -1,0 +1,162 @@
+"""deploy/ops/restore-postgres-backup.sh: the runbook's positional interface, usage errors,
+how it finds the CLI (override, PATH, checkout venv, bootstrap, job image), and that the
+target URL travels in the environment, never in the argv of what it starts.
+
+The CLI and the container engine are stand-in scripts that record what they were given;
+tests/e2e run the script against the real CLI, PostgreSQL and S3."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.tools import repo_root
+
+SCRIPT = repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
+URI = "s3://agent-bom-prod-backups/agent-bom/postgres/agent-bom-20260101T030000Z.dump"
+URL = "postgresql://agent_bom:p%40ss%3Aw0rd@staging-postgres:5432/agent_bom"
+REGION = "eu-central-1"
+BASE_PATH = "/usr/bin:/bin"
+# records argv and the variables it was given as JSON into $RECORD
+RECORDER = """#!/usr/bin/python3
+import json, os, sys
+names = ("AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_BACKUP_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+with open(os.environ["RECORD"], "w") as fh:
+    json.dump({"argv": sys.argv, "env": {n: os.environ.get(n) for n in names}}, fh)
+"""
+
+
+def _stub(path: Path, text: str = RECORDER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(0o755)
+    return path
+
+
+def _run(args: list[str], tmp_path: Path, script: Path = SCRIPT, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {"PATH": BASE_PATH, "HOME": str(tmp_path), "RECORD": str(tmp_path / "record.json"),
+                "AGENT_BOM_TOOLS_DIR": str(tmp_path / "no-tools")} | env
+    return subprocess.run([str(script), *args], env=full_env, capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, check=False)
+
+
+def _record(tmp_path: Path) -> dict[str, Any]:
+    return json.loads((tmp_path / "record.json").read_text())
+
+
+def test_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: run scripts/bootstrap.sh shellcheck"
+    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_help_prints_usage_and_exits_0(tmp_path: Path, flag: str) -> None:
+    result = _run([flag], tmp_path)
+    assert (result.returncode, result.stdout.startswith("Usage: restore-postgres-backup.sh BACKUP_URI "
+                                                        "RESTORE_POSTGRES_URL AWS_REGION")) == (0, True)
+
+
+@pytest.mark.parametrize("args", [[], [URI], [URI, URL]], ids=["none", "one", "two"])
+def test_too_few_arguments_print_usage_and_exit_2(tmp_path: Path, args: list[str]) -> None:
+    result = _run(args, tmp_path)
+    assert (result.returncode, "expected BACKUP_URI RESTORE_POSTGRES_URL AWS_REGION" in result.stderr,
+            "Usage:" in result.stderr) == (2, True, True)
+
+
+def test_option_among_the_positionals_exits_2(tmp_path: Path) -> None:
+    result = _run([URI, "--clean", REGION], tmp_path)
+    assert (result.returncode, "options go after the three arguments" in result.stderr) == (2, True)
+
+
+@pytest.mark.parametrize("position", [0, 1, 2], ids=["uri", "url", "region"])
+def test_empty_argument_exits_2(tmp_path: Path, position: int) -> None:
+    args = [URI, URL, REGION]
+    args[position] = ""
+    assert _run(args, tmp_path).returncode == 2
+
+
+def test_usage_error_never_prints_the_url(tmp_path: Path) -> None:
+    result = _run([URI, URL, ""], tmp_path)
+    assert "p%40ss" not in result.stdout + result.stderr and "staging-postgres" not in result.stdout + result.stderr
+
+
+def test_cli_gets_restore_the_uri_and_the_options_only(tmp_path: Path) -> None:
+    cli = _stub(tmp_path / "bin" / "fake-cli")
+    _run([URI, URL, REGION, "--clean", "--confirm-target", "agent_bom", "--approval", "INC-123"], tmp_path,
+         AGENT_BOM_BACKUP_CLI=str(cli))
+    assert _record(tmp_path)["argv"][1:] == ["restore", URI, "--clean", "--confirm-target", "agent_bom",
+                                             "--approval", "INC-123"]
+
+
+def test_cli_gets_the_url_and_region_in_its_environment(tmp_path: Path) -> None:
+    cli = _stub(tmp_path / "bin" / "fake-cli")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_CLI=str(cli))
+    assert _record(tmp_path)["env"] == {"AGENT_BOM_RESTORE_POSTGRES_URL": URL, "AGENT_BOM_BACKUP_REGION": REGION,
+                                        "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION}
+
+
+def test_exit_code_of_the_cli_is_the_script_exit_code(tmp_path: Path) -> None:
+    cli = _stub(tmp_path / "bin" / "fake-cli", "#!/bin/sh\nexit 8\n")
+    assert _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_CLI=str(cli)).returncode == 8
+
+
+def test_cli_on_path_is_used(tmp_path: Path) -> None:
+    _stub(tmp_path / "bin" / "agent-bom-backup")
+    _run([URI, URL, REGION], tmp_path, PATH=f"{tmp_path / 'bin'}:{BASE_PATH}")
+    assert _record(tmp_path)["argv"][0] == str(tmp_path / "bin" / "agent-bom-backup")
+
+
+def test_checkout_venv_cli_is_used(tmp_path: Path) -> None:
+    venv_cli = _stub(tmp_path / "tools" / "venv" / "bin" / "agent-bom-backup")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_TOOLS_DIR=str(tmp_path / "tools"))
+    assert _record(tmp_path)["argv"][0] == str(venv_cli)
+
+
+def test_checkout_without_cli_is_bootstrapped(tmp_path: Path) -> None:
+    checkout = tmp_path / "checkout"
+    script = checkout / "deploy" / "ops" / SCRIPT.name
+    script.parent.mkdir(parents=True)
+    shutil.copy2(SCRIPT, script)
+    # a stand-in bootstrap that installs the recorder as the venv's CLI
+    _stub(checkout / "scripts" / "bootstrap.sh", "#!/bin/sh\n"
+          'echo "$@" > "$RECORD.bootstrap"\n'
+          'mkdir -p "$(dirname "$0")/../.tools/venv/bin"\n'
+          f'cat > "$(dirname "$0")/../.tools/venv/bin/agent-bom-backup" <<\'EOF\'\n{RECORDER}EOF\n'
+          'chmod +x "$(dirname "$0")/../.tools/venv/bin/agent-bom-backup"\n')
+    result = _run([URI, URL, REGION], tmp_path, script=script, AGENT_BOM_TOOLS_DIR="")
+    assert ((tmp_path / "record.json.bootstrap").read_text().split(), _record(tmp_path)["argv"][1:]) == (
+        ["-q", "python"], ["restore", URI]), result.stderr
+
+
+def test_image_mode_passes_variables_by_name_only(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    _run([URI, URL, REGION, "--approval", "INC-9"], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_ACCESS_KEY_ID="AKIDEXAMPLE", PGPASSWORD="hunter2")
+    argv = _record(tmp_path)["argv"]
+    env_names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
+    assert sorted(env_names) == ["AGENT_BOM_BACKUP_REGION", "AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_TOOLS_DIR",
+                                 "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "PGPASSWORD"]
+
+
+def test_image_mode_runs_restore_in_the_image(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    _run([URI, URL, REGION, "--approval", "INC-9"], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine))
+    argv = _record(tmp_path)["argv"]
+    assert (argv[1], argv[-6:]) == ("run", ["localhost/agent-bom-backup:dev", "agent-bom-backup", "restore", URI,
+                                            "--approval", "INC-9"])
+
+
+def test_image_mode_keeps_secrets_out_of_the_engine_argv(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), PGPASSWORD="hunter2")
+    argv = " ".join(_record(tmp_path)["argv"])
+    assert "p%40ss" not in argv and "hunter2" not in argv

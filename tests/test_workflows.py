@@ -1,0 +1,97 @@
+"""Every GitHub workflow validates against the workflow JSON schema (SchemaStore, kept in
+../shared/reference), and backup-restore.yml is the runbook's CI guardrail: it runs on the
+backup path's changes and weekly, and runs the guardrail tests."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.support.tools import repo_root
+
+WORKFLOWS_DIR = repo_root() / ".github" / "workflows"
+SCHEMA_FILE = repo_root().parent / "shared" / "reference" / "github-workflow.schema.json"
+GUARDRAIL = WORKFLOWS_DIR / "backup-restore.yml"
+#: the runbook's "Packaged implementation" paths and the image the job runs
+RUNBOOK_PATHS = (
+    "deploy/helm/agent-bom/templates/controlplane-backup-cronjob.yaml",
+    "deploy/helm/agent-bom/values.yaml",
+    "deploy/ops/restore-postgres-backup.sh",
+    ".github/workflows/backup-restore.yml",
+    "image/**",
+    "pyproject.toml",
+)
+WORKFLOW_FILES = sorted(p for p in WORKFLOWS_DIR.glob("*") if p.suffix in (".yml", ".yaml"))
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: ``on:`` stays the string "on" (PyYAML's 1.1 rules make it True)."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_workflow(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(json.loads(SCHEMA_FILE.read_text()))
+
+
+def test_workflows_exist() -> None:
+    assert GUARDRAIL in WORKFLOW_FILES
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=[p.name for p in WORKFLOW_FILES])
+def test_workflow_validates_against_the_schema(path: Path) -> None:
+    if not SCHEMA_FILE.is_file():
+        pytest.skip(f"workflow schema not found: {SCHEMA_FILE} (see ../shared/reference/README.md)")
+    errors = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+              for e in _validator().iter_errors(load_workflow(path))]
+    assert errors == []
+
+
+def test_schema_rejects_an_invalid_workflow() -> None:
+    if not SCHEMA_FILE.is_file():
+        pytest.skip(f"workflow schema not found: {SCHEMA_FILE}")
+    broken = {"on": {"push": None}, "jobs": {"x": {"runs-on": "ubuntu-24.04", "stepz": []}}}
+    assert list(_validator().iter_errors(broken))
+
+
+@pytest.mark.parametrize("event", ["push", "pull_request"])
+def test_guardrail_runs_on_changes_to_the_runbook_paths(event: str) -> None:
+    paths = load_workflow(GUARDRAIL)["on"][event]["paths"]
+    assert [p for p in RUNBOOK_PATHS if p not in paths] == []
+
+
+def test_guardrail_runs_weekly() -> None:
+    (schedule,) = load_workflow(GUARDRAIL)["on"]["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month, weekday.isdigit()) == ("*", "*", True)
+
+
+def test_guardrail_can_be_started_by_hand() -> None:
+    assert "workflow_dispatch" in load_workflow(GUARDRAIL)["on"]
+
+
+def test_guardrail_runs_the_guardrail_tests() -> None:
+    runs = [step.get("run", "") for job in load_workflow(GUARDRAIL)["jobs"].values() for step in job["steps"]]
+    assert any("pytest" in run and "tests/e2e/test_guardrail.py" in run for run in runs)
+
+
+def test_guardrail_test_module_exists() -> None:
+    assert (repo_root() / "tests" / "e2e" / "test_guardrail.py").is_file()
