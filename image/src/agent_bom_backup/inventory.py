@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -54,10 +54,6 @@ class BackupStatus:
     objects: dict[str, str] = field(default_factory=dict)  # dump/roles/manifest -> key present
     object_sizes: dict[str, int] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)  # from the manifest, when read
-
-    @property
-    def keys_present(self) -> list[str]:
-        return list(self.objects.values())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -177,7 +173,8 @@ class CheckResult:
         if not self.ok:
             return (f"STALE: newest complete backup {self.newest.backup_id} is {age} old, "
                     f"older than the limit of {limit}: {self.newest.uri}{note}")
-        return f"OK: newest complete backup {self.newest.backup_id} is {age} old (limit {limit}): {self.newest.uri}{note}"
+        return (f"OK: newest complete backup {self.newest.backup_id} is {age} old (limit {limit}): "
+                f"{self.newest.uri}{note}")
 
 
 def check_freshness(storage: Storage, max_age_seconds: float, *, now: datetime | None = None) -> CheckResult:
@@ -286,16 +283,19 @@ def plan_prune(
             elif age < window:
                 decisions.append(PruneDecision(status, False, f"younger than {_days(keep_days)}"))
             else:
-                decisions.append(PruneDecision(
-                    status, True, f"older than {_days(keep_days)} and not among the {keep_last} newest complete backups"))
+                why = f"older than {_days(keep_days)} and not among the {keep_last} newest complete backups"
+                decisions.append(PruneDecision(status, True, why))
         else:
             limit = max(window, incomplete_grace_seconds)
-            if age < limit:
-                why = (f"incomplete, younger than {_days(keep_days)}" if age < window
-                       else f"incomplete, younger than the {human_age(incomplete_grace_seconds)} grace (may still be running)")
-                decisions.append(PruneDecision(status, False, why))
+            if age < window:
+                decisions.append(PruneDecision(status, False, f"incomplete, younger than {_days(keep_days)}"))
+            elif age < limit:
+                grace = human_age(incomplete_grace_seconds)
+                decisions.append(PruneDecision(status, False, f"incomplete, younger than the {grace} grace "
+                                                              "(may still be running)"))
             else:
-                decisions.append(PruneDecision(status, True, f"incomplete ({status.reason}) and older than {human_age(limit)}"))
+                why = f"incomplete ({status.reason}) and older than {human_age(limit)}"
+                decisions.append(PruneDecision(status, True, why))
     return PrunePlan(
         location=f"s3://{storage.config.bucket}/{storage.config.prefix.strip('/')}/",
         keep_days=keep_days,
@@ -316,9 +316,9 @@ def bucket_versioning(storage: Storage) -> str:
 
 
 def apply_prune(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> PruneResult:
-    """Delete what ``plan`` dooms: every manifest first (one request), then the dumps and
-    roles objects, so an interrupted prune leaves backups that look incomplete, never a
-    manifest whose dump is gone. On a versioned bucket this removes current versions only
+    """Delete what ``plan`` dooms: every manifest first, then the dumps and roles objects,
+    so an interrupted prune leaves backups that look incomplete, never a manifest whose
+    dump is gone. On a versioned bucket this removes current versions only
     (S3 writes delete markers; older versions stay until a lifecycle rule expires them)."""
     result = PruneResult(plan=plan, dry_run=dry_run, versioning=bucket_versioning(storage))
     if dry_run:
@@ -368,6 +368,7 @@ class DeepResult:
     database: str
     server_version: str | None
     fidelity: str  # "full" or "no-owner/no-privileges"
+    throwaway: bool
     seconds: float
     problems: list[str] = field(default_factory=list)
     roles_created: list[str] = field(default_factory=list)
@@ -474,7 +475,7 @@ def deep_verify(
         config = RestoreConfig(
             source=storage.config.uri(keys.dump),
             target_url=target.conninfo,
-            storage=replace(storage.config),
+            storage=storage.config,
             live_source_url=None,
             operator=default_operator(),
             create_missing_roles=True,
@@ -505,6 +506,7 @@ def deep_verify(
             database=target.database,
             server_version=report.target_server_version,
             fidelity="full" if full else "no-owner/no-privileges",
+            throwaway=target.throwaway,
             seconds=round(time.monotonic() - started, 1),
             problems=problems,
             roles_created=list(report.roles_created),
@@ -547,9 +549,9 @@ def human_age(seconds: float) -> str:
         return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 24:
-        return f"{hours}h{minutes:02d}m"
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
     days, hours = divmod(hours, 24)
-    return f"{days}d{hours:02d}h"
+    return f"{days}d{hours:02d}h" if hours else f"{days}d"
 
 
 def human_size(size: int | None) -> str:

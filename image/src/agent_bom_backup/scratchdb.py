@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class ScratchTarget:
     display: str
     database: str
     superuser: bool
+    throwaway: bool = False
 
 
 def scratch_database_name() -> str:
@@ -63,19 +64,21 @@ def scratch_database_name() -> str:
 
 
 @contextmanager
-def scratch_database(scratch_url: str | None, min_major: int, pg_bin_dirs: tuple[str, ...] = ()) -> Iterator[ScratchTarget]:
+def scratch_database(
+    scratch_url: str | None, min_major: int, pg_bin_dirs: tuple[str, ...] = ()
+) -> Iterator[ScratchTarget]:
     """A fresh, empty database for a restore; dropped (or its cluster removed) on exit."""
     if scratch_url:
-        with _database_on_server(scratch_url) as target:
+        with _database_on_server(scratch_url, min_major) as target:
             yield target
         return
     with ThrowawayCluster(min_major, pg_bin_dirs) as cluster:
-        with _database_on_server(cluster.conninfo, what="throwaway cluster") as target:
-            yield target
+        with _database_on_server(cluster.conninfo, min_major, what="throwaway cluster") as target:
+            yield replace(target, display=f"a throwaway PostgreSQL {cluster.binaries.major} cluster", throwaway=True)
 
 
 @contextmanager
-def _database_on_server(url: str, what: str = "scratch URL") -> Iterator[ScratchTarget]:
+def _database_on_server(url: str, min_major: int, what: str = "scratch URL") -> Iterator[ScratchTarget]:
     server = ConnInfo.parse(url, what=what)
     with server.connect(SessionSettings()) as conn:
         row = conn.execute(
@@ -84,6 +87,12 @@ def _database_on_server(url: str, what: str = "scratch URL") -> Iterator[Scratch
         ).fetchone()
         assert row is not None
         superuser, createdb, bypassrls, version_num = bool(row[0]), bool(row[1]), bool(row[2]), int(row[3])
+        if version_num // 10000 < min_major:
+            raise ConfigError(
+                f"the scratch server is PostgreSQL {version_num // 10000}, older than the backed-up "
+                f"PostgreSQL {min_major}",
+                hint=f"use a PostgreSQL {min_major}+ scratch server (a restore into an older major is not supported)",
+            )
         if not superuser and not createdb:
             raise ConfigError(
                 f"the scratch role {server.user} may not create databases",
@@ -96,7 +105,13 @@ def _database_on_server(url: str, what: str = "scratch URL") -> Iterator[Scratch
                 hint="ALTER ROLE ... BYPASSRLS on the scratch server, or use a superuser",
             )
         name = scratch_database_name()
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        except psycopg.Error as exc:
+            raise PreflightError(
+                f"cannot create the scratch database on {server.display()}: {str(exc).strip().splitlines()[0]}",
+                hint="check the scratch role's CREATEDB privilege and the server's free space",
+            ) from None
     event(get_logger(), "scratch database created", database=name, server=server.display(), superuser=superuser)
     target_info = server.with_dbname(name)
     params = dict(target_info.params)

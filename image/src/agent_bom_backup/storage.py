@@ -5,15 +5,27 @@ size grows as the upload proceeds (see ``PartSchedule``), so there is no size
 ceiling short of S3's 5 TiB object limit while memory stays bounded by
 ``current part size x (concurrency + 1)``. Any failure aborts the multipart upload:
 no partial object is ever left looking complete.
+
+Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md):
+
+* An interruption (SIGTERM from a Job deadline or an eviction) aborts at once, without
+  waiting for parts still in flight: part uploads run in daemon threads, so neither the
+  abort nor the process exit waits for a slow part (Kubernetes allows 30 s by default).
+* The dump object is completed with ``If-None-Match: *``: of two runs that picked the
+  same key (same second), exactly one completes it; the other is refused (exit 8).
+* Throttling and 5xx answers are retried by botocore's standard mode (``AWS_MAX_ATTEMPTS``
+  total attempts when set, else 6) before the upload fails.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +33,16 @@ from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, SSLError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    SSLError,
+)
 
-from .errors import ConfigError, PreflightError, StorageError
+from .errors import ConfigError, PreflightError, RefusedError, StorageError
 from .log import event, get_logger, redact_url
 from .manifest import DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
 
@@ -37,7 +56,13 @@ MAX_OBJECT_SIZE = 5 * TiB
 DEFAULT_PART_SIZE = 8 * MiB
 DEFAULT_GROWTH_INTERVAL = 900
 DEFAULT_CONCURRENCY = 4
+UNREACHABLE_HINT = "check endpointUrl, egress and that the store is up"
+#: after an abort, how long to wait for parts still in flight before aborting again
+ABORT_GRACE_S = 5.0
 SSE_MODES = ("none", "AES256", "aws:kms")
+#: S3 answers that mean "busy or failing, try again later" (retried by botocore first)
+TRANSIENT_CODES = ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+                   "ThrottlingException", "RequestTimeTooSkewed", "503", "500", "502", "504")
 CHECKSUM_MODES = ("auto", "when_supported", "when_required")
 
 
@@ -54,7 +79,7 @@ class StorageConfig:
     sse: str = "none"
     kms_key_id: str | None = None
     storage_class: str | None = None
-    max_attempts: int = 5
+    max_attempts: int = 5  # retries after the first attempt (botocore's ``max_attempts``)
 
     def validate(self) -> None:
         if not self.bucket:
@@ -100,7 +125,7 @@ def make_client(config: StorageConfig) -> Any:
     botocore_config = Config(
         region_name=region,
         s3={"addressing_style": "path" if config.path_style else "auto"},
-        retries={"mode": "standard", "max_attempts": config.max_attempts},
+        retries=_retries(config),
         request_checksum_calculation=config.effective_checksum_mode,
         response_checksum_validation=config.effective_checksum_mode,
         connect_timeout=10,
@@ -115,6 +140,15 @@ def make_client(config: StorageConfig) -> Any:
         config=botocore_config,
         verify=config.ca_bundle or None,
     )
+
+
+def _retries(config: StorageConfig) -> dict[str, Any]:
+    """botocore's standard retry mode; ``AWS_MAX_ATTEMPTS`` (total attempts, the SDKs'
+    own variable) overrides the default of 1 + ``config.max_attempts``."""
+    total = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if total.isdigit() and int(total) >= 1:
+        return {"mode": "standard", "total_max_attempts": int(total)}
+    return {"mode": "standard", "max_attempts": config.max_attempts}
 
 
 def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
@@ -142,6 +176,16 @@ def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
             )
         if code in ("EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder"):
             return StorageError(f"{action} failed: the store rejected a part of {uri} ({code}: {message})")
+        if code in ("PreconditionFailed", "412"):
+            return StorageError(f"{action} failed: {uri} already exists (PreconditionFailed)")
+        if code in TRANSIENT_CODES or (isinstance(status, int) and status >= 500 and status != 501):
+            attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
+            return StorageError(
+                f"{action} failed for {uri}: the S3 endpoint answered {status} {code or ''}".rstrip()
+                + f" on {attempts} attempt{'s' if attempts > 1 else ''}" + (f" ({message})" if message else ""),
+                hint="the store is overloaded or failing; the next scheduled run retries, "
+                "check the store's health if it persists",
+            )
         detail = f"{code or status}: {message}".strip(": ")
         return StorageError(f"{action} failed for {uri}: {detail}")
     if isinstance(exc, SSLError):
@@ -149,8 +193,10 @@ def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
             f"{action} failed for {uri}: TLS certificate of the S3 endpoint not trusted ({_first(exc)})",
             hint="mount the endpoint's CA bundle and set AGENT_BOM_BACKUP_CA_BUNDLE (chart: controlPlane.backup.destination.caBundle)",
         )
-    if isinstance(exc, EndpointConnectionError):
-        return StorageError(f"{action} failed: cannot reach the S3 endpoint for {uri}", hint="check endpointUrl and egress")
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return StorageError(f"{action} failed: cannot reach the S3 endpoint for {uri}", hint=UNREACHABLE_HINT)
+    if isinstance(exc, HTTPClientError):  # connection closed or read timeout mid-request
+        return StorageError(f"{action} failed: lost the connection to the S3 endpoint for {uri}", hint=UNREACHABLE_HINT)
     return StorageError(f"{action} failed for {uri}: {redact_url(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}")
 
 
@@ -239,7 +285,6 @@ class StreamUploader:
         futures: list[Future[dict[str, Any]]] = []
         part_sizes: list[int] = []
         total = 0
-        executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="upload")
         completed = False
         try:
             part_number = 0
@@ -257,7 +302,7 @@ class StreamUploader:
                 part_sizes.append(len(data))
                 self._raise_failed(futures)
                 slots.acquire()
-                future = executor.submit(self._upload_part, upload_id, part_number, data)
+                future = self._start_part(upload_id, part_number, data)
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
                 if self.progress:
@@ -268,21 +313,83 @@ class StreamUploader:
             etags = [f.result() for f in futures]
             if before_complete:
                 before_complete()
-            self.client.complete_multipart_upload(
-                Bucket=self.config.bucket,
-                Key=self.key,
-                UploadId=upload_id,
-                MultipartUpload={"Parts": etags},
-            )
+            self._complete(upload_id, etags, uri)
             completed = True
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, "uploading", uri) from None
         finally:
-            executor.shutdown(wait=True, cancel_futures=True)
             if not completed:
-                self._abort(upload_id, uri)
+                for future in futures:
+                    future.cancel()
+                self._abort(upload_id, uri, [f for f in futures if not f.done()])
         event(log, "object uploaded", key=self.key, bytes=total, parts=len(part_sizes))
         return UploadResult(key=self.key, size=total, sha256=hasher.hexdigest(), parts=len(part_sizes), part_sizes=part_sizes)
+
+    def _start_part(self, upload_id: str, part_number: int, data: bytes) -> Future[dict[str, Any]]:
+        """Upload one part in a daemon thread.
+
+        Not a ThreadPoolExecutor: the interpreter joins its workers at exit, so a SIGTERM
+        would wait for every part in flight (minutes for a large part on a slow link)
+        before the process could end; the Pod would be killed with the upload still open.
+        """
+        future: Future[dict[str, Any]] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self._upload_part(upload_id, part_number, data))
+            except BaseException as exc:  # handed to the main thread
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name=f"upload-part-{part_number}", daemon=True).start()
+        return future
+
+    def _complete(self, upload_id: str, parts: list[dict[str, Any]], uri: str) -> None:
+        """Complete the upload only if no object exists at the key (``If-None-Match: *``).
+
+        Two runs started in the same second pick the same key; whichever completes second
+        is refused instead of silently replacing a backup whose manifest may already point
+        at it. A store without conditional writes (501 NotImplemented) is completed
+        unconditionally, with a warning.
+        """
+        request = {"Bucket": self.config.bucket, "Key": self.key, "UploadId": upload_id,
+                   "MultipartUpload": {"Parts": parts}}
+        try:
+            self.client.complete_multipart_upload(IfNoneMatch="*", **request)
+            return
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = error.get("Code", "")
+            if code in ("NotImplemented", "501") or status == 501:
+                event(get_logger(), "the store does not support conditional writes; completing without "
+                      "If-None-Match (two runs in the same second are then not told apart)", level=logging.WARNING)
+                self.client.complete_multipart_upload(**request)
+                return
+            if code not in ("PreconditionFailed", "412") and status != 412:
+                raise
+        if self._object_etag() == multipart_etag(parts):
+            # byte for byte what this run uploaded: a retry of our own completed request,
+            # or a run in the same second that dumped identical bytes. Either way the
+            # object is this backup; make sure our upload is not left open.
+            self._abort_once(upload_id, uri, again=True)
+            return
+        raise RefusedError(
+            f"{uri} already exists; another backup started in the same second",
+            hint="wait a second and retry; existing backups are never overwritten",
+        )
+
+    def _object_etag(self) -> str | None:
+        """The ETag of the object at the key, by listing (s3:ListBucket, no s3:GetObject)."""
+        try:
+            response = self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=self.key, MaxKeys=5)
+        except (ClientError, BotoCoreError):
+            return None
+        for obj in response.get("Contents", []):
+            if obj["Key"] == self.key:
+                return str(obj.get("ETag", "")).strip('"')
+        return None
 
     def _upload_part(self, upload_id: str, part_number: int, data: bytes) -> dict[str, Any]:
         response = self.client.upload_part(
@@ -296,18 +403,48 @@ class StreamUploader:
             if future.done() and future.exception() is not None:
                 raise future.exception()  # type: ignore[misc]
 
-    def _abort(self, upload_id: str, uri: str) -> None:
+    def _abort(self, upload_id: str, uri: str, in_flight: list[Future[dict[str, Any]]]) -> None:
+        """Abort at once; then give parts still in flight a short grace and abort again if
+        one of them landed after the first abort (S3 may keep such a part otherwise).
+
+        Failing to abort is a warning, not an error: the error the operator must read is
+        the one that made the upload fail (an unreachable endpoint cannot be told to abort).
+        """
+        log = get_logger()
+        if not self._abort_once(upload_id, uri):
+            return
+        if in_flight:
+            done, pending = wait_futures(in_flight, timeout=ABORT_GRACE_S)
+            if any(not f.cancelled() and f.exception() is None for f in done):
+                self._abort_once(upload_id, uri, again=True)
+            if pending:
+                event(log, "parts still in flight after the abort; if one lands later, S3 keeps it until a "
+                      "lifecycle rule (AbortIncompleteMultipartUpload) removes it",
+                      level=logging.WARNING, key=self.key, parts=len(pending))
+
+    def _abort_once(self, upload_id: str, uri: str, again: bool = False) -> bool:
         try:
             self.client.abort_multipart_upload(Bucket=self.config.bucket, Key=self.key, UploadId=upload_id)
+        except ClientError as exc:
+            if again and exc.response.get("Error", {}).get("Code") == "NoSuchUpload":
+                return True
+            self._abort_failed(exc, uri)
+            return False
+        except BotoCoreError as exc:
+            self._abort_failed(exc, uri)
+            return False
+        if not again:
             event(get_logger(), "multipart upload aborted", key=self.key)
-        except (ClientError, BotoCoreError) as exc:
-            event(
-                get_logger(),
-                "could not abort the multipart upload; a lifecycle rule (AbortIncompleteMultipartUpload) will remove it",
-                level=40,
-                key=self.key,
-                error=str(storage_error(exc, "aborting", uri)),
-            )
+        return True
+
+    def _abort_failed(self, exc: Exception, uri: str) -> None:
+        event(
+            get_logger(),
+            "could not abort the multipart upload; a lifecycle rule (AbortIncompleteMultipartUpload) will remove it",
+            level=logging.WARNING,
+            key=self.key,
+            error=str(storage_error(exc, "aborting", uri)),
+        )
 
 
 @dataclass(frozen=True)
@@ -342,27 +479,42 @@ class Storage:
 
     # --- preflight -------------------------------------------------------
     def preflight(self) -> None:
-        """Cheap reachability check: the bucket exists, we may list, the region matches."""
+        """Cheap reachability check: the bucket exists, we may list, the region matches.
+
+        ``HeadBucket`` is authorised by ``s3:ListBucket`` *without* a prefix, so the
+        least-privilege policies (deploy/iam/: ``s3:ListBucket`` only under the prefix)
+        are denied it: a 403 there proves nothing, and the prefix listing decides.
+        """
         uri = f"s3://{self.config.bucket}/{self.config.prefix.strip('/')}/"
         try:
             self.client.head_bucket(Bucket=self.config.bucket)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("404", "NoSuchBucket", "NotFound"):
-                raise PreflightError(f"bucket {self.config.bucket} does not exist", hint="create it or fix destination.bucket") from None
+                raise self._no_such_bucket() from None
             if code in ("301", "PermanentRedirect", "400"):
                 raise PreflightError(
                     f"bucket {self.config.bucket} is not in region {self.config.region}",
                     hint="set bucketRegion to the bucket's region",
                 ) from None
-            raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
+            if code not in ("403", "AccessDenied", "Forbidden"):
+                raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
+            event(get_logger(), "HeadBucket denied (s3:ListBucket scoped to the prefix); checking by listing the prefix",
+                  level=logging.DEBUG)
         except BotoCoreError as exc:
             raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
         self._check_region(uri)
         try:
             self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=self.config.prefix.strip("/") + "/", MaxKeys=1)
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("NoSuchBucket", "404"):
+                raise self._no_such_bucket() from None
             raise _as_preflight(storage_error(exc, "listing the prefix", uri)) from None
+        except BotoCoreError as exc:
+            raise _as_preflight(storage_error(exc, "listing the prefix", uri)) from None
+
+    def _no_such_bucket(self) -> PreflightError:
+        return PreflightError(f"bucket {self.config.bucket} does not exist", hint="create it or fix destination.bucket")
 
     def _check_region(self, uri: str) -> None:
         if not self.config.verify_region or not self.config.region:
@@ -371,6 +523,8 @@ class Storage:
             location = self.client.get_bucket_location(Bucket=self.config.bucket).get("LocationConstraint")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchBucket", "404"):
+                raise self._no_such_bucket() from None
             if code in ("AccessDenied", "NotImplemented"):
                 event(get_logger(), "cannot read the bucket location; region not verified", level=30, code=code)
                 return
@@ -450,20 +604,17 @@ class Storage:
         return size, hasher.hexdigest()
 
     def delete(self, keys: list[str]) -> None:
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
+        """Delete ``keys`` in order, one ``DeleteObject`` each.
+
+        Not ``DeleteObjects``: GCS's XML API and some other S3-compatible stores lack it,
+        it needs a Content-MD5/checksum header strict stores reject, and prune deletes a
+        handful of objects. IAM-wise both need only ``s3:DeleteObject`` on the keys.
+        """
+        for key in keys:
             try:
-                response = self.client.delete_objects(
-                    Bucket=self.config.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-                )
+                self.client.delete_object(Bucket=self.config.bucket, Key=key)
             except (ClientError, BotoCoreError) as exc:
-                raise storage_error(exc, "deleting", self.config.uri(batch[0])) from None
-            errors = response.get("Errors") or []
-            if errors:
-                first = errors[0]
-                raise StorageError(
-                    f"deleting {self.config.uri(first.get('Key', ''))} failed: {first.get('Code')}: {first.get('Message')}"
-                )
+                raise storage_error(exc, "deleting", self.config.uri(key)) from None
 
     # --- listing ------------------------------------------------------------
     def list_backups(self, prefix: str | None = None) -> list[BackupEntry]:
@@ -498,6 +649,20 @@ class Storage:
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, "listing multipart uploads", f"s3://{self.config.bucket}/{prefix}") from None
         return list(response.get("Uploads", []))
+
+
+def multipart_etag(parts: list[dict[str, Any]]) -> str | None:
+    """S3's ETag of a completed multipart object: MD5 of the parts' binary MD5s, "-N"."""
+    digests = b""
+    for part in parts:
+        etag = str(part.get("ETag", "")).strip('"')
+        if len(etag) != 32:
+            return None
+        try:
+            digests += bytes.fromhex(etag)
+        except ValueError:
+            return None
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
 def _first(exc: Exception) -> str:

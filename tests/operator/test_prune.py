@@ -1,0 +1,188 @@
+"""`agent-bom-backup prune --keep-days N --keep-last M [--yes]`: expired backups go with
+all three objects (the manifest first), the newest complete backup never does, failed
+runs older than the keep window do, a dry run is the default, versioned buckets keep
+their previous versions."""
+
+from __future__ import annotations
+
+from agent_bom_backup.errors import ExitCode
+from agent_bom_backup.inventory import apply_prune, plan_prune
+from agent_bom_backup.storage import Storage, StorageConfig
+from tests.operator import helpers
+from tests.operator.helpers import DUMP, MANIFEST, ROLES, Planter, run_cli
+from tests.support.s3server import MotoServer
+
+
+def _objects(backup_id: str) -> list[str]:
+    return sorted(helpers.key(backup_id, suffix) for suffix in (DUMP, ROLES, MANIFEST))
+
+
+def _prune(env: dict[str, str], *args: str) -> helpers.Run:
+    run = run_cli(["prune", *args], env)
+    assert run.returncode == 0, str(run)
+    return run
+
+
+def test_newest_complete_backup_survives_even_when_expired(planter: Planter, cli_env: dict[str, str]) -> None:
+    newest = helpers.backup_id_aged(days=40)
+    planter.plant(newest)
+    planter.plant(helpers.backup_id_aged(days=50))
+    _prune(cli_env, "--keep-days", "30", "--keep-last", "1", "--yes")
+    assert planter.keys() == _objects(newest)
+
+
+def test_expired_backup_loses_all_three_objects(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    expired = helpers.backup_id_aged(days=50)
+    planter.plant(expired)
+    _prune(cli_env, "--keep-days", "30", "--yes")
+    assert not set(_objects(expired)) & set(planter.keys())
+
+
+def test_backups_within_keep_days_are_kept(planter: Planter, cli_env: dict[str, str]) -> None:
+    ids = [helpers.backup_id_aged(days=d) for d in (1, 10, 29)]
+    for backup_id in ids:
+        planter.plant(backup_id)
+    _prune(cli_env, "--keep-days", "30", "--yes")
+    assert len(planter.keys()) == 3 * len(ids)
+
+
+def test_keep_last_keeps_that_many_old_backups(planter: Planter, cli_env: dict[str, str]) -> None:
+    ids = [helpers.backup_id_aged(days=d) for d in (40, 41, 42, 43, 44)]
+    for backup_id in ids:
+        planter.plant(backup_id)
+    _prune(cli_env, "--keep-days", "30", "--keep-last", "3", "--yes")
+    assert planter.keys() == sorted(k for backup_id in ids[:3] for k in _objects(backup_id))
+
+
+def test_expired_dump_without_manifest_is_removed(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    failed = helpers.backup_id_aged(days=8)
+    planter.plant(failed, manifest=False)
+    _prune(cli_env, "--keep-days", "7", "--yes")
+    assert not [k for k in planter.keys() if failed in k]
+
+
+def test_incomplete_backup_within_keep_days_is_kept(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    failed = helpers.backup_id_aged(days=3)
+    planter.plant(failed, manifest=False)
+    _prune(cli_env, "--keep-days", "7", "--yes")
+    assert [k for k in planter.keys() if failed in k] == [helpers.key(failed, DUMP), helpers.key(failed, ROLES)]
+
+
+def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter: Planter,
+                                                                        cli_env: dict[str, str]) -> None:
+    """A backup whose manifest is not written yet may still be running."""
+    planter.plant(helpers.backup_id_aged(days=1))
+    running = helpers.backup_id_aged(minutes=20)
+    planter.plant(running, manifest=False)
+    _prune(cli_env, "--keep-days", "0", "--yes")
+    assert helpers.key(running, DUMP) in planter.keys()
+
+
+def test_orphan_manifest_without_dump_is_removed_when_expired(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    orphan = helpers.backup_id_aged(days=9)
+    planter.plant(orphan, dump=False)
+    _prune(cli_env, "--keep-days", "7", "--yes")
+    assert not [k for k in planter.keys() if orphan in k]
+
+
+def test_dry_run_is_the_default_and_deletes_nothing(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    planter.plant(helpers.backup_id_aged(days=50))
+    before = planter.keys()
+    _prune(cli_env, "--keep-days", "30")
+    assert planter.keys() == before
+
+
+def test_dry_run_prints_what_would_go(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    expired = helpers.backup_id_aged(days=50)
+    planter.plant(expired)
+    lines = _prune(cli_env, "--keep-days", "30").stdout.splitlines()
+    assert [line.split()[:3] for line in lines if expired in line] == [["would", "delete", expired]]
+
+
+def test_yes_from_the_environment_deletes(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    planter.plant(helpers.backup_id_aged(days=50))
+    _prune({**cli_env, "AGENT_BOM_PRUNE_DRY_RUN": "false", "AGENT_BOM_PRUNE_KEEP_DAYS": "30"})
+    assert len(planter.keys()) == 3
+
+
+def test_foreign_objects_are_never_deleted(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    foreign = [f"{helpers.PREFIX}/notes.txt", f"{helpers.PREFIX}/archive/{helpers.backup_id_aged(days=90)}.dump",
+               f"other/{helpers.backup_id_aged(days=90)}.dump"]
+    for object_key in foreign:
+        planter.put(object_key, b"keep me")
+    _prune(cli_env, "--keep-days", "0", "--incomplete-grace", "0", "--yes")
+    assert set(foreign) <= set(planter.keys())
+
+
+def test_manifests_are_deleted_before_dumps(planter: Planter, s3: MotoServer, bucket: str) -> None:
+    """An interrupted prune leaves backups that look incomplete, never a manifest without its dump."""
+    planter.plant(helpers.backup_id_aged(days=1))
+    planter.plant(helpers.backup_id_aged(days=50))
+    planter.plant(helpers.backup_id_aged(days=60))
+    storage = Storage(StorageConfig(bucket=bucket, prefix=helpers.PREFIX, region=helpers.region(),
+                                    endpoint_url=s3.endpoint_url, path_style=True))
+    deleted: list[str] = []  # in request order, whichever delete API the storage module uses
+    storage.client.meta.events.register(
+        "before-parameter-build.s3.DeleteObject", lambda params, **_: deleted.append(params["Key"]))
+    storage.client.meta.events.register(
+        "before-parameter-build.s3.DeleteObjects",
+        lambda params, **_: deleted.extend(o["Key"] for o in params["Delete"]["Objects"]))
+    apply_prune(storage, plan_prune(storage, 30, 1), dry_run=False)
+    assert [k.endswith(MANIFEST) for k in deleted] == [True] * 2 + [False] * 4
+
+
+def test_keep_last_zero_is_a_usage_error(cli_env: dict[str, str]) -> None:
+    run = run_cli(["prune", "--keep-days", "30", "--keep-last", "0"], cli_env)
+    assert run.returncode == ExitCode.USAGE
+
+
+def test_keep_days_is_required(cli_env: dict[str, str]) -> None:
+    run = run_cli(["prune"], cli_env)
+    assert (run.returncode, "--keep-days" in run.stderr) == (ExitCode.USAGE, True)
+
+
+# ----------------------------------------------------------------------------- versioned bucket
+def _enable_versioning(s3: MotoServer, bucket: str) -> None:
+    s3.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+
+def test_versioned_bucket_prune_hides_the_backup(planter: Planter, cli_env: dict[str, str], s3: MotoServer,
+                                                 bucket: str) -> None:
+    _enable_versioning(s3, bucket)
+    planter.plant(helpers.backup_id_aged(days=1))
+    expired = helpers.backup_id_aged(days=50)
+    planter.plant(expired)
+    _prune(cli_env, "--keep-days", "30", "--yes")
+    assert not [k for k in planter.keys() if expired in k]
+
+
+def test_versioned_bucket_keeps_previous_versions(planter: Planter, cli_env: dict[str, str], s3: MotoServer,
+                                                  bucket: str) -> None:
+    _enable_versioning(s3, bucket)
+    planter.plant(helpers.backup_id_aged(days=1))
+    expired = helpers.backup_id_aged(days=50)
+    planter.plant(expired)
+    _prune(cli_env, "--keep-days", "30", "--yes")
+    versions = s3.client().list_object_versions(Bucket=bucket, Prefix=helpers.key(expired, ""))
+    assert (len(versions.get("Versions", [])), len(versions.get("DeleteMarkers", []))) == (3, 3)
+
+
+def test_versioned_bucket_output_says_current_versions_only(planter: Planter, cli_env: dict[str, str],
+                                                            s3: MotoServer, bucket: str) -> None:
+    _enable_versioning(s3, bucket)
+    planter.plant(helpers.backup_id_aged(days=1))
+    run = _prune(cli_env, "--keep-days", "30")
+    assert "bucket versioning is Enabled: prune deletes current versions only" in run.stdout
+
+
+def test_unversioned_bucket_output_does_not_mention_versions(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    assert "version" not in _prune(cli_env, "--keep-days", "30").stdout

@@ -1,0 +1,334 @@
+"""The failure-mode table: one row per fault, driving both the reliability tests
+(tests/reliability/test_failure_modes.py) and docs/failure-modes.md
+(scripts/gen_failure_modes.py; a test fails when the page is stale).
+
+``message`` is the JSON error line's ``message`` exactly as the operator reads it, with
+``<...>`` standing for the parts that vary (bucket, key, host, sizes); the tests match it
+in full, so the page cannot drift from what the job prints. For the cases that end well
+(exit 0) it is the info line that says so.
+
+This module imports nothing but the standard library: the docs generator loads it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    group: str
+    command: str  # backup | restore
+    fault: str
+    exit_code: int
+    message: str
+    action: str
+    #: what is left in the bucket, when it is more than "nothing"
+    leaves: str = ""
+
+    def pattern(self) -> re.Pattern[str]:
+        """``message`` as a regular expression: ``<...>`` matches any text."""
+        parts = re.split(r"<[^<>]+>", self.message)
+        return re.compile(".+?".join(re.escape(p) for p in parts), re.DOTALL)
+
+
+STORAGE = "Object storage during a backup"
+DATABASE = "The database during a backup"
+RUNS = "Interruptions and overlapping runs"
+RESTORE_INPUT = "Restore: what is restored, and where"
+SCRATCH = "Restore: the scratch disk"
+
+DUMP_URI = "s3://<bucket>/<prefix>/agent-bom-<YYYYMMDDTHHMMSSZ>.dump"
+DB = "postgresql://<user>@<host>:<port>/<database>"
+
+CASES: tuple[Case, ...] = (
+    # ------------------------------------------------------------------ object storage
+    Case(
+        id="s3-endpoint-killed-mid-upload",
+        group=STORAGE, command="backup",
+        fault="The S3 endpoint goes away while the dump is streaming (connections cut, new ones refused).",
+        exit_code=6,
+        message=f"uploading failed: <cannot reach|lost the connection to> the S3 endpoint for {DUMP_URI} (check endpointUrl, egress and that the store is up)",
+        action="Check the endpoint, DNS and the NetworkPolicy egress; the next scheduled run retries. "
+        "Nothing needs cleaning up by hand.",
+        leaves="No object and no manifest. The open multipart upload cannot be aborted while the endpoint is "
+        "down (a warning says so): the bucket's `AbortIncompleteMultipartUpload` lifecycle rule removes it.",
+    ),
+    Case(
+        id="s3-throttled-then-recovers",
+        group=STORAGE, command="backup",
+        fault="S3 answers `503 SlowDown` to some part uploads and `500 InternalError` to the completion, then recovers.",
+        exit_code=0,
+        message="backup complete",
+        action="Nothing: botocore's standard retry mode retries with backoff (6 attempts per request, "
+        "`AWS_MAX_ATTEMPTS` to change) and the backup completes.",
+    ),
+    Case(
+        id="s3-errors-persist",
+        group=STORAGE, command="backup",
+        fault="S3 answers `503 SlowDown` to every part upload, retries included.",
+        exit_code=6,
+        message=f"uploading failed for {DUMP_URI}: the S3 endpoint answered 503 SlowDown on <n> attempts "
+        "(Please reduce your request rate.) (the store is overloaded or failing; the next scheduled run "
+        "retries, check the store's health if it persists)",
+        action="Check the store's health and request rate (other writers on the prefix); the next scheduled "
+        "run retries.",
+    ),
+    Case(
+        id="bucket-missing",
+        group=STORAGE, command="backup",
+        fault="The configured bucket does not exist.",
+        exit_code=4,
+        message="bucket <bucket> does not exist (create it or fix destination.bucket)",
+        action="Create the bucket or fix `controlPlane.backup.destination.bucket`.",
+    ),
+    Case(
+        id="wrong-region",
+        group=STORAGE, command="backup",
+        fault="The bucket is in eu-west-1; the job is configured for us-east-1.",
+        exit_code=4,
+        message="bucket <bucket> is in region eu-west-1, not us-east-1 "
+        "(set destination.bucketRegion (AWS_REGION) to the bucket's region)",
+        action="Set `controlPlane.backup.destination.bucketRegion` to the region named in the message.",
+    ),
+    Case(
+        id="access-denied-no-permission",
+        group=STORAGE, command="backup",
+        fault="The job's identity has no S3 permission on the bucket (wrong role, missing policy).",
+        exit_code=4,
+        message="listing the prefix failed: access denied to s3://<bucket>/<prefix>/ (AccessDenied) "
+        "(check the role's IAM policy (deploy/iam/) and the credentials in use)",
+        action="Attach `deploy/iam/backup-role-policy.json` (bucket and prefix filled in) to the role "
+        "the service account assumes; check the `eks.amazonaws.com/role-arn` annotation.",
+    ),
+    Case(
+        id="access-denied-read-only",
+        group=STORAGE, command="backup",
+        fault="The job runs with a read-only identity (e.g. the restore role): preflight passes, the upload is denied.",
+        exit_code=6,
+        message=f"starting the upload failed: access denied to {DUMP_URI} (AccessDenied) "
+        "(check the role's IAM policy (deploy/iam/) and the credentials in use)",
+        action="Give the job the backup role (`deploy/iam/backup-role-policy.json`), not the restore role.",
+    ),
+    # ------------------------------------------------------------------ database
+    Case(
+        id="database-unreachable",
+        group=DATABASE, command="backup",
+        fault="Nothing listens at the database URL's host and port.",
+        exit_code=4,
+        message=f"cannot connect to {DB}: connection failed: <libpq's reason> "
+        "(check the URL, network policy, credentials and that the server is up)",
+        action="Check the database Secret's URL, the NetworkPolicy egress and that PostgreSQL is up.",
+    ),
+    Case(
+        id="database-wrong-password",
+        group=DATABASE, command="backup",
+        fault="The password in the database Secret is wrong.",
+        exit_code=4,
+        message=f"cannot connect to {DB}: connection failed: <...> password authentication failed for user "
+        '"<user>" (check the URL, network policy, credentials and that the server is up)',
+        action="Fix the password in the database Secret (the password itself is never printed).",
+    ),
+    Case(
+        id="database-restarted-mid-dump",
+        group=DATABASE, command="backup",
+        fault="PostgreSQL restarts (fast shutdown) while pg_dump streams a large table.",
+        exit_code=5,
+        message="pg_dump exited with code 1: pg_dump: error: <pg_dump's first error line, e.g. Dumping the contents "
+        'of table "blobs" failed: PQgetResult() failed.>',
+        action="Nothing to clean up; rerun the backup (`kubectl create job --from=cronjob/...`) once the "
+        "database is back, or wait for the next schedule.",
+    ),
+    Case(
+        id="pg-dump-killed",
+        group=DATABASE, command="backup",
+        fault="pg_dump is killed (SIGKILL, e.g. the OOM killer) mid-stream. The pipe simply ends: the trap "
+        "of completing a truncated object.",
+        exit_code=5,
+        message="pg_dump was killed by signal 9",
+        action="Check the Pod's memory limit and events (OOMKilled); rerun. The truncated dump was never "
+        "completed: pg_dump's exit status is checked before the upload is.",
+    ),
+    # ------------------------------------------------------------------ runs
+    Case(
+        id="sigterm-mid-upload",
+        group=RUNS, command="backup",
+        fault="The job gets SIGTERM mid-upload (activeDeadlineSeconds, eviction, node drain) while a part "
+        "upload hangs.",
+        exit_code=143,
+        message="received SIGTERM: stopping, nothing was left behind",
+        action="If it was the deadline, raise `activeDeadlineSeconds` or speed the dump up (compression level); "
+        "the job exits within seconds (well inside the 30 s grace period), without waiting for the hung part.",
+    ),
+    Case(
+        id="concurrent-backups-same-second",
+        group=RUNS, command="backup",
+        fault="Two backups start in the same second (a manual run during the schedule) and pick the same key.",
+        exit_code=8,
+        message=f"{DUMP_URI} already exists; another backup started in the same second "
+        "(wait a second and retry; existing backups are never overwritten)",
+        action="Nothing: the other run's backup is complete. The dump is completed with `If-None-Match: *`, so "
+        "exactly one run writes it, whichever order they finish in (byte-identical dumps both succeed).",
+    ),
+    Case(
+        id="concurrent-backups-different-seconds",
+        group=RUNS, command="backup",
+        fault="Two backups overlap but start in different seconds.",
+        exit_code=0,
+        message="backup complete",
+        action="Nothing: both backups are complete and valid (each dump matches its manifest).",
+    ),
+    # ------------------------------------------------------------------ restore input
+    Case(
+        id="restore-truncated-object",
+        group=RESTORE_INPUT, command="restore",
+        fault="The dump object is shorter than its manifest says.",
+        exit_code=7,
+        message=f"{DUMP_URI} is <n> bytes but its manifest says <n>: truncated or replaced "
+        "(restore another backup)",
+        action="Restore another backup (`agent-bom-backup list`); find out what rewrote the object "
+        "(bucket versioning keeps the original).",
+    ),
+    Case(
+        id="restore-corrupted-byte",
+        group=RESTORE_INPUT, command="restore",
+        fault="One byte of the dump object differs (same size).",
+        exit_code=7,
+        message=f"{DUMP_URI} does not match its manifest (size <n> vs <n>, sha256 <...> vs <...>): corrupted or "
+        "truncated; the target was not touched (restore another backup)",
+        action="Restore another backup; the checksum is verified before the database is touched.",
+    ),
+    Case(
+        id="restore-missing-manifest",
+        group=RESTORE_INPUT, command="restore",
+        fault="The dump exists but its manifest does not (the job failed or is still running).",
+        exit_code=7,
+        message=f"backup {DUMP_URI} has no manifest: it is incomplete (the job failed or is still running) "
+        "(restore another backup; run `agent-bom-backup list` to see complete ones)",
+        action="Restore a complete backup (`agent-bom-backup list` marks incomplete ones).",
+    ),
+    Case(
+        id="restore-foreign-manifest",
+        group=RESTORE_INPUT, command="restore",
+        fault="The manifest next to the dump describes another dump (copied or renamed).",
+        exit_code=7,
+        message="manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
+        "<this key> (the manifest was copied or renamed; do not trust this backup)",
+        action="Do not trust this backup; restore another one.",
+    ),
+    Case(
+        id="restore-newer-major",
+        group=RESTORE_INPUT, command="restore",
+        fault="A pg_dump 18 archive, and only PostgreSQL 15 client programs available.",
+        exit_code=4,
+        message="no pg_restore can read an archive written by pg_dump 18 (installed majors: 15) "
+        "(install PostgreSQL 18 or newer client tools)",
+        action="Restore with the job image (it carries pg_restore 18) or install PostgreSQL 18 client programs.",
+    ),
+    Case(
+        id="restore-nonexistent-uri",
+        group=RESTORE_INPUT, command="restore",
+        fault="The URI names a backup that does not exist (typo in the timestamp).",
+        exit_code=7,
+        message=f"backup {DUMP_URI} has no manifest: it is incomplete (the job failed or is still running) "
+        "(restore another backup; run `agent-bom-backup list` to see complete ones)",
+        action="Copy the URI from `agent-bom-backup list`, or pass `latest`.",
+    ),
+    Case(
+        id="restore-nonexistent-bucket",
+        group=RESTORE_INPUT, command="restore",
+        fault="The URI names a bucket that does not exist.",
+        exit_code=6,
+        message="checking for an existing object failed: bucket of s3://<bucket>/<key> does not exist "
+        "(check the bucket name)",
+        action="Fix the bucket name in the URI.",
+    ),
+    Case(
+        id="restore-malformed-uri-single-slash",
+        group=RESTORE_INPUT, command="restore",
+        fault="A malformed URI: `s3:/x`.",
+        exit_code=3,
+        message="not an s3:// URI: 's3:/x' (use s3://BUCKET/PREFIX/agent-bom-YYYYMMDDTHHMMSSZ.dump or 'latest')",
+        action="Pass `s3://BUCKET/PREFIX/agent-bom-YYYYMMDDTHHMMSSZ.dump`, `s3://BUCKET/PREFIX/` or `latest`.",
+    ),
+    Case(
+        id="restore-malformed-uri-http",
+        group=RESTORE_INPUT, command="restore",
+        fault="An HTTP(S) URL instead of an s3:// URI.",
+        exit_code=3,
+        message="not an s3:// URI: '<url>' (use s3://BUCKET/PREFIX/agent-bom-YYYYMMDDTHHMMSSZ.dump or 'latest')",
+        action="Pass the s3:// URI; a custom endpoint goes in `AGENT_BOM_BACKUP_ENDPOINT_URL`.",
+    ),
+    Case(
+        id="restore-malformed-uri-no-bucket",
+        group=RESTORE_INPUT, command="restore",
+        fault="`s3://` with no bucket.",
+        exit_code=3,
+        message="malformed S3 URI 's3://': no valid bucket name",
+        action="Pass a full s3:// URI.",
+    ),
+    Case(
+        id="restore-not-a-backup",
+        group=RESTORE_INPUT, command="restore",
+        fault="The URI names an object that is not an agent-bom backup (`s3://bucket/not-a-backup.txt`).",
+        exit_code=4,
+        message="s3://<bucket>/not-a-backup.txt does not name an agent-bom backup "
+        "(expected .../agent-bom-YYYYMMDDTHHMMSSZ.dump; run `agent-bom-backup list`)",
+        action="Copy the URI from `agent-bom-backup list`.",
+    ),
+    Case(
+        id="restore-access-denied",
+        group=RESTORE_INPUT, command="restore",
+        fault="The restore runs with the backup role's credentials, which cannot read backups.",
+        exit_code=6,
+        message="reading failed: access denied to s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json "
+        "(AccessDenied) (check the role's IAM policy (deploy/iam/) and the credentials in use)",
+        action="Restore with the restore role (`deploy/iam/restore-role-policy.json`).",
+    ),
+    Case(
+        id="restore-target-not-empty",
+        group=RESTORE_INPUT, command="restore",
+        fault="The target database already has tables, and no `--clean`.",
+        exit_code=8,
+        message="target database <database> is not empty (<n> relations: <names>) "
+        "(restore into an empty database, or pass --clean --confirm-target <database>)",
+        action="Restore into a new empty database, or pass `--clean --confirm-target DBNAME` (a safety dump of "
+        "the target is taken first).",
+    ),
+    Case(
+        id="restore-live-source-without-approval",
+        group=RESTORE_INPUT, command="restore",
+        fault="The target is the live database the backup was taken from, without `--approval`.",
+        exit_code=8,
+        message=f"target {DB} is the live source database of this backup (restore into a staging database "
+        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
+        "data-loss window)",
+        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+    ),
+    # ------------------------------------------------------------------ scratch disk
+    Case(
+        id="restore-scratch-too-small",
+        group=SCRATCH, command="restore",
+        fault="The scratch directory's filesystem has less free space than the dump needs (checked before "
+        "downloading).",
+        exit_code=4,
+        message="scratch directory <dir> has <n> bytes free; the dump needs <n> "
+        "(point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a larger volume)",
+        action="Point `--scratch-dir` at a larger volume (in the chart: a larger `emptyDir` size limit). The "
+        "check asks for the dump's size plus 16 MiB of headroom.",
+    ),
+    Case(
+        id="restore-scratch-fills-during-download",
+        group=SCRATCH, command="restore",
+        fault="The scratch filesystem fills up while the dump downloads (another writer took the space).",
+        exit_code=6,
+        message=f"cannot write the download of {DUMP_URI} to local disk: No space left on device "
+        "(free space in the scratch directory or point --scratch-dir at a larger volume)",
+        action="Free space or use a larger scratch volume; the partial download is deleted.",
+    ),
+)
+
+CASES_BY_ID = {case.id: case for case in CASES}
+assert len(CASES_BY_ID) == len(CASES), "duplicate case id"

@@ -1,0 +1,632 @@
+"""How each row of the failure-mode table (cases.py) is staged against the real servers.
+
+A scenario provokes its fault and returns an :class:`Outcome`: the CLI run the row is
+about, what the bucket held before, the restore target's digest before and after, and a
+few case-specific facts (retries seen, time to exit, ...). The tests in
+test_failure_modes.py assert the same three things of every outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability import harness
+from tests.reliability.cases import CASES_BY_ID, Case
+from tests.reliability.faultproxy import FaultProxy, Rule
+from tests.reliability.iam import IamWorld
+from tests.support.pgcluster import PgCluster, free_port
+from tests.support.s3server import MotoServer
+
+#: the slowed proxy: each part upload waits this long, so pg_dump is mid-stream for seconds
+SLOW_PART_S = 0.4
+#: a part that never finishes by itself (released when the proxy is killed)
+LARGE_DUMP = {"AGENT_BOM_BACKUP_COMPRESSION": "none", "AGENT_BOM_BACKUP_PART_SIZE": harness.PART,
+              "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY": "1"}
+OLD_STAMP_KEY = f"{harness.PREFIX}/agent-bom-20000101T000000Z.dump"
+
+
+@dataclass
+class Outcome:
+    case: Case
+    run: harness.Run
+    client: Any = None  # an S3 client that may inspect the bucket
+    bucket: str | None = None
+    keys_before: list[str] = field(default_factory=list)
+    #: keys the run was meant to add (successful backups)
+    expected_new_keys: list[str] = field(default_factory=list)
+    expected_open_uploads: list[str] = field(default_factory=list)
+    bucket_should_exist: bool = True
+    target_before: str | None = None
+    target_after: str | None = None
+    facts: dict[str, bool] = field(default_factory=dict)
+    #: the bucket right after the run (``seal``); later scenarios may share the bucket
+    state: dict[str, Any] | None = None
+
+    def seal(self) -> Outcome:
+        self.state = self._bucket_state()
+        return self
+
+    def bucket_state(self) -> dict[str, Any]:
+        assert self.state is not None, "outcome not sealed"
+        return self.state
+
+    def _bucket_state(self) -> dict[str, Any]:
+        """Keys the run added, open multipart uploads, and new backups that look complete
+        but are not (a dump without its manifest, or one that differs from it)."""
+        if self.bucket is None:
+            return {}
+        try:
+            keys = harness.object_keys(self.client, self.bucket)
+        except Exception as exc:  # noqa: BLE001 - a missing bucket is a state too
+            if "NoSuchBucket" in str(exc):
+                return {"bucket exists": False}
+            raise
+        new = sorted(set(keys) - set(self.keys_before))
+        problems = []
+        for stem in sorted({_stem(k) for k in new} - {""}):
+            dump, manifest = stem + ".dump", stem + ".manifest.json"
+            if dump not in keys or manifest not in keys:
+                problems.append(f"{stem}: dump and manifest are not both there")
+                continue
+            recorded = json.loads(harness.get_object(self.client, self.bucket, manifest))["dump"]
+            data = harness.get_object(self.client, self.bucket, dump)
+            if (recorded["key"], recorded["size"], recorded["sha256"]) != (dump, len(data), harness.sha256(data)):
+                problems.append(f"{stem}: the dump differs from its manifest")
+        return {
+            "bucket exists": True,
+            "new keys": new,
+            "open uploads": harness.open_uploads(self.client, self.bucket),
+            "incomplete or inconsistent backups": problems,
+        }
+
+    def expected_bucket_state(self) -> dict[str, Any]:
+        if self.bucket is None:
+            return {}
+        if not self.bucket_should_exist:
+            return {"bucket exists": False}
+        return {
+            "bucket exists": True,
+            "new keys": sorted(self.expected_new_keys),
+            "open uploads": sorted(self.expected_open_uploads),
+            "incomplete or inconsistent backups": [],
+        }
+
+
+def _stem(key: str) -> str:
+    for suffix in (".dump", ".roles.sql", ".manifest.json"):
+        if key.endswith(suffix):
+            return key.removesuffix(suffix)
+    return ""
+
+
+class Stage:
+    """Session resources for the scenarios, created on first use."""
+
+    def __init__(self, request: pytest.FixtureRequest) -> None:
+        self.request = request
+        self._cleanups: list[Callable[[], None]] = []
+
+    def fixture(self, name: str) -> Any:
+        return self.request.getfixturevalue(name)
+
+    @property
+    def s3(self) -> MotoServer:
+        return self.fixture("s3")
+
+    @property
+    def pg15(self) -> PgCluster:
+        return self.fixture("pg15")
+
+    def defer(self, cleanup: Callable[[], None]) -> None:
+        self._cleanups.append(cleanup)
+
+    def close(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
+
+    def new_bucket(self, region: str = "us-east-1") -> str:
+        name = f"abb-rel-{uuid.uuid4().hex[:16]}"
+        self.s3.create_bucket(name, region=region)
+        self.defer(lambda: self.s3.delete_bucket(name))
+        return name
+
+    def proxy(self) -> FaultProxy:
+        proxy = FaultProxy(self.s3.endpoint_url).start()
+        self.defer(proxy.kill)
+        return proxy
+
+    def tmp_dir(self, name: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.fixture("tmp_root")))
+        path.chmod(0o755)
+        return path
+
+    def tmpfs(self, size: str) -> Path:
+        """A small tmpfs (root only): a filesystem that really runs out of space."""
+        path = self.tmp_dir("scratch")
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({result.stderr.strip()}): the scratch-disk cases need root")
+        self.defer(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
+        return path
+
+    def empty_target(self) -> str:
+        name = harness.new_database(self.pg15, "rel_target")
+        self.defer(lambda: self.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        return name
+
+
+SCENARIOS: dict[str, Callable[[Stage], Outcome]] = {}
+
+
+def scenario(case_id: str) -> Callable[[Callable[[Stage], Outcome]], Callable[[Stage], Outcome]]:
+    assert case_id in CASES_BY_ID, f"no row {case_id!r} in cases.py"
+
+    def register(func: Callable[[Stage], Outcome]) -> Callable[[Stage], Outcome]:
+        SCENARIOS[case_id] = func
+        return func
+
+    return register
+
+
+# ============================================================================ backups
+def _backup_env(endpoint: str, bucket: str, source_url: str, **extra: str) -> dict[str, str]:
+    return harness.job_env(endpoint, bucket, AGENT_BOM_POSTGRES_URL=source_url, **extra)
+
+
+def _backup_outcome(stage: Stage, case_id: str, bucket: str, run: harness.Run, keys_before: list[str],
+                    **kwargs: Any) -> Outcome:
+    return Outcome(CASES_BY_ID[case_id], run, stage.s3.client(), bucket, keys_before, **kwargs)
+
+
+def _uri_key(run: harness.Run, bucket: str) -> str:
+    return run.stdout.strip().splitlines()[-1].removeprefix(f"s3://{bucket}/")
+
+
+def _backup_keys(dump_key: str) -> list[str]:
+    stem = dump_key.removesuffix(".dump")
+    return [dump_key, stem + ".roles.sql", stem + ".manifest.json"]
+
+
+def _slow_large_backup(stage: Stage, bucket: str, proxy: FaultProxy, source_url: str | None = None) -> harness.Job:
+    proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=SLOW_PART_S))
+    url = source_url or stage.fixture("large_source").url
+    return harness.Job([harness.cli(), "backup"], _backup_env(proxy.endpoint_url, bucket, url, **LARGE_DUMP))
+
+
+@scenario("s3-endpoint-killed-mid-upload")
+def _endpoint_killed(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    job = _slow_large_backup(stage, bucket, proxy)
+    proxy.wait_for(lambda: proxy.parts_uploaded() >= 2, what="two parts uploaded")
+    proxy.kill()
+    run = job.wait()
+    open_uploads = harness.open_uploads(stage.s3.client(), bucket)
+    return _backup_outcome(
+        stage, "s3-endpoint-killed-mid-upload", bucket, run, [], expected_open_uploads=open_uploads[:1],
+        facts={
+            "the endpoint died mid-upload": proxy.parts_uploaded() >= 2,
+            "exactly one multipart upload is left open (it cannot be aborted)": len(open_uploads) == 1,
+            "a warning names the lifecycle rule that removes it": any(
+                "AbortIncompleteMultipartUpload" in r["message"] for r in run.log if r.get("level") == "warning"),
+        },
+    )
+
+
+@scenario("s3-throttled-then-recovers")
+def _throttled(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    proxy.add(Rule(method="PUT", query_key="partNumber", status=503, code="SlowDown",
+                   message="Please reduce your request rate.", after=1, remaining=2))
+    proxy.add(Rule(method="POST", query_key="uploadId", status=500, code="InternalError",
+                   message="We encountered an internal error. Please try again.", remaining=1))
+    env = _backup_env(proxy.endpoint_url, bucket, stage.fixture("large_source").url,
+                      **{**LARGE_DUMP, "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY": "2"})
+    run = harness.backup(env)
+    parts = proxy.statuses(lambda r: r.is_part)
+    completes = proxy.statuses(lambda r: r.method == "POST" and "uploadId" in r.query)
+    key = _uri_key(run, bucket) if run.returncode == 0 else ""
+    return _backup_outcome(
+        stage, "s3-throttled-then-recovers", bucket, run, [], expected_new_keys=_backup_keys(key) if key else [],
+        facts={
+            "two part uploads were answered 503 SlowDown": parts.count(503) == 2,
+            "every part was stored in the end (retried)": parts.count(200) == len(parts) - 2 and len(parts) > 4,
+            "the completion was answered 500, then retried": completes == [500, 200],
+        },
+    )
+
+
+@scenario("s3-errors-persist")
+def _errors_persist(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    proxy.add(Rule(method="PUT", query_key="partNumber", status=503, code="SlowDown",
+                   message="Please reduce your request rate."))
+    env = _backup_env(proxy.endpoint_url, bucket, stage.fixture("small_source").url, AWS_MAX_ATTEMPTS="3")
+    run = harness.backup(env)
+    return _backup_outcome(
+        stage, "s3-errors-persist", bucket, run, [],
+        facts={
+            "the part was tried AWS_MAX_ATTEMPTS=3 times": proxy.statuses(lambda r: r.is_part) == [503, 503, 503],
+            "the multipart upload was aborted": proxy.statuses(
+                lambda r: r.method == "DELETE" and "uploadId" in r.query) == [204],
+        },
+    )
+
+
+@scenario("bucket-missing")
+def _bucket_missing(stage: Stage) -> Outcome:
+    bucket = f"abb-missing-{uuid.uuid4().hex[:16]}"
+    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url))
+    return _backup_outcome(stage, "bucket-missing", bucket, run, [], bucket_should_exist=False)
+
+
+@scenario("wrong-region")
+def _wrong_region(stage: Stage) -> Outcome:
+    bucket = stage.new_bucket(region="eu-west-1")
+    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
+                                     AGENT_BOM_BACKUP_REGION="us-east-1"))
+    return _backup_outcome(stage, "wrong-region", bucket, run, [])
+
+
+def _iam_backup(stage: Stage, case_id: str, user: str) -> Outcome:
+    world: IamWorld = stage.fixture("iam_world")
+    before = harness.object_keys(world.admin, world.bucket)
+    env = {**_backup_env(world.endpoint_url, world.bucket, stage.fixture("small_source").url),
+           **world.credentials(user)}
+    run = harness.backup(env)
+    return Outcome(CASES_BY_ID[case_id], run, world.admin, world.bucket, before)
+
+
+@scenario("access-denied-no-permission")
+def _access_denied_no_permission(stage: Stage) -> Outcome:
+    return _iam_backup(stage, "access-denied-no-permission", "nobody")
+
+
+@scenario("access-denied-read-only")
+def _access_denied_read_only(stage: Stage) -> Outcome:
+    return _iam_backup(stage, "access-denied-read-only", "restore")
+
+
+@scenario("database-unreachable")
+def _database_unreachable(stage: Stage) -> Outcome:
+    bucket, source = stage.new_bucket(), stage.fixture("small_source")
+    url = source.url.replace(f":{source.cluster.port}/", f":{free_port()}/")
+    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, url))
+    return _backup_outcome(stage, "database-unreachable", bucket, run, [])
+
+
+@scenario("database-wrong-password")
+def _database_wrong_password(stage: Stage) -> Outcome:
+    bucket, source = stage.new_bucket(), stage.fixture("small_source")
+    wrong = f"Wr0ng-{uuid.uuid4().hex[:12]}"
+    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, source.cluster.url(source.name, password=wrong)))
+    output = run.stdout + run.stderr
+    return _backup_outcome(stage, "database-wrong-password", bucket, run, [], facts={
+        "the wrong password appears nowhere in the output": wrong not in output,
+    })
+
+
+@scenario("database-restarted-mid-dump")
+def _database_restarted(stage: Stage) -> Outcome:
+    cluster: PgCluster = stage.fixture("pg_cluster_factory")(15, fresh=True)
+    stage.defer(cluster.stop)
+    name = harness.seeded_database(cluster, "rel_restart")
+    harness.add_blobs(cluster, name)
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    job = _slow_large_backup(stage, bucket, proxy, cluster.superuser_url(name))
+    proxy.wait_for(lambda: proxy.parts_uploaded() >= 2, what="two parts uploaded")
+    cluster.stop()
+    cluster.start()
+    restarted_while_running = job.running()
+    run = job.wait()
+    return _backup_outcome(stage, "database-restarted-mid-dump", bucket, run, [], facts={
+        "the server restarted while the job was running": restarted_while_running,
+    })
+
+
+@scenario("pg-dump-killed")
+def _pg_dump_killed(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    job = _slow_large_backup(stage, bucket, proxy)
+    proxy.wait_for(lambda: proxy.parts_uploaded() >= 2, what="two parts uploaded")
+    pids = job.children("pg_dump")
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    run = job.wait()
+    return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], facts={
+        "pg_dump was killed mid-stream": len(pids) == 1,
+    })
+
+
+@scenario("sigterm-mid-upload")
+def _sigterm(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    hung = proxy.add(Rule(method="PUT", query_key="partNumber", hold=threading.Event(), after=1))
+    source = stage.fixture("large_source")
+    job = harness.Job([harness.cli(), "backup"],
+                      _backup_env(proxy.endpoint_url, bucket, source.url, **LARGE_DUMP))
+    assert hung.arrived.wait(60), "the second part never reached the proxy"
+    sent = time.monotonic()
+    job.signal(signal.SIGTERM)
+    run = job.wait(timeout=60)
+    seconds = time.monotonic() - sent
+    return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], facts={
+        f"exited within 15 s of SIGTERM (took {seconds:.1f} s) with a part still hanging": seconds < 15,
+        "no pg_dump left running": not [c for c in harness.processes_with(source.name) if "pg_dump" in c],
+    })
+
+
+def _start_at_next_second(offset: float = 0.1) -> None:
+    now = time.time()
+    time.sleep(1 - (now % 1) + offset)
+
+
+@scenario("concurrent-backups-same-second")
+def _concurrent_same_second(stage: Stage) -> Outcome:
+    source = stage.fixture("small_source")
+    for _attempt in range(3):
+        bucket, proxy = stage.new_bucket(), stage.proxy()
+        # slowed parts: both runs pass the "key exists?" pre-check; the completion decides
+        proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=0.5))
+        envs = [_backup_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
+                for c in ("gzip:1", "none")]  # different bytes, as two runs of a live database would be
+        _start_at_next_second()
+        jobs = [harness.Job([harness.cli(), "backup"], env) for env in envs]
+        runs = [job.wait() for job in jobs]
+        refused = [r for r in runs if r.returncode != 0]
+        if refused:
+            winner = next(r for r in runs if r is not refused[0])
+            key = _uri_key(winner, bucket) if winner.returncode == 0 else ""
+            return _backup_outcome(
+                stage, "concurrent-backups-same-second", bucket, refused[0], [],
+                expected_new_keys=_backup_keys(key) if key else [],
+                facts={
+                    "the other run completed its backup": winner.returncode == 0,
+                    "both runs picked the same key": bool(key) and key in refused[0].error_message,
+                },
+            )
+    raise AssertionError("three times the two runs started in different seconds")
+
+
+@scenario("concurrent-backups-different-seconds")
+def _concurrent_different_seconds(stage: Stage) -> Outcome:
+    source = stage.fixture("small_source")
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=1.5))
+    env = _backup_env(proxy.endpoint_url, bucket, source.url)
+    _start_at_next_second()
+    first = harness.Job([harness.cli(), "backup"], env)
+    _start_at_next_second()
+    overlapped = first.running()
+    second = harness.Job([harness.cli(), "backup"], env)
+    runs = [first.wait(), second.wait()]
+    keys = [_uri_key(r, bucket) for r in runs if r.returncode == 0]
+    return _backup_outcome(
+        stage, "concurrent-backups-different-seconds", bucket, runs[1], [],
+        expected_new_keys=[k for key in keys for k in _backup_keys(key)],
+        facts={
+            "the runs overlapped": overlapped,
+            "the first run completed too": runs[0].returncode == 0,
+            "two different backups were written": len(set(keys)) == 2,
+        },
+    )
+
+
+# ============================================================================ restores
+def _copy_backup(stage: Stage, parts: tuple[str, ...] = ("dump", "roles", "manifest")) -> tuple[str, Any]:
+    """A new bucket holding some of the good backup's objects, under the same keys."""
+    good = stage.fixture("good_backup")
+    bucket, client = stage.new_bucket(), stage.s3.client()
+    for part, key in zip(("dump", "roles", "manifest"), good.keys):
+        if part in parts:
+            client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": good.bucket, "Key": key})
+    return bucket, client
+
+
+def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | None = None,
+             target: tuple[PgCluster, str] | None = None, endpoint: str | None = None,
+             env_extra: dict[str, str] | None = None, client: Any = None,
+             facts: Callable[[harness.Run], dict[str, bool]] | None = None) -> Outcome:
+    """Run a restore of ``uri`` into ``target`` (default: a new empty database) and record
+    the target's digest and the bucket's keys before and after."""
+    cluster, database = target or (stage.pg15, stage.empty_target())
+    client = client or stage.s3.client()
+    keys_before = harness.object_keys(client, bucket) if bucket else []
+    report = stage.tmp_dir("report") / "report.json"
+    env = {**harness.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
+    before = harness.database_digest(cluster, database)
+    run = harness.restore(env, uri, cluster.superuser_url(database), "--report", str(report), *args)
+    after = harness.database_digest(cluster, database)
+    recorded = json.loads(report.read_text()) if report.exists() else {}
+    case = CASES_BY_ID[case_id]
+    return Outcome(
+        case, run, client, bucket, keys_before, target_before=before, target_after=after,
+        facts={
+            "the restore report records the failure and its exit code": (
+                recorded.get("status") in ("failed", "refused") and recorded.get("exit_code") == case.exit_code),
+            **(facts(run) if facts else {}),
+        },
+    )
+
+
+def _good_uri(stage: Stage, bucket: str) -> str:
+    return stage.fixture("good_backup").uri_in(bucket)
+
+
+@scenario("restore-truncated-object")
+def _restore_truncated(stage: Stage) -> Outcome:
+    bucket, client = _copy_backup(stage)
+    key = stage.fixture("good_backup").key
+    data = harness.get_object(client, bucket, key)
+    client.put_object(Bucket=bucket, Key=key, Body=data[: len(data) // 2])
+    return _restore(stage, "restore-truncated-object", _good_uri(stage, bucket), bucket=bucket)
+
+
+@scenario("restore-corrupted-byte")
+def _restore_corrupted(stage: Stage) -> Outcome:
+    bucket, client = _copy_backup(stage)
+    key = stage.fixture("good_backup").key
+    data = bytearray(harness.get_object(client, bucket, key))
+    data[len(data) // 2] ^= 0x01
+    client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
+    return _restore(stage, "restore-corrupted-byte", _good_uri(stage, bucket), bucket=bucket)
+
+
+@scenario("restore-missing-manifest")
+def _restore_missing_manifest(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage, ("dump", "roles"))
+    return _restore(stage, "restore-missing-manifest", _good_uri(stage, bucket), bucket=bucket)
+
+
+@scenario("restore-foreign-manifest")
+def _restore_foreign_manifest(stage: Stage) -> Outcome:
+    good = stage.fixture("good_backup")
+    bucket, client = _copy_backup(stage)
+    # the good backup's dump and manifest, copied under another backup's name
+    for source_key, target_key in zip((good.keys[0], good.keys[2]), (OLD_STAMP_KEY, harness.manifest_key(OLD_STAMP_KEY))):
+        client.copy_object(Bucket=bucket, Key=target_key, CopySource={"Bucket": good.bucket, "Key": source_key})
+    return _restore(stage, "restore-foreign-manifest", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
+
+
+@scenario("restore-newer-major")
+def _restore_newer_major(stage: Stage) -> Outcome:
+    good18 = stage.fixture("good_backup18")
+    pg15_bin = str(stage.pg15.bin_dir)
+    return _restore(stage, "restore-newer-major", good18.uri_in(good18.bucket), "--pg-bin-dir", pg15_bin,
+                    "--only-pg-bin-dirs", bucket=good18.bucket)
+
+
+@scenario("restore-nonexistent-uri")
+def _restore_nonexistent(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    return _restore(stage, "restore-nonexistent-uri", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
+
+
+@scenario("restore-nonexistent-bucket")
+def _restore_nonexistent_bucket(stage: Stage) -> Outcome:
+    return _restore(stage, "restore-nonexistent-bucket",
+                    f"s3://abb-missing-{uuid.uuid4().hex[:16]}/{OLD_STAMP_KEY}")
+
+
+@scenario("restore-malformed-uri-single-slash")
+def _restore_single_slash(stage: Stage) -> Outcome:
+    return _restore(stage, "restore-malformed-uri-single-slash", "s3:/x")
+
+
+@scenario("restore-malformed-uri-http")
+def _restore_http(stage: Stage) -> Outcome:
+    return _restore(stage, "restore-malformed-uri-http",
+                    f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}")
+
+
+@scenario("restore-malformed-uri-no-bucket")
+def _restore_no_bucket(stage: Stage) -> Outcome:
+    return _restore(stage, "restore-malformed-uri-no-bucket", "s3://")
+
+
+@scenario("restore-not-a-backup")
+def _restore_not_a_backup(stage: Stage) -> Outcome:
+    bucket, client = _copy_backup(stage)
+    client.put_object(Bucket=bucket, Key="not-a-backup.txt", Body=b"hello")
+    return _restore(stage, "restore-not-a-backup", f"s3://{bucket}/not-a-backup.txt", bucket=bucket)
+
+
+@scenario("restore-access-denied")
+def _restore_access_denied(stage: Stage) -> Outcome:
+    world: IamWorld = stage.fixture("iam_world")
+    good = stage.fixture("good_backup")
+    admin = world.admin
+    for key in good.keys:  # the good backup, copied into the IAM-enforcing server's bucket
+        body = harness.get_object(stage.s3.client(), good.bucket, key)
+        admin.put_object(Bucket=world.bucket, Key=key, Body=body)
+    return _restore(stage, "restore-access-denied", good.uri_in(world.bucket), bucket=world.bucket,
+                    endpoint=world.endpoint_url, env_extra=world.credentials("backup"), client=admin)
+
+
+@scenario("restore-target-not-empty")
+def _restore_not_empty(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = harness.seeded_database(stage.pg15, "rel_busy")
+    stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+    return _restore(stage, "restore-target-not-empty", _good_uri(stage, bucket), bucket=bucket,
+                    target=(stage.pg15, target))
+
+
+@scenario("restore-live-source-without-approval")
+def _restore_live(stage: Stage) -> Outcome:
+    good = stage.fixture("good_backup")
+    bucket, _ = _copy_backup(stage)
+    source = good.source
+    return _restore(stage, "restore-live-source-without-approval", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", source.name, "--no-safety-backup", bucket=bucket,
+                    target=(source.cluster, source.name), env_extra={"AGENT_BOM_POSTGRES_URL": source.url})
+
+
+@scenario("restore-scratch-too-small")
+def _restore_scratch_too_small(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    scratch = stage.tmpfs("1m")
+    return _restore(stage, "restore-scratch-too-small", _good_uri(stage, bucket), "--scratch-dir", str(scratch),
+                    bucket=bucket)
+
+
+@scenario("restore-scratch-fills-during-download")
+def _restore_scratch_fills(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    scratch = stage.tmpfs("20m")  # passes the free-space check (dump + 16 MiB headroom)
+    proxy = stage.proxy()
+    download = proxy.add(Rule(method="GET", path_suffix=".dump", hold=threading.Event()))
+
+    def fill_when_download_starts() -> None:
+        if download.arrived.wait(60):
+            with contextlib.suppress(OSError), open(scratch / "filler", "wb") as handle:
+                while True:
+                    handle.write(b"\0" * 65536)
+        assert download.hold is not None
+        download.hold.set()
+
+    filler = threading.Thread(target=fill_when_download_starts, daemon=True)
+    filler.start()
+    outcome = _restore(stage, "restore-scratch-fills-during-download", _good_uri(stage, bucket),
+                       "--scratch-dir", str(scratch), bucket=bucket, endpoint=proxy.endpoint_url)
+    filler.join(timeout=10)
+    outcome.facts["the partial download was deleted"] = sorted(os.listdir(scratch)) == ["filler"]
+    return outcome
+
+
+@contextlib.contextmanager
+def staged(request: pytest.FixtureRequest) -> Iterator[Callable[[Case], Outcome]]:
+    """A memoised ``outcome(case)`` for the session: each scenario runs once."""
+    stage = Stage(request)
+    cache: dict[str, Outcome | BaseException] = {}
+
+    def outcome(case: Case) -> Outcome:
+        if case.id not in cache:
+            try:
+                cache[case.id] = SCENARIOS[case.id](stage).seal()
+            except (Exception, pytest.skip.Exception) as exc:  # staged once, reported by every test of the row
+                cache[case.id] = exc
+        result = cache[case.id]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    try:
+        yield outcome
+    finally:
+        stage.close()
