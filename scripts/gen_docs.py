@@ -89,6 +89,9 @@ def render() -> str:
         "| `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | static credentials (boto3) | the credentials Secret |",
         "| `AWS_ROLE_ARN` / `AWS_WEB_IDENTITY_TOKEN_FILE` | web-identity federation (boto3) | service account / projected token |",
         "| `PGPASSWORD` / `PGPASSFILE` | password when the URL has none | – |",
+        "| `PGSSLMODE` / `PGSSLROOTCERT` | TLS to PostgreSQL when the URL does not say | "
+        "`controlPlane.backup.database.sslMode` / `database.caBundle` |",
+        "| `AWS_MAX_ATTEMPTS` | S3 request attempts with backoff (default 5) | `extraEnv` |",
         "",
         "## Exit codes",
         "",

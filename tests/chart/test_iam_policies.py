@@ -95,8 +95,12 @@ class TestPruneRole:
     def test_deletes_versions_for_versioned_buckets(self):
         assert "s3:DeleteObjectVersion" in _actions("prune")
 
-    def test_reads_manifests_only(self):
-        assert _statement_for("prune", "s3:GetObject")["Resource"].endswith("/agent-bom/postgres/*.manifest.json")
+    def test_reads_no_objects(self):
+        # prune decides from the listing alone (backup ids carry their time)
+        assert "s3:GetObject" not in _actions("prune")
+
+    def test_may_read_the_bucket_versioning_state(self):
+        assert _statement_for("prune", "s3:GetBucketVersioning")["Resource"] == "arn:aws:s3:::agent-bom-prod-backups"
 
     def test_cannot_write(self):
         assert "s3:PutObject" not in _actions("prune")

@@ -52,6 +52,8 @@ while sent < STALL_AFTER:
     sys.stdout.buffer.write(chunk)
     sys.stdout.buffer.flush()
     sent += len(chunk)
+if sent < STALL_AFTER:  # the real program ended early (a capability probe): pass its status on
+    sys.exit(proc.wait())
 time.sleep(300)
 """
 

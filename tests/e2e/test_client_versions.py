@@ -84,17 +84,34 @@ def test_pg_restore_18_into_15_shows_the_note_in_the_summary(newer_restore: Newe
 
 
 def _conflicting_database(pg15: PgCluster) -> str:
-    """A database without tables (so not refused as non-empty) holding a composite type
-    named like a table of the backup: pg_restore fails creating that table."""
+    """A database holding a composite type named like a table of the backup: pg_restore
+    (run directly, without the CLI's emptiness check) fails creating that table."""
     name = helpers.new_database(pg15, "conflict")
     pg15.run_sql("CREATE TYPE public.teams AS (x int)", name)
     return name
 
 
-def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
+def test_leftover_types_make_a_target_non_empty(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
     run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri,
                           pg15.superuser_url(_conflicting_database(pg15)), *_only_18())
-    assert (run.returncode, 'relation "teams" already exists' in run.error_message) == (9, True), str(run)
+    assert (run.returncode, "public.teams" in run.error_message) == (8, True), str(run)
+
+
+def _restore_as_database_owner(pg15: PgCluster) -> tuple[str, str]:
+    """An empty database owned by a role that is neither superuser nor a member of the
+    backup's owner role: pg_restore creates the tables, then fails on ALTER ... OWNER TO."""
+    role = helpers.unique_name("owner")
+    pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'owner-pass'")
+    name = helpers.unique_name("owned")
+    pg15.create_database(name, owner=role)
+    return name, pg15.url(name, role, "owner-pass")
+
+
+def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
+    _, url = _restore_as_database_owner(pg15)
+    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, url, *_only_18())
+    assert (run.returncode, "pg_restore reported" in run.error_message,
+            "transaction_timeout" in run.error_message) == (9, True, False), str(run)
 
 
 # ------------------------------------------------------------------ the stderr classifier on real output

@@ -136,8 +136,8 @@ CASES: tuple[Case, ...] = (
         group=DATABASE, command="backup",
         fault="PostgreSQL restarts (fast shutdown) while pg_dump streams a large table.",
         exit_code=5,
-        message="pg_dump exited with code 1: pg_dump: error: <pg_dump's first error line, e.g. Dumping the contents "
-        'of table "blobs" failed: PQgetResult() failed.>',
+        message="pg_dump lost its connection to the database (restart, failover or network): pg_dump: error: "
+        '<pg_dump\'s first error line, e.g. Dumping the contents of table "blobs" failed: PQgetResult() failed.>',
         action="Nothing to clean up; rerun the backup (`kubectl create job --from=cronjob/...`) once the "
         "database is back, or wait for the next schedule.",
     ),
@@ -158,7 +158,7 @@ CASES: tuple[Case, ...] = (
         fault="The job gets SIGTERM mid-upload (activeDeadlineSeconds, eviction, node drain) while a part "
         "upload hangs.",
         exit_code=143,
-        message="received SIGTERM: stopping, nothing was left behind",
+        message="received SIGTERM: stopped before completion",
         action="If it was the deadline, raise `activeDeadlineSeconds` or speed the dump up (compression level); "
         "the job exits within seconds (well inside the 30 s grace period), without waiting for the hung part.",
     ),
@@ -232,8 +232,8 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The URI names a backup that does not exist (typo in the timestamp).",
         exit_code=7,
-        message=f"backup {DUMP_URI} has no manifest: it is incomplete (the job failed or is still running) "
-        "(restore another backup; run `agent-bom-backup list` to see complete ones)",
+        message=f"no backup at {DUMP_URI} "
+        "(check the timestamp; run `agent-bom-backup list`, or pass 'latest')",
         action="Copy the URI from `agent-bom-backup list`, or pass `latest`.",
     ),
     Case(
@@ -273,7 +273,7 @@ CASES: tuple[Case, ...] = (
         id="restore-not-a-backup",
         group=RESTORE_INPUT, command="restore",
         fault="The URI names an object that is not an agent-bom backup (`s3://bucket/not-a-backup.txt`).",
-        exit_code=4,
+        exit_code=3,
         message="s3://<bucket>/not-a-backup.txt does not name an agent-bom backup "
         "(expected .../agent-bom-YYYYMMDDTHHMMSSZ.dump; run `agent-bom-backup list`)",
         action="Copy the URI from `agent-bom-backup list`.",
@@ -292,7 +292,7 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The target database already has tables, and no `--clean`.",
         exit_code=8,
-        message="target database <database> is not empty (<n> relations: <names>) "
+        message="target database <database> is not empty (<n> objects: <names>) "
         "(restore into an empty database, or pass --clean --confirm-target <database>)",
         action="Restore into a new empty database, or pass `--clean --confirm-target DBNAME` (a safety dump of "
         "the target is taken first).",
@@ -314,7 +314,7 @@ CASES: tuple[Case, ...] = (
         fault="The scratch directory's filesystem has less free space than the dump needs (checked before "
         "downloading).",
         exit_code=4,
-        message="scratch directory <dir> has <n> bytes free; the dump needs <n> "
+        message="scratch directory <dir> has <n> bytes free; the dump needs <n> plus 16 MiB of headroom "
         "(point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a larger volume)",
         action="Point `--scratch-dir` at a larger volume (in the chart: a larger `emptyDir` size limit). The "
         "check asks for the dump's size plus 16 MiB of headroom.",

@@ -134,6 +134,7 @@ FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("restore", "delete a dump (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "dump"),
     ("restore", "delete a dump (DeleteObjects)", _delete_objects, "dump"),
     ("prune", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
+    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
     ("prune", "write under the prefix (PutObject)", _put, "probe"),
     ("prune", "start a multipart upload", _multipart, "probe"),
     ("nobody", "list the prefix", _list_prefix, "probe"),
@@ -147,7 +148,6 @@ ALLOWED: list[tuple[str, str, Probe, str]] = [
     ("restore", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("restore", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
     ("restore", "list the prefix", _list_prefix, "probe"),
-    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
     ("prune", "delete under the prefix (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "probe"),
 ]
 

@@ -23,7 +23,7 @@ from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError, RefusedError
 from .log import event, get_logger
 from .manifest import ClientRecord, Manifest, ObjectRecord, SourceRecord, TableRecord, backup_id_for
-from .pgclients import PgClient, choose_compression, discover, select_dump_client
+from .pgclients import PgClient, choose_compression, discover, require_tls, select_dump_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .storage import DEFAULT_CONCURRENCY, PartSchedule, Storage, StorageConfig, StreamUploader
 
@@ -71,7 +71,8 @@ def run_backup(config: BackupConfig) -> Manifest:
         extra=config.session_settings,
     )
     clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
-    client = select_dump_client(clients, server_major)
+    client = select_dump_client(clients, server_major, conn_info.sslmode)
+    _warn_if_unencrypted(client, conn_info)
     compression, compression_note = choose_compression(client, config.compression, config.compression_fallback)
     event(log, "preflight: database reachable", server=conn_info.display(), server_major=server_major,
           pg_dump=client.version, compression=str(compression))
@@ -87,7 +88,7 @@ def run_backup(config: BackupConfig) -> Manifest:
         )
     event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
     # the roles first: if pg_dumpall fails, no dump object is left without its manifest
-    roles_client = _client_with(clients, "pg_dumpall", server_major) or client
+    roles_client = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or client
     roles_sql = dump_globals(roles_client, conn_info, session)
 
     snapshot_conn = conn_info.connect(session, autocommit=False)
@@ -254,6 +255,14 @@ def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[catalog.
             f"row-level security filtered the backup: {', '.join(short[:5])}",
             hint="the configured bypass does not let this role see every tenant's rows",
         )
+
+
+def _warn_if_unencrypted(client: PgClient, conn_info: ConnInfo) -> None:
+    """libpq's default sslmode=prefer silently falls back to plain TCP in a client built
+    without TLS: say so, and how to require it."""
+    if conn_info.over_tcp and (conn_info.sslmode or "prefer") in ("prefer", "allow") and not client.supports_ssl():
+        event(get_logger(), f"pg_dump {client.major} has no TLS support: its connection is unencrypted",
+              level=30, hint="set sslmode=require (or verify-full) to refuse unencrypted connections")
 
 
 def _client_with(clients: list[PgClient], tool: str, server_major: int) -> PgClient | None:

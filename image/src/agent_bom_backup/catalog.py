@@ -343,15 +343,29 @@ def existing_roles(conn: psycopg.Connection) -> set[str]:
 
 
 def user_tables(conn: psycopg.Connection) -> list[str]:
+    """User objects that make a database non-empty: relations, then functions and
+    types left behind (pg_restore would collide with those too)."""
     rows = conn.execute(
         f"""
-        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+        SELECT 1, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {USER_SCHEMAS} AND {NOT_EXTENSION_MEMBER}
-        ORDER BY 1
+        WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c') AND {USER_SCHEMAS} AND {NOT_EXTENSION_MEMBER}
+        UNION ALL
+        SELECT 2, 'function ' || quote_ident(n.nspname) || '.' || quote_ident(p.proname)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE {USER_SCHEMAS}
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'e')
+        UNION ALL
+        SELECT 3, 'type ' || quote_ident(n.nspname) || '.' || quote_ident(t.typname)
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE {USER_SCHEMAS} AND t.typtype IN ('c', 'd', 'e', 'r') AND t.typrelid = 0
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
+                          AND d.objid = t.oid AND d.deptype = 'e')
+        ORDER BY 1, 2
         """
     ).fetchall()
-    return [r[0] for r in rows]
+    return [r[1] for r in rows]
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ def operation(func: F) -> F:
     @wraps(func)
     def wrapper(**kwargs: Any) -> None:
         redactor = Redactor()
-        for name in ("AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "PGPASSWORD", "AWS_SECRET_ACCESS_KEY"):
+        for name in ("AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_VERIFY_SCRATCH_URL",
+                     "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             value = os.environ.get(name)
             if value:
                 redactor.add(value)
@@ -107,7 +108,7 @@ def operation(func: F) -> F:
         log = setup_logging(kwargs.pop("log_format"), kwargs.pop("log_level"), redactor)
 
         def on_signal(signum: int, _frame: object) -> None:
-            raise Interrupted(f"received {signal.Signals(signum).name}: stopping, nothing was left behind")
+            raise Interrupted(f"received {signal.Signals(signum).name}: stopped before completion")
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
@@ -319,9 +320,6 @@ def restore(**kwargs: Any) -> None:
         status = "refused" if exc.exit_code in (ExitCode.REFUSED, ExitCode.PREFLIGHT, ExitCode.CONFIG) else "failed"
         report.finish(status, error=str(exc), exit_code=int(exc.exit_code))
         raise
-    except Interrupted as exc:
-        report.finish("failed", error=str(exc), exit_code=int(ExitCode.INTERRUPTED))
-        raise
     finally:
         if report.status == "running":
             report.finish("failed", error="unexpected error", exit_code=int(ExitCode.INTERNAL))
@@ -351,3 +349,188 @@ def preflight(**kwargs: Any) -> None:
     storage.preflight()
     event(log, "bucket reachable", bucket=storage.config.bucket, prefix=storage.config.prefix)
     click.echo("preflight ok")
+
+
+# --------------------------------------------------------------------------- operator tooling
+# list / verify / check / prune: the operations live in inventory.py; these commands
+# only parse options and format the results.
+
+
+def _duration_option(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    """A duration option (26h, 90m, 2d) in seconds; a bad value is a usage error (exit 2)."""
+    return parse_duration(value)
+
+
+@main.command(name="list")
+@storage_options
+@click.option("--json", "as_json", envvar="AGENT_BOM_LIST_JSON", is_flag=True, default=False, show_envvar=True,
+              help="Print JSON instead of the table.")
+@operation
+def list_command(**kwargs: Any) -> None:
+    """List the backups under the prefix, newest first, complete or not (and why).
+
+    Reads every manifest (s3:ListBucket + s3:GetObject): a backup is complete when its
+    dump and manifest exist, the manifest parses, names this dump and records its size.
+    """
+    import json
+
+    from .inventory import human_age, human_size, list_backups
+    from .storage import Storage
+
+    storage = Storage(storage_config(kwargs))
+    statuses = list_backups(storage)
+    location = f"s3://{storage.config.bucket}/{storage.config.prefix.strip('/')}/"
+    if kwargs["as_json"]:
+        click.echo(json.dumps({"location": location, "backups": [s.to_dict() for s in statuses]}, indent=2))
+        return
+    if not statuses:
+        click.echo(f"no backups under {location}")
+        return
+    rows = [("BACKUP", "AGE", "SIZE", "STATUS", "URI")]
+    for s in statuses:
+        rows.append((s.backup_id, human_age(s.age_seconds), human_size(s.size),
+                     "complete" if s.complete else "INCOMPLETE", s.uri))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        click.echo(line)
+        if index and not statuses[index - 1].complete:
+            click.echo(" " * (widths[0] + 2) + f"-> {statuses[index - 1].reason}")
+    complete = sum(1 for s in statuses if s.complete)
+    click.echo(f"{len(statuses)} backup(s) under {location}: {complete} complete, {len(statuses) - complete} incomplete")
+
+
+@main.command()
+@click.argument("backup_uri", metavar="BACKUP_URI|latest")
+@storage_options
+@click.option("--deep/--no-deep", envvar="AGENT_BOM_VERIFY_DEEP", default=False, show_envvar=True,
+              help="Also restore into a scratch database and verify rows, tenants and schema, then drop it.")
+@click.option("--scratch-url", envvar="AGENT_BOM_VERIFY_SCRATCH_URL", default=None, show_envvar=True,
+              help="Server for --deep (a database is created and dropped there; prefer the env var). "
+              "Default: a throwaway local cluster when PostgreSQL server binaries are installed.")
+@click.option("--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
+              help="Directory for the dump downloaded by --deep (default: TMPDIR).")
+@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
+              show_envvar=True, help="Directory with PostgreSQL binaries (repeatable; env: colon-separated).")
+@operation
+def verify(**kwargs: Any) -> None:
+    """Check a backup's size and SHA-256 against its manifest (streamed, no temp file).
+
+    Exit 7 when anything differs. --deep restores it into a scratch database with the
+    restore machinery, compares rows, tenants and the schema fingerprint, then drops it.
+    """
+    from .errors import VerifyError
+    from .inventory import human_size, verify_backup
+
+    storage = storage_config(kwargs)
+    if kwargs["backup_uri"] == "latest" and not storage.bucket:
+        raise ConfigError("'latest' needs a bucket", hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
+    if not storage.bucket:
+        storage = StorageConfig(**{**storage.__dict__, "bucket": "-"})
+    result = verify_backup(
+        storage,
+        kwargs["backup_uri"],
+        deep=kwargs["deep"],
+        scratch_url=kwargs["scratch_url"] or None,
+        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        scratch_dir=kwargs["scratch_dir"],
+    )
+    click.echo(f"backup {result.backup_id}: {result.uri}")
+    for check in result.objects:
+        problem = check.problem()
+        state = "ok" if check.ok else "MISMATCH"
+        click.echo(f"  {state:<8} {check.key}: {human_size(check.actual_size)}, sha256 "
+                   f"{(check.actual_sha256 or '-')[:16]}..." + (f"  ({problem})" if problem else ""))
+    deep = result.deep
+    if deep is not None:
+        state = "ok" if deep.ok else "MISMATCH"
+        skipped = f"; not compared: {', '.join(deep.categories_skipped)}" if deep.categories_skipped else ""
+        click.echo(f"  {state:<8} restore into {deep.database} on {deep.target} (PostgreSQL {deep.server_version or '?'}, "
+                   f"{deep.fidelity}): {deep.tables} tables, {deep.tenants} tenants, schema fingerprint"
+                   f"{skipped}; dropped")
+        if deep.roles_created and not deep.throwaway:
+            click.echo(f"           roles created on the scratch server (cluster-wide, left in place): "
+                       f"{', '.join(deep.roles_created)}")
+        for problem in deep.problems:
+            click.echo(f"           {problem}")
+    elif kwargs["deep"] and not result.ok:
+        click.echo("  skipped  restore: the objects do not match the manifest")
+    if not result.ok:
+        problems = result.problems()
+        raise VerifyError(f"backup {result.uri} failed verification: {problems[0]}"
+                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    click.echo(f"verified in {result.seconds}s")
+
+
+@main.command()
+@storage_options
+@click.option("--max-age", envvar="AGENT_BOM_BACKUP_MAX_AGE", default="26h", show_default=True, show_envvar=True,
+              callback=_duration_option, help="Oldest acceptable age of the newest complete backup (e.g. 26h, 90m, 2d).")
+@operation
+def check(**kwargs: Any) -> None:
+    """Exit 10 when the newest complete backup is older than --max-age, or there is none.
+
+    For cron monitors and smoke checks. Needs s3:ListBucket only (the backup role's
+    policy suffices): complete means dump and manifest both exist, and the age comes
+    from the UTC timestamp in the backup's name (when it started).
+    """
+    from .inventory import check_freshness
+    from .storage import Storage
+
+    storage = Storage(storage_config(kwargs))
+    result = check_freshness(storage, kwargs["max_age"])
+    click.echo(result.line())
+    if not result.ok:
+        sys.exit(int(ExitCode.STALE))
+
+
+@main.command()
+@storage_options
+@click.option("--keep-days", envvar="AGENT_BOM_PRUNE_KEEP_DAYS", required=True, show_envvar=True,
+              type=click.FloatRange(min=0), help="Keep every backup younger than this many days.")
+@click.option("--keep-last", envvar="AGENT_BOM_PRUNE_KEEP_LAST", default=1, show_default=True, show_envvar=True,
+              type=click.IntRange(min=1), help="Keep at least this many newest complete backups, whatever their age.")
+@click.option("--incomplete-grace", envvar="AGENT_BOM_PRUNE_INCOMPLETE_GRACE", default="24h", show_default=True,
+              show_envvar=True, callback=_duration_option,
+              help="Never delete an incomplete backup younger than this (it may still be running).")
+@click.option("--dry-run/--yes", "dry_run", envvar="AGENT_BOM_PRUNE_DRY_RUN", default=True, show_default=True,
+              show_envvar=True, help="Only print what would be deleted (default); --yes deletes.")
+@operation
+def prune(**kwargs: Any) -> None:
+    """Delete expired backups (dump, roles and manifest together; the manifest first).
+
+    Never deletes the newest complete backup. Incomplete backups (failed runs) older than
+    the keep window go too. Needs s3:ListBucket, s3:DeleteObject and
+    s3:GetBucketVersioning: run it under its own identity, not the backup role's. On a
+    versioned bucket it deletes current versions only (S3 adds delete markers).
+    """
+    from .inventory import apply_prune, human_age, human_size, plan_prune
+    from .storage import Storage
+
+    storage = Storage(storage_config(kwargs))
+    plan = plan_prune(storage, kwargs["keep_days"], kwargs["keep_last"],
+                      incomplete_grace_seconds=kwargs["incomplete_grace"])
+    result = apply_prune(storage, plan, dry_run=kwargs["dry_run"])
+    verb = "would delete" if result.dry_run else "deleted"
+    passive = "would be deleted" if result.dry_run else "deleted"
+    click.echo(f"prune {plan.location}: keep {kwargs['keep_days']:g} days and at least the "
+               f"{plan.keep_last} newest complete backup(s)" + (" (dry run)" if result.dry_run else ""))
+    for decision in plan.decisions:
+        status = decision.status
+        action = verb if decision.delete else "keep"
+        state = "complete" if status.complete else "incomplete"
+        click.echo(f"  {action:<12} {status.backup_id}  {human_age(status.age_seconds):>7}  {state:<10}  "
+                   f"{decision.reason}")
+    doomed = plan.doomed
+    objects = sum(len(d.status.objects) for d in doomed)
+    summary = (f"{len(doomed)} backup(s) ({objects} objects, {human_size(plan.doomed_bytes())}) {passive}, "
+               f"{len(plan.kept)} kept")
+    if result.dry_run and doomed:
+        summary += "; rerun with --yes to delete"
+    click.echo(summary)
+    if result.versioned:
+        click.echo(f"bucket versioning is {result.versioning}: prune deletes current versions only (S3 adds delete "
+                   "markers); previous versions stay until a NoncurrentVersionExpiration lifecycle rule removes "
+                   "them, and Object Lock retention still applies")
+    elif result.versioning.startswith("unknown"):
+        click.echo(f"bucket versioning {result.versioning}: if versioning is on, previous versions stay")

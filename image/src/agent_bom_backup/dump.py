@@ -21,6 +21,13 @@ from .pgconn import ConnInfo, SessionSettings
 
 STANDBY_CONFLICT = "canceling statement due to conflict with recovery"
 LOCK_TIMEOUT = "canceling statement due to lock timeout"
+CONNECTION_LOST = (
+    "server closed the connection",
+    "terminating connection",
+    "connection to server was lost",
+    "PQgetResult() failed",
+    "could not receive data from server",
+)
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,10 @@ class DumpStream:
                 "pg_dump was cancelled by a recovery conflict on the hot standby; set "
                 "hot_standby_feedback = on or raise max_standby_streaming_delay on the replica, "
                 "or back up from the primary"
+            )
+        if any(marker in text for marker in CONNECTION_LOST):
+            return (
+                f"pg_dump lost its connection to the database (restart, failover or network): {detail}"
             )
         if "lock timeout" in text or "could not obtain lock" in text:
             return (

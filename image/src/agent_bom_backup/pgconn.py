@@ -91,6 +91,14 @@ class ConnInfo:
     def host(self) -> str:
         return self.params.get("host") or os.environ.get("PGHOST") or "localhost"
 
+    @property
+    def sslmode(self) -> str | None:
+        return self.params.get("sslmode") or os.environ.get("PGSSLMODE") or None
+
+    @property
+    def over_tcp(self) -> bool:
+        return not self.host.startswith("/")
+
     def with_dbname(self, dbname: str) -> "ConnInfo":
         return replace(self, params={**self.params, "dbname": dbname})
 

@@ -23,7 +23,7 @@ import psycopg
 
 from . import catalog
 from .dump import DumpOptions, dump_to_file
-from .errors import BackupError, PreflightError, RefusedError, RestoreError, StorageError, VerifyError
+from .errors import BackupError, ConfigError, PreflightError, RefusedError, RestoreError, StorageError, VerifyError
 from .log import event, get_logger, redact_url
 from .manifest import BackupKeys, Manifest
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
@@ -71,7 +71,7 @@ def resolve_backup(storage: Storage, source: str) -> BackupKeys:
     if keys is None:
         bare = BackupKeys.from_any_key(key + ".dump")
         if bare is None:
-            raise PreflightError(
+            raise ConfigError(
                 f"{redact_url(source)} does not name an agent-bom backup",
                 hint="expected .../agent-bom-YYYYMMDDTHHMMSSZ.dump; run `agent-bom-backup list`",
             )
@@ -93,6 +93,9 @@ def newest_complete(storage: Storage, prefix: str) -> BackupKeys:
         if entry.dump is not None and manifest.dump.size != entry.dump.size:
             event(get_logger(), "skipping backup whose dump size differs from its manifest", backup=entry.keys.backup_id, level=30)
             continue
+        if manifest.roles is not None and entry.roles is None:
+            event(get_logger(), "skipping backup whose roles object is missing", backup=entry.keys.backup_id, level=30)
+            continue
         return entry.keys
     raise VerifyError(
         f"no complete backup under s3://{storage.config.bucket}/{prefix.strip('/')}/",
@@ -102,6 +105,11 @@ def newest_complete(storage: Storage, prefix: str) -> BackupKeys:
 
 def load_manifest(storage: Storage, keys: BackupKeys) -> Manifest:
     if not storage.exists(keys.manifest):
+        if not storage.exists(keys.dump):
+            raise VerifyError(
+                f"no backup at {storage.config.uri(keys.dump)}",
+                hint="check the timestamp; run `agent-bom-backup list`, or pass 'latest'",
+            )
         raise VerifyError(
             f"backup {storage.config.uri(keys.dump)} has no manifest: it is incomplete (the job failed or is still running)",
             hint="restore another backup; run `agent-bom-backup list` to see complete ones",
@@ -189,7 +197,9 @@ def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
             hint="install them on the target server (pg_available_extensions), then retry",
         )
     clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
-    client = select_restore_client(clients, manifest.client.pg_dump_major, target.major)
+    client = select_restore_client(
+        clients, manifest.client.pg_dump_major, target.major, manifest.client.compression, target.conn_info.sslmode
+    )
     report.pg_restore_version = client.version
     tolerate_tt = client.major >= 17 and target.major < 17
 
@@ -197,7 +207,8 @@ def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
     free = scratch_free_bytes(scratch_parent)
     if free < manifest.dump.size + 16 * 1024 * 1024:
         raise PreflightError(
-            f"scratch directory {scratch_parent} has {free} bytes free; the dump needs {manifest.dump.size}",
+            f"scratch directory {scratch_parent} has {free} bytes free; the dump needs {manifest.dump.size} "
+            "plus 16 MiB of headroom",
             hint="point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a larger volume",
         )
 
@@ -284,7 +295,7 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Ta
     if target.tables and not config.clean:
         shown = ", ".join(target.tables[:3]) + (" ..." if len(target.tables) > 3 else "")
         raise RefusedError(
-            f"target database {target.info.database} is not empty ({len(target.tables)} relations: {shown})",
+            f"target database {target.info.database} is not empty ({len(target.tables)} objects: {shown})",
             hint=f"restore into an empty database, or pass --clean --confirm-target {target.info.database}",
         )
     if config.clean and target.tables and config.confirm_target != target.info.database:
@@ -301,7 +312,7 @@ def _plan(config: RestoreConfig, manifest: Manifest, target: _Target, missing_ro
     if config.clean and target.tables:
         if config.safety_backup:
             steps.append(f"take a safety pg_dump of {target.info.database} into {_safety_dir(config)}")
-        steps.append(f"drop every user schema in {target.info.database} ({len(target.tables)} relations)")
+        steps.append(f"drop every user schema in {target.info.database} ({len(target.tables)} objects)")
     if missing_roles:
         steps.append(f"create missing roles from the stored roles object: {', '.join(missing_roles)}")
     flags = " ".join(f for f, on in (("--no-owner", config.no_owner), ("--no-privileges", config.no_privileges)) if on)
@@ -362,7 +373,9 @@ def _safety_backup(config: RestoreConfig, target: _Target, keys: BackupKeys) -> 
         ) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{target.info.database}-before-{keys.backup_id}-{stamp}.dump"
-    client = select_dump_client(discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major)
+    client = select_dump_client(
+        discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major, target.conn_info.sslmode
+    )
     dump_to_file(
         client, target.conn_info, target.session,
         DumpOptions(compression=Compression("gzip", 1), snapshot=None, lock_wait_timeout_s=config.lock_wait_timeout_s),
@@ -432,7 +445,7 @@ def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_p
     if real:
         raise RestoreError(
             f"pg_restore reported {len(real)} error(s); first: {real[0]}",
-            hint="the target is partially restored; fix the cause and rerun with --clean",
+            hint="the target may be partially restored; fix the cause and rerun with --clean",
         )
     notes = []
     if tolerated:

@@ -1,0 +1,125 @@
+"""Run a rendered pod spec's container the way the kubelet would, with podman/docker.
+
+Image, command and args, environment (``value`` and ``secretKeyRef``/``configMapKeyRef``
+resolved from dicts standing in for the cluster's Secrets and ConfigMaps), user and
+group, read-only root filesystem, dropped capabilities, no privilege escalation, and
+the volumes: ``emptyDir`` as a sized tmpfs, ``secret``/``configMap`` as read-only files.
+Environment values travel by name (``--env NAME`` with the value in the engine's own
+environment), so no secret ever reaches an argv.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class UnsupportedPodSpec(ValueError):
+    """The pod spec uses something this emulation does not model."""
+
+
+@dataclass
+class ContainerRun:
+    argv: list[str]
+    env: dict[str, str]
+    workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
+
+    def cleanup(self) -> None:
+        self.workdir.cleanup()
+
+
+def _quantity_to_podman(size: str) -> str:
+    units = {"Ki": "k", "Mi": "m", "Gi": "g"}
+    for suffix, short in units.items():
+        if size.endswith(suffix):
+            return size[: -len(suffix)] + short
+    return size
+
+
+def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], configmaps: dict[str, dict[str, str]]) -> str | None:
+    if "value" in entry:
+        return str(entry["value"])
+    source = entry.get("valueFrom", {})
+    if "secretKeyRef" in source:
+        ref = source["secretKeyRef"]
+        value = secrets.get(ref["name"], {}).get(ref["key"])
+        if value is None and not ref.get("optional"):
+            raise UnsupportedPodSpec(f"Secret {ref['name']} has no key {ref['key']} (the kubelet would not start the pod)")
+        return value
+    if "configMapKeyRef" in source:
+        ref = source["configMapKeyRef"]
+        return configmaps.get(ref["name"], {}).get(ref["key"])
+    raise UnsupportedPodSpec(f"env {entry['name']}: unsupported valueFrom {sorted(source)}")
+
+
+def container_run(
+    pod_spec: dict[str, Any],
+    engine_command: tuple[str, ...],
+    *,
+    secrets: dict[str, dict[str, str]] | None = None,
+    configmaps: dict[str, dict[str, str]] | None = None,
+    image: str | None = None,
+    env_overrides: dict[str, str] | None = None,
+    name: str | None = None,
+) -> ContainerRun:
+    secrets = secrets or {}
+    configmaps = configmaps or {}
+    (container,) = pod_spec["containers"]
+    workdir = tempfile.TemporaryDirectory(prefix="podrun-")
+    argv = [*engine_command, "run", "--rm", "--network", "host"]
+    if name:
+        argv += ["--name", name]
+    security = {**pod_spec.get("securityContext", {}), **container.get("securityContext", {})}
+    if "runAsUser" in security:
+        argv += ["--user", f"{security['runAsUser']}:{security.get('runAsGroup', security['runAsUser'])}"]
+    if security.get("readOnlyRootFilesystem"):
+        argv.append("--read-only")
+        if engine_command[0] == "podman":
+            argv.append("--read-only-tmpfs=false")
+    if "ALL" in security.get("capabilities", {}).get("drop", []):
+        argv += ["--cap-drop", "ALL"]
+    if security.get("allowPrivilegeEscalation") is False:
+        argv += ["--security-opt", "no-new-privileges"]
+
+    volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        path = mount["mountPath"]
+        if "emptyDir" in volume:
+            size = volume["emptyDir"].get("sizeLimit")
+            options = "rw,mode=1777" + (f",size={_quantity_to_podman(size)}" if size else "")
+            argv += ["--tmpfs", f"{path}:{options}"]
+        elif "secret" in volume or "configMap" in volume:
+            kind = "secret" if "secret" in volume else "configMap"
+            ref = volume[kind]
+            source_name = ref.get("secretName") or ref.get("name")
+            data = (secrets if kind == "secret" else configmaps).get(source_name, {})
+            items = ref.get("items") or [{"key": k, "path": k} for k in data]
+            folder = Path(workdir.name) / mount["name"]
+            folder.mkdir(mode=0o755)
+            for item in items:
+                target = folder / item["path"]
+                target.write_text(data[item["key"]])
+                target.chmod(0o644)
+            sub = mount.get("subPath")
+            host = folder / sub if sub else folder
+            argv += ["-v", f"{host}:{path}:ro"]
+        else:
+            raise UnsupportedPodSpec(f"volume {mount['name']}: only emptyDir, secret and configMap are modelled")
+
+    env: dict[str, str] = {}
+    for entry in container.get("env", []):
+        value = _env_value(entry, secrets, configmaps)
+        if value is not None:
+            env[entry["name"]] = value
+    env.update(env_overrides or {})
+    for key in env:
+        argv += ["--env", key]
+    command = container.get("command")
+    if command:
+        argv += ["--entrypoint", command[0]]
+    argv.append(image or container["image"])
+    argv += list(command[1:] if command else []) + list(container.get("args", []))
+    return ContainerRun(argv=argv, env=env, workdir=workdir)
