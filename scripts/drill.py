@@ -63,7 +63,8 @@ def main() -> int:
         pg.start()
         s3.start()
         s3.create_bucket(BUCKET)
-        print(f"    PostgreSQL {pg.server_version_num()} on 127.0.0.1:{pg.port}; S3 at {s3.endpoint_url}")
+        version = pg.run_sql("SHOW server_version")[0][0]
+        print(f"    PostgreSQL {version} on 127.0.0.1:{pg.port}; S3 at {s3.endpoint_url}")
 
         step("seeding synthetic tenants (RLS policies, grants, sequences, an application role)")
         pg.run_sql(f"CREATE DATABASE {DATABASE}")

@@ -90,7 +90,7 @@ class RestoreReport:
             for table in verification["tables"]:
                 mark = "ok" if table["expected"] == table["actual"] and table["tenants_ok"] else "MISMATCH"
                 lines.append(f"  {table['table']:<40} {_n(table['expected']):>10} {_n(table['actual']):>10}  {mark}")
-            lines.append(f"  {'tenant':<40} {'expected':>10} {'restored':>10}")
+            lines.append(f"  {'tenant (rows in all tables)':<40} {'expected':>10} {'restored':>10}")
             actual = verification["tenant_totals_actual"]
             for tenant, rows in verification["tenant_totals_expected"].items():
                 got = actual.get(tenant)
