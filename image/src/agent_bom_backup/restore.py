@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -435,13 +436,13 @@ def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_p
         argv.append("--no-owner")
     if config.no_privileges:
         argv.append("--no-privileges")
-    argv.append(str(dump_path))
-    event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs)
-    result = subprocess.run(argv, capture_output=True, env=target.conn_info.tool_env(), stdin=subprocess.DEVNULL)
-    stderr = redact_url(result.stderr.decode("utf-8", "replace"))
+    argv += ["--verbose", str(dump_path)]
+    total = _toc_entries(client, dump_path)
+    event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs, toc_entries=total)
+    returncode, stderr = _run_with_progress(argv, target.conn_info.tool_env(), total)
     real, tolerated = classify_pg_restore_errors(stderr, tolerate_tt)
-    if result.returncode != 0 and not real and not tolerated:
-        raise RestoreError(f"pg_restore exited with code {result.returncode}: {stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
+    if returncode != 0 and not real and not tolerated:
+        raise RestoreError(f"pg_restore exited with code {returncode}: {stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
     if real:
         raise RestoreError(
             f"pg_restore reported {len(real)} error(s); first: {real[0]}",
@@ -454,6 +455,52 @@ def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_p
             f"PostgreSQL {target.major} lacks it; harmless)"
         )
     return notes
+
+
+_PROGRESS_LINE = re.compile(r"pg_restore: (processing item|finished item|processing data for table)")
+
+
+def _toc_entries(client: PgClient, dump_path: Path) -> int:
+    result = subprocess.run([str(client.tool("pg_restore")), "--list", str(dump_path)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
+
+
+def _run_with_progress(argv: list[str], env: dict[str, str], total: int) -> tuple[int, str]:
+    """Run pg_restore --verbose, logging progress every 10 s so a long restore (one big
+    table's COPY prints nothing for minutes) never looks hung; returns the exit code and
+    the redacted stderr."""
+    log = get_logger()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    assert process.stderr is not None
+    lines: list[str] = []
+
+    def drain() -> None:
+        assert process.stderr is not None
+        for raw in process.stderr:
+            lines.append(raw.decode("utf-8", "replace"))
+
+    reader = threading.Thread(target=drain, name="pg_restore-stderr", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                returncode = process.wait(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                done = sum(1 for line in list(lines) if _PROGRESS_LINE.search(line))
+                event(log, "restoring", items_done=done, toc_entries=total,
+                      seconds=round(time.monotonic() - started))
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        reader.join(timeout=10)
+    return returncode, redact_url("".join(lines))
 
 
 def default_operator() -> str:
