@@ -22,7 +22,7 @@ import click
 from . import __version__
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
 from .log import Redactor, event, get_logger, setup_logging
-from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, PartSchedule, StorageConfig
+from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule, StorageConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
@@ -169,7 +169,7 @@ def main() -> None:
               help="Dump with row security on (needs a --session-setting bypass your policies honour).")
 @click.option("--session-setting", "session_settings", envvar="AGENT_BOM_BACKUP_SESSION_SETTINGS", multiple=True,
               show_envvar=True, help="NAME=VALUE set on every connection (repeatable; env: space-separated).")
-@click.option("--part-size", envvar="AGENT_BOM_BACKUP_PART_SIZE", default="8MiB", show_default=True,
+@click.option("--part-size", envvar="AGENT_BOM_BACKUP_PART_SIZE", default=f"{DEFAULT_PART_SIZE // MiB}MiB", show_default=True,
               show_envvar=True, help="First multipart part size (5MiB-5GiB); parts grow from there.")
 @click.option("--part-growth-interval", envvar="AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL",
               default=DEFAULT_GROWTH_INTERVAL, show_default=True, show_envvar=True, type=click.IntRange(1),

