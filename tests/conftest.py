@@ -7,16 +7,15 @@ missing one fails the test with the command to run, never a skip.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import fresh_bucket
 from tests.support.pgcluster import PgCluster, PgClusterPool
 from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
@@ -108,11 +107,8 @@ def s3(tmp_root: Path) -> Iterator[MotoServer]:
 def bucket(s3: MotoServer) -> Iterator[str]:
     """A fresh, empty bucket in us-east-1 with a unique valid name; emptied and deleted
     after the test."""
-    name = f"abb-test-{uuid.uuid4().hex[:20]}"
-    s3.create_bucket(name)
-    yield name
-    with contextlib.suppress(Exception):  # a test may have deleted it or reset moto
-        s3.delete_bucket(name)
+    with fresh_bucket(s3, "abb-test") as name:
+        yield name
 
 
 @pytest.fixture

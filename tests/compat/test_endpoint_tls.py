@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.compat.conftest import job_env, run_cli
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 
@@ -20,19 +20,20 @@ def tls_s3(tmp_root) -> Iterator[MotoServer]:  # type: ignore[no-untyped-def]
 
 
 def test_https_endpoint_with_ca_bundle(pg15: PgCluster, seeded_db: str, tls_s3: MotoServer) -> None:
-    env = job_env(pg15, seeded_db, "tls-backups", tls_s3.endpoint_url, AGENT_BOM_BACKUP_CA_BUNDLE=str(tls_s3.ca_file))
-    result = run_cli(["backup"], env)
+    env = cli.job_env(tls_s3.endpoint_url, "tls-backups", pg15.superuser_url(seeded_db),
+                      AGENT_BOM_BACKUP_CA_BUNDLE=str(tls_s3.ca_file))
+    result = cli.backup(env)
     assert result.returncode == 0, result.stderr
 
 
 def test_https_endpoint_without_ca_bundle_fails_preflight(pg15: PgCluster, seeded_db: str, tls_s3: MotoServer) -> None:
-    result = run_cli(["backup"], job_env(pg15, seeded_db, "tls-backups", tls_s3.endpoint_url))
+    result = cli.backup(cli.job_env(tls_s3.endpoint_url, "tls-backups", pg15.superuser_url(seeded_db)))
     assert result.returncode == 4 and "AGENT_BOM_BACKUP_CA_BUNDLE" in result.stderr
 
 
 def test_region_less_endpoint(pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer) -> None:
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url)
+    env = cli.job_env(s3.endpoint_url, bucket, pg15.superuser_url(seeded_db))
     for name in ("AGENT_BOM_BACKUP_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
         env.pop(name, None)
-    result = run_cli(["backup"], env)
+    result = cli.backup(env)
     assert result.returncode == 0, result.stderr

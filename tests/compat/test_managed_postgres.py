@@ -4,19 +4,17 @@ passwords full of URL-reserved characters, and backups taken from a hot standby.
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import psycopg
 import pytest
 
-from tests.compat.conftest import job_env, run_cli, scratch_database
+from tests.support import cli
 from tests.support.pgcluster import PgCluster, PgClusterPool, wait_for_replay
 from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec, seed
+from tests.support.seed import SeedSpec
 
 RESERVED_PASSWORD = "p@ss:w/o?r#d%+ x&y=z"
 TINY_TIMEOUTS = {
@@ -28,7 +26,7 @@ TINY_TIMEOUTS = {
 
 
 def make_role(pg: PgCluster, attributes: str = "LOGIN", password: str = "s3cret-pass") -> str:
-    name = f"bk_{uuid.uuid4().hex[:8]}"
+    name = cli.unique_name("bk")
     literal = password.replace("'", "''")
     pg.run_sql(f"CREATE ROLE {name} {attributes} PASSWORD '{literal}'")
     return name
@@ -39,15 +37,13 @@ def role_url(pg: PgCluster, role: str, database: str, password: str = "s3cret-pa
 
 
 def manifest_of(s3: MotoServer, bucket: str, uri: str) -> dict[str, object]:
-    key = uri.split(f"s3://{bucket}/", 1)[1].replace(".dump", ".manifest.json")
-    return json.loads(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    return cli.read_manifest(s3.client(), bucket, uri.split(f"s3://{bucket}/", 1)[1])
 
 
 @pytest.fixture
 def plain_db(pg15: PgCluster) -> Iterator[str]:
     """Tenant tables without row-level security."""
-    name = f"plain_{uuid.uuid4().hex[:8]}"
-    pg15.run_sql(f"CREATE DATABASE {name}")
+    name = cli.new_database(pg15, "plain")
     pg15.run_sql(
         "CREATE TABLE audit_log (id bigserial PRIMARY KEY, team_id text NOT NULL, payload jsonb);"
         "INSERT INTO audit_log (team_id, payload) SELECT 'team-' || (g % 3), '{}' FROM generate_series(1, 300) g;",
@@ -62,17 +58,17 @@ def test_read_all_data_role_backs_up_tables_without_rls(
 ) -> None:
     role = make_role(pg15, "LOGIN NOSUPERUSER NOBYPASSRLS")
     pg15.run_sql(f"GRANT pg_read_all_data TO {role}")
-    env = job_env(pg15, plain_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=role_url(pg15, role, plain_db))
-    result = run_cli(["backup"], env)
+    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, plain_db))
+    result = cli.backup(env)
     assert result.returncode == 0, result.stderr
-    assert manifest_of(s3, bucket, result.stdout.strip())["source"]["backup_role"] == role  # type: ignore[index]
+    assert manifest_of(s3, bucket, result.uri)["source"]["backup_role"] == role  # type: ignore[index]
 
 
 def test_role_filtered_by_rls_fails_clearly(pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer) -> None:
     role = make_role(pg15, "LOGIN NOSUPERUSER NOBYPASSRLS")
     pg15.run_sql(f"GRANT pg_read_all_data TO {role}")
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=role_url(pg15, role, seeded_db))
-    result = run_cli(["backup"], env)
+    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
+    result = cli.backup(env)
     assert result.returncode == 4 and "would not see every tenant's rows" in result.stderr
 
 
@@ -82,43 +78,43 @@ def test_role_level_tiny_timeouts_do_not_break_backup(
     role = make_role(pg15, "LOGIN SUPERUSER")
     for name, value in TINY_TIMEOUTS.items():
         pg15.run_sql(f"ALTER ROLE {role} SET {name} = '{value}'")
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=role_url(pg15, role, seeded_db))
-    result = run_cli(["backup"], env)
+    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
+    result = cli.backup(env)
     assert result.returncode == 0, result.stderr
 
 
 def test_database_level_tiny_timeouts_do_not_break_restore(
     pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer
 ) -> None:
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url)
-    uri = run_cli(["backup"], env).stdout.strip()
-    target = scratch_database(pg15)
+    env = cli.job_env(s3.endpoint_url, bucket, pg15.superuser_url(seeded_db))
+    uri = cli.backup(env).uri
+    target = cli.new_database(pg15, "restore")
     for name, value in TINY_TIMEOUTS.items():
         pg15.run_sql(f"ALTER DATABASE {target} SET {name} = '{value}'")
-    result = run_cli(["restore", uri], {**env, "AGENT_BOM_RESTORE_POSTGRES_URL": pg15.superuser_url(target)})
+    result = cli.restore(env, uri, pg15.superuser_url(target))
     assert result.returncode == 0, result.stderr
 
 
 def test_lock_the_dump_cannot_get_fails_after_the_bounded_wait(
     pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer
 ) -> None:
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT="2")
+    env = cli.job_env(s3.endpoint_url, bucket, pg15.superuser_url(seeded_db), AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT="2")
     with psycopg.connect(pg15.conninfo(seeded_db)) as blocker:
         blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
         started = time.monotonic()
-        result = run_cli(["backup"], env, timeout=120)
+        result = cli.backup(env, timeout=120)
         elapsed = time.monotonic() - started
     assert result.returncode == 5 and "lock" in result.stderr.lower() and elapsed < 60
 
 
 def test_lock_wait_leaves_no_object(pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer) -> None:
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT="1")
+    env = cli.job_env(s3.endpoint_url, bucket, pg15.superuser_url(seeded_db), AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT="1")
     with psycopg.connect(pg15.conninfo(seeded_db)) as blocker:
         blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
-        run_cli(["backup"], env, timeout=120)
+        cli.backup(env, timeout=120)
     client = s3.client()
-    assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
-    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert cli.object_keys(client, bucket) == []
+    assert cli.open_uploads(client, bucket) == []
 
 
 def test_default_transaction_read_only_role_backs_up(
@@ -126,8 +122,8 @@ def test_default_transaction_read_only_role_backs_up(
 ) -> None:
     role = make_role(pg15, "LOGIN SUPERUSER")
     pg15.run_sql(f"ALTER ROLE {role} SET default_transaction_read_only = on")
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=role_url(pg15, role, seeded_db))
-    assert run_cli(["backup"], env).returncode == 0
+    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
+    assert cli.backup(env).returncode == 0
 
 
 def test_url_reserved_characters_in_the_password_reach_psycopg_and_pg_dump(
@@ -135,8 +131,8 @@ def test_url_reserved_characters_in_the_password_reach_psycopg_and_pg_dump(
 ) -> None:
     role = make_role(pg15, "LOGIN SUPERUSER", password=RESERVED_PASSWORD)
     url = f"postgresql://{role}:{quote(RESERVED_PASSWORD, safe='')}@127.0.0.1:{pg15.port}/{seeded_db}"
-    env = job_env(pg15, seeded_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=url)
-    result = run_cli(["backup"], env)
+    env = cli.job_env(s3.endpoint_url, bucket, url)
+    result = cli.backup(env)
     assert result.returncode == 0 and RESERVED_PASSWORD not in result.stderr + result.stdout, result.stderr
 
 
@@ -147,39 +143,32 @@ def tls_pg(pg_cluster_factory: PgClusterPool) -> PgCluster:
 
 @pytest.fixture
 def tls_db(tls_pg: PgCluster) -> str:
-    name = f"tls_{uuid.uuid4().hex[:8]}"
-    tls_pg.run_sql(f"CREATE DATABASE {name}")
-    with psycopg.connect(tls_pg.conninfo(name), autocommit=True) as conn:
-        seed(conn, SeedSpec(audit_rows_per_tenant=20))
-    return name
+    return cli.seeded_database(tls_pg, "tls", SeedSpec(audit_rows_per_tenant=20)).name
 
 
 def test_verify_full_with_ca_in_the_url(tls_pg: PgCluster, tls_db: str, bucket: str, s3: MotoServer) -> None:
     url = tls_pg.superuser_url(tls_db, sslmode="verify-full", sslrootcert=str(tls_pg.ca_file))
-    result = run_cli(["backup"], job_env(tls_pg, tls_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=url))
+    result = cli.backup(cli.job_env(s3.endpoint_url, bucket, url))
     assert result.returncode == 0, result.stderr
 
 
 def test_verify_full_with_ca_from_pgsslrootcert(tls_pg: PgCluster, tls_db: str, bucket: str, s3: MotoServer) -> None:
     # the chart mounts the CA bundle and sets PGSSLROOTCERT; libpq reads it for psycopg and pg_dump alike
     url = tls_pg.superuser_url(tls_db, sslmode="verify-full")
-    env = job_env(tls_pg, tls_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=url, PGSSLROOTCERT=str(tls_pg.ca_file))
-    assert run_cli(["backup"], env).returncode == 0
+    env = cli.job_env(s3.endpoint_url, bucket, url, PGSSLROOTCERT=str(tls_pg.ca_file))
+    assert cli.backup(env).returncode == 0
 
 
 def test_verify_full_without_the_ca_fails_preflight(tls_pg: PgCluster, tls_db: str, bucket: str, s3: MotoServer) -> None:
     url = tls_pg.superuser_url(tls_db, sslmode="verify-full", sslrootcert="/nonexistent/ca.crt")
-    result = run_cli(["backup"], job_env(tls_pg, tls_db, bucket, s3.endpoint_url, AGENT_BOM_POSTGRES_URL=url))
+    result = cli.backup(cli.job_env(s3.endpoint_url, bucket, url))
     assert result.returncode == 4 and "cannot connect" in result.stderr
 
 
 @pytest.fixture(scope="module")
 def standby_pair(pg_cluster_factory: PgClusterPool) -> tuple[PgCluster, PgCluster, str]:
     primary = pg_cluster_factory(15, fresh=True)
-    name = "agent_bom"
-    primary.run_sql(f"CREATE DATABASE {name}")
-    with psycopg.connect(primary.conninfo(name), autocommit=True) as conn:
-        seed(conn, SeedSpec(audit_rows_per_tenant=40))
+    name = cli.seeded_database(primary, "agent_bom", SeedSpec(audit_rows_per_tenant=40)).name
     standby = pg_cluster_factory.standby_of(primary)
     # a commit replayed after the standby started gives pg_last_xact_replay_timestamp() a value
     primary.run_sql("INSERT INTO settings VALUES ('replicated', 'yes')", dbname=name)
@@ -191,9 +180,9 @@ def test_backup_from_a_hot_standby_records_the_replay_time(
     standby_pair: tuple[PgCluster, PgCluster, str], bucket: str, s3: MotoServer
 ) -> None:
     _, standby, name = standby_pair
-    result = run_cli(["backup"], job_env(standby, name, bucket, s3.endpoint_url))
+    result = cli.backup(cli.job_env(s3.endpoint_url, bucket, standby.superuser_url(name)))
     assert result.returncode == 0, result.stderr
-    source = manifest_of(s3, bucket, result.stdout.strip())["source"]
+    source = manifest_of(s3, bucket, result.uri)["source"]
     assert source["is_standby"] is True and source["replay_timestamp"]  # type: ignore[index]
 
 
@@ -201,8 +190,8 @@ def test_backup_from_a_hot_standby_restores_every_tenant(
     standby_pair: tuple[PgCluster, PgCluster, str], pg15: PgCluster, bucket: str, s3: MotoServer
 ) -> None:
     primary, standby, name = standby_pair
-    env = job_env(standby, name, bucket, s3.endpoint_url)
-    uri = run_cli(["backup"], env).stdout.strip()
-    target = scratch_database(primary)
-    result = run_cli(["restore", uri], {**env, "AGENT_BOM_RESTORE_POSTGRES_URL": primary.superuser_url(target)})
+    env = cli.job_env(s3.endpoint_url, bucket, standby.superuser_url(name))
+    uri = cli.backup(env).uri
+    target = cli.new_database(primary, "restore")
+    result = cli.restore(env, uri, primary.superuser_url(target))
     assert result.returncode == 0, result.stderr

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
+from collections.abc import Iterator
 
-import psycopg
 import pytest
 
-from tests.compat.conftest import job_env, run_cli, scratch_database
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
-from tests.support.s3proxy import StrictS3Proxy
+from tests.support.s3proxy import S3Proxy
 from tests.support.s3server import MotoServer
 
 MiB = 1024 * 1024
@@ -20,9 +17,8 @@ MiB = 1024 * 1024
 @pytest.fixture(scope="module")
 def incompressible_db(pg15: PgCluster) -> str:
     """~36 MiB of random bytes: with compression none the dump is larger than 7 parts of 5 MiB."""
-    name = f"growth_{uuid.uuid4().hex[:8]}"
-    pg15.run_sql(f"CREATE DATABASE {name}")
-    with psycopg.connect(pg15.conninfo(name), autocommit=True) as conn:
+    name = cli.new_database(pg15, "growth")
+    with cli.connect(pg15, name) as conn:
         conn.execute("CREATE TABLE blobs (id int PRIMARY KEY, team_id text NOT NULL, data bytea NOT NULL)")
         conn.execute("ALTER TABLE blobs ALTER COLUMN data SET STORAGE EXTERNAL")
         conn.execute(
@@ -33,22 +29,17 @@ def incompressible_db(pg15: PgCluster) -> str:
 
 
 @pytest.fixture(scope="module")
-def grown_backup(pg15: PgCluster, incompressible_db: str, s3: MotoServer) -> dict[str, object]:
-    bucket = f"growth-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(bucket)
-    with StrictS3Proxy(upstream=s3.endpoint_url) as proxy:
-        env = job_env(
-            pg15, incompressible_db, bucket, proxy.endpoint_url,
-            AGENT_BOM_BACKUP_COMPRESSION="none", AGENT_BOM_BACKUP_PART_SIZE="5MiB",
-            AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL="2",
-        )
-        result = run_cli(["backup"], env)
+def grown_backup(pg15: PgCluster, incompressible_db: str, s3: MotoServer) -> Iterator[dict[str, object]]:
+    with cli.fresh_bucket(s3, "growth") as bucket, S3Proxy(s3.endpoint_url, strict=True) as proxy:
+        env = cli.job_env(proxy.endpoint_url, bucket, pg15.superuser_url(incompressible_db),
+                          AGENT_BOM_BACKUP_COMPRESSION="none", AGENT_BOM_BACKUP_PART_SIZE="5MiB",
+                          AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL="2")
+        result = cli.backup(env)
         assert result.returncode == 0, result.stderr
         parts = proxy.part_sizes()
-    uri = result.stdout.strip()
-    key = uri.split(f"s3://{bucket}/", 1)[1]
-    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=key.replace(".dump", ".manifest.json"))["Body"].read())
-    return {"env": env, "uri": uri, "key": key, "bucket": bucket, "parts": parts, "manifest": manifest}
+        key = result.uri.removeprefix(f"s3://{bucket}/")
+        manifest = cli.read_manifest(s3.client(), bucket, key)
+        yield {"env": env, "uri": result.uri, "key": key, "bucket": bucket, "parts": parts, "manifest": manifest}
 
 
 def test_parts_grow_as_the_upload_proceeds(grown_backup: dict[str, object]) -> None:
@@ -61,16 +52,15 @@ def test_part_count_is_recorded_in_the_manifest(grown_backup: dict[str, object])
 
 
 def test_grown_object_is_byte_identical_to_what_was_hashed(grown_backup: dict[str, object], s3: MotoServer) -> None:
-    body = s3.client().get_object(Bucket=grown_backup["bucket"], Key=grown_backup["key"])["Body"].read()
-    assert hashlib.sha256(body).hexdigest() == grown_backup["manifest"]["dump"]["sha256"]  # type: ignore[index]
+    body = cli.get_object(s3.client(), str(grown_backup["bucket"]), str(grown_backup["key"]))
+    assert cli.sha256(body) == grown_backup["manifest"]["dump"]["sha256"]  # type: ignore[index]
 
 
 def test_grown_object_restores_the_same_bytes(
     grown_backup: dict[str, object], pg15: PgCluster, incompressible_db: str, s3: MotoServer
 ) -> None:
-    target = scratch_database(pg15)
-    env = {**grown_backup["env"], "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url,  # type: ignore[dict-item]
-           "AGENT_BOM_RESTORE_POSTGRES_URL": pg15.superuser_url(target)}
-    assert run_cli(["restore", str(grown_backup["uri"])], env).returncode == 0
+    target = cli.new_database(pg15, "restore")
+    env = {**grown_backup["env"], "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url}  # type: ignore[dict-item]
+    assert cli.restore(env, str(grown_backup["uri"]), pg15.superuser_url(target)).returncode == 0
     digest = "SELECT md5(string_agg(md5(data), '' ORDER BY id)) FROM blobs"
     assert pg15.run_sql(digest, dbname=target) == pg15.run_sql(digest, dbname=incompressible_db)

@@ -2,7 +2,7 @@
 
 :func:`client_dir` builds a folder of PostgreSQL 15 client programs in which some are
 replaced by scripts (a pg_dump that fails, dies or stalls), for ``--pg-bin-dir``. (A
-failing S3 store is :class:`tests.support.s3proxy.StrictS3Proxy` with a ``Fault``.)
+failing S3 store is :class:`tests.support.s3proxy.S3Proxy` with a ``Rule``.)
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import faults, helpers
-from tests.e2e.conftest import Source
+from tests.e2e import faults
+from tests.support import cli
 from tests.support.pgcluster import PgCluster, free_port
-from tests.support.s3proxy import Fault, StrictS3Proxy
+from tests.support.s3proxy import Rule, S3Proxy
 from tests.support.s3server import MotoServer
 
 PG_DUMP_FAILS_AT_END = """#!/bin/sh
@@ -60,15 +59,21 @@ time.sleep(300)
 
 @dataclass(frozen=True)
 class Outcome:
-    run: helpers.Run
+    run: cli.Run
     objects: list[str]
     uploads: list[dict]
 
 
 def _backup_into_fresh_bucket(s3: MotoServer, database_url: str, *args: str, **env: str) -> Outcome:
-    with helpers.fresh_bucket(s3, "abb-abort") as bucket:
-        run = helpers.backup(helpers.s3_env(s3, bucket, AGENT_BOM_POSTGRES_URL=database_url, **env), *args)
-        return Outcome(run, helpers.object_keys(s3, bucket), helpers.open_uploads(s3, bucket))
+    with cli.fresh_bucket(s3, "abb-abort") as bucket:
+        run = cli.backup(cli.job_env(s3.endpoint_url, bucket, database_url, **env), *args)
+        return _outcome(s3, bucket, run)
+
+
+def _outcome(s3: MotoServer, bucket: str, run: cli.Run) -> Outcome:
+    """``run`` and what it left in ``bucket``."""
+    client = s3.client()
+    return Outcome(run, cli.object_keys(client, bucket), cli.open_uploads(client, bucket))
 
 
 # ------------------------------------------------------------------ pg_dump / pg_dumpall fail
@@ -80,9 +85,10 @@ FAILING_CLIENTS = {
 
 
 @pytest.fixture(scope="module", params=list(FAILING_CLIENTS), ids=list(FAILING_CLIENTS))
-def failed_dump(request: pytest.FixtureRequest, s3: MotoServer, source15: Source, tmp_root: Path) -> tuple[Outcome, str]:
+def failed_dump(request: pytest.FixtureRequest, s3: MotoServer, source15: cli.Database,
+                tmp_root: Path) -> tuple[Outcome, str]:
     scripts, message = FAILING_CLIENTS[request.param]
-    bin_dir = faults.client_dir(tmp_root / helpers.unique_name("clients"), **scripts)
+    bin_dir = faults.client_dir(tmp_root / cli.unique_name("clients"), **scripts)
     return _backup_into_fresh_bucket(s3, source15.url, "--pg-bin-dir", str(bin_dir)), message
 
 
@@ -126,32 +132,32 @@ def test_unreachable_database_leaves_nothing(unreachable_db: Outcome) -> None:
 
 
 # ------------------------------------------------------------------ missing bucket
-def test_missing_bucket_fails_preflight_with_one_error(s3: MotoServer, source15: Source) -> None:
+def test_missing_bucket_fails_preflight_with_one_error(s3: MotoServer, source15: cli.Database) -> None:
     bucket = "abb-missing-bucket-that-does-not-exist"
-    run = helpers.backup(helpers.s3_env(s3, bucket, AGENT_BOM_POSTGRES_URL=source15.url))
+    run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url))
     assert (run.returncode, [e["message"].startswith(f"bucket {bucket} does not exist") for e in run.errors]) == (
         4, [True]), str(run)
 
 
 # ------------------------------------------------------------------ S3 error mid-upload
 @pytest.fixture(scope="module")
-def bulk_source(pg15: PgCluster) -> Source:
+def bulk_source(pg15: PgCluster) -> cli.Database:
     """~10 MiB of row data: more than one 5 MiB part when dumped uncompressed."""
-    name = helpers.new_database(pg15, "bulk")
+    name = cli.new_database(pg15, "bulk")
     pg15.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
                  "FROM generate_series(1, 10240) g", name)
-    return Source(pg15, name, {})
+    return cli.Database(pg15, name, {})
 
 
 @pytest.fixture(scope="module")
-def storage_failure(s3: MotoServer, bulk_source: Source) -> tuple[Outcome, list[int]]:
+def storage_failure(s3: MotoServer, bulk_source: cli.Database) -> tuple[Outcome, list[int]]:
     """The store refuses the second part (403); returns the outcome and the parts stored."""
-    with helpers.fresh_bucket(s3, "abb-s3err") as bucket:
-        with StrictS3Proxy(s3.endpoint_url, faults=[Fault("PUT", "partNumber", 403, after=1)]) as proxy:
-            env = helpers.s3_env(s3, bucket, AGENT_BOM_POSTGRES_URL=bulk_source.url,
-                                 AGENT_BOM_BACKUP_ENDPOINT_URL=proxy.endpoint_url)
-            run = helpers.backup(env, "--compression", "none", "--part-size", "5MiB", "--upload-concurrency", "1")
-        return Outcome(run, helpers.object_keys(s3, bucket), helpers.open_uploads(s3, bucket)), proxy.part_sizes()
+    with cli.fresh_bucket(s3, "abb-s3err") as bucket:
+        refuse_second_part = Rule(method="PUT", query_key="partNumber", status=403, after=1)
+        with S3Proxy(s3.endpoint_url, strict=True, rules=[refuse_second_part]) as proxy:
+            env = cli.job_env(proxy.endpoint_url, bucket, bulk_source.url)
+            run = cli.backup(env, "--compression", "none", "--part-size", "5MiB", "--upload-concurrency", "1")
+        return _outcome(s3, bucket, run), proxy.part_sizes()
 
 
 def test_storage_error_mid_upload_came_after_a_stored_part(storage_failure: tuple[Outcome, list[int]]) -> None:
@@ -177,11 +183,11 @@ def test_storage_error_mid_upload_aborts_the_multipart_upload(storage_failure: t
 
 # ------------------------------------------------------------------ SIGTERM mid-upload
 def _pids_with(text: str) -> list[int]:
-    return [pid for pid, cmdline in helpers.cmdlines().items() if text.encode() in cmdline]
+    return list(cli.processes_with(text))
 
 
 def _uploaded_parts(s3: MotoServer, bucket: str) -> int:
-    uploads = helpers.open_uploads(s3, bucket)
+    uploads = cli.open_uploads(s3.client(), bucket)
     if not uploads:
         return 0
     parts = s3.client().list_parts(Bucket=bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"])
@@ -206,27 +212,21 @@ class Terminated:
 
 
 @pytest.fixture(scope="module")
-def sigterm(s3: MotoServer, bulk_source: Source, tmp_root: Path) -> Iterator[Terminated]:
+def sigterm(s3: MotoServer, bulk_source: cli.Database, tmp_root: Path) -> Iterator[Terminated]:
     """SIGTERM to the CLI once a part is stored, while pg_dump stalls (the Job's deadline)."""
-    bin_dir = faults.client_dir(tmp_root / helpers.unique_name("clients"), pg_dump=PG_DUMP_STALLS)
+    bin_dir = faults.client_dir(tmp_root / cli.unique_name("clients"), pg_dump=PG_DUMP_STALLS)
     dump_marker = f"dbname={bulk_source.name}"
-    with helpers.fresh_bucket(s3, "abb-sigterm") as bucket:
-        argv = [str(helpers.cli()), "backup", "--pg-bin-dir", str(bin_dir), "--compression", "none",
-                "--part-size", "5MiB"]
-        proc = subprocess.Popen(argv, env=helpers.s3_env(s3, bucket, AGENT_BOM_POSTGRES_URL=bulk_source.url),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with cli.fresh_bucket(s3, "abb-sigterm") as bucket:
+        job = cli.Job([cli.executable(), "backup", "--pg-bin-dir", str(bin_dir), "--compression", "none",
+                       "--part-size", "5MiB"], cli.job_env(s3.endpoint_url, bucket, bulk_source.url))
         try:
             parts = _poll(lambda: _uploaded_parts(s3, bucket), lambda n: n > 0, 60)
-            os.kill(proc.pid, signal.SIGTERM)
-            stdout, stderr = proc.communicate(timeout=60)
+            job.signal(signal.SIGTERM)
+            run = job.wait(timeout=60)
             dumps_left = _poll(lambda: _pids_with(dump_marker), lambda pids: not pids, 10)
-            yield Terminated(Outcome(helpers.Run(argv, proc.returncode, stdout, stderr),
-                                     helpers.object_keys(s3, bucket), helpers.open_uploads(s3, bucket)),
-                             parts, dumps_left)
+            yield Terminated(_outcome(s3, bucket, run), parts, dumps_left)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            job.kill()
             for pid in _pids_with(dump_marker):
                 os.kill(pid, signal.SIGKILL)
 

@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 
 from agent_bom_backup.restore import classify_pg_restore_errors
-from tests.e2e import helpers
-from tests.e2e.helpers import Backup
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 
@@ -35,16 +33,16 @@ def test_backup_uses_the_pg_dump_of_the_server_major(request: pytest.FixtureRequ
 
 def test_backup_with_only_a_newer_pg_dump_uses_it(s3: MotoServer, new_bucket: Callable[[], str],
                                                   pg15: PgCluster) -> None:
-    name = helpers.new_database(pg15, "newer")
+    name = cli.new_database(pg15, "newer")
     pg15.run_sql("CREATE TABLE t AS SELECT 1 AS id", name)
-    backup = helpers.take_backup(s3, new_bucket(), pg15.superuser_url(name), *_only_18())
+    backup = cli.take_backup(s3, new_bucket(), pg15.superuser_url(name), *_only_18())
     assert backup.manifest["client"]["pg_dump_major"] == 18
 
 
 def test_backup_with_only_an_older_pg_dump_is_refused(s3: MotoServer, new_bucket: Callable[[], str],
                                                       pg18: PgCluster) -> None:
-    env = helpers.s3_env(s3, new_bucket(), AGENT_BOM_POSTGRES_URL=pg18.superuser_url("postgres"))
-    run = helpers.backup(env, "--pg-bin-dir", str(tools.pg_bin_dir(15)), "--only-pg-bin-dirs")
+    env = cli.job_env(s3.endpoint_url, new_bucket(), pg18.superuser_url("postgres"))
+    run = cli.backup(env, "--pg-bin-dir", str(tools.pg_bin_dir(15)), "--only-pg-bin-dirs")
     assert (run.returncode, run.error_message.startswith("no pg_dump can dump a PostgreSQL 18 server")) == (4, True), \
         str(run)
 
@@ -52,15 +50,15 @@ def test_backup_with_only_an_older_pg_dump_is_refused(s3: MotoServer, new_bucket
 # ------------------------------------------------------------------ pg_restore 18 into PostgreSQL 15
 @dataclass(frozen=True)
 class NewerRestore:
-    run: helpers.Run
+    run: cli.Run
     report: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def newer_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup, tmp_root: Path) -> NewerRestore:
-    target = helpers.new_database(pg15, "target")
-    report = tmp_root / helpers.unique_name("report")
-    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, pg15.superuser_url(target),
+def newer_restore(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> NewerRestore:
+    target = cli.new_database(pg15, "target")
+    report = tmp_root / cli.unique_name("report")
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
                           *_only_18("--report", str(report)))
     return NewerRestore(run, json.loads(report.read_text()))
 
@@ -86,13 +84,13 @@ def test_pg_restore_18_into_15_shows_the_note_in_the_summary(newer_restore: Newe
 def _conflicting_database(pg15: PgCluster) -> str:
     """A database holding a composite type named like a table of the backup: pg_restore
     (run directly, without the CLI's emptiness check) fails creating that table."""
-    name = helpers.new_database(pg15, "conflict")
+    name = cli.new_database(pg15, "conflict")
     pg15.run_sql("CREATE TYPE public.teams AS (x int)", name)
     return name
 
 
-def test_leftover_types_make_a_target_non_empty(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
-    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri,
+def test_leftover_types_make_a_target_non_empty(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> None:
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri,
                           pg15.superuser_url(_conflicting_database(pg15)), *_only_18())
     assert (run.returncode, "public.teams" in run.error_message) == (8, True), str(run)
 
@@ -100,25 +98,25 @@ def test_leftover_types_make_a_target_non_empty(s3: MotoServer, pg15: PgCluster,
 def _restore_as_database_owner(pg15: PgCluster) -> tuple[str, str]:
     """An empty database owned by a role that is neither superuser nor a member of the
     backup's owner role: pg_restore creates the tables, then fails on ALTER ... OWNER TO."""
-    role = helpers.unique_name("owner")
+    role = cli.unique_name("owner")
     pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'owner-pass'")
-    name = helpers.unique_name("owned")
+    name = cli.unique_name("owned")
     pg15.create_database(name, owner=role)
     return name, pg15.url(name, role, "owner-pass")
 
 
-def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: Backup) -> None:
+def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> None:
     _, url = _restore_as_database_owner(pg15)
-    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, url, *_only_18())
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, url, *_only_18())
     assert (run.returncode, "pg_restore reported" in run.error_message,
             "transaction_timeout" in run.error_message) == (9, True, False), str(run)
 
 
 # ------------------------------------------------------------------ the stderr classifier on real output
 @pytest.fixture(scope="module")
-def archive18_of_15(s3: MotoServer, backup15: Backup, tmp_root: Path) -> Path:
-    path = tmp_root / helpers.unique_name("archive")
-    path.write_bytes(helpers.get_object(s3, backup15.bucket, backup15.key))
+def archive18_of_15(s3: MotoServer, backup15: cli.Backup, tmp_root: Path) -> Path:
+    path = tmp_root / cli.unique_name("archive")
+    path.write_bytes(cli.get_object(s3.client(), backup15.bucket, backup15.key))
     return path
 
 
@@ -133,7 +131,7 @@ def _pg_restore_18_stderr(pg15: PgCluster, archive: Path, target: str) -> str:
 def clean_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
     """pg_restore 18 --jobs=2 into an empty PostgreSQL 15 database: only the
     transaction_timeout errors, one per connection, with interleaved lines."""
-    return _pg_restore_18_stderr(pg15, archive18_of_15, helpers.new_database(pg15, "captured"))
+    return _pg_restore_18_stderr(pg15, archive18_of_15, cli.new_database(pg15, "captured"))
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +160,16 @@ def test_classifier_treats_transaction_timeout_from_another_statement_as_real(cl
              "SET transaction_timeout TO '1s' AS 'SELECT 1';\n")
     real, tolerated = classify_pg_restore_errors(clean_stderr + other, tolerate_transaction_timeout=True)
     assert (len(real), tolerated) == (clean_stderr.count(TT_ERROR) + 1, [])
+
+
+def test_classifier_survives_lines_cut_into_each_other(clean_stderr: str) -> None:
+    # two workers' writes interleaved: one error line loses the end of its message
+    whole = f"pg_restore: error: {TT_ERROR}"
+    cut = clean_stderr.replace(
+        whole,
+        "pg_restore: error: could not execute query: pg_restore: processing item 1 TABLE x\n"
+        'ERROR:  unrecognized configuration parameter "transaction_timeout"',
+        1,
+    )
+    real, tolerated = classify_pg_restore_errors(cut, tolerate_transaction_timeout=True)
+    assert (cut != clean_stderr, real, len(tolerated)) == (True, [], clean_stderr.count(TT_ERROR))

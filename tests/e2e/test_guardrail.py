@@ -21,7 +21,7 @@ import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, container, render_chart
 from tests.e2e import helpers
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, MotoServer
 from tests.support.seed import SeedSpec
@@ -36,7 +36,7 @@ S3_SECRET = "agent-bom-backup-s3"
 def _psql(url: str, query: str) -> list[list[str]]:
     """The runbook's ``psql "$RESTORE_POSTGRES_URL" -c "..."``; returns the table's rows."""
     result = subprocess.run([str(tools.pg_program(15, "psql")), url, "-c", query], capture_output=True, text=True,
-                            timeout=60, check=True, env={"PATH": helpers.SYSTEM_PATH, "LANG": "C.UTF-8"})
+                            timeout=60, check=True, env={"PATH": cli.SYSTEM_PATH, "LANG": "C.UTF-8"})
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if re.fullmatch(r"-+(\+-+)*", line))
     rows = []
@@ -54,27 +54,27 @@ class Drill:
     seeded_counts: dict[str, int]
     seeded_distribution: dict[str, int]
     cronjob: dict[str, Any]
-    backup: helpers.Run
-    refused: helpers.Run
+    backup: cli.Run
+    refused: cli.Run
     relations_after_refusal: dict[str, int]
-    restored: helpers.Run
+    restored: cli.Run
     report: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def drill(s3: MotoServer, pg15: PgCluster, tmp_root: Path) -> Iterator[Drill]:
-    with helpers.fresh_bucket(s3, "abb-guardrail") as bucket:
+    with cli.fresh_bucket(s3, "abb-guardrail") as bucket:
         yield _drill(s3, pg15, bucket, tmp_root)
 
 
 def _drill(s3: MotoServer, pg15: PgCluster, bucket: str, tmp_root: Path) -> Drill:
-    work = tmp_root / helpers.unique_name("guardrail")
+    work = tmp_root / cli.unique_name("guardrail")
     work.mkdir()
     kms_alias = f"alias/agent-bom-backups-{bucket[-8:]}"
     s3.create_kms_key(alias=kms_alias)
 
     # seed synthetic tenants
-    database, _ = helpers.seeded_database(pg15, "agent_bom", SeedSpec())
+    database = cli.seeded_database(pg15, "agent_bom", SeedSpec()).name
     url = pg15.superuser_url(database)
     seeded_counts = helpers.table_counts(pg15, database)
     seeded_distribution = {team: int(n) for team, n in _psql(
@@ -100,14 +100,14 @@ def _drill(s3: MotoServer, pg15: PgCluster, bucket: str, tmp_root: Path) -> Dril
     pg15.create_database(database)
 
     # restore through the production script, as the runbook calls it
-    operator_env = helpers.base_env(
+    operator_env = cli.base_env(
         AGENT_BOM_BACKUP_ENDPOINT_URL=s3.endpoint_url, AGENT_BOM_BACKUP_PATH_STYLE="true",
         AGENT_BOM_BACKUP_LOG_FORMAT="json", AGENT_BOM_RESTORE_OPERATOR=OPERATOR,
     )
-    refused = helpers.restore_script(operator_env, uri, url, REGION, cwd=work)
+    refused = cli.restore_script(operator_env, uri, url, REGION, cwd=work)
     relations_after_refusal = helpers.table_counts(pg15, database)
     report_path = work / "restore-report.json"
-    restored = helpers.restore_script(operator_env, uri, url, REGION, "--approval", APPROVAL,
+    restored = cli.restore_script(operator_env, uri, url, REGION, "--approval", APPROVAL,
                                       "--report", str(report_path), cwd=work)
     assert restored.returncode == 0, str(restored)
     return Drill(database, url, seeded_counts, seeded_distribution, cronjob, backup, refused,

@@ -12,9 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import helpers
-from tests.e2e.conftest import Source
-from tests.e2e.helpers import Backup
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 from tests.support.seed import SeedSpec
@@ -25,17 +23,17 @@ OTHER_DATA = SeedSpec(tenants=("team-other",), audit_rows_per_tenant=7)
 @dataclass(frozen=True)
 class Cleaned:
     target: str
-    run: helpers.Run
+    run: cli.Run
     report: dict[str, Any]
     safety_files: list[Path]
 
 
 @pytest.fixture(scope="module")
-def cleaned(s3: MotoServer, pg15: PgCluster, backup15: Backup, tmp_root: Path) -> Cleaned:
-    target, _ = helpers.seeded_database(pg15, "replace_me", OTHER_DATA)
-    safety_dir = tmp_root / helpers.unique_name("safety")
-    report = tmp_root / helpers.unique_name("report")
-    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, pg15.superuser_url(target),
+def cleaned(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> Cleaned:
+    target = cli.seeded_database(pg15, "replace_me", OTHER_DATA).name
+    safety_dir = tmp_root / cli.unique_name("safety")
+    report = tmp_root / cli.unique_name("report")
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
                           "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir),
                           "--report", str(report))
     assert run.returncode == 0, str(run)
@@ -62,11 +60,12 @@ def test_safety_backup_holds_the_replaced_rows(cleaned: Cleaned) -> None:
     assert data.count("\tteam-other\t") == OTHER_DATA.audit_rows_per_tenant
 
 
-def test_clean_replaces_the_target_with_the_backup(pg15: PgCluster, cleaned: Cleaned, source15: Source) -> None:
+def test_clean_replaces_the_target_with_the_backup(pg15: PgCluster, cleaned: Cleaned, source15: cli.Database) -> None:
     assert helpers.table_counts(pg15, cleaned.target) == helpers.table_counts(pg15, source15.name)
 
 
-def test_clean_restore_brings_back_the_tenant_distribution(pg15: PgCluster, cleaned: Cleaned, source15: Source) -> None:
+def test_clean_restore_brings_back_the_tenant_distribution(pg15: PgCluster, cleaned: Cleaned,
+                                                           source15: cli.Database) -> None:
     assert helpers.tenant_counts(pg15, cleaned.target, "audit_log") == source15.audit_rows
 
 
@@ -77,18 +76,18 @@ def test_clean_restore_is_verified(cleaned: Cleaned) -> None:
 # ------------------------------------------------------------------ dry run
 @dataclass(frozen=True)
 class DryRun:
-    run: helpers.Run
+    run: cli.Run
     before: dict[str, Any]
     after: dict[str, Any]
     safety_dir: Path
 
 
 @pytest.fixture(scope="module")
-def dry_run(s3: MotoServer, pg15: PgCluster, backup15: Backup, tmp_root: Path) -> DryRun:
-    target, _ = helpers.seeded_database(pg15, "keep_me", OTHER_DATA)
-    safety_dir = tmp_root / helpers.unique_name("safety")
+def dry_run(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> DryRun:
+    target = cli.seeded_database(pg15, "keep_me", OTHER_DATA).name
+    safety_dir = tmp_root / cli.unique_name("safety")
     before = helpers.database_state(pg15, target)
-    run = helpers.restore(helpers.s3_env(s3, backup15.bucket), backup15.uri, pg15.superuser_url(target),
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
                           "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir), "--dry-run")
     return DryRun(run, before, helpers.database_state(pg15, target), safety_dir)
 

@@ -11,40 +11,39 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 from tests.e2e import helpers
-from tests.e2e.conftest import Source
-from tests.e2e.helpers import Backup
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 from tests.support.seed import SeedSpec
 
-# (s3, backup, other backup, bucket): put a damaged copy of ``backup`` into ``bucket``
-Tamper = Callable[[MotoServer, Backup, Backup, str], None]
+# (S3 client, backup, other backup, bucket): put a damaged copy of ``backup`` into ``bucket``
+Tamper = Callable[[BaseClient, cli.Backup, cli.Backup, str], None]
 
 
-def _flip_a_byte(s3: MotoServer, backup: Backup, _other: Backup, bucket: str) -> None:
-    helpers.copy_backup(s3, backup, bucket)
-    data = bytearray(helpers.get_object(s3, bucket, backup.key))
+def _flip_a_byte(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
+    cli.copy_backup(client, backup, bucket)
+    data = bytearray(cli.get_object(client, bucket, backup.key))
     data[len(data) // 2] ^= 0xFF
-    helpers.put_object(s3, bucket, backup.key, bytes(data))
+    cli.put_object(client, bucket, backup.key, bytes(data))
 
 
-def _truncate(s3: MotoServer, backup: Backup, _other: Backup, bucket: str) -> None:
-    helpers.copy_backup(s3, backup, bucket)
-    data = helpers.get_object(s3, bucket, backup.key)
-    helpers.put_object(s3, bucket, backup.key, data[: len(data) - 4096])
+def _truncate(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
+    cli.copy_backup(client, backup, bucket)
+    data = cli.get_object(client, bucket, backup.key)
+    cli.put_object(client, bucket, backup.key, data[: len(data) - 4096])
 
 
-def _drop_manifest(s3: MotoServer, backup: Backup, _other: Backup, bucket: str) -> None:
-    helpers.copy_backup(s3, backup, bucket, parts=("dump", "roles"))
+def _drop_manifest(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
+    cli.copy_backup(client, backup, bucket, parts=("dump", "roles"))
 
 
-def _manifest_of_another_backup(s3: MotoServer, backup: Backup, other: Backup, bucket: str) -> None:
-    helpers.copy_backup(s3, backup, bucket, parts=("dump", "roles"))
-    manifest = helpers.get_object(s3, other.bucket, helpers.manifest_key(other.key))
-    helpers.put_object(s3, bucket, helpers.manifest_key(backup.key), manifest)
+def _manifest_of_another_backup(client: BaseClient, backup: cli.Backup, other: cli.Backup, bucket: str) -> None:
+    cli.copy_backup(client, backup, bucket, parts=("dump", "roles"))
+    manifest = cli.get_object(client, other.bucket, cli.manifest_key(other.key))
+    cli.put_object(client, bucket, cli.manifest_key(backup.key), manifest)
 
 
 @dataclass(frozen=True)
@@ -80,19 +79,19 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def pgcrypto_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster) -> Backup:
+def pgcrypto_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster) -> cli.Backup:
     """A PostgreSQL 15 database using pgcrypto, which the embedded PostgreSQL 18 lacks."""
-    name = helpers.new_database(pg15, "crypto")
+    name = cli.new_database(pg15, "crypto")
     pg15.run_sql("CREATE EXTENSION pgcrypto; CREATE TABLE secrets AS "
                  "SELECT g AS id, digest(g::text, 'sha256') AS hash FROM generate_series(1, 10) g", name)
-    return helpers.take_backup(s3, new_bucket(), pg15.superuser_url(name))
+    return cli.take_backup(s3, new_bucket(), pg15.superuser_url(name))
 
 
 @dataclass(frozen=True)
 class Refusal:
     case: Case
     target: str
-    run: helpers.Run
+    run: cli.Run
     before: dict[str, Any]
     after: dict[str, Any]
     safety_dir: Path
@@ -101,33 +100,33 @@ class Refusal:
 
 def _target(request: pytest.FixtureRequest, kind: str) -> tuple[PgCluster, str]:
     if kind == "source15":
-        source: Source = request.getfixturevalue("source15")
+        source: cli.Database = request.getfixturevalue("source15")
         return source.cluster, source.name
     if kind == "nonempty15":
         pg15: PgCluster = request.getfixturevalue("pg15")
-        name, _ = helpers.seeded_database(pg15, "nonempty", SeedSpec(tenants=("team-other",), audit_rows_per_tenant=5))
+        name = cli.seeded_database(pg15, "nonempty", SeedSpec(tenants=("team-other",), audit_rows_per_tenant=5)).name
         return pg15, name
     cluster: PgCluster = request.getfixturevalue("pg15" if kind == "empty15" else "pg18")
-    return cluster, helpers.new_database(cluster, "target")
+    return cluster, cli.new_database(cluster, "target")
 
 
 @pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
 def refusal(request: pytest.FixtureRequest, s3: MotoServer, tmp_root: Path) -> Refusal:
     case = CASES[request.param]
-    backup: Backup = request.getfixturevalue(case.backup)
+    backup: cli.Backup = request.getfixturevalue(case.backup)
     cluster, target = _target(request, case.target)
     url = cluster.superuser_url(target)
-    safety_dir = tmp_root / helpers.unique_name("safety")
+    safety_dir = tmp_root / cli.unique_name("safety")
     env = {"AGENT_BOM_POSTGRES_URL": url} if case.live_url else {}
     args = [a.format(target=target, pg15_bin=tools.pg_bin_dir(15)) for a in case.args]
     with contextlib.ExitStack() as stack:
         bucket = backup.bucket
         if case.tamper is not None:
-            bucket = stack.enter_context(helpers.fresh_bucket(s3, "abb-tamper"))
+            bucket = stack.enter_context(cli.fresh_bucket(s3, "abb-tamper"))
             other = request.getfixturevalue("backup18")
-            case.tamper(s3, backup, other, bucket)
+            case.tamper(s3.client(), backup, other, bucket)
         before = helpers.database_state(cluster, target)
-        run = helpers.restore(helpers.s3_env(s3, bucket) | env, backup.uri_in(bucket), url,
+        run = cli.restore(cli.job_env(s3.endpoint_url, bucket) | env, backup.uri_in(bucket), url,
                               "--safety-backup-dir", str(safety_dir), *args)
     return Refusal(case, target, run, before, helpers.database_state(cluster, target), safety_dir)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.e2e import helpers
-from tests.e2e.helpers import Backup
+from tests.support import cli
 from tests.support.pgcluster import PgCluster, PgClusterPool
 from tests.support.s3server import MotoServer
 
@@ -24,24 +24,24 @@ class FreshRestore:
     cluster: PgCluster
     database: str
     state_before: dict[str, Any]
-    refused: helpers.Run
+    refused: cli.Run
     state_after_refusal: dict[str, Any]
-    restored: helpers.Run
+    restored: cli.Run
     report: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def fresh(pg_cluster_factory: PgClusterPool, s3: MotoServer, backup15: Backup, tmp_root: Path) -> FreshRestore:
+def fresh(pg_cluster_factory: PgClusterPool, s3: MotoServer, backup15: cli.Backup, tmp_root: Path) -> FreshRestore:
     cluster = pg_cluster_factory(15, fresh=True)
     database = "agent_bom"
     cluster.create_database(database)
-    env = helpers.s3_env(s3, backup15.bucket)
+    env = cli.job_env(s3.endpoint_url, backup15.bucket)
     url = cluster.superuser_url(database)
     before = helpers.database_state(cluster, database)
-    refused = helpers.restore(env, backup15.uri, url)
+    refused = cli.restore(env, backup15.uri, url)
     after_refusal = helpers.database_state(cluster, database)
-    report = tmp_root / helpers.unique_name("fresh-report")
-    restored = helpers.restore(env, backup15.uri, url, "--create-missing-roles", "--report", str(report))
+    report = tmp_root / cli.unique_name("fresh-report")
+    restored = cli.restore(env, backup15.uri, url, "--create-missing-roles", "--report", str(report))
     assert restored.returncode == 0, str(restored)
     return FreshRestore(cluster, database, before, refused, after_refusal, restored, json.loads(report.read_text()))
 

@@ -12,6 +12,7 @@ import pytest
 from psycopg import sql
 
 from tests.e2e import helpers
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 
@@ -35,8 +36,8 @@ def rls_source(pg15: PgCluster) -> RlsSource:
     """The seeded schema plus a backup role without BYPASSRLS (it reads everything through
     pg_read_all_data) and a policy that lets it see all rows when ``app.bypass_rls = on``,
     or one tenant's rows when ``app.team_id`` names it."""
-    database, _ = helpers.seeded_database(pg15, "rls")
-    role = helpers.unique_name("abb_backup")
+    database = cli.seeded_database(pg15, "rls").name
+    role = cli.unique_name("abb_backup")
     statements = [
         sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
             sql.Identifier(role), sql.Literal(PASSWORD)),
@@ -49,7 +50,7 @@ def rls_source(pg15: PgCluster) -> RlsSource:
         for table in RLS_TABLES
     ]
     statements.append(sql.SQL("ANALYZE"))
-    with helpers.connect(pg15, database) as conn:
+    with cli.connect(pg15, database) as conn:
         for statement in statements:
             conn.execute(statement)
     return RlsSource(pg15, database, role)
@@ -57,20 +58,20 @@ def rls_source(pg15: PgCluster) -> RlsSource:
 
 @dataclass(frozen=True)
 class Attempt:
-    run: helpers.Run
+    run: cli.Run
     objects: list[str]
     uploads: list[dict]
     manifest: dict | None
 
 
 def _attempt(s3: MotoServer, source: RlsSource, *args: str) -> Iterator[Attempt]:
-    with helpers.fresh_bucket(s3, "abb-rls") as bucket:
-        run = helpers.backup(helpers.s3_env(s3, bucket, AGENT_BOM_POSTGRES_URL=source.url), *args)
+    with cli.fresh_bucket(s3, "abb-rls") as bucket:
+        run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), *args)
         manifest = None
         if run.returncode == 0:
             key = run.stdout.strip().removeprefix(f"s3://{bucket}/")
-            manifest = json.loads(helpers.get_object(s3, bucket, helpers.manifest_key(key)))
-        yield Attempt(run, helpers.object_keys(s3, bucket), helpers.open_uploads(s3, bucket), manifest)
+            manifest = json.loads(cli.get_object(s3.client(), bucket, cli.manifest_key(key)))
+        yield Attempt(run, cli.object_keys(s3.client(), bucket), cli.open_uploads(s3.client(), bucket), manifest)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ travels percent-encoded in the URLs."""
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 import uuid
@@ -19,8 +18,7 @@ from urllib.parse import quote, quote_plus
 import pytest
 from psycopg import sql
 
-from tests.e2e import helpers
-from tests.e2e.conftest import Source
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import DEFAULT_REGION, MotoServer
 
@@ -32,7 +30,7 @@ FORMS = tuple({PASSWORD, quote(PASSWORD, safe=""), quote_plus(PASSWORD)})
 class Watched:
     """A process tree run to completion while /proc was polled."""
 
-    run: helpers.Run
+    run: cli.Run
     pid: int
     seen: dict[int, bytes] = field(default_factory=dict)  # pid -> cmdline holding the password
     scans: int = 0
@@ -45,7 +43,7 @@ def _run_watched(argv: list[str], env: dict[str, str], cwd: Path | None = None) 
 
     def watch() -> None:
         while not stop.is_set():
-            for pid, cmdline in helpers.cmdlines().items():
+            for pid, cmdline in cli.cmdlines().items():
                 if any(form.encode() in cmdline for form in FORMS):
                     seen[pid] = cmdline
             scans[0] += 1
@@ -53,12 +51,11 @@ def _run_watched(argv: list[str], env: dict[str, str], cwd: Path | None = None) 
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True)
-    stdout, stderr = proc.communicate(timeout=helpers.RUN_TIMEOUT_S)
+    job = cli.Job(argv, env, cwd)
+    run = job.wait()
     stop.set()
     watcher.join()
-    return Watched(helpers.Run(argv, proc.returncode, stdout, stderr), proc.pid, seen, scans[0])
+    return Watched(run, job.pid, seen, scans[0])
 
 
 @dataclass(frozen=True)
@@ -71,39 +68,39 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def secret_user(pg15: PgCluster) -> str:
-    user = helpers.unique_name("abb_pw_user")
+    user = cli.unique_name("abb_pw_user")
     pg15.run_sql(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
         sql.Identifier(user), sql.Literal(PASSWORD)).as_string(None))
     return user
 
 
 @pytest.fixture(scope="module")
-def runs(s3: MotoServer, source15: Source, secret_user: str, tmp_root: Path) -> Iterator[Runs]:
+def runs(s3: MotoServer, source15: cli.Database, secret_user: str, tmp_root: Path) -> Iterator[Runs]:
     pg = source15.cluster
-    work = tmp_root / helpers.unique_name("secrets")
+    work = tmp_root / cli.unique_name("secrets")
     work.mkdir()
     reports = [work / "pgpassword.json", work / "url-password.json"]
-    with helpers.fresh_bucket(s3, "abb-secrets") as bucket:
-        env = helpers.s3_env(s3, bucket)
-        backup = _run_watched([str(helpers.cli()), "backup"],
+    with cli.fresh_bucket(s3, "abb-secrets") as bucket:
+        env = cli.job_env(s3.endpoint_url, bucket)
+        backup = _run_watched([str(cli.executable()), "backup"],
                               env | {"AGENT_BOM_POSTGRES_URL": pg.url(source15.name, secret_user, PASSWORD)})
         assert backup.run.returncode == 0, str(backup.run)
         uri = backup.run.stdout.strip()
         # the docs' advice: a password-less URL plus PGPASSWORD
         restore_pgpassword = _run_watched(
-            [str(helpers.RESTORE_SCRIPT), uri, pg.url(helpers.new_database(pg, "target"), secret_user),
+            [str(cli.RESTORE_SCRIPT), uri, pg.url(cli.new_database(pg, "target"), secret_user),
              DEFAULT_REGION, "--report", str(reports[0])], env | {"PGPASSWORD": PASSWORD}, cwd=work)
         assert restore_pgpassword.run.returncode == 0, str(restore_pgpassword.run)
         # the runbook's way: the password in the positional URL
         restore_url_password = _run_watched(
-            [str(helpers.RESTORE_SCRIPT), uri, pg.url(helpers.new_database(pg, "target"), secret_user, PASSWORD),
+            [str(cli.RESTORE_SCRIPT), uri, pg.url(cli.new_database(pg, "target"), secret_user, PASSWORD),
              DEFAULT_REGION, "--report", str(reports[1])], env, cwd=work)
         assert restore_url_password.run.returncode == 0, str(restore_url_password.run)
         yield Runs(backup, restore_pgpassword, restore_url_password, reports)
 
 
 def test_watcher_sees_a_password_in_argv() -> None:
-    control = _run_watched(["/bin/sh", "-c", "sleep 0.3", "control", quote(PASSWORD, safe="")], helpers.base_env())
+    control = _run_watched(["/bin/sh", "-c", "sleep 0.3", "control", quote(PASSWORD, safe="")], cli.base_env())
     assert list(control.seen) == [control.pid]
 
 
@@ -123,7 +120,7 @@ def test_password_in_the_script_url_stays_out_of_the_processes_it_starts(runs: R
     watched = runs.restore_url_password
     # the script's own process (``/usr/bin/env bash SCRIPT URI URL ...``, then ``bash SCRIPT ...``)
     # holds it until it execs the CLI; no other process may
-    script = str(helpers.RESTORE_SCRIPT).encode()
+    script = str(cli.RESTORE_SCRIPT).encode()
     holders = {pid: script in cmdline.split(b"\0")[:3] for pid, cmdline in watched.seen.items()}
     assert set(holders) <= {watched.pid} and all(holders.values())
 

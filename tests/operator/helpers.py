@@ -1,5 +1,5 @@
-"""Helpers of the operator-tooling tests: run the CLI as a subprocess and plant backups
-with chosen names (ages) in a bucket by copying a real backup's objects.
+"""Helpers of the operator-tooling tests: plant backups with chosen names (ages) in a
+bucket by copying a real backup's objects. Running the CLI is :mod:`tests.support.cli`.
 
 A planted backup is byte-for-byte the session's real backup (so its SHA-256 and a
 restore of it verify) under another backup id, with a manifest rewritten to name the
@@ -9,66 +9,13 @@ new keys; ``manifest_edit`` can then break the manifest on purpose.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tests.support import tools
-from tests.support.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
-
-PREFIX = "agent-bom/postgres"
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-RUN_TIMEOUT_S = 120
-
-
-@dataclass(frozen=True)
-class Run:
-    argv: list[str]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_lines(self) -> list[str]:
-        """Messages of the JSON log records at error level."""
-        lines = []
-        for line in self.stderr.splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("level") == "error":
-                    lines.append(str(record["message"]))
-        return lines
-
-    def __str__(self) -> str:
-        return f"exit {self.returncode}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
-
-
-def cli_env(s3: MotoServer, bucket: str, **extra: str) -> dict[str, str]:
-    """An explicit environment for ``agent-bom-backup``: the moto endpoint, the bucket,
-    JSON logs; nothing of the developer's AWS or AGENT_BOM_* settings."""
-    return {
-        "PATH": f"{tools.venv_bin_dir()}:{SYSTEM_PATH}",
-        "HOME": os.environ.get("HOME", "/root"),
-        "LANG": "C.UTF-8",
-        "TZ": "UTC",
-        **dummy_aws_env(),
-        "AGENT_BOM_BACKUP_BUCKET": bucket,
-        "AGENT_BOM_BACKUP_PREFIX": PREFIX,
-        "AGENT_BOM_BACKUP_REGION": DEFAULT_REGION,
-        "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url,
-        "AGENT_BOM_BACKUP_PATH_STYLE": "true",
-        "AGENT_BOM_BACKUP_LOG_FORMAT": "json",
-        **extra,
-    }
-
-
-def run_cli(args: Sequence[str], env: dict[str, str], timeout: float = RUN_TIMEOUT_S) -> Run:
-    argv = [str(tools.venv_executable("agent-bom-backup")), *args]
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return Run(argv, result.returncode, result.stdout, result.stderr)
+from tests.support import cli
+from tests.support.s3server import DEFAULT_REGION, MotoServer
 
 
 def backup_id_at(moment: datetime) -> str:
@@ -81,10 +28,8 @@ def backup_id_aged(days: float = 0, hours: float = 0, minutes: float = 0) -> str
 
 
 def key(backup_id: str, suffix: str) -> str:
-    return f"{PREFIX}/{backup_id}{suffix}"
-
-
-DUMP, ROLES, MANIFEST = ".dump", ".roles.sql", ".manifest.json"
+    """The key of backup ``backup_id``'s object ending in ``suffix`` (cli.DUMP, ROLES or MANIFEST)."""
+    return f"{cli.PREFIX}/{backup_id}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -116,28 +61,27 @@ class Planter:
     ) -> str:
         """Write the chosen objects of a backup named ``backup_id``; returns the dump URI."""
         if dump:
-            self.put(key(backup_id, DUMP), self.real.dump if dump_bytes is None else dump_bytes)
+            self.put(key(backup_id, cli.DUMP), self.real.dump if dump_bytes is None else dump_bytes)
         if roles:
-            self.put(key(backup_id, ROLES), self.real.roles)
+            self.put(key(backup_id, cli.ROLES), self.real.roles)
         if manifest:
             data = json.loads(json.dumps(self.real.manifest))
             data["backup_id"] = backup_id
-            data["dump"]["key"] = key(backup_id, DUMP)
-            data["roles"]["key"] = key(backup_id, ROLES)
+            data["dump"]["key"] = key(backup_id, cli.DUMP)
+            data["roles"]["key"] = key(backup_id, cli.ROLES)
             if manifest_edit:
                 manifest_edit(data)
-            self.put(key(backup_id, MANIFEST), json.dumps(data).encode())
-        return f"s3://{self.bucket}/{key(backup_id, DUMP)}"
+            self.put(key(backup_id, cli.MANIFEST), json.dumps(data).encode())
+        return f"s3://{self.bucket}/{key(backup_id, cli.DUMP)}"
 
     def put(self, object_key: str, body: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=object_key, Body=body)
+        cli.put_object(self.client, self.bucket, object_key, body)
 
     def keys(self) -> list[str]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        return sorted(o["Key"] for page in paginator.paginate(Bucket=self.bucket) for o in page.get("Contents", []))
+        return cli.object_keys(self.client, self.bucket)
 
 
-def list_json(run: Run) -> list[dict[str, Any]]:
+def list_json(run: cli.Run) -> list[dict[str, Any]]:
     return list(json.loads(run.stdout)["backups"])
 
 

@@ -35,9 +35,8 @@ import psycopg
 import pytest
 import yaml
 
-from tests.operator.conftest import Source
 from tests.operator.fakes.cluster import FakeCluster, cronjob_backing_up_to, fixture
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgClusterPool
 from tests.support.s3server import MotoServer, dummy_aws_env
 from tests.support.seed import create_roles
@@ -285,7 +284,7 @@ def _aws_cli() -> str:
 
 
 @pytest.fixture(scope="module")
-def drill(s3: MotoServer, op_source: Source, pg_cluster_factory: PgClusterPool,
+def drill(s3: MotoServer, op_source: cli.Database, pg_cluster_factory: PgClusterPool,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     _aws_cli()
     staging = pg_cluster_factory(15, fresh=True)
@@ -414,7 +413,7 @@ def _output_of(drill: Drill, command_fragment: str) -> str:
     return drill.results[block.id].stdout
 
 
-def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: Source) -> None:
+def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: cli.Database) -> None:
     output = _output_of(drill, "group by team_id order by team_id")
     rows = dict(re.findall(r"^\s*(team-[a-z]+)\s*\|\s*(\d+)\s*$", output, flags=re.MULTILINE))
     assert {team: int(n) for team, n in rows.items()} == op_source.audit_rows

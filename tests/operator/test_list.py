@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from tests.operator import helpers
-from tests.operator.helpers import Planter, by_id, list_json, run_cli
+from tests.operator.helpers import Planter, by_id, list_json
+from tests.support import cli
 
 
 def _list(env: dict[str, str]) -> list[dict[str, Any]]:
-    run = run_cli(["list", "--json"], env)
+    run = cli.run_cli(["list", "--json"], env)
     assert run.returncode == 0, str(run)
     return list_json(run)
 
@@ -51,7 +52,7 @@ def test_manifest_without_dump_is_incomplete(planter: Planter, cli_env: dict[str
 
 def test_manifest_naming_another_object_is_incomplete(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
-    other = helpers.key(helpers.backup_id_aged(days=9), helpers.DUMP)
+    other = helpers.key(helpers.backup_id_aged(days=9), cli.DUMP)
     planter.plant(backup_id, manifest_edit=lambda m: m["dump"].update(key=other))
     entry = by_id(_list(cli_env), backup_id)
     assert (entry["complete"], entry["reason"]) == (False, f"manifest names another object: {other}")
@@ -67,25 +68,25 @@ def test_size_differing_from_manifest_is_incomplete(planter: Planter, cli_env: d
 def test_unreadable_manifest_is_incomplete(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     planter.plant(backup_id, manifest=False)
-    planter.put(helpers.key(backup_id, helpers.MANIFEST), b"{not json")
+    planter.put(helpers.key(backup_id, cli.MANIFEST), b"{not json")
     entry = by_id(_list(cli_env), backup_id)
     assert (entry["complete"], entry["reason"].split(":")[0]) == (False, "manifest unreadable")
 
 
 def test_objects_outside_the_naming_are_ignored(planter: Planter, cli_env: dict[str, str]) -> None:
-    planter.put(f"{helpers.PREFIX}/notes.txt", b"hello")
-    planter.put(f"{helpers.PREFIX}/older/{helpers.backup_id_aged(days=1)}.dump", b"x")
+    planter.put(f"{cli.PREFIX}/notes.txt", b"hello")
+    planter.put(f"{cli.PREFIX}/older/{helpers.backup_id_aged(days=1)}.dump", b"x")
     assert _list(cli_env) == []
 
 
 def test_table_shows_the_reason_under_an_incomplete_backup(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     planter.plant(backup_id, manifest=False)
-    lines = run_cli(["list"], cli_env).stdout.splitlines()
+    lines = cli.run_cli(["list"], cli_env).stdout.splitlines()
     row = next(i for i, line in enumerate(lines) if line.startswith(backup_id))
     assert ("INCOMPLETE" in lines[row], lines[row + 1].strip().startswith("-> no manifest")) == (True, True)
 
 
 def test_empty_prefix_says_so(cli_env: dict[str, str]) -> None:
-    run = run_cli(["list"], cli_env)
+    run = cli.run_cli(["list"], cli_env)
     assert (run.returncode, run.stdout.startswith("no backups under s3://")) == (0, True)

@@ -9,16 +9,17 @@ from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.inventory import apply_prune, plan_prune
 from agent_bom_backup.storage import Storage, StorageConfig
 from tests.operator import helpers
-from tests.operator.helpers import DUMP, MANIFEST, ROLES, Planter, run_cli
+from tests.operator.helpers import Planter
+from tests.support import cli
 from tests.support.s3server import MotoServer
 
 
 def _objects(backup_id: str) -> list[str]:
-    return sorted(helpers.key(backup_id, suffix) for suffix in (DUMP, ROLES, MANIFEST))
+    return sorted(helpers.key(backup_id, suffix) for suffix in (cli.DUMP, cli.ROLES, cli.MANIFEST))
 
 
-def _prune(env: dict[str, str], *args: str) -> helpers.Run:
-    run = run_cli(["prune", *args], env)
+def _prune(env: dict[str, str], *args: str) -> cli.Run:
+    run = cli.run_cli(["prune", *args], env)
     assert run.returncode == 0, str(run)
     return run
 
@@ -68,7 +69,7 @@ def test_incomplete_backup_within_keep_days_is_kept(planter: Planter, cli_env: d
     failed = helpers.backup_id_aged(days=3)
     planter.plant(failed, manifest=False)
     _prune(cli_env, "--keep-days", "7", "--yes")
-    assert [k for k in planter.keys() if failed in k] == [helpers.key(failed, DUMP), helpers.key(failed, ROLES)]
+    assert [k for k in planter.keys() if failed in k] == [helpers.key(failed, cli.DUMP), helpers.key(failed, cli.ROLES)]
 
 
 def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter: Planter,
@@ -78,7 +79,7 @@ def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter:
     running = helpers.backup_id_aged(minutes=20)
     planter.plant(running, manifest=False)
     _prune(cli_env, "--keep-days", "0", "--yes")
-    assert helpers.key(running, DUMP) in planter.keys()
+    assert helpers.key(running, cli.DUMP) in planter.keys()
 
 
 def test_orphan_manifest_without_dump_is_removed_when_expired(planter: Planter, cli_env: dict[str, str]) -> None:
@@ -114,7 +115,7 @@ def test_yes_from_the_environment_deletes(planter: Planter, cli_env: dict[str, s
 
 def test_foreign_objects_are_never_deleted(planter: Planter, cli_env: dict[str, str]) -> None:
     planter.plant(helpers.backup_id_aged(days=1))
-    foreign = [f"{helpers.PREFIX}/notes.txt", f"{helpers.PREFIX}/archive/{helpers.backup_id_aged(days=90)}.dump",
+    foreign = [f"{cli.PREFIX}/notes.txt", f"{cli.PREFIX}/archive/{helpers.backup_id_aged(days=90)}.dump",
                f"other/{helpers.backup_id_aged(days=90)}.dump"]
     for object_key in foreign:
         planter.put(object_key, b"keep me")
@@ -127,7 +128,7 @@ def test_manifests_are_deleted_before_dumps(planter: Planter, s3: MotoServer, bu
     planter.plant(helpers.backup_id_aged(days=1))
     planter.plant(helpers.backup_id_aged(days=50))
     planter.plant(helpers.backup_id_aged(days=60))
-    storage = Storage(StorageConfig(bucket=bucket, prefix=helpers.PREFIX, region=helpers.region(),
+    storage = Storage(StorageConfig(bucket=bucket, prefix=cli.PREFIX, region=helpers.region(),
                                     endpoint_url=s3.endpoint_url, path_style=True))
     deleted: list[str] = []  # in request order, whichever delete API the storage module uses
     storage.client.meta.events.register(
@@ -136,16 +137,16 @@ def test_manifests_are_deleted_before_dumps(planter: Planter, s3: MotoServer, bu
         "before-parameter-build.s3.DeleteObjects",
         lambda params, **_: deleted.extend(o["Key"] for o in params["Delete"]["Objects"]))
     apply_prune(storage, plan_prune(storage, 30, 1), dry_run=False)
-    assert [k.endswith(MANIFEST) for k in deleted] == [True] * 2 + [False] * 4
+    assert [k.endswith(cli.MANIFEST) for k in deleted] == [True] * 2 + [False] * 4
 
 
 def test_keep_last_zero_is_a_usage_error(cli_env: dict[str, str]) -> None:
-    run = run_cli(["prune", "--keep-days", "30", "--keep-last", "0"], cli_env)
+    run = cli.run_cli(["prune", "--keep-days", "30", "--keep-last", "0"], cli_env)
     assert run.returncode == ExitCode.USAGE
 
 
 def test_keep_days_is_required(cli_env: dict[str, str]) -> None:
-    run = run_cli(["prune"], cli_env)
+    run = cli.run_cli(["prune"], cli_env)
     assert (run.returncode, "--keep-days" in run.stderr) == (ExitCode.USAGE, True)
 
 

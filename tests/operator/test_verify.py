@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,8 @@ from agent_bom_backup.inventory import verify_backup
 from agent_bom_backup.storage import StorageConfig
 from tests.operator import helpers
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter, run_cli
+from tests.operator.helpers import Planter
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import MotoServer
 
@@ -30,56 +30,56 @@ def _scratch_databases(cluster: PgCluster) -> list[str]:
 
 def test_intact_backup_verifies(planter: Planter, cli_env: dict[str, str]) -> None:
     uri = planter.plant(helpers.backup_id_aged(hours=1))
-    run = run_cli(["verify", uri], cli_env)
+    run = cli.run_cli(["verify", uri], cli_env)
     assert (run.returncode, run.stdout.splitlines()[-1].startswith("verified")) == (0, True), str(run)
 
 
 def test_corrupted_byte_exits_verify(planter: Planter, cli_env: dict[str, str]) -> None:
     dump = planter.real.dump
     uri = planter.plant(helpers.backup_id_aged(hours=1), dump_bytes=_flip_byte(dump, len(dump) // 2))
-    run = run_cli(["verify", uri], cli_env)
+    run = cli.run_cli(["verify", uri], cli_env)
     assert run.returncode == ExitCode.VERIFY
 
 
 def test_corrupted_byte_is_reported_as_a_checksum_mismatch(planter: Planter, cli_env: dict[str, str]) -> None:
     dump = planter.real.dump
     uri = planter.plant(helpers.backup_id_aged(hours=1), dump_bytes=_flip_byte(dump, len(dump) // 2))
-    run = run_cli(["verify", uri], cli_env)
-    assert "SHA-256" in run.error_lines[0]
+    run = cli.run_cli(["verify", uri], cli_env)
+    assert "SHA-256" in run.error_message
 
 
 def test_truncated_dump_is_reported_by_size(planter: Planter, cli_env: dict[str, str]) -> None:
     uri = planter.plant(helpers.backup_id_aged(hours=1), dump_bytes=planter.real.dump[:-10])
-    run = run_cli(["verify", uri], cli_env)
-    assert (run.returncode, "bytes, the manifest says" in run.error_lines[0]) == (ExitCode.VERIFY, True)
+    run = cli.run_cli(["verify", uri], cli_env)
+    assert (run.returncode, "bytes, the manifest says" in run.error_message) == (ExitCode.VERIFY, True)
 
 
 def test_corrupted_roles_object_fails(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     uri = planter.plant(backup_id)
-    planter.put(helpers.key(backup_id, helpers.ROLES), _flip_byte(planter.real.roles, 10))
-    run = run_cli(["verify", uri], cli_env)
-    assert (run.returncode, helpers.ROLES in run.error_lines[0]) == (ExitCode.VERIFY, True)
+    planter.put(helpers.key(backup_id, cli.ROLES), _flip_byte(planter.real.roles, 10))
+    run = cli.run_cli(["verify", uri], cli_env)
+    assert (run.returncode, cli.ROLES in run.error_message) == (ExitCode.VERIFY, True)
 
 
 def test_backup_without_manifest_fails(planter: Planter, cli_env: dict[str, str]) -> None:
     uri = planter.plant(helpers.backup_id_aged(hours=1), manifest=False)
-    run = run_cli(["verify", uri], cli_env)
-    assert (run.returncode, "has no manifest" in run.error_lines[0]) == (ExitCode.VERIFY, True)
+    run = cli.run_cli(["verify", uri], cli_env)
+    assert (run.returncode, "has no manifest" in run.error_message) == (ExitCode.VERIFY, True)
 
 
 def test_latest_skips_a_newer_incomplete_backup(planter: Planter, cli_env: dict[str, str]) -> None:
     complete = helpers.backup_id_aged(hours=5)
     planter.plant(complete)
     planter.plant(helpers.backup_id_aged(hours=1), manifest=False)
-    run = run_cli(["verify", "latest"], cli_env)
+    run = cli.run_cli(["verify", "latest"], cli_env)
     assert (run.returncode, run.stdout.splitlines()[0].split(":")[0]) == (0, f"backup {complete}")
 
 
 def test_uri_alone_names_the_bucket(planter: Planter, cli_env: dict[str, str]) -> None:
     uri = planter.plant(helpers.backup_id_aged(hours=1))
     env = {k: v for k, v in cli_env.items() if k != "AGENT_BOM_BACKUP_BUCKET"}
-    assert run_cli(["verify", uri], env).returncode == 0
+    assert cli.run_cli(["verify", uri], env).returncode == 0
 
 
 def test_verify_streams_without_a_temporary_file(planter: Planter, s3: MotoServer, bucket: str,
@@ -92,41 +92,37 @@ def test_verify_streams_without_a_temporary_file(planter: Planter, s3: MotoServe
     for name in ("NamedTemporaryFile", "TemporaryFile", "mkstemp", "mkdtemp", "TemporaryDirectory"):
         monkeypatch.setattr(tempfile, name, refuse)
     uri = planter.plant(helpers.backup_id_aged(hours=1))
-    config = StorageConfig(bucket=bucket, prefix=helpers.PREFIX, region=helpers.region(),
+    config = StorageConfig(bucket=bucket, prefix=cli.PREFIX, region=helpers.region(),
                            endpoint_url=s3.endpoint_url, path_style=True)
     assert verify_backup(config, uri).ok
 
 
 # ----------------------------------------------------------------------------- --deep
 @pytest.fixture(scope="module")
-def deep_run(s3: MotoServer, op_backup: SessionBackup, pg15: PgCluster) -> Iterator[tuple[helpers.Run, str]]:
+def deep_run(s3: MotoServer, op_backup: SessionBackup, pg15: PgCluster) -> Iterator[tuple[cli.Run, str]]:
     """One `verify --deep` with the scratch URL in the environment, shared by the tests
     that only read its outcome; yields the run and the scratch server's password."""
-    name = f"abb-deep-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(name)
-    try:
+    with cli.fresh_bucket(s3, "abb-deep") as name:
         uri = Planter(s3, name, op_backup.real).plant(helpers.backup_id_aged(hours=1))
-        env = {**helpers.cli_env(s3, name), "AGENT_BOM_VERIFY_SCRATCH_URL": pg15.superuser_url()}
-        yield run_cli(["verify", uri, "--deep"], env), pg15.superuser_password
-    finally:
-        s3.delete_bucket(name)
+        env = {**cli.job_env(s3.endpoint_url, name), "AGENT_BOM_VERIFY_SCRATCH_URL": pg15.superuser_url()}
+        yield cli.run_cli(["verify", uri, "--deep"], env), pg15.superuser_password
 
 
-def test_deep_with_scratch_url_verifies(deep_run: tuple[helpers.Run, str]) -> None:
+def test_deep_with_scratch_url_verifies(deep_run: tuple[cli.Run, str]) -> None:
     run, _ = deep_run
     assert (run.returncode, "restore into agent_bom_verify_" in run.stdout) == (0, True), str(run)
 
 
-def test_deep_compares_owners_and_grants_as_superuser(deep_run: tuple[helpers.Run, str]) -> None:
+def test_deep_compares_owners_and_grants_as_superuser(deep_run: tuple[cli.Run, str]) -> None:
     line = next(line for line in deep_run[0].stdout.splitlines() if "restore into" in line)
     assert (", full)" in line, "not compared" in line) == (True, False), line
 
 
-def test_deep_drops_the_scratch_database(deep_run: tuple[helpers.Run, str], pg15: PgCluster) -> None:
+def test_deep_drops_the_scratch_database(deep_run: tuple[cli.Run, str], pg15: PgCluster) -> None:
     assert _scratch_databases(pg15) == []
 
 
-def test_deep_scratch_password_is_not_logged(deep_run: tuple[helpers.Run, str]) -> None:
+def test_deep_scratch_password_is_not_logged(deep_run: tuple[cli.Run, str]) -> None:
     run, password = deep_run
     assert password not in run.stdout + run.stderr
 
@@ -139,8 +135,8 @@ def test_deep_detects_rows_missing_from_the_dump(planter: Planter, cli_env: dict
         table["tenants"]["team-alpha"] += 1
 
     uri = planter.plant(helpers.backup_id_aged(hours=1), manifest_edit=claim_one_more_audit_row)
-    run = run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
-    assert (run.returncode, "audit_log" in run.error_lines[0]) == (ExitCode.VERIFY, True), str(run)
+    run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
+    assert (run.returncode, "audit_log" in run.error_message) == (ExitCode.VERIFY, True), str(run)
 
 
 def test_deep_failure_still_drops_the_scratch_database(planter: Planter, cli_env: dict[str, str],
@@ -149,21 +145,21 @@ def test_deep_failure_still_drops_the_scratch_database(planter: Planter, cli_env
         manifest["tables"].append({"schema": "public", "name": "ghost", "rows": 1, "tenants": None})
 
     uri = planter.plant(helpers.backup_id_aged(hours=1), manifest_edit=claim_a_table)
-    run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
+    cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
     assert _scratch_databases(pg15) == []
 
 
 def test_deep_skips_the_restore_when_the_checksum_fails(planter: Planter, cli_env: dict[str, str],
                                                         pg15: PgCluster) -> None:
     uri = planter.plant(helpers.backup_id_aged(hours=1), dump_bytes=_flip_byte(planter.real.dump, 100))
-    run = run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
+    run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
     assert (run.returncode, "skipped  restore" in run.stdout) == (ExitCode.VERIFY, True)
 
 
 def test_deep_without_url_uses_a_throwaway_cluster(planter: Planter, cli_env: dict[str, str]) -> None:
     """Runs as root here: the throwaway cluster's server programs run as the postgres user."""
     uri = planter.plant(helpers.backup_id_aged(hours=1))
-    run = run_cli(["verify", uri, "--deep"], cli_env)
+    run = cli.run_cli(["verify", uri, "--deep"], cli_env)
     assert (run.returncode, "on a throwaway PostgreSQL 15 cluster (PostgreSQL 15" in run.stdout) == (0, True), str(run)
 
 
@@ -172,8 +168,8 @@ def test_deep_scratch_role_without_createdb_is_refused(planter: Planter, cli_env
     role = "abb_verify_nocreatedb"
     pg15.run_sql(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'scratch-pw'")
     uri = planter.plant(helpers.backup_id_aged(hours=1))
-    run = run_cli(["verify", uri, "--deep", "--scratch-url", pg15.url("postgres", role, "scratch-pw")], cli_env)
-    assert (run.returncode, "may not create databases" in run.error_lines[0]) == (ExitCode.CONFIG, True)
+    run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.url("postgres", role, "scratch-pw")], cli_env)
+    assert (run.returncode, "may not create databases" in run.error_message) == (ExitCode.CONFIG, True)
 
 
 def test_deep_scratch_server_older_than_the_source_is_refused(planter: Planter, cli_env: dict[str, str],
@@ -182,5 +178,5 @@ def test_deep_scratch_server_older_than_the_source_is_refused(planter: Planter, 
         manifest["source"]["server_major"] = 18
 
     uri = planter.plant(helpers.backup_id_aged(hours=1), manifest_edit=from_a_newer_server)
-    run = run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
-    assert (run.returncode, "older than the backed-up PostgreSQL 18" in run.error_lines[0]) == (ExitCode.CONFIG, True)
+    run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
+    assert (run.returncode, "older than the backed-up PostgreSQL 18" in run.error_message) == (ExitCode.CONFIG, True)

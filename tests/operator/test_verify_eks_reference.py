@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ from tests.operator.fakes.cluster import (
     CLUSTER, CRONJOB, NAMESPACE, REGION, SCRIPT, FakeCluster, cronjob_backing_up_to, fixture, table,
 )
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter, Run
+from tests.operator.helpers import Planter
+from tests.support import cli
 from tests.support.s3server import MotoServer, dummy_aws_env
 
 AGE = "newest complete backup age"
@@ -40,23 +40,19 @@ def cluster(tmp_path: Path, planter: Planter, s3: MotoServer, bucket: str) -> Fa
 
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory: pytest.TempPathFactory, s3: MotoServer,
-            op_backup: SessionBackup) -> Iterator[tuple[FakeCluster, Run]]:
+            op_backup: SessionBackup) -> Iterator[tuple[FakeCluster, cli.Run]]:
     """One run against an unchanged healthy cluster, shared by the tests that only read it."""
-    name = f"abb-eks-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(name)
-    try:
+    with cli.fresh_bucket(s3, "abb-eks") as name:
         fake = _healthy_cluster(tmp_path_factory.mktemp("healthy"), Planter(s3, name, op_backup.real), s3, name)
         yield fake, fake.run()
-    finally:
-        s3.delete_bucket(name)
 
 
-def test_healthy_cluster_passes_every_check(healthy: tuple[FakeCluster, Run]) -> None:
+def test_healthy_cluster_passes_every_check(healthy: tuple[FakeCluster, cli.Run]) -> None:
     _, run = healthy
     assert (run.returncode, {result for result, _ in table(run).values()}) == (0, {"PASS"}), str(run)
 
 
-def test_summary_counts_the_results(healthy: tuple[FakeCluster, Run]) -> None:
+def test_summary_counts_the_results(healthy: tuple[FakeCluster, cli.Run]) -> None:
     assert healthy[1].stdout.splitlines()[-1] == "10 passed, 0 failed, 0 skipped"
 
 
@@ -87,7 +83,7 @@ def test_cronjob_is_looked_up_by_release_in_the_namespace(cluster: FakeCluster) 
                                                                              "get", "cronjob"]]
 
 
-def test_jobs_are_selected_by_the_component_label(healthy: tuple[FakeCluster, Run]) -> None:
+def test_jobs_are_selected_by_the_component_label(healthy: tuple[FakeCluster, cli.Run]) -> None:
     jobs_call = next(c for c in healthy[0].calls("kubectl") if "jobs" in c)
     assert jobs_call[jobs_call.index("-l") + 1] == "app.kubernetes.io/component=control-plane-backup"
 
@@ -115,7 +111,7 @@ def test_suspended_cronjob_fails(cluster: FakeCluster, bucket: str, s3: MotoServ
 
 
 # ----------------------------------------------------------------------------- jobs
-def test_last_job_succeeded_is_the_newest_by_creation_time(healthy: tuple[FakeCluster, Run]) -> None:
+def test_last_job_succeeded_is_the_newest_by_creation_time(healthy: tuple[FakeCluster, cli.Run]) -> None:
     """The recorded list is not in creation order; the newest (29550060) succeeded."""
     result, detail = table(healthy[1])[LAST_JOB]
     assert (result, detail.split()[0]) == ("PASS", "agent-bom-control-plane-backup-29550060")
@@ -144,7 +140,7 @@ def test_no_job_yet_is_skipped_with_the_command_to_start_one(cluster: FakeCluste
 
 
 # ----------------------------------------------------------------------------- identity
-def test_role_annotation_is_reported(healthy: tuple[FakeCluster, Run]) -> None:
+def test_role_annotation_is_reported(healthy: tuple[FakeCluster, cli.Run]) -> None:
     assert table(healthy[1])[SA_ROLE] == (
         "PASS", f"{CRONJOB}: eks.amazonaws.com/role-arn=arn:aws:iam::111122223333:role/agent-bom-backup")
 
@@ -169,7 +165,7 @@ def test_eks_cluster_not_active_fails(cluster: FakeCluster) -> None:
     assert (run.returncode, table(run)[ACTIVE]) == (1, ("FAIL", "status UPDATING (expected ACTIVE)"))
 
 
-def test_describe_cluster_gets_name_and_region(healthy: tuple[FakeCluster, Run]) -> None:
+def test_describe_cluster_gets_name_and_region(healthy: tuple[FakeCluster, cli.Run]) -> None:
     call = next(c for c in healthy[0].calls("aws") if "describe-cluster" in c)
     assert (call[call.index("--name") + 1], call[call.index("--region") + 1]) == (CLUSTER, REGION)
 
@@ -190,25 +186,21 @@ def test_kubectl_pointing_at_another_cluster_fails(cluster: FakeCluster) -> None
 
 # ----------------------------------------------------------------------------- missing tools
 @pytest.fixture(scope="module")
-def without_kubectl(tmp_path_factory: pytest.TempPathFactory, s3: MotoServer, op_backup: SessionBackup) -> Run:
+def without_kubectl(tmp_path_factory: pytest.TempPathFactory, s3: MotoServer, op_backup: SessionBackup) -> cli.Run:
     """One run with no kubectl on PATH, shared by the tests that read it."""
-    name = f"abb-eks-{uuid.uuid4().hex[:16]}"
-    s3.create_bucket(name)
-    try:
+    with cli.fresh_bucket(s3, "abb-eks") as name:
         fake = _healthy_cluster(tmp_path_factory.mktemp("no-kubectl"), Planter(s3, name, op_backup.real), s3, name)
         fake.remove("kubectl")
         return fake.run()
-    finally:
-        s3.delete_bucket(name)
 
 
-def test_without_kubectl_the_cluster_checks_fail_or_skip_with_a_reason(without_kubectl: Run) -> None:
+def test_without_kubectl_the_cluster_checks_fail_or_skip_with_a_reason(without_kubectl: cli.Run) -> None:
     rows = table(without_kubectl)
     assert (without_kubectl.returncode, rows["kubectl installed"][0], rows[EXISTS], rows[AGE][0]) == (
         1, "FAIL", ("SKIP", "needs kubectl"), "SKIP")
 
 
-def test_without_kubectl_the_reason_says_how_to_get_it(without_kubectl: Run) -> None:
+def test_without_kubectl_the_reason_says_how_to_get_it(without_kubectl: cli.Run) -> None:
     assert table(without_kubectl)["kubectl installed"][1] == (
         f"kubectl not found on PATH: install it, then aws eks update-kubeconfig --name {CLUSTER} --region {REGION}")
 
@@ -222,7 +214,7 @@ def test_without_aws_the_aws_checks_skip_and_the_rest_passes(cluster: FakeCluste
 
 
 # ----------------------------------------------------------------------------- backup age (real moto)
-def test_fresh_backup_age_passes_with_the_check_line(healthy: tuple[FakeCluster, Run]) -> None:
+def test_fresh_backup_age_passes_with_the_check_line(healthy: tuple[FakeCluster, cli.Run]) -> None:
     result, detail = table(healthy[1])[AGE]
     assert (result, detail.startswith("OK: newest complete backup agent-bom-")) == ("PASS", True)
 

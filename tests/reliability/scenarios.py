@@ -26,9 +26,10 @@ import pytest
 
 from tests.reliability import harness
 from tests.reliability.cases import CASES_BY_ID, Case
-from tests.reliability.faultproxy import FaultProxy, Rule
 from tests.reliability.iam import IamWorld
+from tests.support import cli
 from tests.support.pgcluster import PgCluster, free_port
+from tests.support.s3proxy import Rule, S3Proxy
 from tests.support.s3server import MotoServer
 
 #: the slowed proxy: each part upload waits this long, so pg_dump is mid-stream for seconds
@@ -36,13 +37,13 @@ SLOW_PART_S = 0.4
 #: a part that never finishes by itself (released when the proxy is killed)
 LARGE_DUMP = {"AGENT_BOM_BACKUP_COMPRESSION": "none", "AGENT_BOM_BACKUP_PART_SIZE": harness.PART,
               "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY": "1"}
-OLD_STAMP_KEY = f"{harness.PREFIX}/agent-bom-20000101T000000Z.dump"
+OLD_STAMP_KEY = f"{cli.PREFIX}/agent-bom-20000101T000000Z.dump"
 
 
 @dataclass
 class Outcome:
     case: Case
-    run: harness.Run
+    run: cli.Run
     client: Any = None  # an S3 client that may inspect the bucket
     bucket: str | None = None
     keys_before: list[str] = field(default_factory=list)
@@ -70,7 +71,7 @@ class Outcome:
         if self.bucket is None:
             return {}
         try:
-            keys = harness.object_keys(self.client, self.bucket)
+            keys = cli.object_keys(self.client, self.bucket)
         except Exception as exc:  # noqa: BLE001 - a missing bucket is a state too
             if "NoSuchBucket" in str(exc):
                 return {"bucket exists": False}
@@ -78,18 +79,19 @@ class Outcome:
         new = sorted(set(keys) - set(self.keys_before))
         problems = []
         for stem in sorted({_stem(k) for k in new} - {""}):
-            dump, manifest = stem + ".dump", stem + ".manifest.json"
+            dump = stem + cli.DUMP
+            manifest = cli.manifest_key(dump)
             if dump not in keys or manifest not in keys:
                 problems.append(f"{stem}: dump and manifest are not both there")
                 continue
-            recorded = json.loads(harness.get_object(self.client, self.bucket, manifest))["dump"]
-            data = harness.get_object(self.client, self.bucket, dump)
-            if (recorded["key"], recorded["size"], recorded["sha256"]) != (dump, len(data), harness.sha256(data)):
+            recorded = json.loads(cli.get_object(self.client, self.bucket, manifest))["dump"]
+            data = cli.get_object(self.client, self.bucket, dump)
+            if (recorded["key"], recorded["size"], recorded["sha256"]) != (dump, len(data), cli.sha256(data)):
                 problems.append(f"{stem}: the dump differs from its manifest")
         return {
             "bucket exists": True,
             "new keys": new,
-            "open uploads": harness.open_uploads(self.client, self.bucket),
+            "open uploads": cli.open_upload_keys(self.client, self.bucket),
             "incomplete or inconsistent backups": problems,
         }
 
@@ -107,7 +109,7 @@ class Outcome:
 
 
 def _stem(key: str) -> str:
-    for suffix in (".dump", ".roles.sql", ".manifest.json"):
+    for suffix in (cli.DUMP, cli.ROLES, cli.MANIFEST):
         if key.endswith(suffix):
             return key.removesuffix(suffix)
     return ""
@@ -140,13 +142,12 @@ class Stage:
                 cleanup()
 
     def new_bucket(self, region: str = "us-east-1") -> str:
-        name = f"abb-rel-{uuid.uuid4().hex[:16]}"
-        self.s3.create_bucket(name, region=region)
+        name = self.s3.create_bucket(cli.unique_bucket_name("abb-rel"), region=region)
         self.defer(lambda: self.s3.delete_bucket(name))
         return name
 
-    def proxy(self) -> FaultProxy:
-        proxy = FaultProxy(self.s3.endpoint_url).start()
+    def proxy(self) -> S3Proxy:
+        proxy = S3Proxy(self.s3.endpoint_url).start()
         self.defer(proxy.kill)
         return proxy
 
@@ -166,7 +167,7 @@ class Stage:
         return path
 
     def empty_target(self) -> str:
-        name = harness.new_database(self.pg15, "rel_target")
+        name = cli.new_database(self.pg15, "rel_target")
         self.defer(lambda: self.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         return name
 
@@ -185,28 +186,20 @@ def scenario(case_id: str) -> Callable[[Callable[[Stage], Outcome]], Callable[[S
 
 
 # ============================================================================ backups
-def _backup_env(endpoint: str, bucket: str, source_url: str, **extra: str) -> dict[str, str]:
-    return harness.job_env(endpoint, bucket, AGENT_BOM_POSTGRES_URL=source_url, **extra)
-
-
-def _backup_outcome(stage: Stage, case_id: str, bucket: str, run: harness.Run, keys_before: list[str],
+def _backup_outcome(stage: Stage, case_id: str, bucket: str, run: cli.Run, keys_before: list[str],
                     **kwargs: Any) -> Outcome:
     return Outcome(CASES_BY_ID[case_id], run, stage.s3.client(), bucket, keys_before, **kwargs)
 
 
-def _uri_key(run: harness.Run, bucket: str) -> str:
-    return run.stdout.strip().splitlines()[-1].removeprefix(f"s3://{bucket}/")
+def _uri_key(run: cli.Run, bucket: str) -> str:
+    return run.uri.removeprefix(f"s3://{bucket}/")
 
 
-def _backup_keys(dump_key: str) -> list[str]:
-    stem = dump_key.removesuffix(".dump")
-    return [dump_key, stem + ".roles.sql", stem + ".manifest.json"]
 
-
-def _slow_large_backup(stage: Stage, bucket: str, proxy: FaultProxy, source_url: str | None = None) -> harness.Job:
+def _slow_large_backup(stage: Stage, bucket: str, proxy: S3Proxy, source_url: str | None = None) -> cli.Job:
     proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=SLOW_PART_S))
     url = source_url or stage.fixture("large_source").url
-    return harness.Job([harness.cli(), "backup"], _backup_env(proxy.endpoint_url, bucket, url, **LARGE_DUMP))
+    return cli.Job([cli.executable(), "backup"], cli.job_env(proxy.endpoint_url, bucket, url, **LARGE_DUMP))
 
 
 @scenario("s3-endpoint-killed-mid-upload")
@@ -216,7 +209,7 @@ def _endpoint_killed(stage: Stage) -> Outcome:
     proxy.wait_for(lambda: proxy.parts_uploaded() >= 2, what="two parts uploaded")
     proxy.kill()
     run = job.wait()
-    open_uploads = harness.open_uploads(stage.s3.client(), bucket)
+    open_uploads = cli.open_upload_keys(stage.s3.client(), bucket)
     return _backup_outcome(
         stage, "s3-endpoint-killed-mid-upload", bucket, run, [], expected_open_uploads=open_uploads[:1],
         facts={
@@ -235,14 +228,15 @@ def _throttled(stage: Stage) -> Outcome:
                    message="Please reduce your request rate.", after=1, remaining=2))
     proxy.add(Rule(method="POST", query_key="uploadId", status=500, code="InternalError",
                    message="We encountered an internal error. Please try again.", remaining=1))
-    env = _backup_env(proxy.endpoint_url, bucket, stage.fixture("large_source").url,
+    env = cli.job_env(proxy.endpoint_url, bucket, stage.fixture("large_source").url,
                       **{**LARGE_DUMP, "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY": "2"})
-    run = harness.backup(env)
+    run = cli.backup(env)
     parts = proxy.statuses(lambda r: r.is_part)
     completes = proxy.statuses(lambda r: r.method == "POST" and "uploadId" in r.query)
     key = _uri_key(run, bucket) if run.returncode == 0 else ""
     return _backup_outcome(
-        stage, "s3-throttled-then-recovers", bucket, run, [], expected_new_keys=_backup_keys(key) if key else [],
+        stage, "s3-throttled-then-recovers", bucket, run, [],
+        expected_new_keys=list(cli.backup_keys(key)) if key else [],
         facts={
             "two part uploads were answered 503 SlowDown": parts.count(503) == 2,
             "every part was stored in the end (retried)": parts.count(200) == len(parts) - 2 and len(parts) > 4,
@@ -256,8 +250,8 @@ def _errors_persist(stage: Stage) -> Outcome:
     bucket, proxy = stage.new_bucket(), stage.proxy()
     proxy.add(Rule(method="PUT", query_key="partNumber", status=503, code="SlowDown",
                    message="Please reduce your request rate."))
-    env = _backup_env(proxy.endpoint_url, bucket, stage.fixture("small_source").url, AWS_MAX_ATTEMPTS="3")
-    run = harness.backup(env)
+    env = cli.job_env(proxy.endpoint_url, bucket, stage.fixture("small_source").url, AWS_MAX_ATTEMPTS="3")
+    run = cli.backup(env)
     return _backup_outcome(
         stage, "s3-errors-persist", bucket, run, [],
         facts={
@@ -270,25 +264,25 @@ def _errors_persist(stage: Stage) -> Outcome:
 
 @scenario("bucket-missing")
 def _bucket_missing(stage: Stage) -> Outcome:
-    bucket = f"abb-missing-{uuid.uuid4().hex[:16]}"
-    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url))
+    bucket = cli.unique_bucket_name("abb-missing")
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url))
     return _backup_outcome(stage, "bucket-missing", bucket, run, [], bucket_should_exist=False)
 
 
 @scenario("wrong-region")
 def _wrong_region(stage: Stage) -> Outcome:
     bucket = stage.new_bucket(region="eu-west-1")
-    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
                                      AGENT_BOM_BACKUP_REGION="us-east-1"))
     return _backup_outcome(stage, "wrong-region", bucket, run, [])
 
 
 def _iam_backup(stage: Stage, case_id: str, user: str) -> Outcome:
     world: IamWorld = stage.fixture("iam_world")
-    before = harness.object_keys(world.admin, world.bucket)
-    env = {**_backup_env(world.endpoint_url, world.bucket, stage.fixture("small_source").url),
+    before = cli.object_keys(world.admin, world.bucket)
+    env = {**cli.job_env(world.endpoint_url, world.bucket, stage.fixture("small_source").url),
            **world.credentials(user)}
-    run = harness.backup(env)
+    run = cli.backup(env)
     return Outcome(CASES_BY_ID[case_id], run, world.admin, world.bucket, before)
 
 
@@ -306,7 +300,7 @@ def _access_denied_read_only(stage: Stage) -> Outcome:
 def _database_unreachable(stage: Stage) -> Outcome:
     bucket, source = stage.new_bucket(), stage.fixture("small_source")
     url = source.url.replace(f":{source.cluster.port}/", f":{free_port()}/")
-    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, url))
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, url))
     return _backup_outcome(stage, "database-unreachable", bucket, run, [])
 
 
@@ -314,7 +308,7 @@ def _database_unreachable(stage: Stage) -> Outcome:
 def _database_wrong_password(stage: Stage) -> Outcome:
     bucket, source = stage.new_bucket(), stage.fixture("small_source")
     wrong = f"Wr0ng-{uuid.uuid4().hex[:12]}"
-    run = harness.backup(_backup_env(stage.s3.endpoint_url, bucket, source.cluster.url(source.name, password=wrong)))
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, source.cluster.url(source.name, password=wrong)))
     output = run.stdout + run.stderr
     return _backup_outcome(stage, "database-wrong-password", bucket, run, [], facts={
         "the wrong password appears nowhere in the output": wrong not in output,
@@ -325,7 +319,7 @@ def _database_wrong_password(stage: Stage) -> Outcome:
 def _database_restarted(stage: Stage) -> Outcome:
     cluster: PgCluster = stage.fixture("pg_cluster_factory")(15, fresh=True)
     stage.defer(cluster.stop)
-    name = harness.seeded_database(cluster, "rel_restart")
+    name = cli.seeded_database(cluster, "rel_restart", harness.SMALL_SEED).name
     harness.add_blobs(cluster, name)
     bucket, proxy = stage.new_bucket(), stage.proxy()
     job = _slow_large_backup(stage, bucket, proxy, cluster.superuser_url(name))
@@ -358,8 +352,7 @@ def _sigterm(stage: Stage) -> Outcome:
     bucket, proxy = stage.new_bucket(), stage.proxy()
     hung = proxy.add(Rule(method="PUT", query_key="partNumber", hold=threading.Event(), after=1))
     source = stage.fixture("large_source")
-    job = harness.Job([harness.cli(), "backup"],
-                      _backup_env(proxy.endpoint_url, bucket, source.url, **LARGE_DUMP))
+    job = cli.Job([cli.executable(), "backup"], cli.job_env(proxy.endpoint_url, bucket, source.url, **LARGE_DUMP))
     assert hung.arrived.wait(60), "the second part never reached the proxy"
     sent = time.monotonic()
     job.signal(signal.SIGTERM)
@@ -367,7 +360,7 @@ def _sigterm(stage: Stage) -> Outcome:
     seconds = time.monotonic() - sent
     return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], facts={
         f"exited within 15 s of SIGTERM (took {seconds:.1f} s) with a part still hanging": seconds < 15,
-        "no pg_dump left running": not [c for c in harness.processes_with(source.name) if "pg_dump" in c],
+        "no pg_dump left running": not [c for c in cli.processes_with(source.name).values() if "pg_dump" in c],
     })
 
 
@@ -383,10 +376,10 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
         bucket, proxy = stage.new_bucket(), stage.proxy()
         # slowed parts: both runs pass the "key exists?" pre-check; the completion decides
         proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=0.5))
-        envs = [_backup_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
+        envs = [cli.job_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
                 for c in ("gzip:1", "none")]  # different bytes, as two runs of a live database would be
         _start_at_next_second()
-        jobs = [harness.Job([harness.cli(), "backup"], env) for env in envs]
+        jobs = [cli.Job([cli.executable(), "backup"], env) for env in envs]
         runs = [job.wait() for job in jobs]
         refused = [r for r in runs if r.returncode != 0]
         if refused:
@@ -394,7 +387,7 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
             key = _uri_key(winner, bucket) if winner.returncode == 0 else ""
             return _backup_outcome(
                 stage, "concurrent-backups-same-second", bucket, refused[0], [],
-                expected_new_keys=_backup_keys(key) if key else [],
+                expected_new_keys=list(cli.backup_keys(key)) if key else [],
                 facts={
                     "the other run completed its backup": winner.returncode == 0,
                     "both runs picked the same key": bool(key) and key in refused[0].error_message,
@@ -408,17 +401,17 @@ def _concurrent_different_seconds(stage: Stage) -> Outcome:
     source = stage.fixture("small_source")
     bucket, proxy = stage.new_bucket(), stage.proxy()
     proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=1.5))
-    env = _backup_env(proxy.endpoint_url, bucket, source.url)
+    env = cli.job_env(proxy.endpoint_url, bucket, source.url)
     _start_at_next_second()
-    first = harness.Job([harness.cli(), "backup"], env)
+    first = cli.Job([cli.executable(), "backup"], env)
     _start_at_next_second()
     overlapped = first.running()
-    second = harness.Job([harness.cli(), "backup"], env)
+    second = cli.Job([cli.executable(), "backup"], env)
     runs = [first.wait(), second.wait()]
     keys = [_uri_key(r, bucket) for r in runs if r.returncode == 0]
     return _backup_outcome(
         stage, "concurrent-backups-different-seconds", bucket, runs[1], [],
-        expected_new_keys=[k for key in keys for k in _backup_keys(key)],
+        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))],
         facts={
             "the runs overlapped": overlapped,
             "the first run completed too": runs[0].returncode == 0,
@@ -430,27 +423,24 @@ def _concurrent_different_seconds(stage: Stage) -> Outcome:
 # ============================================================================ restores
 def _copy_backup(stage: Stage, parts: tuple[str, ...] = ("dump", "roles", "manifest")) -> tuple[str, Any]:
     """A new bucket holding some of the good backup's objects, under the same keys."""
-    good = stage.fixture("good_backup")
     bucket, client = stage.new_bucket(), stage.s3.client()
-    for part, key in zip(("dump", "roles", "manifest"), good.keys):
-        if part in parts:
-            client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": good.bucket, "Key": key})
+    cli.copy_backup(client, stage.fixture("good_backup"), bucket, parts)
     return bucket, client
 
 
 def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | None = None,
              target: tuple[PgCluster, str] | None = None, endpoint: str | None = None,
              env_extra: dict[str, str] | None = None, client: Any = None,
-             facts: Callable[[harness.Run], dict[str, bool]] | None = None) -> Outcome:
+             facts: Callable[[cli.Run], dict[str, bool]] | None = None) -> Outcome:
     """Run a restore of ``uri`` into ``target`` (default: a new empty database) and record
     the target's digest and the bucket's keys before and after."""
     cluster, database = target or (stage.pg15, stage.empty_target())
     client = client or stage.s3.client()
-    keys_before = harness.object_keys(client, bucket) if bucket else []
+    keys_before = cli.object_keys(client, bucket) if bucket else []
     report = stage.tmp_dir("report") / "report.json"
-    env = {**harness.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
+    env = {**cli.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
     before = harness.database_digest(cluster, database)
-    run = harness.restore(env, uri, cluster.superuser_url(database), "--report", str(report), *args)
+    run = cli.restore(env, uri, cluster.superuser_url(database), "--report", str(report), *args)
     after = harness.database_digest(cluster, database)
     recorded = json.loads(report.read_text()) if report.exists() else {}
     case = CASES_BY_ID[case_id]
@@ -472,7 +462,7 @@ def _good_uri(stage: Stage, bucket: str) -> str:
 def _restore_truncated(stage: Stage) -> Outcome:
     bucket, client = _copy_backup(stage)
     key = stage.fixture("good_backup").key
-    data = harness.get_object(client, bucket, key)
+    data = cli.get_object(client, bucket, key)
     client.put_object(Bucket=bucket, Key=key, Body=data[: len(data) // 2])
     return _restore(stage, "restore-truncated-object", _good_uri(stage, bucket), bucket=bucket)
 
@@ -481,7 +471,7 @@ def _restore_truncated(stage: Stage) -> Outcome:
 def _restore_corrupted(stage: Stage) -> Outcome:
     bucket, client = _copy_backup(stage)
     key = stage.fixture("good_backup").key
-    data = bytearray(harness.get_object(client, bucket, key))
+    data = bytearray(cli.get_object(client, bucket, key))
     data[len(data) // 2] ^= 0x01
     client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
     return _restore(stage, "restore-corrupted-byte", _good_uri(stage, bucket), bucket=bucket)
@@ -498,7 +488,7 @@ def _restore_foreign_manifest(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     bucket, client = _copy_backup(stage)
     # the good backup's dump and manifest, copied under another backup's name
-    for source_key, target_key in zip((good.keys[0], good.keys[2]), (OLD_STAMP_KEY, harness.manifest_key(OLD_STAMP_KEY))):
+    for source_key, target_key in zip((good.keys[0], good.keys[2]), (OLD_STAMP_KEY, cli.manifest_key(OLD_STAMP_KEY))):
         client.copy_object(Bucket=bucket, Key=target_key, CopySource={"Bucket": good.bucket, "Key": source_key})
     return _restore(stage, "restore-foreign-manifest", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
 
@@ -520,7 +510,7 @@ def _restore_nonexistent(stage: Stage) -> Outcome:
 @scenario("restore-nonexistent-bucket")
 def _restore_nonexistent_bucket(stage: Stage) -> Outcome:
     return _restore(stage, "restore-nonexistent-bucket",
-                    f"s3://abb-missing-{uuid.uuid4().hex[:16]}/{OLD_STAMP_KEY}")
+                    f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}")
 
 
 @scenario("restore-malformed-uri-single-slash")
@@ -552,7 +542,7 @@ def _restore_access_denied(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     admin = world.admin
     for key in good.keys:  # the good backup, copied into the IAM-enforcing server's bucket
-        body = harness.get_object(stage.s3.client(), good.bucket, key)
+        body = cli.get_object(stage.s3.client(), good.bucket, key)
         admin.put_object(Bucket=world.bucket, Key=key, Body=body)
     return _restore(stage, "restore-access-denied", good.uri_in(world.bucket), bucket=world.bucket,
                     endpoint=world.endpoint_url, env_extra=world.credentials("backup"), client=admin)
@@ -561,7 +551,7 @@ def _restore_access_denied(stage: Stage) -> Outcome:
 @scenario("restore-target-not-empty")
 def _restore_not_empty(stage: Stage) -> Outcome:
     bucket, _ = _copy_backup(stage)
-    target = harness.seeded_database(stage.pg15, "rel_busy")
+    target = cli.seeded_database(stage.pg15, "rel_busy", harness.SMALL_SEED).name
     stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
     return _restore(stage, "restore-target-not-empty", _good_uri(stage, bucket), bucket=bucket,
                     target=(stage.pg15, target))
@@ -569,9 +559,8 @@ def _restore_not_empty(stage: Stage) -> Outcome:
 
 @scenario("restore-live-source-without-approval")
 def _restore_live(stage: Stage) -> Outcome:
-    good = stage.fixture("good_backup")
     bucket, _ = _copy_backup(stage)
-    source = good.source
+    source = stage.fixture("small_source")  # the good backup's source
     return _restore(stage, "restore-live-source-without-approval", _good_uri(stage, bucket),
                     "--clean", "--confirm-target", source.name, "--no-safety-backup", bucket=bucket,
                     target=(source.cluster, source.name), env_extra={"AGENT_BOM_POSTGRES_URL": source.url})

@@ -14,10 +14,10 @@ import pytest
 from agent_bom_backup.errors import RefusedError
 from agent_bom_backup.storage import MIN_PART_SIZE, PartSchedule, StorageConfig, StreamUploader, make_client, multipart_etag
 
-from tests.reliability import harness
+from tests.support import cli
 from tests.support.s3server import MotoServer
 
-KEY = f"{harness.PREFIX}/agent-bom-20000101T000000Z.dump"
+KEY = f"{cli.PREFIX}/agent-bom-20000101T000000Z.dump"
 
 
 def _upload(s3: MotoServer, bucket: str, data: bytes) -> Callable[[], object]:
@@ -44,8 +44,8 @@ def test_second_upload_of_different_bytes_is_refused(s3: MotoServer, bucket: str
     with pytest.raises(RefusedError, match="already exists; another backup started in the same second"):
         _upload(s3, bucket, os.urandom(1000))()
     client = s3.client()
-    kept = harness.get_object(client, bucket, KEY)
-    assert (kept == first, harness.open_uploads(client, bucket)) == (True, [])
+    kept = cli.get_object(client, bucket, KEY)
+    assert (kept == first, cli.open_uploads(client, bucket)) == (True, [])
 
 
 def test_second_upload_of_identical_bytes_succeeds_without_leaving_an_upload(s3: MotoServer, bucket: str) -> None:
@@ -53,5 +53,5 @@ def test_second_upload_of_identical_bytes_succeeds_without_leaving_an_upload(s3:
     _upload(s3, bucket, data)()
     result = _upload(s3, bucket, data)()
     client = s3.client()
-    assert (result.size, harness.get_object(client, bucket, KEY) == data, harness.open_uploads(client, bucket)) == (
+    assert (result.size, cli.get_object(client, bucket, KEY) == data, cli.open_uploads(client, bucket)) == (
         1000, True, [])

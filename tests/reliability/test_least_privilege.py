@@ -20,8 +20,8 @@ import pytest
 from parliament import analyze_policy_string, enhance_finding
 
 from tests.reliability import harness
-from tests.reliability.conftest import Source
 from tests.reliability.iam import IAM_DIR, IamWorld, error_code, start_iam_world
+from tests.support import cli
 from tests.support.pgcluster import PgCluster
 from tests.support.s3server import DEFAULT_REGION
 
@@ -33,21 +33,21 @@ class Runs:
     """The CLI, run once per role against the IAM-enforcing server."""
 
     world: IamWorld
-    backups: list[harness.Run]
-    check: harness.Run
-    restore: harness.Run
+    backups: list[cli.Run]
+    check: cli.Run
+    restore: cli.Run
     report: dict[str, Any]
-    prune: harness.Run
+    prune: cli.Run
     keys_before_prune: list[str]
     keys_after_prune: list[str]
 
     def dump_keys(self) -> list[str]:
-        return [r.stdout.strip().splitlines()[-1].removeprefix(f"s3://{self.world.bucket}/") for r in self.backups]
+        return [r.uri.removeprefix(f"s3://{self.world.bucket}/") for r in self.backups]
 
 
 @pytest.fixture(scope="module")
 def world(tmp_root: Path) -> Iterator[IamWorld]:
-    world = start_iam_world(tmp_root / f"moto-iam-{uuid.uuid4().hex[:6]}")
+    world = start_iam_world(tmp_root / cli.unique_name("moto-iam"))
     try:
         yield world
     finally:
@@ -55,26 +55,25 @@ def world(tmp_root: Path) -> Iterator[IamWorld]:
 
 
 @pytest.fixture(scope="module")
-def runs(world: IamWorld, small_source: Source, pg15: PgCluster, tmp_root: Path) -> Runs:
+def runs(world: IamWorld, small_source: cli.Database, pg15: PgCluster, tmp_root: Path) -> Runs:
     kms = boto3.client("kms", endpoint_url=world.endpoint_url, region_name=DEFAULT_REGION,
                        aws_access_key_id=world.keys["admin"][0], aws_secret_access_key=world.keys["admin"][1])
     key_id = kms.create_key(Description="agent-bom backups")["KeyMetadata"]["KeyId"]
-    env = harness.job_env(world.endpoint_url, world.bucket, AGENT_BOM_POSTGRES_URL=small_source.url,
-                          AGENT_BOM_BACKUP_SSE="aws:kms", AGENT_BOM_BACKUP_KMS_KEY_ID=key_id)
+    env = cli.job_env(world.endpoint_url, world.bucket, small_source.url,
+                      AGENT_BOM_BACKUP_SSE="aws:kms", AGENT_BOM_BACKUP_KMS_KEY_ID=key_id)
     backups = []
     for _ in range(2):  # two backups, in different seconds, so prune has one to delete
-        backups.append(harness.backup({**env, **world.credentials("backup")}))
+        backups.append(cli.backup({**env, **world.credentials("backup")}))
         time.sleep(1.1)
-    check = harness.run([harness.cli(), "check", "--max-age", "1h"], {**env, **world.credentials("backup")})
-    target = harness.new_database(pg15, "rel_lp_target")
-    report_path = tmp_root / f"lp-report-{uuid.uuid4().hex[:6]}.json"
-    restore = harness.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(target),
-                              "--report", str(report_path))
+    check = cli.run_cli(["check", "--max-age", "1h"], {**env, **world.credentials("backup")})
+    target = cli.new_database(pg15, "rel_lp_target")
+    report_path = tmp_root / f"{cli.unique_name('lp-report')}.json"
+    restore = cli.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(target),
+                          "--report", str(report_path))
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    before = harness.object_keys(world.admin, world.bucket)
-    prune = harness.run([harness.cli(), "prune", "--keep-days", "0", "--keep-last", "1", "--yes"],
-                        {**env, **world.credentials("prune")})
-    after = harness.object_keys(world.admin, world.bucket)
+    before = cli.object_keys(world.admin, world.bucket)
+    prune = cli.run_cli(["prune", "--keep-days", "0", "--keep-last", "1", "--yes"], {**env, **world.credentials("prune")})
+    after = cli.object_keys(world.admin, world.bucket)
     pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
     return Runs(world, backups, check, restore, report, prune, before, after)
 
@@ -117,7 +116,7 @@ def _delete_objects(client: Any, bucket: str, key: str) -> Any:
 
 
 def _list_prefix(client: Any, bucket: str, _key: str) -> Any:
-    return client.list_objects_v2(Bucket=bucket, Prefix=harness.PREFIX + "/")
+    return client.list_objects_v2(Bucket=bucket, Prefix=cli.PREFIX + "/")
 
 
 # (role, what, probe, which object: "dump" | "manifest" | "probe" (a fresh key under the prefix) | "outside")
@@ -156,8 +155,8 @@ def _key(runs: Runs, which: str) -> str:
     newest = max(runs.dump_keys())
     return {
         "dump": newest,
-        "manifest": harness.manifest_key(newest),
-        "probe": f"{harness.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
+        "manifest": cli.manifest_key(newest),
+        "probe": f"{cli.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
         "outside": f"elsewhere/probe-{uuid.uuid4().hex[:8]}",
     }[which]
 
@@ -175,7 +174,7 @@ def test_role_is_allowed(runs: Runs, role: str, what: str, probe: Probe, which: 
 def test_backups_survive_every_forbidden_probe(runs: Runs) -> None:
     """Run last in the module: the denied deletes and overwrites changed nothing."""
     harness.complete_backups_are_intact(runs.world.admin, runs.world.bucket)
-    assert max(runs.dump_keys()) in harness.object_keys(runs.world.admin, runs.world.bucket)
+    assert max(runs.dump_keys()) in cli.object_keys(runs.world.admin, runs.world.bucket)
 
 
 # ------------------------------------------------------------------ parliament

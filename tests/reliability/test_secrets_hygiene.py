@@ -18,13 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.reliability import harness
-from tests.reliability.conftest import Source
-from tests.support import tools
+from tests.support import cli, tools
 from tests.support.pgcluster import PgCluster, free_port
 from tests.support.s3server import MotoServer
 
-RESTORE_SCRIPT = tools.repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
 CHART = tools.repo_root() / "deploy" / "helm" / "agent-bom"
 #: user:password@ in any URL
 CREDENTIAL_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"]+@")
@@ -46,13 +43,7 @@ class ArgvScanner:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            for entry in Path("/proc").iterdir():
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    raw = (entry / "cmdline").read_bytes()
-                except OSError:
-                    continue
+            for pid, raw in cli.cmdlines().items():
                 if not raw:
                     continue
                 argv = raw.rstrip(b"\0").split(b"\0")
@@ -63,7 +54,7 @@ class ArgvScanner:
                 text = raw.replace(b"\0", b" ").decode(errors="replace")
                 for secret in self.secrets:
                     if secret in text:
-                        self.hits[(int(entry.name), text)] = secret
+                        self.hits[(pid, text)] = secret
             self.sweeps += 1
 
     def __enter__(self) -> ArgvScanner:
@@ -79,42 +70,41 @@ class ArgvScanner:
 class Hygiene:
     password: str
     scanner: ArgvScanner
-    runs: dict[str, harness.Run] = field(default_factory=dict)
+    runs: dict[str, cli.Run] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)
     manifest: str = ""
 
 
 @pytest.fixture(scope="module")
-def hygiene(s3: MotoServer, reliability_bucket: str, small_source: Source, pg15: PgCluster,
+def hygiene(s3: MotoServer, reliability_bucket: str, small_source: cli.Database, pg15: PgCluster,
             tmp_root: Path) -> Iterator[Hygiene]:
     password = pg15.superuser_password
     s3_credentials = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
     work = Path(tempfile.mkdtemp(prefix="hygiene-", dir=tmp_root))
-    env = {**harness.job_env(s3.endpoint_url, reliability_bucket), **s3_credentials}
-    targets = [harness.new_database(pg15, "rel_hyg") for _ in range(3)]
+    env = {**cli.job_env(s3.endpoint_url, reliability_bucket), **s3_credentials}
+    targets = [cli.new_database(pg15, "rel_hyg") for _ in range(3)]
     result = Hygiene(password, ArgvScanner([password, S3_SECRET]))
     with result.scanner:
-        backup = harness.backup({**env, "AGENT_BOM_POSTGRES_URL": small_source.url})
+        backup = cli.backup({**env, "AGENT_BOM_POSTGRES_URL": small_source.url})
         result.runs["backup"] = backup
-        uri = backup.stdout.strip().splitlines()[-1]
+        uri = backup.uri
         key = uri.removeprefix(f"s3://{reliability_bucket}/")
-        result.manifest = harness.get_object(s3.client(), reliability_bucket, harness.manifest_key(key)).decode()
-        result.runs["backup of an unreachable database"] = harness.backup(
+        result.manifest = cli.get_object(s3.client(), reliability_bucket, cli.manifest_key(key)).decode()
+        result.runs["backup of an unreachable database"] = cli.backup(
             {**env, "AGENT_BOM_POSTGRES_URL": small_source.url.replace(f":{pg15.port}/", f":{free_port()}/")})
         # the CLI, the target URL (with its password) in the environment
         report = work / "restore.json"
-        result.runs["restore"] = harness.restore(env, uri, pg15.superuser_url(targets[0]), "--report", str(report))
+        result.runs["restore"] = cli.restore(env, uri, pg15.superuser_url(targets[0]), "--report", str(report))
         result.reports["restore"] = report.read_text() if report.exists() else ""
         # the runbook's script, as the docs recommend: a password-less URL plus PGPASSWORD
         report = work / "script.json"
-        result.runs["restore script, PGPASSWORD"] = harness.run(
-            [RESTORE_SCRIPT, uri, pg15.url(targets[1]), "us-east-1", "--report", str(report)],
-            {**env, "PGPASSWORD": password}, cwd=work)
+        result.runs["restore script, PGPASSWORD"] = cli.restore_script(
+            {**env, "PGPASSWORD": password}, uri, pg15.url(targets[1]), "us-east-1", "--report", str(report), cwd=work)
         result.reports["restore script, PGPASSWORD"] = report.read_text() if report.exists() else ""
         # the runbook's script with the password in the positional URL
         report = work / "script-url.json"
-        result.runs["restore script, password in URL"] = harness.run(
-            [RESTORE_SCRIPT, uri, pg15.superuser_url(targets[2]), "us-east-1", "--report", str(report)], env, cwd=work)
+        result.runs["restore script, password in URL"] = cli.restore_script(
+            env, uri, pg15.superuser_url(targets[2]), "us-east-1", "--report", str(report), cwd=work)
         result.reports["restore script, password in URL"] = report.read_text() if report.exists() else ""
         time.sleep(0.05)
     yield result
@@ -199,7 +189,7 @@ def _containers(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_root: Path) -> tuple[str, list[dict[str, Any]]]:
-    values = tmp_root / f"hygiene-values-{uuid.uuid4().hex[:6]}.yaml"
+    values = tmp_root / f"{cli.unique_name('hygiene-values')}.yaml"
     values.write_text(yaml.safe_dump(CHART_VALUES))
     result = subprocess.run(
         [str(tools.helm_binary(4)), "template", "agent-bom", str(CHART), "--namespace", "agent-bom", "-f", str(values)],

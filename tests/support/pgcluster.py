@@ -62,6 +62,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def log_tail(log_file: Path, lines: int = 30) -> str:
+    """The last ``lines`` of a server's log, headed for an error message ('' when unreadable)."""
+    try:
+        text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f"\n--- {log_file.name} (tail) ---\n" + "\n".join(text)
+
+
 def _running_as_root() -> bool:
     return os.geteuid() == 0
 
@@ -243,15 +252,8 @@ class PgCluster:
         if result.returncode != 0:
             raise PgClusterError(
                 f"PostgreSQL {self.major}: {what} failed (exit {result.returncode}):\n"
-                f"{result.stdout}{result.stderr}{self._log_tail()}"
+                f"{result.stdout}{result.stderr}{log_tail(self.log_file)}"
             )
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return ""
-        return "\n--- server.log (tail) ---\n" + "\n".join(text)
 
     def read_log(self) -> str:
         """The whole server log so far."""
@@ -362,7 +364,8 @@ class PgCluster:
             if result.returncode == 0:
                 self._running = True
                 return self
-            port_taken = "could not bind" in self._log_tail(10) or "in use" in self._log_tail(10)
+            tail = log_tail(self.log_file, 10)
+            port_taken = "could not bind" in tail or "in use" in tail
             if not port_taken or attempt == attempts - 1:
                 self._check(result, "start")
             self.port = free_port()

@@ -21,7 +21,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from tests.support import tools
-from tests.support.pgcluster import free_port
+from tests.support.pgcluster import free_port, log_tail
 from tests.support.tls import make_ca
 
 HOST = "127.0.0.1"
@@ -130,12 +130,13 @@ class MotoServer:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise MotoServerError(f"moto_server exited with {self._process.returncode}{self._log_tail()}")
+                raise MotoServerError(
+                    f"moto_server exited with {self._process.returncode}{log_tail(self.log_file)}")
             if self._answers():
                 return
             time.sleep(0.1)
         self.stop()
-        raise MotoServerError(f"moto_server did not answer within {START_TIMEOUT_S}s{self._log_tail()}")
+        raise MotoServerError(f"moto_server did not answer within {START_TIMEOUT_S}s{log_tail(self.log_file)}")
 
     def _request(self, method: str, path: str, timeout: float = 5) -> bytes:
         request = urllib.request.Request(self.endpoint_url + path, method=method)
@@ -153,13 +154,6 @@ class MotoServer:
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return False
         return True
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return ""
-        return "\n--- moto_server.log (tail) ---\n" + "\n".join(text)
 
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL). Idempotent."""

@@ -406,7 +406,11 @@ def _wipe(target: _Target) -> None:
 # message is found anywhere on a line, not only after a clean prefix.
 _ERROR_MESSAGE = re.compile(r"\berror: (.*)$", re.MULTILINE)
 TRANSACTION_TIMEOUT_QUERY_ERROR = f"could not execute query: ERROR:  {TRANSACTION_TIMEOUT_ERROR}"
-TRANSACTION_TIMEOUT_COMMAND = "Command was: SET transaction_timeout = 0;"
+
+
+_ERRORS_IGNORED = re.compile(r"errors ignored on restore: (\d+)")
+TRANSACTION_TIMEOUT_STATEMENT = "SET transaction_timeout = 0;"
+INTERLEAVED = "an error whose message is interleaved with other pg_restore output (see the full log)"
 
 
 def classify_pg_restore_errors(stderr: str, tolerate_transaction_timeout: bool) -> tuple[list[str], list[str]]:
@@ -415,14 +419,24 @@ def classify_pg_restore_errors(stderr: str, tolerate_transaction_timeout: bool) 
     Only ``SET transaction_timeout = 0`` (pg_restore >= 17 into a server < 17) is
     tolerated, and only when every transaction_timeout error is that statement: one from
     anything else (a function's SET clause, say) makes all of them real.
+
+    Parallel workers write to the same stderr a piece at a time, so lines can be cut
+    into each other: the decision rests on counts that survive that (pg_restore's final
+    "errors ignored on restore: N", and whole messages, each written in one piece), and
+    the line-based messages are only used to show what went wrong.
     """
-    errors = [m.group(1).strip() for m in _ERROR_MESSAGE.finditer(stderr)]
-    if not tolerate_transaction_timeout:
-        return errors, []
-    tolerated = [e for e in errors if e == TRANSACTION_TIMEOUT_QUERY_ERROR]
-    if len(tolerated) != stderr.count(TRANSACTION_TIMEOUT_COMMAND):
-        return errors, []
-    return [e for e in errors if e != TRANSACTION_TIMEOUT_QUERY_ERROR], tolerated
+    extracted = [m.group(1).strip() for m in _ERROR_MESSAGE.finditer(stderr)]
+    ignored = _ERRORS_IGNORED.search(stderr)
+    total = max(int(ignored.group(1)) if ignored else 0, len(extracted))
+    timeouts = stderr.count(TRANSACTION_TIMEOUT_ERROR)
+    if tolerate_transaction_timeout and timeouts and timeouts == stderr.count(TRANSACTION_TIMEOUT_STATEMENT):
+        # a fragment of a transaction_timeout message cut by another worker's output is no other error
+        others = [e for e in extracted
+                  if TRANSACTION_TIMEOUT_ERROR not in e and not TRANSACTION_TIMEOUT_QUERY_ERROR.startswith(e)]
+        real_count = max(0, total - timeouts)
+        real = others[:real_count] + [INTERLEAVED] * max(0, real_count - len(others))
+        return real, [TRANSACTION_TIMEOUT_QUERY_ERROR] * timeouts
+    return extracted + [INTERLEAVED] * max(0, total - len(extracted)), []
 
 
 def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_path: Path, tolerate_tt: bool) -> list[str]:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.operator.helpers import Run
-from tests.support import tools
+from tests.support import cli, tools
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eks"
 FAKE_TOOL = Path(__file__).resolve().with_name("fake_tool.py")
@@ -112,13 +110,12 @@ class FakeCluster:
         """The variables the fakes need."""
         return {"FAKE_TOOLS_SCENARIO": str(self.scenario), "FAKE_TOOLS_CALLS": str(self.calls_file)}
 
-    def run(self, *args: str, **extra_env: str) -> Run:
+    def run(self, *args: str, **extra_env: str) -> cli.Run:
         self.save()
         argv = [str(SCRIPT), *args] if args else [
             str(SCRIPT), "--cluster-name", CLUSTER, "--region", REGION, "--namespace", NAMESPACE]
         env = {**self.env, "PATH": str(self.bin), **self.tool_env(), **extra_env}
-        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
-        return Run(argv, result.returncode, result.stdout, result.stderr)
+        return cli.run(argv, env, timeout=120)
 
     def calls(self, tool: str) -> list[list[str]]:
         if not self.calls_file.exists():
@@ -127,7 +124,7 @@ class FakeCluster:
         return [r["args"] for r in records if r["tool"] == tool]
 
 
-def table(run: Run) -> dict[str, tuple[str, str]]:
+def table(run: cli.Run) -> dict[str, tuple[str, str]]:
     """The script's table: check name -> (result, detail)."""
     rows: dict[str, tuple[str, str]] = {}
     lines = run.stdout.splitlines()
