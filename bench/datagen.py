@@ -30,7 +30,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.support.seed import OWNER_ROLE, SCHEMA_SQL, SECURITY_SQL, APP_ROLE, READONLY_ROLE, create_roles  # noqa: E402
+from tests.support.seed import (
+    APP_ROLE,
+    OWNER_ROLE,
+    READONLY_ROLE,
+    SCHEMA_SQL,
+    SECURITY_SQL,
+    create_roles,
+)
 
 MB = 1000 * 1000
 #: bumped whenever the generated data changes (cached databases are rebuilt)

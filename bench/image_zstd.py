@@ -27,15 +27,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
 
-import measure  # noqa: E402
-import run  # noqa: E402
-from tests.support.s3server import MotoServer, dummy_aws_env  # noqa: E402
+import measure
+import run
+
+from tests.support.s3server import MotoServer, dummy_aws_env
 
 PG_DUMP_IN_IMAGE = "/usr/lib/postgresql/17/bin/pg_dump"
 CLI_IN_IMAGE = "/opt/venv/bin/agent-bom-backup"
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     summary = {name: {"median": statistics.median(v), "min": min(v), "values": [round(x, 3) for x in v]}
                for name, v in times.items()}
-    out = args.results_dir / f"{datetime.now(timezone.utc):%Y-%m-%d}-image-zstd.json"
+    out = args.results_dir / f"{datetime.now(UTC):%Y-%m-%d}-image-zstd.json"
     out.write_text(json.dumps({"image": args.image, "image_id": image_id, "scale": args.scale, "reps": args.reps,
                                "dump_bytes": sizes, "seconds": summary}, indent=1) + "\n")
     print(f"\n{'measurement':<62} {'median':>7} {'min':>7}")

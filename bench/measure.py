@@ -44,7 +44,7 @@ class Measured:
     samples: list[Sample] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
 
-    def check(self, what: str) -> "Measured":
+    def check(self, what: str) -> Measured:
         if self.returncode != 0:
             tail = "\n".join((self.stderr or self.stdout).strip().splitlines()[-15:])
             raise RuntimeError(f"{what} failed with exit code {self.returncode}:\n{tail}")

@@ -216,18 +216,18 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
     lines = [
         f"## Benchmark results: {stem}",
         "",
-        f"Run {results['date']} on {host['cpus']} CPUs / {host['memory_gib']} GiB (load average at start "
+        (f"Run {results['date']} on {host['cpus']} CPUs / {host['memory_gib']} GiB (load average at start "
         f"{', '.join(str(x) for x in host['load_average_at_start'])}, at the end "
         f"{', '.join(str(x) for x in host.get('load_average_at_end', []))}), kernel {host['kernel']}; PostgreSQL server "
         f"{host['postgres_server']}, pg_dump/pg_restore {host['pg_dump']}; moto {host['moto']} (local S3 server, in "
         f"memory), boto3 {host['boto3']}, awscli {host['awscli']}; agent-bom-backup {host['agent_bom_backup']} at "
         f"{host['git_commit']}{' with PYTHONPATH=' + host['patched_src'] if host.get('patched_src') else ''}. "
         f"{results['reps']} repetition(s) per measurement{' (quick mode)' if results['quick'] else ''}; "
-        f"total run time {results.get('total_seconds', 0):.0f} s.",
+        f"total run time {results.get('total_seconds', 0):.0f} s."),
         "",
-        f"Times are seconds, shown as **median (min)** over the repetitions; ratios likewise "
+        (f"Times are seconds, shown as **median (min)** over the repetitions; ratios likewise "
         f"(median ratio = ratio of medians, min ratio = ratio of minimums). Our default compression "
-        f"`auto` resolved to **{default['setting']}** here ({default['note']}).",
+        f"`auto` resolved to **{default['setting']}** here ({default['note']})."),
     ]
     for item in results.get("unavailable", []):
         lines.append(f"Not measured: **{item['setting']}** — {item['reason']}.")
@@ -239,13 +239,13 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
         data = scale["data"]
         lines += [
             "",
-            f"### {scale['label']}: database {_mb(data['database_bytes'])}, {data['audit_rows']:,} audit rows, "
-            f"{len(data['tenant_rows'])} tenants",
+            (f"### {scale['label']}: database {_mb(data['database_bytes'])}, {data['audit_rows']:,} audit rows, "
+            f"{len(data['tenant_rows'])} tenants"),
             "",
             "Backup (seconds):",
             "",
-            "| setting | dump size | limit A: pg_dump > /dev/null | limit B: boto3 upload | two-step (dump + aws s3 cp) "
-            "| ours | ours / two-step | ours / max(A, B) |",
+            ("| setting | dump size | limit A: pg_dump > /dev/null | limit B: boto3 upload | two-step (dump + aws s3 cp) "
+            "| ours | ours / two-step | ours / max(A, B) |"),
             "|---|---|---|---|---|---|---|---|",
         ]
         for entry in scale["settings"]:
@@ -266,8 +266,8 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
             "",
             "Restore into a fresh empty database (seconds):",
             "",
-            "| setting | dump size | baseline: download + pg_restore -j 2 | ours (download, SHA-256, checks, pg_restore -j 2, "
-            "verification) | ours / baseline |",
+            ("| setting | dump size | baseline: download + pg_restore -j 2 | ours (download, SHA-256, checks, pg_restore -j 2, "
+            "verification) | ours / baseline |"),
             "|---|---|---|---|---|",
         ]
         for entry in scale["settings"]:
@@ -290,9 +290,10 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
             wait_text = (f" Each command started once the machine was quiet (waited {sum(waits):.0f} s in all, "
                          f"at most {results.get('quiet_wait_s', 0):.0f} s per command)."
                          if results.get("quiet_wait_s") else "")
-            lines += ["", f"Noise: processes outside the benchmark (other work on this shared machine, VM steal) "
-                          f"used a median {statistics.median(shares):.0%} (max {max(shares):.0%}) of the "
-                          f"{results['host']['cpus']} CPUs' capacity during these measurements.{wait_text}"]
+            noise = (f"Noise: processes outside the benchmark (other work on this shared machine, VM steal) "
+                     f"used a median {statistics.median(shares):.0%} (max {max(shares):.0%}) of the "
+                     f"{results['host']['cpus']} CPUs' capacity during these measurements.{wait_text}")
+            lines += ["", noise]
         lines += ["", "Where our time goes (median seconds per phase, from the CLI's own log timestamps):", ""]
         for entry in scale["settings"]:
             lines.append(f"- {entry['setting']}: backup: {_phase_text(entry['runs']['ours'])}; "
@@ -300,9 +301,9 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
         cpus = results["host"]["cpus"] or 1
         lines += [
             "",
-            f"CPU budget (median CPU seconds per component; floor = the shortest wall time that work fits in on "
+            (f"CPU budget (median CPU seconds per component; floor = the shortest wall time that work fits in on "
             f"{cpus} cores, max(largest component, sum / {cpus})): on this host the S3 server (moto) and "
-            "PostgreSQL run on the same cores as pg_dump and the CLI; in production both are remote.",
+            "PostgreSQL run on the same cores as pg_dump and the CLI; in production both are remote."),
             "",
             "| setting | limit A | limit B | ours | floor A / B / ours | floor ratio ours / max(A, B) | measured ratio |",
             "|---|---|---|---|---|---|---|",
@@ -322,8 +323,8 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
         if estimates:
             lines += [
                 "",
-                "Compressors over the uncompressed dump (command-line tools, one run; an estimate of what the "
-                "settings this pg_dump lacks would cost — pg_dump's gzip is the same deflate as gzip -N):",
+                ("Compressors over the uncompressed dump (command-line tools, one run; an estimate of what the "
+                "settings this pg_dump lacks would cost — pg_dump's gzip is the same deflate as gzip -N):"),
                 "",
                 "| compressor | input | output | ratio | CPU seconds | CPU seconds per GB of input |",
                 "|---|---|---|---|---|---|",
@@ -347,9 +348,9 @@ def summary_markdown(results: dict[str, Any], stem: str, image_prefix: str = "")
                 lines.append(f"| {KIND_LABELS[kind]} | {max(main):.0f} | {max(tree):.0f} |")
     lines += [
         "",
-        "Disk: the backup streams pg_dump's output straight into the multipart upload and writes nothing "
+        ("Disk: the backup streams pg_dump's output straight into the multipart upload and writes nothing "
         "locally; the restore downloads the dump into its scratch directory first (so pg_restore can run "
-        "in parallel): it needs free space of the dump's size plus 16 MiB (the dump sizes above).",
+        "in parallel): it needs free space of the dump's size plus 16 MiB (the dump sizes above)."),
         "",
         f"![backup times]({image_prefix}{stem}-backup.png)",
         "",

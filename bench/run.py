@@ -18,6 +18,7 @@ Run it through ``bench/run.sh`` (installs the tools first); ``--help`` lists opt
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -29,7 +30,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +40,15 @@ for path in (REPO_ROOT, BENCH_DIR):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
+import datagen
+import measure
+import psycopg
+import report
+from psycopg import sql
 
-import datagen  # noqa: E402
-import measure  # noqa: E402
-import report  # noqa: E402
-from tests.support import tools  # noqa: E402
-from tests.support.pgcluster import PgCluster  # noqa: E402
-from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env  # noqa: E402
+from tests.support import tools
+from tests.support.pgcluster import PgCluster
+from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
 RESULTS_FORMAT = 1
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
@@ -94,7 +95,7 @@ def candidate_settings(client_major: int) -> list[Setting]:
 
 
 def log(message: str) -> None:
-    stamp = datetime.now(timezone.utc).strftime("%H:%M:%S")
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
     print(f"[bench {stamp}] {message}", file=sys.stderr, flush=True)
 
 
@@ -386,7 +387,7 @@ def _restore_phases(m: measure.Measured, events: dict[str, dict[str, Any]]) -> d
     }
     known = [(name, t) for name, t in marks if t is not None]
     phases: dict[str, float] = {}
-    for (a, ta), (b, tb) in zip(known, known[1:]):
+    for (a, ta), (b, tb) in itertools.pairwise(known):
         phases[names.get((a, b), f"{a}..{b}")] = round(max(0.0, tb - ta), 3)
     return phases
 
@@ -420,7 +421,7 @@ def _log_events(stderr: str) -> dict[str, dict[str, Any]]:
             continue
         try:
             entry["_t"] = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=timezone.utc).timestamp()
+                tzinfo=UTC).timestamp()
         except (KeyError, ValueError):
             continue
         events[entry["message"]] = entry
@@ -445,15 +446,15 @@ def host_info(bench: Bench, client_version: str) -> dict[str, Any]:
         try:
             out = subprocess.run([str(bench.venv_bin / "python"), "-c",
                                   f"import {module}; print({module}.__version__)"],
-                                 capture_output=True, text=True, timeout=60)
+                                 capture_output=True, text=True, timeout=60, check=False)
             return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return "?"
 
     commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+                            capture_output=True, text=True, check=False).stdout.strip()
     dirty = bool(subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "image/src"],
-                                capture_output=True, text=True).stdout.strip())
+                                capture_output=True, text=True, check=False).stdout.strip())
     import psutil
 
     return {
@@ -525,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(dummy_aws_env(REGION))
     measure.QUIET_WAIT_S = args.quiet_wait
     started = time.monotonic()
-    date = datetime.now(timezone.utc)
+    date = datetime.now(UTC)
     stem = args.name or (date.strftime("%Y-%m-%d") + ("-quick" if args.quick else ""))
     args.work_dir.mkdir(parents=True, exist_ok=True)
     args.work_dir.chmod(0o755)
@@ -633,12 +634,14 @@ def run_scale(bench: Bench, label: str, data: dict[str, Any], settings: list[Set
                                              keep_samples=keep)
                     runs["ours"].append(record)
             key = uri.removeprefix(f"s3://{BUCKET}/")
-            restores = [("restore_ours", lambda: bench.restore_ours(uri, "bench_restore_ours")),
-                        ("restore_baseline", lambda: bench.restore_baseline(key, "bench_restore_baseline"))]
+            kinds = ["restore_ours", "restore_baseline"]
             if rep % 2:
-                restores.reverse()
-            for kind, action in restores:
-                runs[kind].append(action())
+                kinds.reverse()  # alternate which restore runs first
+            for kind in kinds:
+                if kind == "restore_ours":
+                    runs[kind].append(bench.restore_ours(uri, "bench_restore_ours"))
+                else:
+                    runs[kind].append(bench.restore_baseline(key, "bench_restore_baseline"))
             bench.reset_s3()
             last = {k: round(v[-1]["seconds"], 2) for k, v in runs.items() if v}
             log(f"{label} {setting.name} rep {rep + 1}/{reps}: {last}")
