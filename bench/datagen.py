@@ -1,6 +1,6 @@
 """Bulk control-plane data for the benchmark, generated inside the server.
 
-The schema, roles and row-level security come from ``tests/support/seed.py`` (the same
+The schema, roles and row-level security come from ``scripts/devstack/seed.py`` (the same
 shape the tests and the drill use); this module only makes it big: ``audit_log`` rows
 with JSON payloads shaped like real audit events (request metadata, a resource, a list
 of findings, a free-text detail), spread over several tenants with a skew, plus an
@@ -27,10 +27,10 @@ import psycopg
 from psycopg import sql
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+if str(REPO_ROOT / "scripts") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
 
-from tests.support.seed import (
+from devstack.seed import (
     APP_ROLE,
     OWNER_ROLE,
     READONLY_ROLE,

@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
+sys.path[:0] = [str(BENCH_DIR.parent / "scripts"), str(BENCH_DIR)]
 
 import measure
 import run
 
-from tests.support.s3server import MotoServer, dummy_aws_env
+from devstack.s3server import MotoServer, dummy_aws_env
 
 PG_DUMP_IN_IMAGE = "/usr/lib/postgresql/17/bin/pg_dump"
 CLI_IN_IMAGE = "/opt/venv/bin/agent-bom-backup"

@@ -36,7 +36,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO_ROOT / "bench"
-for path in (REPO_ROOT, BENCH_DIR):
+for path in (REPO_ROOT / "scripts", BENCH_DIR):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -46,9 +46,9 @@ import psycopg
 import report
 from psycopg import sql
 
-from tests.support import tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+from devstack import tools
+from devstack.pgcluster import PgCluster
+from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
 RESULTS_FORMAT = 1
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"

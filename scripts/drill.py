@@ -22,13 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
 
 import psycopg  # noqa: E402
 
-from tests.support.pgcluster import PgCluster  # noqa: E402
-from tests.support.s3server import MotoServer, dummy_aws_env  # noqa: E402
-from tests.support.seed import SeedSpec, seed, tenant_distribution  # noqa: E402
+from devstack.pgcluster import PgCluster  # noqa: E402
+from devstack.s3server import MotoServer, dummy_aws_env  # noqa: E402
+from devstack.seed import SeedSpec, seed, tenant_distribution  # noqa: E402
 
 BUCKET = "agent-bom-prod-backups"
 PREFIX = "agent-bom/postgres"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import fresh_bucket
-from tests.support.pgcluster import PgCluster, PgClusterPool
-from tests.support.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+from devstack.pgcluster import PgCluster, PgClusterPool
+from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
 
 @pytest.fixture(scope="session")

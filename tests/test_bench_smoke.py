@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import tools
+from devstack import tools
 
 pytestmark = pytest.mark.e2e
 

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from tests.support import tools
+from devstack import tools
 
 
 def test_configuration_reference_is_current() -> None:

@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.support import tools
+from devstack import tools
 
 
 def test_drill_restores_every_tenant_and_prints_the_verified_report(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.tools import repo_root
+from devstack.tools import repo_root
 
 SCRIPT = repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
 URI = "s3://agent-bom-prod-backups/agent-bom/postgres/agent-bom-20260101T030000Z.dump"

@@ -14,10 +14,10 @@ import botocore.exceptions
 import psycopg
 import pytest
 
-from tests.support import tools
-from tests.support.pgcluster import PgCluster, PgClusterError, PgClusterPool, wait_for_replay
-from tests.support.s3server import MotoServer
-from tests.support.tls import make_ca
+from devstack import tools
+from devstack.pgcluster import PgCluster, PgClusterError, PgClusterPool, wait_for_replay
+from devstack.s3server import MotoServer
+from devstack.tls import make_ca
 
 ALL_MAJORS = [15, 16, 17, 18]
 MIB = 1024 * 1024

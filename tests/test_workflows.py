@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.tools import repo_root
+from devstack.tools import repo_root
 
 WORKFLOWS_DIR = repo_root() / ".github" / "workflows"
 SCHEMA_FILE = repo_root().parent / "shared" / "reference" / "github-workflow.schema.json"

@@ -1,7 +1,7 @@
 """Fixtures of the chart tests (tests/chart): reference schemas beside the project.
 
 The rendering helper lives in :mod:`tests.chart.helm_render`; Helm comes from
-``scripts/bootstrap.sh helm`` through :func:`tests.support.tools.helm_binary`.
+``scripts/bootstrap.sh helm`` through :func:`devstack.tools.helm_binary`.
 """
 
 from __future__ import annotations

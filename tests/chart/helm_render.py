@@ -25,7 +25,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
-from tests.support.tools import helm_binary, repo_root
+from devstack.tools import helm_binary, repo_root
 
 REPO = repo_root()
 CHART_DIR = REPO / "deploy" / "helm" / "agent-bom"

@@ -13,7 +13,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from tests.chart.helm_render import CHART_DIR, HELM_MAJORS, REPO
-from tests.support.tools import helm_binary
+from devstack.tools import helm_binary
 
 CT_CONFIG = REPO / "ci" / "ct.yaml"
 LINT_CONF = REPO / "ci" / "lintconf.yaml"

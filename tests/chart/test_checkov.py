@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.chart.helm_render import CHART_DIR, REPO, RUNBOOK_MINIMAL_VALUES, backup_values, render_chart
-from tests.support.tools import tools_dir
+from devstack.tools import tools_dir
 
 #: check id -> why it does not apply. Each is repeated as a `checkov:skip=` comment in the
 #: template next to the resource it concerns (see test_skip_is_justified_in_the_template).

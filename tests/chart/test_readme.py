@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from tests.chart.helm_render import CHART_DIR
-from tests.support.tools import tools_dir
+from devstack.tools import tools_dir
 
 README = CHART_DIR / "README.md"
 

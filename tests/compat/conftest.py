@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
+from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
-from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec
+from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec
 
 
 @pytest.fixture

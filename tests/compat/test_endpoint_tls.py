@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 @pytest.fixture(scope="module")

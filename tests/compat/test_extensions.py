@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 def test_manifest_records_installed_extensions_and_versions(pg15: PgCluster, bucket: str, s3: MotoServer) -> None:

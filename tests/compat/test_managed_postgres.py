@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster, PgClusterPool, wait_for_replay
-from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec
+from devstack.pgcluster import PgCluster, PgClusterPool, wait_for_replay
+from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec
 
 RESERVED_PASSWORD = "p@ss:w/o?r#d%+ x&y=z"
 TINY_TIMEOUTS = {

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
+from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 MiB = 1024 * 1024
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
+from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
 
 

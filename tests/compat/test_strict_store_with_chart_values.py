@@ -10,9 +10,9 @@ import yaml
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, _deep_merge, container, render_chart
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
+from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
-from tests.support.s3server import ACCESS_KEY, SECRET_KEY
+from devstack.s3server import ACCESS_KEY, SECRET_KEY
 
 
 def chart_env(proxy: S3Proxy, bucket: str, database_url: str) -> dict[str, str]:

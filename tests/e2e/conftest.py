@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import tools
+from devstack import tools
 
 
 def client_dir(path: Path, **scripts: str) -> Path:

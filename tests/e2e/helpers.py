@@ -11,9 +11,10 @@ from typing import Any
 
 from psycopg import sql
 
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 #: the runbook's object name
 DUMP_KEY = re.compile(r"^agent-bom/postgres/agent-bom-\d{8}T\d{6}Z\.dump$")

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e import helpers
 from tests.support import cli
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 TENANT_TABLES = ("api_keys", "audit_log", "scan_jobs", "teams")
 

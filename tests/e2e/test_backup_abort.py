@@ -15,9 +15,9 @@ import pytest
 
 from tests.e2e import faults
 from tests.support import cli
-from tests.support.pgcluster import PgCluster, free_port
+from devstack.pgcluster import PgCluster, free_port
 from tests.support.s3proxy import Rule, S3Proxy
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 PG_DUMP_FAILS_AT_END = """#!/bin/sh
 case " $* " in *" --version "*) exec @REAL@ "$@" ;; esac

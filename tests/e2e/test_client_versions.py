@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 from agent_bom_backup.restore import classify_pg_restore_errors
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 TT_ERROR = 'could not execute query: ERROR:  unrecognized configuration parameter "transaction_timeout"'
 

@@ -21,10 +21,11 @@ import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, container, render_chart
 from tests.e2e import helpers
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, MotoServer
-from tests.support.seed import SeedSpec
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster
+from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, MotoServer
+from devstack.seed import SeedSpec
 
 REGION = DEFAULT_REGION
 APPROVAL = "INC-4242"

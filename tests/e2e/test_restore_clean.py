@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from tests.e2e import helpers
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec
 
 OTHER_DATA = SeedSpec(tenants=("team-other",), audit_rows_per_tenant=7)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.support import cli
-from tests.support.s3server import DEFAULT_REGION, MotoServer
+from devstack.s3server import DEFAULT_REGION, MotoServer
 
 INCOMPLETE_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z.dump"
 

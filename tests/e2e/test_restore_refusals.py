@@ -14,10 +14,11 @@ import pytest
 from botocore.client import BaseClient
 
 from tests.e2e import helpers
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec
 
 # (S3 client, backup, other backup, bucket): put a damaged copy of ``backup`` into ``bucket``
 Tamper = Callable[[BaseClient, cli.Backup, cli.Backup, str], None]

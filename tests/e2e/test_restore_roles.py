@@ -13,8 +13,8 @@ import pytest
 
 from tests.e2e import helpers
 from tests.support import cli
-from tests.support.pgcluster import PgCluster, PgClusterPool
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster, PgClusterPool
+from devstack.s3server import MotoServer
 
 ROLES = ("agent_bom_app", "agent_bom_owner", "agent_bom_readonly")
 

@@ -13,8 +13,8 @@ from psycopg import sql
 
 from tests.e2e import helpers
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 RLS_TABLES = ("api_keys", "audit_log", "scan_jobs")
 PASSWORD = "backup-role-password"

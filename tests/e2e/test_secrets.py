@@ -19,8 +19,8 @@ import pytest
 from psycopg import sql
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import DEFAULT_REGION, MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import DEFAULT_REGION, MotoServer
 
 PASSWORD = f"S3cr3t:/@?#[]&=+$,;% {uuid.uuid4().hex[:10]}"
 FORMS = tuple({PASSWORD, quote(PASSWORD, safe=""), quote_plus(PASSWORD)})

@@ -14,11 +14,11 @@ import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
 from tests.image.conftest import ContainerEngine
-from tests.support import tools
-from tests.support.pgcluster import PgCluster, PgClusterPool
-from tests.support.podrun import container_run
-from tests.support.s3server import MotoServer
-from tests.support.seed import SeedSpec, seed, tenant_distribution
+from devstack import tools
+from devstack.pgcluster import PgCluster, PgClusterPool
+from devstack.podrun import container_run
+from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec, seed, tenant_distribution
 
 pytestmark = pytest.mark.image
 

@@ -15,8 +15,8 @@ import pytest
 
 from tests.operator import helpers
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 @dataclass(frozen=True)

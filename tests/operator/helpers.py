@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tests.support import cli
-from tests.support.s3server import DEFAULT_REGION, MotoServer
+from devstack.s3server import DEFAULT_REGION, MotoServer
 
 
 def backup_id_at(moment: datetime) -> str:

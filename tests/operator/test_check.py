@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from agent_bom_backup.errors import ExitCode
-from agent_bom_backup.inventory import check_freshness
+from agent_bom_backup.catalog import check_freshness
 from agent_bom_backup.storage import Storage, StorageConfig
 from tests.operator import helpers
 from tests.operator.helpers import Planter
 from tests.support import cli
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 
 def test_fresh_backup_passes(planter: Planter, cli_env: dict[str, str]) -> None:

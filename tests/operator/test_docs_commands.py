@@ -36,10 +36,11 @@ import pytest
 import yaml
 
 from tests.operator.fakes.cluster import FakeCluster, cronjob_backing_up_to, fixture
-from tests.support import cli, tools
-from tests.support.pgcluster import PgClusterPool
-from tests.support.s3server import MotoServer, dummy_aws_env
-from tests.support.seed import create_roles
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgClusterPool
+from devstack.s3server import MotoServer, dummy_aws_env
+from devstack.seed import create_roles
 
 RUNBOOK = tools.repo_root() / "docs" / "runbook.md"
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}

@@ -6,12 +6,12 @@ their previous versions."""
 from __future__ import annotations
 
 from agent_bom_backup.errors import ExitCode
-from agent_bom_backup.inventory import apply_prune, plan_prune
+from agent_bom_backup.prune import apply_prune, plan_prune
 from agent_bom_backup.storage import Storage, StorageConfig
 from tests.operator import helpers
 from tests.operator.helpers import Planter
 from tests.support import cli
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 
 def _objects(backup_id: str) -> list[str]:

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from agent_bom_backup.errors import ExitCode
-from agent_bom_backup.inventory import verify_backup
+from agent_bom_backup.verify import verify_backup
 from agent_bom_backup.storage import StorageConfig
 from tests.operator import helpers
 from tests.operator.conftest import SessionBackup
 from tests.operator.helpers import Planter
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 def _flip_byte(data: bytes, offset: int) -> bytes:

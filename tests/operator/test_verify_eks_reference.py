@@ -16,7 +16,7 @@ from tests.operator.fakes.cluster import (
 from tests.operator.conftest import SessionBackup
 from tests.operator.helpers import Planter
 from tests.support import cli
-from tests.support.s3server import MotoServer, dummy_aws_env
+from devstack.s3server import MotoServer, dummy_aws_env
 
 AGE = "newest complete backup age"
 LAST_JOB = "last backup Job"
@@ -239,7 +239,7 @@ def test_bucket_and_prefix_come_from_the_cronjob_not_the_shell(cluster: FakeClus
 
 def test_cronjob_fixture_env_matches_the_chart(tmp_path: Path) -> None:
     """The recorded CronJob carries the env names the chart renders for the runbook values."""
-    from tests.support import tools
+    from devstack import tools
 
     values = tmp_path / "values.yaml"
     values.write_text(

@@ -12,8 +12,8 @@ import pytest
 from tests.reliability import harness
 from tests.reliability.iam import IamWorld, start_iam_world
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import MotoServer
+from devstack.pgcluster import PgCluster
+from devstack.s3server import MotoServer
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

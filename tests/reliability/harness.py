@@ -12,8 +12,8 @@ from botocore.client import BaseClient
 from psycopg import sql
 
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.seed import SeedSpec
+from devstack.pgcluster import PgCluster
+from devstack.seed import SeedSpec
 
 SMALL_SEED = SeedSpec(audit_rows_per_tenant=30, payload_bytes=64)
 #: incompressible bytes in the "large" database: with --compression none its dump is

@@ -23,8 +23,8 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from tests.support import tools
-from tests.support.s3server import DEFAULT_REGION, MotoServer
+from devstack import tools
+from devstack.s3server import DEFAULT_REGION, MotoServer
 
 IAM_DIR = tools.repo_root() / "deploy" / "iam"
 POLICY_FILES = {

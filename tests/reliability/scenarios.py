@@ -28,9 +28,9 @@ from tests.reliability import harness
 from tests.reliability.cases import CASES_BY_ID, Case
 from tests.reliability.iam import IamWorld
 from tests.support import cli
-from tests.support.pgcluster import PgCluster, free_port
+from devstack.pgcluster import PgCluster, free_port
 from tests.support.s3proxy import Rule, S3Proxy
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 #: the slowed proxy: each part upload waits this long, so pg_dump is mid-stream for seconds
 SLOW_PART_S = 0.4

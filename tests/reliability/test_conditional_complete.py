@@ -15,7 +15,7 @@ from agent_bom_backup.errors import RefusedError
 from agent_bom_backup.storage import MIN_PART_SIZE, PartSchedule, StorageConfig, StreamUploader, make_client, multipart_etag
 
 from tests.support import cli
-from tests.support.s3server import MotoServer
+from devstack.s3server import MotoServer
 
 KEY = f"{cli.PREFIX}/agent-bom-20000101T000000Z.dump"
 

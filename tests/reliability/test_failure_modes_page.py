@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.reliability.cases import CASES, Case
-from tests.support import tools
+from devstack import tools
 
 REPO = tools.repo_root()
 PAGE = REPO / "docs" / "failure-modes.md"

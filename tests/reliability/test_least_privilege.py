@@ -22,8 +22,8 @@ from parliament import analyze_policy_string, enhance_finding
 from tests.reliability import harness
 from tests.reliability.iam import IAM_DIR, IamWorld, error_code, start_iam_world
 from tests.support import cli
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import DEFAULT_REGION
+from devstack.pgcluster import PgCluster
+from devstack.s3server import DEFAULT_REGION
 
 DENIED = ("AccessDenied", "403")
 

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import cli, tools
-from tests.support.pgcluster import PgCluster, free_port
-from tests.support.s3server import MotoServer
+from devstack import tools
+from tests.support import cli
+from devstack.pgcluster import PgCluster, free_port
+from devstack.s3server import MotoServer
 
 CHART = tools.repo_root() / "deploy" / "helm" / "agent-bom"
 #: user:password@ in any URL

@@ -1,5 +1,5 @@
-"""Test harness: tool paths, throwaway PostgreSQL clusters and a local S3 server.
+"""Test helpers: running the CLI, buckets, fault-injecting S3 proxy.
 
-Everything here drives real programs (PostgreSQL servers, ``moto_server``); the tools
-are installed by ``scripts/bootstrap.sh`` and resolved by :mod:`tests.support.tools`.
+The servers themselves (PostgreSQL, S3, the job image) are the development stack in
+``scripts/devstack`` (imported as ``devstack``), shared with the drill and the benchmarks.
 """

@@ -35,10 +35,10 @@ from typing import Any
 import psycopg
 from botocore.client import BaseClient
 
-from tests.support import tools
-from tests.support.pgcluster import PgCluster
-from tests.support.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
-from tests.support.seed import SeedSpec, seed
+from devstack import tools
+from devstack.pgcluster import PgCluster
+from devstack.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
+from devstack.seed import SeedSpec, seed
 
 PREFIX = "agent-bom/postgres"
 RESTORE_SCRIPT = tools.repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
@@ -394,7 +394,7 @@ class Database:
 
 
 def seeded_database(cluster: PgCluster, prefix: str, spec: SeedSpec = SMALL_SEED) -> Database:
-    """A new database holding the synthetic control-plane data (:func:`tests.support.seed.seed`)."""
+    """A new database holding the synthetic control-plane data (:func:`devstack.seed.seed`)."""
     name = new_database(cluster, prefix)
     with connect(cluster, name) as conn:
         rows = seed(conn, spec)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import __version__, catalog
+from . import __version__, pgcatalog
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError, RefusedError
 from .log import event, get_logger
@@ -49,7 +49,7 @@ class BackupConfig:
 class _Inspection:
     """Results gathered inside the snapshot by a helper thread."""
 
-    counts: list[catalog.TableCount] = field(default_factory=list)
+    counts: list[pgcatalog.TableCount] = field(default_factory=list)
     fingerprint: dict[str, list[str]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
     roles: dict[str, list[str]] = field(default_factory=dict)
@@ -95,9 +95,9 @@ def run_backup(config: BackupConfig) -> Manifest:
     try:
         snapshot_conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         snapshot_conn.read_only = True
-        info = catalog.server_info(snapshot_conn)
+        info = pgcatalog.server_info(snapshot_conn)
         if not config.enable_row_security:
-            filtered = catalog.rls_filtered_tables(snapshot_conn)
+            filtered = pgcatalog.rls_filtered_tables(snapshot_conn)
             if filtered:
                 raise PreflightError(
                     f"role {info.current_user} would not see every tenant's rows: row-level security "
@@ -138,7 +138,7 @@ def _dump_and_upload(
     dump_key: str,
     snapshot_id: str,
     snapshot_conn: psycopg.Connection,
-    info: catalog.ServerInfo,
+    info: pgcatalog.ServerInfo,
     started: datetime,
     compression_note: str,
 ) -> Manifest:
@@ -153,10 +153,10 @@ def _dump_and_upload(
 
     def gather() -> None:
         try:
-            inspection.counts = catalog.row_counts(snapshot_conn, config.tenant_column)
-            inspection.fingerprint = catalog.schema_fingerprint(snapshot_conn)
-            inspection.extensions = catalog.extensions(snapshot_conn)
-            inspection.roles = catalog.referenced_roles(snapshot_conn)
+            inspection.counts = pgcatalog.row_counts(snapshot_conn, config.tenant_column)
+            inspection.fingerprint = pgcatalog.schema_fingerprint(snapshot_conn)
+            inspection.extensions = pgcatalog.extensions(snapshot_conn)
+            inspection.roles = pgcatalog.referenced_roles(snapshot_conn)
         except BaseException as exc:  # handed to the main thread
             inspection.error = exc
 
@@ -221,7 +221,7 @@ def _dump_and_upload(
         tenant_column=config.tenant_column,
         tables=[TableRecord(c.schema, c.name, c.rows, c.tenants) for c in inspection.counts],
         schema_fingerprint=inspection.fingerprint,
-        schema_fingerprint_sha256=catalog.fingerprint_digest(inspection.fingerprint),
+        schema_fingerprint_sha256=pgcatalog.fingerprint_digest(inspection.fingerprint),
         extensions=inspection.extensions,
         referenced_roles=inspection.roles,
         storage={
@@ -235,7 +235,7 @@ def _dump_and_upload(
     )
 
 
-def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[catalog.TableCount]) -> None:
+def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[pgcatalog.TableCount]) -> None:
     """With --enable-row-security, rows counted under the policies must not fall short of
     the live-row estimate: a filtered role sees a fraction of the rows. The estimate is the
     larger of the statistics' count (reset by a crash or pg_stat_reset) and

@@ -19,33 +19,26 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__
+from . import __version__, units
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
 from .log import Redactor, event, get_logger, setup_logging
 from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule, StorageConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
-              "g": 1024**3, "gb": 1000**3, "gib": 1024**3}
 
 
 def parse_size(text: str) -> int:
-    import re
-
-    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in SIZE_UNITS:
-        raise click.BadParameter(f"{text!r} is not a size (e.g. 8MiB)")
-    return int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
+    try:
+        return units.parse_size(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_duration(text: str) -> float:
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration (e.g. 26h, 90m, 2d)")
-    factor = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return float(match.group(1)) * factor
+    try:
+        return units.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def storage_options(func: F) -> F:
@@ -352,7 +345,7 @@ def preflight(**kwargs: Any) -> None:
 
 
 # --------------------------------------------------------------------------- operator tooling
-# list / verify / check / prune: the operations live in inventory.py; these commands
+# list / check (catalog.py), verify (verify.py), prune (prune.py): these commands
 # only parse options and format the results.
 
 
@@ -374,7 +367,8 @@ def list_command(**kwargs: Any) -> None:
     """
     import json
 
-    from .inventory import human_age, human_size, list_backups
+    from .catalog import list_backups
+    from .units import human_age, human_size
     from .storage import Storage
 
     storage = Storage(storage_config(kwargs))
@@ -420,7 +414,8 @@ def verify(**kwargs: Any) -> None:
     restore machinery, compares rows, tenants and the schema fingerprint, then drops it.
     """
     from .errors import VerifyError
-    from .inventory import human_size, verify_backup
+    from .units import human_size
+    from .verify import verify_backup
 
     storage = storage_config(kwargs)
     if kwargs["backup_uri"] == "latest" and not storage.bucket:
@@ -474,7 +469,7 @@ def check(**kwargs: Any) -> None:
     policy suffices): complete means dump and manifest both exist, and the age comes
     from the UTC timestamp in the backup's name (when it started).
     """
-    from .inventory import check_freshness
+    from .catalog import check_freshness
     from .storage import Storage
 
     storage = Storage(storage_config(kwargs))
@@ -504,7 +499,8 @@ def prune(**kwargs: Any) -> None:
     s3:GetBucketVersioning: run it under its own identity, not the backup role's. On a
     versioned bucket it deletes current versions only (S3 adds delete markers).
     """
-    from .inventory import apply_prune, human_age, human_size, plan_prune
+    from .prune import apply_prune, plan_prune
+    from .units import human_age, human_size
     from .storage import Storage
 
     storage = Storage(storage_config(kwargs))

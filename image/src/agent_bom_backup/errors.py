@@ -1,6 +1,7 @@
 """Exit codes and the exceptions that carry them.
 
-One table, documented in docs/exit-codes.md (a test keeps the two in sync).
+One table, documented in docs/configuration.md#exit-codes (generated from it by
+scripts/gen_docs.py; a test keeps the two in sync).
 click itself exits 2 on usage errors.
 """
 

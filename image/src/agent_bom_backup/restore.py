@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import catalog
+from . import pgcatalog
 from .dump import DumpOptions, dump_to_file
 from .errors import BackupError, ConfigError, PreflightError, RefusedError, RestoreError, StorageError, VerifyError
 from .log import event, get_logger, redact_url
@@ -31,7 +31,7 @@ from .pgclients import Compression, PgClient, discover, select_dump_client, sele
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import RestoreReport
 from .roles import create_missing_roles, parse_globals
-from .storage import Storage, StorageConfig, parse_s3_uri, scratch_free_bytes
+from .storage import Storage, StorageConfig, parse_s3_uri
 from .verify import verify_database
 
 TRANSACTION_TIMEOUT_ERROR = 'unrecognized configuration parameter "transaction_timeout"'
@@ -139,7 +139,7 @@ class _Target:
     conn_info: ConnInfo
     major: int
     session: SessionSettings
-    info: catalog.ServerInfo
+    info: pgcatalog.ServerInfo
     tables: list[str]
     roles: set[str]
     available_extensions: set[str]
@@ -264,14 +264,14 @@ def _inspect_target(config: RestoreConfig) -> _Target:
             conn_info=conn_info,
             major=major,
             session=session,
-            info=catalog.server_info(conn),
-            tables=catalog.user_tables(conn),
-            roles=catalog.existing_roles(conn),
-            available_extensions=catalog.available_extensions(conn),
+            info=pgcatalog.server_info(conn),
+            tables=pgcatalog.user_tables(conn),
+            roles=pgcatalog.existing_roles(conn),
+            available_extensions=pgcatalog.available_extensions(conn),
         )
 
 
-def _identity(info: catalog.ServerInfo, conn_info: ConnInfo) -> tuple[str, str]:
+def _identity(info: pgcatalog.ServerInfo, conn_info: ConnInfo) -> tuple[str, str]:
     return (info.system_identifier or f"{conn_info.host}:{conn_info.params.get('port', '5432')}", info.database)
 
 
@@ -282,7 +282,7 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Ta
         try:
             live_info = ConnInfo.parse(config.live_source_url, what="AGENT_BOM_POSTGRES_URL")
             with live_info.connect(SessionSettings()) as conn:
-                live = _identity(catalog.server_info(conn), live_info) == target_id
+                live = _identity(pgcatalog.server_info(conn), live_info) == target_id
         except PreflightError:
             live = False  # the live database is down: comparing with the manifest below
     if manifest.source.system_identifier and (manifest.source.system_identifier, manifest.source.database) == target_id:
@@ -392,7 +392,7 @@ def _wipe(target: _Target) -> None:
     try:
         with target.conn_info.connect(target.session) as conn, conn.transaction():
             schemas = [r[0] for r in conn.execute(
-                f"SELECT nspname FROM pg_namespace n WHERE {catalog.USER_SCHEMAS}").fetchall()]
+                f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}").fetchall()]
             for schema in schemas:
                 conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
             conn.execute(f"CREATE SCHEMA public AUTHORIZATION {public_owner}")
@@ -515,6 +515,11 @@ def _run_with_progress(argv: list[str], env: dict[str, str], total: int) -> tupl
                 process.kill()
         reader.join(timeout=10)
     return returncode, redact_url("".join(lines))
+
+
+def scratch_free_bytes(path: Path) -> int:
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
 
 
 def default_operator() -> str:

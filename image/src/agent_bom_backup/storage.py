@@ -28,7 +28,6 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import boto3
@@ -683,8 +682,3 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not bucket or any(c in bucket for c in " @?#"):
         raise ConfigError(f"malformed S3 URI {redact_url(uri)!r}: no valid bucket name")
     return bucket, key
-
-
-def scratch_free_bytes(path: Path) -> int:
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize

@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.support import cli, tools
+from devstack import tools
+from tests.support import cli
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "eks"
 FAKE_TOOL = Path(__file__).resolve().with_name("fake_tool.py")

@@ -39,8 +39,8 @@ from urllib.parse import quote, urlencode
 
 import psycopg
 
-from tests.support import tools
-from tests.support.tls import make_ca
+from devstack import tools
+from devstack.tls import make_ca
 
 OS_USER = "postgres"
 SUPERUSER = "postgres"

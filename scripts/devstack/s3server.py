@@ -20,9 +20,9 @@ import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
 
-from tests.support import tools
-from tests.support.pgcluster import free_port, log_tail
-from tests.support.tls import make_ca
+from devstack import tools
+from devstack.pgcluster import free_port, log_tail
+from devstack.tls import make_ca
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "testing"
