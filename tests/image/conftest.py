@@ -16,6 +16,7 @@ A build or engine failure fails the tests with the script's output; nothing here
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -135,12 +136,19 @@ def _engine_from_environment() -> ContainerEngine:
     return ContainerEngine("podman", ("podman", "--runtime", "runc"), {"CONTAINERS_CONF": conf})
 
 
+def _checkout_tag() -> str:
+    """A tag of this checkout's own: two checkouts on one machine (worktrees) that test
+    different code never swap each other's image mid-run."""
+    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    return f"localhost/agent-bom-backup:dev-{digest}"
+
+
 def _build() -> JobImage:
     if not BUILD_SCRIPT.exists():
         pytest.fail(f"{BUILD_SCRIPT} is missing")
     try:
         result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
+            ["bash", str(BUILD_SCRIPT), "--tag", _checkout_tag()],
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT_S,
