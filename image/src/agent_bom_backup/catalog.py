@@ -66,12 +66,14 @@ def _status_from_listing(storage: Storage, entry: BackupEntry, now: datetime) ->
     assert created is not None  # list_backups only returns keys that match the naming
     objects = {
         kind: info.key
-        for kind, info in (("dump", entry.dump), ("roles", entry.roles), ("manifest", entry.manifest))
+        for kind, info in (("dump", entry.dump), ("roles", entry.roles), ("manifest", entry.manifest),
+                           ("claim", entry.claim))
         if info is not None
     }
     sizes = {
         kind: info.size
-        for kind, info in (("dump", entry.dump), ("roles", entry.roles), ("manifest", entry.manifest))
+        for kind, info in (("dump", entry.dump), ("roles", entry.roles), ("manifest", entry.manifest),
+                           ("claim", entry.claim))
         if info is not None
     }
     reason = None

@@ -5,6 +5,8 @@ A dump without its manifest is incomplete by definition. Object names:
     <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.dump            the pg_dump custom-format archive
     <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.roles.sql       pg_dumpall --globals-only --no-role-passwords
     <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.manifest.json   this manifest (written last)
+    <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.claim           written first, conditionally: takes the
+                                                        backup id so two runs never share it
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ BACKUP_NAME_PREFIX = "agent-bom-"
 DUMP_SUFFIX = ".dump"
 ROLES_SUFFIX = ".roles.sql"
 MANIFEST_SUFFIX = ".manifest.json"
+CLAIM_SUFFIX = ".claim"
 _STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 _BACKUP_NAME = re.compile(r"^agent-bom-(\d{8}T\d{6}Z)$")
 
@@ -62,11 +65,15 @@ class BackupKeys:
     def manifest(self) -> str:
         return join_key(self.prefix, self.backup_id + MANIFEST_SUFFIX)
 
+    @property
+    def claim(self) -> str:
+        return join_key(self.prefix, self.backup_id + CLAIM_SUFFIX)
+
     @classmethod
     def from_any_key(cls, key: str) -> "BackupKeys | None":
-        """The backup a dump, roles or manifest key belongs to (None if it is none of ours)."""
+        """The backup a dump, roles, manifest or claim key belongs to (None if it is none of ours)."""
         prefix, _, name = key.rpartition("/")
-        for suffix in (DUMP_SUFFIX, ROLES_SUFFIX, MANIFEST_SUFFIX):
+        for suffix in (DUMP_SUFFIX, ROLES_SUFFIX, MANIFEST_SUFFIX, CLAIM_SUFFIX):
             if name.endswith(suffix):
                 backup_id = name[: -len(suffix)]
                 if _BACKUP_NAME.match(backup_id):

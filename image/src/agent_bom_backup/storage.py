@@ -43,7 +43,7 @@ from botocore.exceptions import (
 
 from .errors import ConfigError, PreflightError, RefusedError, StorageError
 from .log import event, get_logger, redact_url
-from .manifest import DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
+from .manifest import CLAIM_SUFFIX, DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -462,6 +462,7 @@ class BackupEntry:
     dump: ObjectInfo | None = None
     roles: ObjectInfo | None = None
     manifest: ObjectInfo | None = None
+    claim: ObjectInfo | None = None
 
     @property
     def has_all_objects(self) -> bool:
@@ -637,6 +638,8 @@ class Storage:
                         entry.roles = info
                     elif name.endswith(MANIFEST_SUFFIX):
                         entry.manifest = info
+                    elif name.endswith(CLAIM_SUFFIX):
+                        entry.claim = info
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, "listing", f"s3://{self.config.bucket}/{list_prefix}") from None
         return sorted(entries.values(), key=lambda e: e.keys.backup_id, reverse=True)
