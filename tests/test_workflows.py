@@ -95,3 +95,47 @@ def test_guardrail_runs_the_guardrail_tests() -> None:
 
 def test_guardrail_test_module_exists() -> None:
     assert (repo_root() / "tests" / "e2e" / "test_guardrail.py").is_file()
+
+
+def _guardrail_image_job() -> dict:
+    return load_workflow(GUARDRAIL)["jobs"]["image-guardrail"]
+
+
+def _step_running(job: dict, text: str) -> dict:
+    (step,) = [step for step in job["steps"] if text in step.get("run", "")]
+    return step
+
+
+def test_image_guardrail_runs_weekly() -> None:
+    assert "github.event_name == 'schedule'" in _guardrail_image_job()["if"]
+
+
+@pytest.mark.parametrize("event", ["push", "pull_request"])
+def test_image_guardrail_does_not_run_on_path_changes(event: str) -> None:
+    assert f"'{event}'" not in _guardrail_image_job()["if"]
+
+
+def test_path_triggered_guardrail_job_is_unconditional() -> None:
+    assert "if" not in load_workflow(GUARDRAIL)["jobs"]["guardrail"]
+
+
+@pytest.mark.parametrize("option", ["--refresh-base", "--pull", "--no-cache"])
+def test_image_guardrail_rebuilds_the_image_from_fresh_bases(option: str) -> None:
+    assert option in _step_running(_guardrail_image_job(), "scripts/build-image.sh")["run"].split()
+
+
+def test_image_guardrail_tests_the_image_it_built() -> None:
+    job = _guardrail_image_job()
+    build = _step_running(job, "scripts/build-image.sh")["run"].split()
+    tag = build[build.index("--tag") + 1]
+    assert f'AGENT_BOM_BACKUP_IMAGE={tag}' in _step_running(job, "pytest")["run"]
+
+
+@pytest.mark.parametrize("tests", ["tests/image", "tests/release"])
+def test_image_guardrail_runs_the_pod_spec_in_the_image(tests: str) -> None:
+    assert tests in _step_running(_guardrail_image_job(), "pytest")["run"].split()
+
+
+def test_image_guardrail_installs_podman_and_the_registry() -> None:
+    bootstrap = _step_running(_guardrail_image_job(), "scripts/bootstrap.sh")["run"].split()
+    assert {"podman", "registry", "postgres"} <= set(bootstrap)
