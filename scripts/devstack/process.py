@@ -1,5 +1,6 @@
 """A loopback server as a child process: start it with its output in a log file, wait
-until it answers, stop its whole process group. Shared by the S3 and registry starters."""
+until it answers, stop its whole process group. Shared by the S3 and registry starters;
+:class:`StartStop` gives every server (PostgreSQL too) its ``with`` block."""
 
 from __future__ import annotations
 
@@ -9,8 +10,38 @@ import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-from devstack.pgcluster import log_tail
+
+class StartStop:
+    """``with server:`` starts it and stops it, whatever happens inside."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def log_tail(log_file: Path, lines: int = 30) -> str:
+    """The last ``lines`` of a server's log, headed for an error message ('' when unreadable)."""
+    try:
+        text = log_file.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return f"\n--- {log_file.name} (tail) ---\n" + "\n".join(text)
 
 
 def spawn_logged(argv: Sequence[str], env: Mapping[str, str], log_file: Path) -> subprocess.Popen[bytes]:

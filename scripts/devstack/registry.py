@@ -14,11 +14,10 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
 from devstack import tools
 from devstack.pgcluster import free_port
-from devstack.process import spawn_logged, stop_process_group, wait_until_ready
+from devstack.process import StartStop, spawn_logged, stop_process_group, wait_until_ready
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30
@@ -41,7 +40,7 @@ def registry_config(root_dir: Path, port: int) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
-class OciRegistry:
+class OciRegistry(StartStop):
     """``docker-registry serve CONFIG`` as a subprocess; storage and log under ``work_dir``."""
 
     def __init__(self, work_dir: Path | str, port: int | None = None) -> None:
@@ -109,14 +108,3 @@ class OciRegistry:
         """Terminate the server (SIGTERM, then SIGKILL). Idempotent."""
         process, self._process = self._process, None
         stop_process_group(process)
-
-    def __enter__(self) -> OciRegistry:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -11,7 +11,6 @@ import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -20,7 +19,7 @@ from botocore.config import Config
 
 from devstack import tools
 from devstack.pgcluster import free_port
-from devstack.process import spawn_logged, stop_process_group, wait_until_ready
+from devstack.process import StartStop, spawn_logged, stop_process_group, wait_until_ready
 from devstack.tls import make_ca
 
 HOST = "127.0.0.1"
@@ -64,7 +63,7 @@ class MotoServerError(RuntimeError):
     """moto_server did not start or answer; carries its log tail."""
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """``moto_server -H 127.0.0.1 -p PORT`` as a subprocess; logs go to ``log_dir``.
 
     With ``tls=True`` it serves HTTPS with a certificate from a fresh test CA
@@ -146,17 +145,6 @@ class MotoServer:
         """Terminate the server (SIGTERM, then SIGKILL). Idempotent."""
         process, self._process = self._process, None
         stop_process_group(process)
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ------------------------------------------------------------ API helpers
     def reset(self) -> None:
