@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import urllib.error
 import urllib.request
@@ -29,13 +30,14 @@ class RegistryError(RuntimeError):
 
 def registry_config(root_dir: Path, port: int) -> str:
     """The distribution configuration: filesystem storage under ``root_dir``, HTTP on
-    127.0.0.1:``port``, deletes allowed (tests clean up), no auth, no TLS. JSON is YAML,
-    so the file needs no YAML library."""
+    127.0.0.1:``port``, deletes allowed (tests clean up), no auth, no TLS, a random upload
+    secret (one registry, no load balancer). JSON is YAML, so no YAML library is needed."""
     config = {
         "version": "0.1",
         "log": {"level": "info", "formatter": "text"},
         "storage": {"filesystem": {"rootdirectory": str(root_dir)}, "delete": {"enabled": True}},
-        "http": {"addr": f"{HOST}:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+        "http": {"addr": f"{HOST}:{port}", "secret": secrets.token_hex(16),
+                 "headers": {"X-Content-Type-Options": ["nosniff"]}},
     }
     return json.dumps(config, indent=2) + "\n"
 
@@ -76,12 +78,21 @@ class OciRegistry(StartStop):
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.work_dir)}
         self._process = spawn_logged(argv, env, self.log_file)
         try:
-            wait_until_ready(self._process, self._answers, name="docker-registry", log_file=self.log_file,
+            wait_until_ready(self._process, self._serving, name="docker-registry", log_file=self.log_file,
                              timeout_s=START_TIMEOUT_S, error=RegistryError)
         except RegistryError:
             self._process = None
             raise
         return self
+
+    def _serving(self) -> bool:
+        """This process listens (its log says so: another server on the port would also
+        answer ``/v2/``) and ``/v2/`` answers."""
+        try:
+            listening = f"listening on {self.address}" in self.log_file.read_text(errors="replace")
+        except OSError:
+            return False
+        return listening and self._answers()
 
     def _answers(self) -> bool:
         try:
