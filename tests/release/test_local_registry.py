@@ -57,5 +57,6 @@ def test_registry_stops(tmp_path: Path) -> None:
 
 def test_a_registry_that_cannot_serve_fails_with_its_log(tmp_path: Path) -> None:
     with OciRegistry(tmp_path / "first") as first:
-        with pytest.raises(RegistryError, match=r"(?s)docker-registry exited with 1.*registry\.log \(tail\).*address already in use"):
+        failure = r"(?s)docker-registry exited with 1.*registry\.log \(tail\).*address already in use"
+        with pytest.raises(RegistryError, match=failure):
             OciRegistry(tmp_path / "second", port=first.port).start()
