@@ -34,6 +34,8 @@ Components:
   charttools  readme-generator-for-helm (npm) and checkov (own venv) for the chart
               tests (scripts/bootstrap-chart-tools.sh --with-checkov)
   podman      podman, debootstrap and runc from Debian (image tests)
+  registry    docker-registry from Debian (CNCF distribution): the local OCI registry
+              the release tests push the image and the chart to
   all         every component above
 
 Options:
@@ -343,6 +345,22 @@ install_podman() {
     log "podman: $(podman --version)"
 }
 
+install_registry() {
+    local version
+    version=$(dpkg-query -W -f='${Version}' docker-registry 2>/dev/null || true)
+    if [[ -n $version ]] && stamp_matches registry "$version" && [[ -x /usr/bin/docker-registry ]]; then
+        log "registry: up to date (docker-registry $version)"
+        return 0
+    fi
+    # Where an init system runs, the package also enables a service on :5000; the tests
+    # start their own registry on a free loopback port and never use it.
+    apt_install docker-registry
+    [[ -x /usr/bin/docker-registry ]] || die "/usr/bin/docker-registry missing after installing docker-registry"
+    version=$(dpkg-query -W -f='${Version}' docker-registry)
+    write_stamp registry "$version"
+    log "registry: docker-registry $version"
+}
+
 # ------------------------------------------------------------------ main
 main() {
     local components=() c
@@ -353,8 +371,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman) ;;
+        python | helm | postgres | shellcheck | charttools | podman | registry) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck charttools podman registry) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -362,7 +380,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

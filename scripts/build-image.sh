@@ -32,6 +32,7 @@ VERSION=""
 REVISION=""
 FORCE=0
 PULL=0
+NO_CACHE=0
 REFRESH_BASE=0
 
 usage() {
@@ -60,6 +61,9 @@ Options:
                         of the cache key)
   --pull                pull a newer base image (docker/podman --pull) and rebuild
   --refresh-base        podman: recreate ${LOCAL_BASE} with debootstrap
+  --no-cache            build every layer anew (no layer cache): with --pull or
+                        --refresh-base, today's Debian and PyPI packages (the weekly
+                        guardrail's fresh build)
   --force               rebuild even when the inputs are unchanged
   -h, --help            show this help
 
@@ -95,6 +99,7 @@ while [ "$#" -gt 0 ]; do
     --revision) need_value "$@"; REVISION="$2"; shift 2 ;;
     --revision=*) REVISION="${1#*=}"; shift ;;
     --pull) PULL=1; shift ;;
+    --no-cache) NO_CACHE=1; shift ;;
     --refresh-base) REFRESH_BASE=1; shift ;;
     --force) FORCE=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -318,7 +323,7 @@ report() {
     "$TAG" "$id" "$ENGINE" "${ENGINE_CMD[*]}" "$CONTAINERS_CONF_FILE"
 }
 
-if [ "$FORCE" -eq 0 ] && [ "$PULL" -eq 0 ] && engine image inspect "$TAG" >/dev/null 2>&1; then
+if [ "$FORCE" -eq 0 ] && [ "$PULL" -eq 0 ] && [ "$NO_CACHE" -eq 0 ] && engine image inspect "$TAG" >/dev/null 2>&1; then
   current="$(engine image inspect --format "{{ index .Config.Labels \"${HASH_LABEL}\" }}" "$TAG" 2>/dev/null || true)"
   if [ "$current" = "$HASH" ]; then
     log "${TAG} is up to date (inputs ${HASH:0:12}); --force rebuilds"
@@ -334,6 +339,7 @@ BUILD=(build --file "${REPO_ROOT}/image/Dockerfile" --tag "$TAG" --label "${HASH
        --build-arg "REVISION=${REVISION}" "${BUILD_ARGS[@]}")
 if [ -n "$CA_BUNDLE" ]; then BUILD+=(--secret "id=pip_ca,src=${CA_BUNDLE}"); fi
 if [ "$PULL" -eq 1 ] && [ "$BASE_IMAGE" != "$LOCAL_BASE" ]; then BUILD+=(--pull); fi
+if [ "$NO_CACHE" -eq 1 ]; then BUILD+=(--no-cache); fi
 if [ "$ENGINE" = "podman" ]; then BUILD+=(--network host); fi
 
 previous_id="$(engine image inspect --format '{{.Id}}' "$TAG" 2>/dev/null || true)"

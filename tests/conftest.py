@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import fresh_bucket
+from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
@@ -115,6 +116,32 @@ def bucket(s3: MotoServer) -> Iterator[str]:
 def kms_key_id(s3: MotoServer) -> str:
     """A fresh symmetric KMS key id on the moto endpoint (for SSE-KMS)."""
     return s3.create_kms_key()
+
+
+@pytest.fixture(scope="session")
+def job_image_build() -> JobImage:
+    """The job image: tag, image id and the engine that holds it. Built once per session
+    by ``scripts/build-image.sh`` (cached while image/**, pyproject.toml and .dockerignore
+    are unchanged), or ``$AGENT_BOM_BACKUP_IMAGE`` when set (an image built elsewhere, e.g.
+    by buildx in CI or fresh by the weekly guardrail; ``$AGENT_BOM_BACKUP_ENGINE`` picks
+    podman or docker). A build or engine failure fails the test; nothing skips."""
+    given = os.environ.get("AGENT_BOM_BACKUP_IMAGE")
+    try:
+        return given_job_image(given) if given else build_job_image()
+    except JobImageError as err:
+        pytest.fail(str(err))
+
+
+@pytest.fixture(scope="session")
+def job_image(job_image_build: JobImage) -> str:
+    """Tag of the job image (see :func:`job_image_build`)."""
+    return job_image_build.tag
+
+
+@pytest.fixture(scope="session")
+def container_engine(job_image_build: JobImage) -> ContainerEngine:
+    """Runs containers with the engine and options the image was built with."""
+    return job_image_build.engine
 
 
 def pytest_report_header(config: pytest.Config) -> str:

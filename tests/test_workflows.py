@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -95,3 +96,89 @@ def test_guardrail_runs_the_guardrail_tests() -> None:
 
 def test_guardrail_test_module_exists() -> None:
     assert (repo_root() / "tests" / "e2e" / "test_guardrail.py").is_file()
+
+
+def _guardrail_image_job() -> dict:
+    return load_workflow(GUARDRAIL)["jobs"]["image-guardrail"]
+
+
+def _step_running(job: dict, text: str) -> dict:
+    (step,) = [step for step in job["steps"] if text in step.get("run", "")]
+    return step
+
+
+def test_image_guardrail_runs_weekly() -> None:
+    assert "github.event_name == 'schedule'" in _guardrail_image_job()["if"]
+
+
+@pytest.mark.parametrize("event", ["push", "pull_request"])
+def test_image_guardrail_does_not_run_on_path_changes(event: str) -> None:
+    assert f"'{event}'" not in _guardrail_image_job()["if"]
+
+
+def test_path_triggered_guardrail_job_is_unconditional() -> None:
+    assert "if" not in load_workflow(GUARDRAIL)["jobs"]["guardrail"]
+
+
+@pytest.mark.parametrize("option", ["--refresh-base", "--pull", "--no-cache"])
+def test_image_guardrail_rebuilds_the_image_from_fresh_bases(option: str) -> None:
+    assert option in _step_running(_guardrail_image_job(), "scripts/build-image.sh")["run"].split()
+
+
+def test_image_guardrail_tests_the_image_it_built() -> None:
+    job = _guardrail_image_job()
+    build = _step_running(job, "scripts/build-image.sh")["run"].split()
+    tag = build[build.index("--tag") + 1]
+    assert f'AGENT_BOM_BACKUP_IMAGE={tag}' in _step_running(job, "pytest")["run"]
+
+
+@pytest.mark.parametrize("tests", ["tests/image", "tests/release"])
+def test_image_guardrail_runs_the_pod_spec_in_the_image(tests: str) -> None:
+    assert tests in _step_running(_guardrail_image_job(), "pytest")["run"].split()
+
+
+def test_image_guardrail_installs_podman_and_the_registry() -> None:
+    bootstrap = _step_running(_guardrail_image_job(), "scripts/bootstrap.sh")["run"].split()
+    assert {"podman", "registry", "postgres"} <= set(bootstrap)
+
+
+BENCH = WORKFLOWS_DIR / "bench.yaml"
+BENCH_RESULTS = repo_root() / "bench" / "results"
+
+
+def _bench_job() -> dict:
+    return load_workflow(BENCH)["jobs"]["bench"]
+
+
+def test_bench_runs_by_hand() -> None:
+    assert "workflow_dispatch" in load_workflow(BENCH)["on"]
+
+
+def test_bench_publishes_what_bench_run_wrote() -> None:
+    job = _bench_job()
+    (upload,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
+    run = _step_running(job, "bench/run.sh")["run"]
+    assert ('--results-dir "$RESULTS_DIR"' in run, upload["with"]["path"]) == (True, "${{ env.RESULTS_DIR }}/")
+
+
+def test_bench_artifact_fails_when_the_run_wrote_nothing() -> None:
+    (upload,) = [step for step in _bench_job()["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
+    assert upload["with"]["if-no-files-found"] == "error"
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(repo_root()), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_no_raw_benchmark_data_is_tracked() -> None:
+    result = _git("ls-files", "--", "bench/results/*.json")
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_new_raw_benchmark_data_is_ignored() -> None:
+    assert _git("check-ignore", "-q", "--no-index", "bench/results/2099-01-01.json").returncode == 0
+
+
+@pytest.mark.parametrize("kept", ["2026-11-25.md", "2026-11-25-backup.png", "2026-11-25-restore.png"])
+def test_benchmark_summaries_and_plots_stay_committed(kept: str) -> None:
+    assert _git("ls-files", "--error-unmatch", f"bench/results/{kept}").returncode == 0

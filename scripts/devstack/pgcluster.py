@@ -33,13 +33,13 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
 
 from devstack import tools
+from devstack.process import StartStop, log_tail
 from devstack.tls import make_ca
 
 OS_USER = "postgres"
@@ -60,15 +60,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
-
-
-def log_tail(log_file: Path, lines: int = 30) -> str:
-    """The last ``lines`` of a server's log, headed for an error message ('' when unreadable)."""
-    try:
-        text = log_file.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return f"\n--- {log_file.name} (tail) ---\n" + "\n".join(text)
 
 
 def _running_as_root() -> bool:
@@ -119,7 +110,7 @@ def _write_tls_files(tls_dir: Path, data_dir: Path, uid: int, gid: int) -> Path:
     return ca_file
 
 
-class PgCluster:
+class PgCluster(StartStop):
     """One PostgreSQL server of ``major`` in ``base_dir`` on 127.0.0.1.
 
     ``base_dir`` (created if missing) holds ``data/`` (with ``server.log``), ``socket/``
@@ -427,16 +418,6 @@ class PgCluster:
         self.stop()
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
-    def __enter__(self) -> PgCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         role = "standby" if self.is_standby else "primary"

@@ -7,13 +7,10 @@ one port, so KMS keys for SSE-KMS are created through the same endpoint.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import boto3
@@ -21,7 +18,8 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from devstack import tools
-from devstack.pgcluster import free_port, log_tail
+from devstack.pgcluster import free_port
+from devstack.process import StartStop, spawn_logged, stop_process_group, wait_until_ready
 from devstack.tls import make_ca
 
 HOST = "127.0.0.1"
@@ -65,7 +63,7 @@ class MotoServerError(RuntimeError):
     """moto_server did not start or answer; carries its log tail."""
 
 
-class MotoServer:
+class MotoServer(StartStop):
     """``moto_server -H 127.0.0.1 -p PORT`` as a subprocess; logs go to ``log_dir``.
 
     With ``tls=True`` it serves HTTPS with a certificate from a fresh test CA
@@ -117,26 +115,14 @@ class MotoServer:
             argv += self._tls_args()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.log_dir),
                "PYTHONUNBUFFERED": "1", **dummy_aws_env()}
-        with self.log_file.open("ab") as log:
-            self._process = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
-            )
-        self._wait_ready()
+        self._process = spawn_logged(argv, env, self.log_file)
+        try:
+            wait_until_ready(self._process, self._answers, name="moto_server", log_file=self.log_file,
+                             timeout_s=START_TIMEOUT_S, error=MotoServerError)
+        except MotoServerError:
+            self._process = None
+            raise
         return self
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                raise MotoServerError(
-                    f"moto_server exited with {self._process.returncode}{log_tail(self.log_file)}")
-            if self._answers():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise MotoServerError(f"moto_server did not answer within {START_TIMEOUT_S}s{log_tail(self.log_file)}")
 
     def _request(self, method: str, path: str, timeout: float = 5) -> bytes:
         request = urllib.request.Request(self.endpoint_url + path, method=method)
@@ -158,29 +144,7 @@ class MotoServer:
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL). Idempotent."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stop_process_group(process)
 
     # ------------------------------------------------------------ API helpers
     def reset(self) -> None:

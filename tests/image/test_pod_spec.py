@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
-from tests.image.conftest import ContainerEngine
+from devstack.jobimage import ContainerEngine
 from devstack import tools
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.podrun import container_run

@@ -1,17 +1,10 @@
-"""Fixtures for tests that build and run the job image.
+"""The job image on this machine: build it with ``scripts/build-image.sh`` and run it with
+the engine (podman or docker) and options the build used.
 
-``job_image`` builds the image once per session with ``scripts/build-image.sh`` (cached:
-a rebuild happens only when image/**, pyproject.toml or .dockerignore changed) and
-returns its tag. ``container_engine`` runs containers with the same engine and settings
-the build used (podman with ``--runtime runc`` and the containers.conf under
-``.tools/podman/`` on machines without docker; docker where ``docker info`` works).
-
-Environment:
-  AGENT_BOM_BACKUP_IMAGE   use this already built image instead of building (CI builds
-                           it with buildx); it must exist locally
-  AGENT_BOM_BACKUP_ENGINE  podman or docker (default: docker when it works, else podman)
-
-A build or engine failure fails the tests with the script's output; nothing here skips.
+``build_job_image()`` builds under a tag of this checkout's own (cached: the script skips
+the build while image/**, pyproject.toml and .dockerignore are unchanged);
+``given_job_image(tag)`` takes an image someone else built (CI builds it with buildx).
+The test fixtures ``job_image_build``/``job_image``/``container_engine`` wrap these.
 """
 
 from __future__ import annotations
@@ -23,16 +16,17 @@ import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
-import pytest
+from devstack import tools
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-image.sh"
 BUILD_TIMEOUT_S = 1800
 RUN_TIMEOUT_S = 300
 SCRATCH_DIR = "/tmp"
+
+
+class JobImageError(RuntimeError):
+    """The image could not be built, or the given one is not there; says what to do."""
 
 
 @dataclass(frozen=True)
@@ -126,39 +120,40 @@ def _docker_works() -> bool:
         return False
 
 
-def _engine_from_environment() -> ContainerEngine:
+def engine_from_environment() -> ContainerEngine:
+    """``$AGENT_BOM_BACKUP_ENGINE`` (podman or docker; default docker when it works, else
+    podman with ``--runtime runc`` and the build script's containers.conf)."""
     name = os.environ.get("AGENT_BOM_BACKUP_ENGINE") or ("docker" if _docker_works() else "podman")
     if name == "docker":
         return ContainerEngine("docker", ("docker",))
     if name != "podman":
-        pytest.fail(f"AGENT_BOM_BACKUP_ENGINE must be podman or docker, got {name!r}")
-    conf = os.environ.get("CONTAINERS_CONF") or str(REPO_ROOT / ".tools" / "podman" / "containers.conf")
+        raise JobImageError(f"AGENT_BOM_BACKUP_ENGINE must be podman or docker, got {name!r}")
+    conf = os.environ.get("CONTAINERS_CONF") or str(tools.repo_root() / ".tools" / "podman" / "containers.conf")
     return ContainerEngine("podman", ("podman", "--runtime", "runc"), {"CONTAINERS_CONF": conf})
 
 
-def _checkout_tag() -> str:
+def checkout_tag() -> str:
     """A tag of this checkout's own: two checkouts on one machine (worktrees) that test
     different code never swap each other's image mid-run."""
-    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(str(tools.repo_root()).encode()).hexdigest()[:8]
     return f"localhost/agent-bom-backup:dev-{digest}"
 
 
-def _build() -> JobImage:
-    if not BUILD_SCRIPT.exists():
-        pytest.fail(f"{BUILD_SCRIPT} is missing")
+def build_job_image(tag: str | None = None) -> JobImage:
+    """Build (or reuse, when its inputs are unchanged) the job image under ``tag``."""
+    script = tools.repo_root() / "scripts" / "build-image.sh"
+    if not script.exists():
+        raise JobImageError(f"{script} is missing")
     try:
         result = subprocess.run(
-            ["bash", str(BUILD_SCRIPT), "--tag", _checkout_tag()],
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            cwd=REPO_ROOT,
+            ["bash", str(script), "--tag", tag or checkout_tag()],
+            capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=tools.repo_root(),
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"scripts/build-image.sh did not finish within {BUILD_TIMEOUT_S} s:\n{exc.stderr}")
+        raise JobImageError(f"scripts/build-image.sh did not finish within {BUILD_TIMEOUT_S} s:\n{exc.stderr}") from exc
     if result.returncode != 0:
         tail = "\n".join(result.stderr.splitlines()[-60:])
-        pytest.fail(
+        raise JobImageError(
             "scripts/build-image.sh failed (podman/docker could not be installed or the build "
             f"broke); exit {result.returncode}, last lines:\n{tail}"
         )
@@ -168,26 +163,10 @@ def _build() -> JobImage:
     return JobImage(info["tag"], info["id"], ContainerEngine(info["engine"], engine_cmd, env))
 
 
-@pytest.fixture(scope="session")
-def job_image_build() -> JobImage:
-    """The built (or given) job image: tag, image id and the engine that holds it."""
-    given = os.environ.get("AGENT_BOM_BACKUP_IMAGE")
-    if not given:
-        return _build()
-    engine = _engine_from_environment()
-    result = engine("image", "inspect", "--format", "{{.Id}}", given)
+def given_job_image(tag: str) -> JobImage:
+    """An image built elsewhere (``$AGENT_BOM_BACKUP_IMAGE``); it must exist locally."""
+    engine = engine_from_environment()
+    result = engine("image", "inspect", "--format", "{{.Id}}", tag)
     if result.returncode != 0:
-        pytest.fail(f"AGENT_BOM_BACKUP_IMAGE={given} is not an image {engine.name} knows: {result.stderr.strip()}")
-    return JobImage(given, result.stdout.strip(), engine)
-
-
-@pytest.fixture(scope="session")
-def job_image(job_image_build: JobImage) -> str:
-    """Tag of the job image (built once per session by scripts/build-image.sh)."""
-    return job_image_build.tag
-
-
-@pytest.fixture(scope="session")
-def container_engine(job_image_build: JobImage) -> ContainerEngine:
-    """Runs containers with the engine and options the image was built with."""
-    return job_image_build.engine
+        raise JobImageError(f"AGENT_BOM_BACKUP_IMAGE={tag} is not an image {engine.name} knows: {result.stderr.strip()}")
+    return JobImage(tag, result.stdout.strip(), engine)

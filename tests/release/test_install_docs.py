@@ -1,0 +1,87 @@
+"""README's install path is the registry the release workflow publishes to: the same OCI
+reference (owner of the chart's default image, the charts repository, the chart's name),
+the release version, and signature checks that name the release workflow."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+import release
+from tests.release.test_release_workflow import run_text
+
+README = (release.REPO_ROOT / "README.md").read_text()
+RELEASING = (release.REPO_ROOT / "docs" / "releasing.md").read_text()
+INSTALL = re.compile(r"^helm install (?P<release>\S+) (?P<chart>oci://\S+) --version (?P<version>\S+) -n (?P<namespace>\S+)"
+                     r" -f values\.yaml$", re.MULTILINE)
+
+
+def default_image_owner() -> str:
+    """``<owner>`` of the chart's default image ``ghcr.io/<owner>/agent-bom-backup``."""
+    values = yaml.safe_load((release.CHART_DIR / "values.yaml").read_text())
+    registry, owner, name = values["controlPlane"]["backup"]["image"]["repository"].split("/")
+    assert (registry, name) == (release.REGISTRY, release.IMAGE_NAME)
+    return owner
+
+
+def readme_install() -> re.Match[str]:
+    (match,) = INSTALL.finditer(README)
+    return match
+
+
+def test_readme_installs_from_the_registry_the_workflow_publishes_to() -> None:
+    assert readme_install()["chart"] == release.oci_chart_reference(default_image_owner())
+
+
+def test_workflow_pushes_the_chart_under_the_readme_path() -> None:
+    registry, _owner, repository, _name = readme_install()["chart"].removeprefix("oci://").split("/")
+    assert f'"oci://{registry}/$OWNER/{repository}"' in run_text("chart")
+
+
+def test_readme_installs_the_release_version() -> None:
+    assert readme_install()["version"] == release.project_versions()["Chart.yaml version"]
+
+
+def test_readme_installs_the_runbook_release_name() -> None:
+    assert readme_install()["release"] == "agent-bom"
+
+
+def test_readme_installs_into_the_runbook_namespace() -> None:
+    assert readme_install()["namespace"] == "agent-bom"
+
+
+def test_readme_keeps_the_clone_path_for_development() -> None:
+    assert "helm upgrade --install agent-bom deploy/helm/agent-bom -n agent-bom -f values.yaml" in README
+
+
+@pytest.mark.parametrize("artifact", [f"ghcr.io/{{owner}}/{release.IMAGE_NAME}@sha256:",
+                                      f"ghcr.io/{{owner}}/{release.CHART_REPOSITORY}/agent-bom@sha256:"],
+                         ids=["image", "chart"])
+def test_readme_verifies_the_signature_of(artifact: str) -> None:
+    owner = default_image_owner()
+    identity = release.certificate_identity_regexp(owner)
+    verify = (f"cosign verify {artifact.format(owner=owner)}… \\\n  --certificate-identity-regexp '{identity}' \\\n"
+              f"  --certificate-oidc-issuer {release.OIDC_ISSUER}")
+    assert verify in README
+
+
+def test_readme_verifies_the_provenance_and_the_sbom_attestation() -> None:
+    owner = default_image_owner()
+    assert README.count(f"gh attestation verify oci://ghcr.io/{owner}/{release.IMAGE_NAME}@sha256:… --owner {owner}") == 2
+
+
+def test_readme_names_the_sbom_predicate() -> None:
+    assert "--predicate-type https://spdx.dev/Document/v2.3" in README
+
+
+def test_readme_links_the_release_docs() -> None:
+    assert "(docs/releasing.md)" in README
+
+
+@pytest.mark.parametrize("mention", ["tests/golden/v1-0.1.0", "scripts/make_golden_backup.py",
+                                     "tests/e2e/test_golden_backups.py", "scripts/release.py",
+                                     "tests/release/test_registry.py", "workflow_dispatch"])
+def test_release_docs_mention(mention: str) -> None:
+    assert mention in RELEASING
