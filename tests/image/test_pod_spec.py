@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
+from tests.e2e import helpers
 from tests.support import cli
 from devstack.jobimage import ContainerEngine
 from devstack import tools
@@ -201,8 +202,8 @@ def test_image_restore_uses_the_image_pg_restore_of_the_archive_major(
 @dataclass(frozen=True)
 class HostRefusal:
     run: cli.Run
-    before: dict[str, int]
-    after: dict[str, int]
+    before: dict[str, Any]
+    after: dict[str, Any]
     safety_dir: Path
 
 
@@ -213,11 +214,11 @@ def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer, module_
     and 18 (wheel) lack zstd, with --clean over a non-empty database."""
     backup = pod_backup(15)
     target, _ = seeded_database(backup.pg)
-    before = distribution(backup.pg, target)
+    before = helpers.database_state(backup.pg, target)
     safety_dir = tmp_root / cli.unique_name("safety")
     run = cli.restore(cli.job_env(s3.endpoint_url, module_bucket), backup.uri, backup.pg.superuser_url(target),
                       "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir))
-    return HostRefusal(run, before, distribution(backup.pg, target), safety_dir)
+    return HostRefusal(run, before, helpers.database_state(backup.pg, target), safety_dir)
 
 
 def test_zstd_backup_on_a_host_without_a_zstd_pg_restore_is_a_preflight_refusal(host_refusal: HostRefusal) -> None:
