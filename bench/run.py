@@ -551,7 +551,10 @@ def main(argv: list[str] | None = None) -> int:
         runners: list[Runner] = [HostRunner(bench, bench.pg_bin, cluster.major)]
         image = None
         if job_image is not None:
-            image = ImageRunner(bench, job_image, {}, cluster.major)
+            try:
+                image = ImageRunner(bench, job_image, {}, cluster.major)
+            except RuntimeError as exc:
+                raise SystemExit(f"bench: {exc}") from None
             runners.append(image)
         pairs, unavailable = plan(args, runners)
         for runner in runners:

@@ -310,6 +310,9 @@ class ImageRunner:
     name = "image"
 
     def __init__(self, ctx: Context, image: JobImage, pod_spec: dict[str, Any], server_major: int) -> None:
+        if image.engine.name != "podman":
+            raise RuntimeError(f"the benchmark finds a container's processes through podman's --pidfile; "
+                               f"{image.engine.name} has none: set AGENT_BOM_BACKUP_ENGINE=podman, or run with --no-image")
         self.ctx = ctx
         self.image = image
         self.engine: ContainerEngine = image.engine
