@@ -52,9 +52,10 @@ class Measured:
 
 
 class _Sampler(threading.Thread):
-    def __init__(self, pid: int, started: float) -> None:
+    def __init__(self, pid: int, started: float, pid_file: Path | None = None) -> None:
         super().__init__(name="rss-sampler", daemon=True)
         self.pid = pid
+        self.pid_file = pid_file
         self.started = started
         self.stop_event = threading.Event()
         self.samples: list[Sample] = []
@@ -65,7 +66,7 @@ class _Sampler(threading.Thread):
     def _note_cpu(self, process: psutil.Process) -> None:
         try:
             t = process.cpu_times()
-            name = self.cpu_seen.get(process.pid, (None, 0.0))[0] or process.name()
+            name = process.name()  # read each time: a wrapper script or runc's init execs the real program
         except psutil.Error:
             return
         if name.startswith("agent-bom-back"):
@@ -79,10 +80,21 @@ class _Sampler(threading.Thread):
             totals[name] = totals.get(name, 0.0) + seconds
         return totals
 
+    def _container_root(self) -> psutil.Process | None:
+        """The container's first process, once the engine has written its pid file."""
+        while not self.stop_event.is_set():
+            try:
+                return psutil.Process(int(self.pid_file.read_text().strip()))  # type: ignore[union-attr]
+            except (OSError, ValueError, psutil.Error):
+                self.stop_event.wait(0.005)
+        return None
+
     def run(self) -> None:
         try:
-            root = psutil.Process(self.pid)
+            root = self._container_root() if self.pid_file else psutil.Process(self.pid)
         except psutil.NoSuchProcess:
+            return
+        if root is None:
             return
         while not self.stop_event.is_set():
             try:
@@ -107,7 +119,8 @@ class _Sampler(threading.Thread):
             self.stop_event.wait(POLL_INTERVAL_S)
 
 
-#: servers whose CPU time is accounted separately, name -> pid (set by the runner)
+#: servers whose CPU time is accounted separately, name -> pid (set by the runner); each
+#: one's CPU time is reported as ``server:<name>_s``
 SERVER_PIDS: dict[str, int] = {}
 #: before each command, wait up to this long for the machine to be quiet (0: never wait)
 QUIET_WAIT_S = 0.0
@@ -192,8 +205,14 @@ def run(
     stdout_path: Path | None = None,
     keep_samples: bool = False,
     timeout: float = 3600,
+    pid_file: Path | None = None,
+    cwd: Path | None = None,
 ) -> Measured:
-    """Run ``argv`` to completion; stdout goes to ``stdout_path`` (e.g. /dev/null) or is captured."""
+    """Run ``argv`` to completion; stdout goes to ``stdout_path`` (e.g. /dev/null) or is
+    captured. With ``pid_file`` (a container engine's ``--pidfile``, removed first and
+    afterwards) memory and CPU are the container's processes'."""
+    if pid_file is not None:
+        pid_file.unlink(missing_ok=True)
     waited, busy_before = wait_quiet(QUIET_WAIT_S) if QUIET_WAIT_S > 0 else (0.0, -1.0)
     servers_before, live_before = _server_state()
     before = (_busy_seconds(), _children_seconds(), _self_seconds())
@@ -207,8 +226,9 @@ def run(
             stdin=subprocess.DEVNULL,
             stdout=out_handle if out_handle else subprocess.PIPE,
             stderr=subprocess.PIPE,
+            cwd=cwd,
         )
-        sampler = _Sampler(process.pid, started)
+        sampler = _Sampler(process.pid, started, pid_file)
         sampler.start()
         try:
             stdout, stderr = process.communicate(timeout=timeout)
@@ -221,22 +241,27 @@ def run(
     finally:
         if out_handle:
             out_handle.close()
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
     after = (_busy_seconds(), _children_seconds(), _self_seconds())
     servers_after = _settled_server_state(live_before)
     busy, tree, own = (a - b for a, b in zip(after, before))
+    by_name = sampler.cpu_by_name()
+    if pid_file is not None:  # not this process's children: seen by the sampler only
+        tree += sum(by_name.values())
     servers = {name: servers_after[name] - servers_before.get(name, 0.0) for name in servers_after}
     server = sum(servers.values())
     cpu = {
         "capacity_s": round(seconds * (os.cpu_count() or 1), 3),
         "busy_s": round(busy, 3),
         "command_s": round(tree, 3),
-        **{f"{name}_s": round(value, 3) for name, value in servers.items()},
+        **{f"server:{name}_s": round(value, 3) for name, value in servers.items()},
         "servers_s": round(server, 3),
         "bench_s": round(own, 3),
         "other_s": round(max(0.0, busy - tree - server - own), 3),
         "quiet_wait_s": round(waited, 2),
         "busy_before": round(busy_before, 3),
-        **{f"tree:{name}_s": round(value, 3) for name, value in sampler.cpu_by_name().items()},
+        **{f"tree:{name}_s": round(value, 3) for name, value in by_name.items()},
     }
     return Measured(
         argv0=Path(argv[0]).name,

@@ -1,24 +1,31 @@
-"""Benchmark agent-bom-backup against its limits and against the two-step approach.
+"""Benchmark agent-bom-backup's production path against its floors and the two-step approach.
 
-For each scale (a generated database of ~N bytes) and each compression setting, on the
-same PostgreSQL server and the same local S3 server (moto), every repetition measures:
+Per S3 server (moto, or Ceph RGW: ``--s3``), per scale (a generated database of ~N bytes),
+per runner (the host CLI, and the job image the chart runs: the rendered CronJob pod in
+podman) and per compression setting, every repetition measures, on the same PostgreSQL
+server and the same S3 server:
 
-* limit A   ``pg_dump --format=custom`` to /dev/null (the dump alone);
-* peer      ``pg_dump --format=custom --file=F`` then ``aws s3 cp F s3://...`` (two steps);
-* limit B   boto3 ``upload_file(F)`` of the peer's file (the upload alone);
-* ours      ``agent-bom-backup backup`` (the real CLI, configured by environment);
-* restore   ``agent-bom-backup restore`` into a fresh empty database, and the baseline
-            boto3 ``download_file`` + ``pg_restore -j 2`` into another fresh one;
+* limit A   the runner's ``pg_dump --format=custom`` to /dev/null (the dump floor; in the
+            image timed inside the container);
+* ours      ``agent-bom-backup backup`` (``runners.py`` says how each runner runs it);
+* peer      host only: ``pg_dump --format=custom --file=F`` with the host's pg_dump of the
+            server's major (the runbook's rule), then ``aws s3 cp F s3://...``: the
+            two-step approach;
+* restore   the runbook's restore script into a fresh empty database (ours), and the
+            baseline: boto3 download of the same object, then the runner's
+            ``pg_restore -j 2`` into another fresh one;
+* limit B   boto3 ``upload_file`` of the downloaded dump: the same bytes, with the CLI's
+            part size, concurrency and checksum settings (the upload floor);
 
-with wall time and peak RSS (the process and its whole tree). Results go to
-``<results-dir>/<date>.json`` plus a markdown summary and PNG plots (``report.py``).
-Run it through ``bench/run.sh`` (installs the tools first); ``--help`` lists options.
+with wall time, peak RSS (the process and its whole tree; a container's own processes)
+and CPU time per component. Results go to ``<results-dir>/<name>.json`` plus a markdown
+summary and PNG plots (``report.py``). Run it through ``bench/run.sh`` (installs the tools
+first, builds the image, starts the servers); ``--help`` lists options.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import platform
@@ -29,14 +36,14 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = REPO_ROOT / "bench"
-for path in (REPO_ROOT / "scripts", BENCH_DIR):
+for path in (REPO_ROOT, REPO_ROOT / "scripts", BENCH_DIR):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -44,54 +51,37 @@ import datagen
 import measure
 import psycopg
 import report
+import stores
 from psycopg import sql
+from runners import (
+    DATABASE_SECRET,
+    PG_DUMP_DEFAULT,
+    REGION,
+    RESTORE_JOBS,
+    S3_SECRET,
+    SETTINGS,
+    HostRunner,
+    ImageRunner,
+    Runner,
+    Setting,
+    measure_record,
+)
 
 from devstack import tools
+from devstack.jobimage import JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster
-from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+from devstack.s3server import AWS_VARIABLES_TO_CLEAR, dummy_aws_env
 
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
 DEFAULT_RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_WORK_DIR = BENCH_DIR / ".work"
 DEFAULT_SCALES = ("100MB", "1GB")
 QUICK_SCALE = "20MB"
-BUCKET = "agent-bom-bench"
-REGION = "us-east-1"
-RESTORE_JOBS = 2
 MiB = 1024 * 1024
-
-#: command-line compressors timed over the uncompressed dump (an estimate for settings
-#: this pg_dump lacks); pg_dump's gzip uses the same deflate algorithm as gzip(1)
-COMPRESSORS = (("gzip", 1), ("gzip", 6), ("zstd", 1), ("lz4", 1))
-#: what each repetition measures, in the order the results list them
-BACKUP_KINDS = ("limit_a", "limit_b", "peer", "ours")
-RESTORE_KINDS = ("restore_ours", "restore_baseline")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One compression setting: the peer's pg_dump flag and our CLI's value."""
-
-    name: str
-    pg_dump_args: tuple[str, ...]
-    ours: str
-    label: str
-
-
-def candidate_settings(client_major: int) -> list[Setting]:
-    settings = [
-        Setting("gzip:6", (), "gzip:6", "gzip:6 (pg_dump's default: no --compress)"),
-        Setting("gzip:1", ("--compress=1",), "gzip:1", "gzip:1"),
-    ]
-    if client_major >= 16:
-        settings += [
-            Setting("zstd:1", ("--compress=zstd:1",), "zstd:1", "zstd:1"),
-            Setting("lz4", ("--compress=lz4",), "lz4", "lz4"),
-        ]
-    else:
-        settings.append(Setting("zstd:1", ("--compress=zstd:1",), "zstd:1", "zstd:1"))
-    settings.append(Setting("none", ("--compress=0",), "none", "none"))
-    return settings
+#: settings measured per runner besides the runner's default (``auto``); gzip:6 is
+#: pg_dump's default, the two-step reference
+DEFAULT_SETTINGS = {"host": ("gzip:6", "gzip:1", "none"), "image": ("zstd:1", "gzip:1", "none")}
+QUICK_SETTINGS = {"host": ("gzip:6",), "image": ()}
 
 
 def log(message: str) -> None:
@@ -151,15 +141,6 @@ def ensure_database(cluster: BenchCluster, state: dict[str, Any], work_dir: Path
     return data
 
 
-def _server_pids(cluster: BenchCluster, moto: MotoServer) -> dict[str, int]:
-    """The postmaster (with its backends) and moto, whose CPU time is accounted apart."""
-    pids = {"postgres": int((cluster.data_dir / "postmaster.pid").read_text().split()[0])}
-    process = getattr(moto, "_process", None)  # the harness keeps its Popen here
-    if process is not None:
-        pids["moto"] = process.pid
-    return pids
-
-
 def fresh_database(cluster: BenchCluster, name: str) -> None:
     with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
@@ -171,30 +152,34 @@ def drop_database(cluster: BenchCluster, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-# ----------------------------------------------------------------------------- runner
+
+# ----------------------------------------------------------------------------- the run
 class Bench:
-    def __init__(self, args: argparse.Namespace, cluster: BenchCluster, moto: MotoServer, scratch: Path) -> None:
+    """What every measurement shares: the cluster, the S3 server, scratch space, the
+    environment (``runners.Context``)."""
+
+    def __init__(self, args: argparse.Namespace, cluster: BenchCluster, scratch: Path) -> None:
         self.args = args
         self.cluster = cluster
-        self.moto = moto
         self.scratch = scratch
+        self.store: stores.BenchStore | None = None
         self.pg_bin = tools.pg_bin_dir(args.pg_major)
         self.venv_bin = tools.venv_bin_dir()
         self.home = scratch / "home"
         self.home.mkdir(parents=True, exist_ok=True)
+        self.patched_src: Path | None = args.patched_src.resolve() if args.patched_src else None
+        self.cli_env = dict(item.partition("=")[::2] for item in args.cli_env)
 
-    # -- environment ------------------------------------------------------------
+    # -- runners.Context ----------------------------------------------------------
     def base_env(self) -> dict[str, str]:
-        env = {
-            "PATH": f"{self.venv_bin}:{self.pg_bin}:/usr/local/bin:/usr/bin:/bin",
+        return {
+            "PATH": f"{self.venv_bin}:{self.pg_bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.home),
             "LC_ALL": "C.UTF-8",
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             "TMPDIR": str(self.scratch),
-        }
-        env.update(dummy_aws_env(REGION))
-        return env
+        } | dummy_aws_env(REGION)
 
     def pg_env(self) -> dict[str, str]:
         return self.base_env() | {"PGPASSWORD": self.cluster.superuser_password}
@@ -203,67 +188,51 @@ class Bench:
         """Password-less URL over TCP (the password travels in PGPASSWORD or the CLI's env)."""
         return self.cluster.url(database)
 
-    def ours_env(self, database: str, prefix: str, compression: str | None) -> dict[str, str]:
+    def superuser_url(self, database: str) -> str:
+        return self.cluster.superuser_url(database)
+
+    def superuser_password(self) -> str:
+        return self.cluster.superuser_password
+
+    def endpoint_url(self) -> str:
+        assert self.store is not None
+        return self.store.endpoint_url
+
+    # -- the peer and the plain-boto3 transfers ------------------------------------
+    def s3io_env(self, bucket: str) -> dict[str, str]:
+        from agent_bom_backup.storage import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE
+        from agent_bom_backup.units import parse_size
+
+        assert self.store is not None
         env = self.base_env() | {
-            "AGENT_BOM_POSTGRES_URL": self.cluster.superuser_url(database),
-            "AGENT_BOM_BACKUP_BUCKET": BUCKET,
-            "AGENT_BOM_BACKUP_PREFIX": prefix,
-            "AGENT_BOM_BACKUP_REGION": REGION,
-            "AGENT_BOM_BACKUP_ENDPOINT_URL": self.moto.endpoint_url,
-            "AGENT_BOM_BACKUP_PATH_STYLE": "true",
-            "AGENT_BOM_BACKUP_LOG_FORMAT": "json",
-            "AGENT_BOM_BACKUP_PG_BIN_DIRS": str(self.pg_bin),
-            "AGENT_BOM_BACKUP_SCRATCH_DIR": str(self.scratch),
+            "BENCH_S3_ENDPOINT": self.store.endpoint_url,
+            "BENCH_S3_BUCKET": bucket,
+            "BENCH_S3_DOWNLOAD": self.store.download,
+            # limit B uploads like the CLI: its part size and concurrency (also when --cli-env changes them)
+            "BENCH_PART_SIZE": str(parse_size(self.cli_env.get("AGENT_BOM_BACKUP_PART_SIZE", "")
+                                              or f"{DEFAULT_PART_SIZE}B")),
+            "BENCH_CONCURRENCY": self.cli_env.get("AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY", str(DEFAULT_CONCURRENCY)),
         }
-        if compression is not None:
-            env["AGENT_BOM_BACKUP_COMPRESSION"] = compression
-        if self.args.patched_src:
-            env["PYTHONPATH"] = str(self.args.patched_src)
-        for item in self.args.cli_env:
-            name, _, value = item.partition("=")
-            env[name] = value
+        if self.patched_src:
+            env["PYTHONPATH"] = str(self.patched_src)
         return env
 
-    def s3io_env(self) -> dict[str, str]:
-        return self.base_env() | {"BENCH_S3_ENDPOINT": self.moto.endpoint_url, "BENCH_S3_BUCKET": BUCKET}
-
-    def reset_s3(self) -> None:
-        self.moto.reset()
-        self.moto.create_bucket(BUCKET, REGION)
-
-    # -- backups ----------------------------------------------------------------
-    def pg_dump_argv(self, setting: Setting, database: str) -> list[str]:
-        return [str(self.pg_bin / "pg_dump"), "--format=custom", *setting.pg_dump_args, "--no-password",
-                f"--dbname={self.db_url(database)}"]
-
-    def limit_a(self, setting: Setting, database: str) -> dict[str, Any]:
-        m = measure.run(self.pg_dump_argv(setting, database), self.pg_env(), stdout_path=Path(os.devnull))
-        m.check("pg_dump to /dev/null")
-        return _record(m)
-
-    def peer_and_limit_b(self, setting: Setting, database: str, key: str,
-                         with_file=None) -> tuple[dict[str, Any], dict[str, Any], int]:  # type: ignore[no-untyped-def]
-        """The two-step peer, then limit B on its file; ``with_file(path)`` runs before the file goes."""
+    def peer(self, setting: Setting, database: str, bucket: str, key: str) -> dict[str, Any]:
+        """The two-step approach: the host's pg_dump to a file, then ``aws s3 cp``."""
         dump_file = self.scratch / "peer.dump"
         try:
-            dump = measure.run(self.pg_dump_argv(setting, database) + [f"--file={dump_file}"], self.pg_env())
-            dump.check("peer pg_dump")
+            dump = measure.run([str(self.pg_bin / "pg_dump"), "--format=custom", *setting.pg_dump_args,
+                                "--no-password", f"--dbname={self.db_url(database)}", f"--file={dump_file}"],
+                               self.pg_env()).check("peer pg_dump")
             size = dump_file.stat().st_size
             upload = measure.run(
-                [str(self.venv_bin / "aws"), "s3", "cp", str(dump_file), f"s3://{BUCKET}/peer/{key}",
-                 "--endpoint-url", self.moto.endpoint_url, "--only-show-errors"],
+                [str(self.venv_bin / "aws"), "s3", "cp", str(dump_file), f"s3://{bucket}/peer/{key}",
+                 "--endpoint-url", self.endpoint_url(), "--only-show-errors"],
                 self.base_env(),
-            )
-            upload.check("aws s3 cp")
-            limit = measure.run([str(self.venv_bin / "python"), str(BENCH_DIR / "s3io.py"), "upload",
-                                 str(dump_file), f"limit-b/{key}"], self.s3io_env())
-            limit.check("boto3 upload_file")
-            if with_file is not None:
-                with_file(dump_file)
+            ).check("aws s3 cp")
         finally:
             dump_file.unlink(missing_ok=True)
-        transfer = json.loads(limit.stdout.strip().splitlines()[-1])
-        peer = {
+        return {
             "seconds": dump.seconds + upload.seconds,
             "dump_seconds": dump.seconds,
             "upload_seconds": upload.seconds,
@@ -272,90 +241,23 @@ class Bench:
             "cpu": _cpu_sum(dump, upload),
             "bytes": size,
         }
-        limit_b = {
-            "seconds": transfer["seconds"],
-            "process_seconds": limit.seconds,
-            "peak_rss_main_mib": limit.peak_rss_main / MiB,
-            "peak_rss_tree_mib": limit.peak_rss_tree / MiB,
-            # the transfer's own CPU time, not the interpreter's start-up (which limit B excludes)
-            "cpu": limit.cpu | {"tree:python_s": round(transfer["cpu_s"], 3)},
-            "bytes": transfer["bytes"],
-        }
-        return peer, limit_b, size
 
-    def ours(self, setting: Setting, database: str, prefix: str, default: bool,
-             keep_samples: bool = False) -> tuple[dict[str, Any], str]:
-        env = self.ours_env(database, prefix, None if default else setting.ours)
-        m = measure.run([str(self.venv_bin / "agent-bom-backup"), "backup"], env, keep_samples=keep_samples)
-        m.check("agent-bom-backup backup")
-        uri = m.stdout.strip().splitlines()[-1]
-        events = _log_events(m.stderr)
-        record = _record(m)
-        record["phases"] = _phases(m, events, (
-            ("startup_preflight", None, "starting pg_dump"),
-            ("stream", "starting pg_dump", "object uploaded"),
-            ("roles_manifest_exit", "object uploaded", None),
-        ))
-        uploaded = events.get("object uploaded", {})
-        record["bytes"] = uploaded.get("bytes")
-        record["parts"] = uploaded.get("parts")
-        record["compression"] = events.get("preflight: database reachable", {}).get("compression")
-        if keep_samples:
-            record["samples"] = [[round(s.t, 3), round(s.rss_main / MiB, 2), round(s.rss_tree / MiB, 2)]
-                                 for s in m.samples]
-        return record, uri
-
-    def compressor_costs(self, raw_dump: Path) -> list[dict[str, Any]]:
-        """CPU cost and output size of compressors over an uncompressed custom-format dump:
-        what zstd:1 or lz4 would cost inside a pg_dump that has them (pg_dump 15 here has not)."""
-        out = self.scratch / "compressed.tmp"
-        rows = []
-        for tool, level in COMPRESSORS:
-            path = shutil.which(tool)
-            if path is None:
-                continue
-            try:
-                m = measure.run([path, f"-{level}", "-c", str(raw_dump)], self.base_env(), stdout_path=out)
-                m.check(f"{tool} -{level}")
-                rows.append({"tool": f"{tool} -{level}", "seconds": m.seconds, "cpu_s": m.cpu.get("command_s"),
-                             "input_bytes": raw_dump.stat().st_size, "output_bytes": out.stat().st_size})
-            finally:
-                out.unlink(missing_ok=True)
-        return rows
-
-    # -- restores ---------------------------------------------------------------
-    def restore_ours(self, uri: str, target: str) -> dict[str, Any]:
-        fresh_database(self.cluster, target)
-        try:
-            env = self.ours_env("postgres", "unused", None) | {
-                "AGENT_BOM_RESTORE_POSTGRES_URL": self.cluster.superuser_url(target),
-                "AGENT_BOM_RESTORE_JOBS": str(RESTORE_JOBS),
-                "AGENT_BOM_RESTORE_OPERATOR": "bench",
-            }
-            env.pop("AGENT_BOM_POSTGRES_URL")
-            m = measure.run([str(self.venv_bin / "agent-bom-backup"), "restore", uri], env)
-            m.check("agent-bom-backup restore")
-        finally:
-            drop_database(self.cluster, target)
-        events = _log_events(m.stderr)
-        record = _record(m)
-        record["phases"] = _restore_phases(m, events)
-        return record
-
-    def restore_baseline(self, key: str, target: str) -> dict[str, Any]:
-        fresh_database(self.cluster, target)
+    def baseline_and_limit_b(self, runner: Runner, bucket: str, key: str, archive_major: int,
+                             target: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The restore baseline (boto3 download + the runner's pg_restore -j 2 into a fresh
+        database), then limit B: the upload of the downloaded bytes alone."""
         dump_file = self.scratch / "baseline.dump"
+        fresh_database(self.cluster, target)
         try:
-            download = measure.run([str(self.venv_bin / "python"), str(BENCH_DIR / "s3io.py"), "download",
-                                    key, str(dump_file)], self.s3io_env())
-            download.check("boto3 download_file")
-            restore = measure.run([str(self.pg_bin / "pg_restore"), f"--jobs={RESTORE_JOBS}", "--no-password",
-                                   f"--dbname={self.db_url(target)}", str(dump_file)], self.pg_env())
-            restore.check("pg_restore")
+            download = measure.run([str(self.venv_bin / "python"), str(BENCH_DIR / "s3io.py"), "download", key,
+                                    str(dump_file)], self.s3io_env(bucket)).check("boto3 download_file")
+            restore = runner.pg_restore(dump_file, target, archive_major)
+            upload = measure.run([str(self.venv_bin / "python"), str(BENCH_DIR / "s3io.py"), "upload",
+                                  str(dump_file), f"limit-b/{key}"], self.s3io_env(bucket)).check("boto3 upload_file")
         finally:
             dump_file.unlink(missing_ok=True)
             drop_database(self.cluster, target)
-        return {
+        baseline = {
             "seconds": download.seconds + restore.seconds,
             "download_seconds": download.seconds,
             "pg_restore_seconds": restore.seconds,
@@ -363,42 +265,22 @@ class Bench:
             "peak_rss_tree_mib": max(download.peak_rss_tree, restore.peak_rss_tree) / MiB,
             "cpu": _cpu_sum(download, restore),
         }
+        transfer = json.loads(upload.stdout.strip().splitlines()[-1])
+        limit_b = measure_record(upload) | {
+            "seconds": transfer["seconds"],  # the transfer alone, without the interpreter's start-up
+            "process_seconds": upload.seconds,
+            "bytes": transfer["bytes"],
+        }
+        # the transfer's own CPU time, not the interpreter's start-up (which limit B excludes)
+        limit_b["cpu"] = limit_b["cpu"] | {"tree:python_s": round(transfer["cpu_s"], 3)}
+        return baseline, limit_b
 
-
-def _restore_phases(m: measure.Measured, events: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Where the restore's time goes, from its log: start-up, checks, download+SHA-256,
-    pg_restore + verification queries, exit."""
-    download = events.get("dump downloaded and verified")
-    marks: list[tuple[str, float | None]] = [("start", m.started_at),
-                                             ("restoring backup", events.get("restoring backup", {}).get("_t"))]
-    if download and "seconds" in download:
-        marks.append(("download start", download["_t"] - float(download["seconds"])))
-        marks.append(("download end", download["_t"]))
-    marks.append(("running pg_restore", events.get("running pg_restore", {}).get("_t")))
-    marks.append(("restore verified", events.get("restore verified", {}).get("_t")))
-    marks.append(("end", m.started_at + m.seconds))
-    names = {
-        ("start", "restoring backup"): "startup",
-        ("restoring backup", "download start"): "checks_before_download",
-        ("download start", "download end"): "download_sha256",
-        ("download end", "running pg_restore"): "between",
-        ("running pg_restore", "restore verified"): "pg_restore_and_verify",
-        ("restore verified", "end"): "report_exit",
-    }
-    known = [(name, t) for name, t in marks if t is not None]
-    phases: dict[str, float] = {}
-    for (a, ta), (b, tb) in itertools.pairwise(known):
-        phases[names.get((a, b), f"{a}..{b}")] = round(max(0.0, tb - ta), 3)
-    return phases
-
-
-def _record(m: measure.Measured) -> dict[str, Any]:
-    return {
-        "seconds": m.seconds,
-        "peak_rss_main_mib": m.peak_rss_main / MiB,
-        "peak_rss_tree_mib": m.peak_rss_tree / MiB,
-        "cpu": m.cpu,
-    }
+    def restore_ours(self, runner: Runner, uri: str, target: str) -> dict[str, Any]:
+        fresh_database(self.cluster, target)
+        try:
+            return runner.restore_ours(uri, target)
+        finally:
+            drop_database(self.cluster, target)
 
 
 def _cpu_sum(*measured: measure.Measured) -> dict[str, float]:
@@ -409,39 +291,137 @@ def _cpu_sum(*measured: measure.Measured) -> dict[str, float]:
     return total
 
 
-def _log_events(stderr: str) -> dict[str, dict[str, Any]]:
-    """The CLI's JSON log lines by message (last wins), each with ``_t`` = epoch seconds."""
-    events: dict[str, dict[str, Any]] = {}
-    for line in stderr.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict) or "message" not in entry:
-            continue
-        try:
-            entry["_t"] = datetime.strptime(entry["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=UTC).timestamp()
-        except (KeyError, ValueError):
-            continue
-        events[entry["message"]] = entry
-    return events
+@dataclass
+class Entry:
+    """One runner at one setting at one scale: its repetitions' records by kind."""
+
+    runner: Runner
+    setting: Setting
+    runs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    dump_bytes: int | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.setting.name == self.runner.auto
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        backup = ("limit_a", "limit_b", "peer", "ours") if self.runner.name == "host" else ("limit_a", "limit_b", "ours")
+        return backup + ("restore_ours", "restore_baseline")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runner": self.runner.name,
+            "setting": self.setting.name,
+            "is_default": self.is_default,
+            "dump_bytes": self.dump_bytes,
+            "runs": self.runs,
+            "stats": {kind: report.stats([r["seconds"] for r in runs]) for kind, runs in self.runs.items()},
+        }
 
 
-def _phases(m: measure.Measured, events: dict[str, dict[str, Any]],
-            spans: tuple[tuple[str, str | None, str | None], ...]) -> dict[str, float]:
-    """Durations between log events (None = process start / end)."""
-    phases: dict[str, float] = {}
-    for name, start, end in spans:
-        t0 = m.started_at if start is None else events.get(start, {}).get("_t")
-        t1 = m.started_at + m.seconds if end is None else events.get(end, {}).get("_t")
-        if t0 is not None and t1 is not None:
-            phases[name] = round(max(0.0, t1 - t0), 3)
-    return phases
+def plan(args: argparse.Namespace, runners: list[Runner]) -> tuple[list[tuple[Runner, Setting]], list[dict[str, str]]]:
+    """(runner, setting) pairs to measure, in SETTINGS order, and what was left out and why."""
+    wanted = args.settings.split(",") if args.settings else None
+    for name in wanted or ():
+        if name not in SETTINGS:
+            raise SystemExit(f"bench: unknown setting {name!r}: choose from {', '.join(SETTINGS)}")
+    pairs: list[tuple[Runner, Setting]] = []
+    unavailable: list[dict[str, str]] = []
+    for runner in runners:
+        names = set(wanted) if wanted else {runner.auto, *(QUICK_SETTINGS if args.quick else DEFAULT_SETTINGS)[runner.name]}
+        for name, setting in SETTINGS.items():
+            if name not in names:
+                continue
+            if runner.supports(setting):
+                pairs.append((runner, setting))
+            else:
+                unavailable.append({"runner": runner.name, "setting": name,
+                                    "reason": f"pg_dump {runner.pg_dump_version} was built without {setting.algorithm}"})
+    if not pairs:
+        raise SystemExit("bench: no compression setting to measure")
+    return pairs, unavailable
+
+
+def run_scale(bench: Bench, label: str, data: dict[str, Any], pairs: list[tuple[Runner, Setting]],
+              reps: int, image: ImageRunner | None) -> dict[str, Any]:
+    assert bench.store is not None
+    store = bench.store
+    database = data["database"]
+    entries = [Entry(runner, setting) for runner, setting in pairs]
+    for entry in entries:
+        entry.runs = {kind: [] for kind in entry.kinds}
+    log(f"{store.name} {label}: warming up (page cache, CLI byte-code, image layers)")
+    for runner in dict.fromkeys(runner for runner, _ in pairs):
+        with store.fresh_bucket() as bucket:
+            runner.limit_a(SETTINGS.get(runner.auto, pairs[0][1]), database)
+            runner.ours(None, database, bucket, f"warmup/{label}")
+    startup: list[float] = []
+    for rep in range(reps):
+        if image is not None:
+            startup.append(image.startup())
+        for entry in entries:
+            measure_entry(bench, entry, database, label, rep, reps)
+            last = {kind: round(runs[-1]["seconds"], 2) for kind, runs in entry.runs.items() if runs}
+            log(f"{store.name} {label} {entry.runner.name} {entry.setting.name} rep {rep + 1}/{reps}: {last}")
+    return {"label": label, "s3": store.name, "data": data, "container_startup_s": report.stats(startup) if startup else None,
+            "entries": [entry.to_dict() for entry in entries]}
+
+
+def measure_entry(bench: Bench, entry: Entry, database: str, label: str, rep: int, reps: int) -> None:
+    assert bench.store is not None
+    runner, setting, runs = entry.runner, entry.setting, entry.runs
+    prefix = f"bench/{label}/{runner.name}/{setting.name.replace(':', '-')}/r{rep}"
+    with bench.store.fresh_bucket() as bucket:
+        steps = [kind for kind in ("limit_a", "peer", "ours") if kind in runs]
+        steps = steps[rep % len(steps):] + steps[:rep % len(steps)]  # rotate so no step always runs first
+        uri, record = "", {}
+        for step in steps:
+            if step == "limit_a":
+                runs["limit_a"].append(runner.limit_a(setting, database))
+            elif step == "peer":
+                runs["peer"].append(bench.peer(setting, database, bucket, prefix + ".dump"))
+            else:
+                keep = entry.is_default and rep == reps - 1
+                record, uri = runner.ours(None if entry.is_default else setting, database, bucket, prefix,
+                                          keep_samples=keep)
+                runs["ours"].append(record)
+                entry.dump_bytes = record.get("bytes")
+        key = uri.removeprefix(f"s3://{bucket}/")
+        archive_major = int(str(record.get("pg_dump") or runner.pg_dump_version).split(".")[0])
+        kinds = ["restore_ours", "restore_baseline"]
+        if rep % 2:
+            kinds.reverse()  # alternate which restore runs first
+        for kind in kinds:
+            if kind == "restore_ours":
+                runs[kind].append(bench.restore_ours(runner, uri, "bench_restore_ours"))
+            else:
+                baseline, limit_b = bench.baseline_and_limit_b(runner, bucket, key, archive_major,
+                                                               "bench_restore_baseline")
+                runs["restore_baseline"].append(baseline)
+                runs["limit_b"].append(limit_b)
 
 
 # ----------------------------------------------------------------------------- main
-def host_info(bench: Bench, client_version: str) -> dict[str, Any]:
+def rendered_pod(endpoint_url: str, image_tag: str) -> dict[str, Any]:
+    """The chart's CronJob pod spec, rendered with helm for this S3 server and image."""
+    from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
+
+    repository, tag = image_tag.rsplit(":", 1)
+    values = backup_values(
+        image={"repository": repository, "tag": tag, "pullPolicy": "Never"},
+        database={"existingSecret": DATABASE_SECRET},
+        destination={
+            "bucket": "agent-bom-bench", "bucketRegion": REGION, "endpointUrl": endpoint_url, "pathStyle": True,
+            "encryption": {"enabled": False, "kmsKeyId": ""},
+            "staticCredentials": {"enabled": True, "existingSecret": S3_SECRET},
+        },
+    )
+    (cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
+    return pod_spec(cronjob)
+
+
+def host_info(bench: Bench) -> dict[str, Any]:
     def version(module: str) -> str:
         try:
             out = subprocess.run([str(bench.venv_bin / "python"), "-c",
@@ -464,13 +444,11 @@ def host_info(bench: Bench, client_version: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "postgres_server": bench.cluster.run_sql("SHOW server_version")[0][0],
-        "pg_dump": client_version,
-        "moto": version("moto"),
         "boto3": version("boto3"),
         "awscli": version("awscli"),
         "agent_bom_backup": version("agent_bom_backup"),
         "git_commit": commit + ("+uncommitted image/src changes" if dirty else ""),
-        "patched_src": str(bench.args.patched_src) if bench.args.patched_src else None,
+        "patched_src": str(bench.patched_src) if bench.patched_src else None,
         "cli_env": list(bench.args.cli_env),
     }
 
@@ -478,18 +456,27 @@ def host_info(bench: Bench, client_version: str) -> dict[str, Any]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench/run.sh",
-        description="Measure agent-bom-backup backup/restore against pg_dump, boto3 and the two-step approach.",
+        description="Measure agent-bom-backup (host CLI and job image) against pg_dump, boto3 and the two-step approach.",
     )
     parser.add_argument("--scale", action="append", type=str, metavar="SIZE",
                         help=f"database size to generate, e.g. 100MB or 1GB (repeatable; default: "
                              f"{' and '.join(DEFAULT_SCALES)}; --quick: {QUICK_SCALE})")
     parser.add_argument("--reps", type=int, default=None, help="repetitions per measurement (default 3; --quick: 1)")
-    parser.add_argument("--quick", action="store_true", help=f"smoke mode: {QUICK_SCALE}, 1 repetition, results named <date>-quick")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke mode: {QUICK_SCALE}, 1 repetition, moto only, each runner's default plus the "
+                             "two-step reference (gzip:6); results named <date>-quick")
+    parser.add_argument("--s3", action="append", default=None, metavar="SERVER",
+                        help=f"S3 server(s): {', '.join(stores.STORES)} (repeatable or comma-separated; default: "
+                             "both; --quick: moto)")
+    parser.add_argument("--no-image", action="store_true", help="measure the host CLI only (no podman)")
+    parser.add_argument("--image", default=None, metavar="TAG",
+                        help="a job image built already (default: scripts/build-image.sh builds this checkout's)")
     parser.add_argument("--settings", default=None,
-                        help="comma-separated compression settings to measure (default: every one pg_dump supports "
-                             "of gzip:6,gzip:1,zstd:1,lz4,none)")
+                        help=f"comma-separated compression settings for every runner, of {','.join(SETTINGS)} "
+                             "(default: host gzip:6,gzip:1,none; image zstd:1,gzip:1,none; each runner's default "
+                             "always; a runner skips settings its pg_dump lacks)")
     parser.add_argument("--pg-major", type=int, default=15, choices=(15, 18),
-                        help="PostgreSQL server and client major (15: Debian; 18: embedded wheel)")
+                        help="PostgreSQL server and host client major (15: Debian; 18: embedded wheel)")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS_DIR)
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help="cluster, generated databases and scratch files (cached between runs)")
@@ -497,13 +484,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--update-docs", action="store_true",
                         help="replace the generated block of docs/performance.md with this run's summary")
     parser.add_argument("--patched-src", type=Path, default=None,
-                        help="PYTHONPATH for the CLI (a patched copy of the package, to measure a change)")
+                        help="run the CLI from a patched copy of the package (PYTHONPATH=DIR on the host; "
+                             "mounted into the image's containers)")
     parser.add_argument("--quiet-wait", type=float, default=None, metavar="SECONDS",
                         help="before each command wait up to SECONDS for other load on the machine to drop "
                              f"below {measure.QUIET_BUSY_FRACTION:.0%} of the CPUs (default 4; --quick: 0)")
     parser.add_argument("--cli-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment for agent-bom-backup (repeatable), e.g. "
-                             "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY=2, to measure a setting")
+                        help="extra environment for agent-bom-backup on the host and in the image (repeatable), "
+                             "e.g. AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY=2, to measure a setting")
     parser.add_argument("--name", default=None, help="results file stem (default: UTC date, +'-quick')")
     args = parser.parse_args(argv)
     args.scales = args.scale or ([QUICK_SCALE] if args.quick else list(DEFAULT_SCALES))
@@ -514,6 +502,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.quiet_wait = 0.0 if args.quick else 4.0
     if args.reps < 1:
         parser.error("--reps must be at least 1")
+    args.stores = [name for item in (args.s3 or (["moto"] if args.quick else list(stores.STORES)))
+                   for name in item.split(",") if name]
+    for name in args.stores:
+        if name not in stores.STORES:
+            parser.error(f"--s3 {name}: choose from {', '.join(stores.STORES)}")
+    if any("=" not in item for item in args.cli_env):
+        parser.error("--cli-env takes NAME=VALUE")
+    if args.patched_src and not args.patched_src.is_dir():
+        parser.error(f"--patched-src {args.patched_src} is not a directory")
     return args
 
 
@@ -531,34 +528,41 @@ def main(argv: list[str] | None = None) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     args.work_dir.chmod(0o755)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.work_dir))
 
-    from agent_bom_backup.pgclients import choose_compression, discover
-
-    cluster, state = open_cluster(args.pg_major, args.work_dir)
-    moto = MotoServer(args.work_dir / "moto")
+    # everything that can fail fast first: the S3 servers this checkout has, the image
     try:
-        moto.start()
-        measure.SERVER_PIDS.update(_server_pids(cluster, moto))
-        bench = Bench(args, cluster, moto, scratch)
-        client = next(c for c in discover([str(bench.pg_bin)], only=True))
-        auto, auto_note = choose_compression(client, "auto", None)
-        wanted = args.settings.split(",") if args.settings else None
-        settings, unavailable = [], []
-        for setting in candidate_settings(client.major):
-            if wanted is not None and setting.name not in wanted:
-                continue
-            algorithm = setting.ours.partition(":")[0]
-            if client.supports_compression(algorithm):
-                settings.append(setting)
-            else:
-                unavailable.append({"setting": setting.name,
-                                    "reason": f"pg_dump {client.version} was built without {algorithm}"})
-        if not settings:
-            raise SystemExit("bench: no compression setting to measure")
-        log(f"pg_dump {client.version}; our default (auto) resolves to {auto}; measuring "
-            f"{', '.join(s.name for s in settings)}; unavailable: {', '.join(u['setting'] for u in unavailable) or 'none'}")
-        results: dict[str, Any] = {
+        servers = [stores.open_store(name, args.work_dir) for name in args.stores]
+    except stores.StoreUnavailable as exc:
+        raise SystemExit(f"bench: {exc}") from None
+    job_image = None
+    if not args.no_image:
+        log("job image: " + (f"using {args.image}" if args.image else "building (cached while image/** is unchanged)"))
+        try:
+            job_image = given_job_image(args.image) if args.image else build_job_image()
+        except JobImageError as exc:
+            raise SystemExit(f"bench: {exc} (or run with --no-image)") from None
+        log(f"job image {job_image.tag} = {job_image.image_id[:12]}")
+
+    scratch = Path(tempfile.mkdtemp(prefix="scratch-", dir=args.work_dir))
+    cluster, state = open_cluster(args.pg_major, args.work_dir)
+    results: dict[str, Any] = {}
+    try:
+        bench = Bench(args, cluster, scratch)
+        runners: list[Runner] = [HostRunner(bench, bench.pg_bin, cluster.major)]
+        image = None
+        if job_image is not None:
+            try:
+                image = ImageRunner(bench, job_image, {}, cluster.major)
+            except RuntimeError as exc:
+                raise SystemExit(f"bench: {exc}") from None
+            runners.append(image)
+        pairs, unavailable = plan(args, runners)
+        for runner in runners:
+            log(f"{runner.label}: auto = {runner.auto}; measuring "
+                f"{', '.join(s.name for r, s in pairs if r is runner) or 'nothing'}")
+        datasets = [ensure_database(cluster, state, args.work_dir, label, datagen.parse_scale(label), args.regenerate)
+                    for label in args.scales]
+        results = {
             "format": RESULTS_FORMAT,
             "name": stem,
             "date": date.isoformat(timespec="seconds"),
@@ -566,22 +570,34 @@ def main(argv: list[str] | None = None) -> int:
             "reps": args.reps,
             "quiet_wait_s": args.quiet_wait,
             "restore_jobs": RESTORE_JOBS,
-            "host": host_info(bench, client.version),
-            "ours_default": {"setting": str(auto), "note": auto_note},
-            "pg_dump_default": "gzip:6",
-            "settings": [{"name": s.name, "label": s.label, "pg_dump_args": list(s.pg_dump_args)} for s in settings],
+            "host": host_info(bench),
+            "runners": [runner.describe() for runner in runners],
+            "stores": [],
+            "pg_dump_default": PG_DUMP_DEFAULT,
             "unavailable": unavailable,
             "scales": [],
         }
-        for label in args.scales:
-            target = datagen.parse_scale(label)
-            data = ensure_database(cluster, state, args.work_dir, label, target, args.regenerate)
-            results["scales"].append(run_scale(bench, label, data, settings, str(auto), args.reps))
+        postmaster = int((cluster.data_dir / "postmaster.pid").read_text().split()[0])
+        for store in servers:
+            log(f"starting {store.name}")
+            store.start()
+            bench.store = store
+            try:
+                results["stores"].append({"name": store.name, "version": store.version, "download": store.download})
+                measure.SERVER_PIDS.clear()
+                measure.SERVER_PIDS.update({"postgres": postmaster} | store.pids)
+                if image is not None:
+                    image.pod_spec = rendered_pod(store.endpoint_url, job_image.tag)  # type: ignore[union-attr]
+                for label, data in zip(args.scales, datasets):
+                    results["scales"].append(run_scale(bench, label, data, pairs, args.reps, image))
+            finally:
+                store.stop()
         results["total_seconds"] = round(time.monotonic() - started, 1)
         results["host"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
         results["targets"] = report.evaluate_targets(results)
     finally:
-        moto.stop()
+        for store in servers:
+            store.stop()
         cluster.stop()
         shutil.rmtree(scratch, ignore_errors=True)
     json_path = args.results_dir / f"{stem}.json"
@@ -593,61 +609,6 @@ def main(argv: list[str] | None = None) -> int:
         log(f"updated {docs}")
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
-
-
-def run_scale(bench: Bench, label: str, data: dict[str, Any], settings: list[Setting], auto: str,
-              reps: int) -> dict[str, Any]:
-    database = data["database"]
-    log(f"{label}: warming up (page cache, CLI byte-code)")
-    warm = next((s for s in settings if s.name == auto), settings[0])
-    bench.reset_s3()
-    bench.limit_a(warm, database)
-    bench.ours(warm, database, f"warmup/{label}", default=warm.name == auto)
-    bench.reset_s3()
-    per_setting: dict[str, dict[str, Any]] = {
-        s.name: {"setting": s.name, "ours_is_default": s.name == auto, "runs": {k: [] for k in BACKUP_KINDS + RESTORE_KINDS}}
-        for s in settings
-    }
-    largest_setting = auto if auto in per_setting else settings[0].name
-    estimates: list[dict[str, Any]] = []
-    for rep in range(reps):
-        for setting in settings:
-            entry = per_setting[setting.name]
-            runs = entry["runs"]
-            prefix = f"bench/{label}/{setting.name.replace(':', '-')}/r{rep}"
-            steps = ["limit_a", "peer", "ours"]
-            steps = steps[rep % 3:] + steps[:rep % 3]  # rotate so no step always runs first
-            uri = ""
-            for step in steps:
-                if step == "limit_a":
-                    runs["limit_a"].append(bench.limit_a(setting, database))
-                elif step == "peer":
-                    hook = ((lambda path: estimates.extend(bench.compressor_costs(path)))
-                            if setting.name == "none" and rep == 0 else None)
-                    peer, limit_b, size = bench.peer_and_limit_b(setting, database, prefix + ".dump", hook)
-                    runs["peer"].append(peer)
-                    runs["limit_b"].append(limit_b)
-                    entry["dump_bytes"] = size
-                else:
-                    keep = setting.name == largest_setting and rep == reps - 1
-                    record, uri = bench.ours(setting, database, prefix, default=setting.name == auto,
-                                             keep_samples=keep)
-                    runs["ours"].append(record)
-            key = uri.removeprefix(f"s3://{BUCKET}/")
-            kinds = ["restore_ours", "restore_baseline"]
-            if rep % 2:
-                kinds.reverse()  # alternate which restore runs first
-            for kind in kinds:
-                if kind == "restore_ours":
-                    runs[kind].append(bench.restore_ours(uri, "bench_restore_ours"))
-                else:
-                    runs[kind].append(bench.restore_baseline(key, "bench_restore_baseline"))
-            bench.reset_s3()
-            last = {k: round(v[-1]["seconds"], 2) for k, v in runs.items() if v}
-            log(f"{label} {setting.name} rep {rep + 1}/{reps}: {last}")
-    for entry in per_setting.values():
-        entry["stats"] = {kind: report.stats([r["seconds"] for r in runs]) for kind, runs in entry["runs"].items()}
-    return {"label": label, "data": data, "settings": list(per_setting.values()), "compressor_estimates": estimates}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Generate docs/configuration.md from the CLI's own declarations.
 
 Every option of every ``agent-bom-backup`` subcommand, its environment variable, its
-default, and the Helm value that sets it (read from the chart's templates); then the
+default, the Helm value that sets it and its help text (read from the chart's templates); then the
 exit-code table from ``errors.EXIT_CODE_MEANINGS``. ``--check`` fails when the file
 on disk differs (run by the test suite).
 """
@@ -69,14 +69,15 @@ def render() -> str:
         arguments = [p for p in command.params if isinstance(p, click.Argument)]
         if arguments:
             lines += ["Arguments: " + ", ".join(f"`{a.human_readable_name}`" for a in arguments), ""]
-        lines += ["| option | environment variable | default | Helm value |", "|---|---|---|---|"]
+        lines += ["| option | environment variable | default | Helm value | meaning |", "|---|---|---|---|---|"]
         for param in command.params:
             if not isinstance(param, click.Option) or param.name == "help":
                 continue
             flags = " / ".join(f"`{o}`" for o in param.opts + param.secondary_opts)
             env = param.envvar if isinstance(param.envvar, str) else ", ".join(param.envvar or [])
             chart = ", ".join(f"`{v}`" for v in values.get(env, [])) or "–"
-            lines.append(f"| {flags} | {f'`{env}`' if env else '–'} | {_default(param)} | {chart} |")
+            meaning = " ".join((param.help or "").split()).replace("|", "\\|") or "–"
+            lines.append(f"| {flags} | {f'`{env}`' if env else '–'} | {_default(param)} | {chart} | {meaning} |")
         lines.append("")
     lines += [
         "## Environment only",

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 from devstack import tools
@@ -102,6 +104,22 @@ class ContainerEngine:
 
     def unique_name(self, prefix: str = "abb-test") -> str:
         return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def executable(self, directory: Path, run_options: Sequence[str] = ()) -> Path:
+        """A one-file command that runs this engine with its options and environment, for
+        programs that take a single engine executable (the restore wrapper's
+        ``AGENT_BOM_BACKUP_CONTAINER_ENGINE``): podman here needs ``--runtime runc``.
+        ``run_options`` are added to every ``run`` (e.g. ``--pidfile F`` to find the
+        container's processes)."""
+        path = Path(directory) / f"{self.name}-engine"
+        exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in self.env.items())
+        engine = shlex.join(self.command)
+        body = f"#!/bin/sh\n{exports}"
+        if run_options:
+            body += f'if [ "$1" = run ]; then shift; exec {engine} run {shlex.join(run_options)} "$@"; fi\n'
+        path.write_text(f'{body}exec {engine} "$@"\n')
+        path.chmod(0o755)
+        return path
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """The rendered CronJob pod, run inside the job image as the kubelet would, backs up
-PostgreSQL servers of three majors; each backup restores with matching counts."""
+PostgreSQL servers of three majors at the chart's default compression (``auto``: zstd:1
+from the image's pg_dump 17, gzip:1 from the wheel's 18, which lacks zstd); each backup
+restores through the runbook's restore script running the same image, with matching
+counts. A host without a zstd-capable pg_restore refuses a zstd backup before it touches
+the target."""
 
 from __future__ import annotations
 
@@ -7,12 +11,17 @@ import json
 import os
 import subprocess
 import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
+from tests.e2e import helpers
+from tests.support import cli
 from devstack.jobimage import ContainerEngine
 from devstack import tools
 from devstack.pgcluster import PgCluster, PgClusterPool
@@ -24,6 +33,8 @@ pytestmark = pytest.mark.image
 
 BUCKET_PREFIX = "agent-bom/postgres"
 CLI = str(tools.repo_root() / ".tools" / "venv" / "bin" / "agent-bom-backup")
+RESTORE_SCRIPT = tools.repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
+REGION = "us-east-1"
 
 
 def rendered_pod(s3: MotoServer, bucket: str, image: str) -> dict[str, Any]:
@@ -32,7 +43,7 @@ def rendered_pod(s3: MotoServer, bucket: str, image: str) -> dict[str, Any]:
         image={"repository": repository, "tag": tag, "pullPolicy": "Never"},
         database={"existingSecret": "agent-bom-postgres"},
         destination={
-            "bucket": bucket, "bucketRegion": "us-east-1", "endpointUrl": s3.endpoint_url, "pathStyle": True,
+            "bucket": bucket, "bucketRegion": REGION, "endpointUrl": s3.endpoint_url, "pathStyle": True,
             "encryption": {"enabled": True, "mode": "AES256", "kmsKeyId": ""},
             "staticCredentials": {"enabled": True, "existingSecret": "agent-bom-backup-s3"},
         },
@@ -62,36 +73,165 @@ def run_pod(engine: ContainerEngine, spec: dict[str, Any], pg: PgCluster, databa
         run.cleanup()
 
 
+def distribution(pg: PgCluster, database: str) -> dict[str, int]:
+    with psycopg.connect(pg.conninfo(database)) as conn:
+        return tenant_distribution(conn)
+
+
 @pytest.fixture(scope="module")
 def servers(pg_cluster_factory: PgClusterPool) -> dict[int, PgCluster]:
     return {major: pg_cluster_factory(major) for major in (15, 17, 18)}
 
 
-@pytest.mark.parametrize(
-    ("major", "client_major"), [(15, 17), (17, 17), (18, 18)], ids=["pg15", "pg17", "pg18"]
-)
-def test_rendered_pod_backs_up_and_the_backup_restores(
-    major: int, client_major: int, servers: dict[int, PgCluster], s3: MotoServer, bucket: str,
-    job_image: str, container_engine: ContainerEngine,
-) -> None:
-    pg = servers[major]
-    database, seeded = seeded_database(pg)
-    result = run_pod(container_engine, rendered_pod(s3, bucket, job_image), pg, database)
-    assert result.returncode == 0, result.stderr
-    uri = result.stdout.strip().splitlines()[-1]
-    key = uri.split(f"s3://{bucket}/", 1)[1].replace(".dump", ".manifest.json")
-    manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+@pytest.fixture(scope="module")
+def module_bucket(s3: MotoServer) -> Iterator[str]:
+    with cli.fresh_bucket(s3, "abb-pod") as name:
+        yield name
+
+
+@dataclass(frozen=True)
+class PodBackup:
+    pg: PgCluster
+    seeded: dict[str, int]
+    uri: str
+    manifest: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, module_bucket: str, job_image: str,
+               container_engine: ContainerEngine) -> Callable[[int], PodBackup]:
+    """``pod_backup(major)``: the rendered pod's backup of a seeded database on the server
+    of ``major`` (taken once per module)."""
+    taken: dict[int, PodBackup] = {}
+
+    def take(major: int) -> PodBackup:
+        if major not in taken:
+            pg = servers[major]
+            database, seeded = seeded_database(pg)
+            result = run_pod(container_engine, rendered_pod(s3, module_bucket, job_image), pg, database)
+            assert result.returncode == 0, result.stderr
+            uri = result.stdout.strip().splitlines()[-1]
+            key = uri.split(f"s3://{module_bucket}/", 1)[1].replace(".dump", ".manifest.json")
+            manifest = json.loads(s3.client().get_object(Bucket=module_bucket, Key=key)["Body"].read())
+            taken[major] = PodBackup(pg, seeded, uri, manifest)
+        return taken[major]
+
+    return take
+
+
+@dataclass(frozen=True)
+class ImageRestore:
+    run: subprocess.CompletedProcess[str]
+    report: dict[str, Any]
+    distribution: dict[str, int]
+
+
+def restore_with_image(engine: ContainerEngine, image: str, s3: MotoServer, backup: PodBackup,
+                       workdir: Path) -> ImageRestore:
+    """The runbook's restore script with ``AGENT_BOM_BACKUP_IMAGE``: the CLI and pg_restore
+    of the job image restore into a fresh database (password in PGPASSWORD, not the URL)."""
     target = f"restored_{uuid.uuid4().hex[:8]}"
-    pg.run_sql(f"CREATE DATABASE {target}")
-    restore = subprocess.run(
-        [CLI, "restore", uri],
-        env={**os.environ, "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url, "AGENT_BOM_BACKUP_REGION": "us-east-1",
-             "AGENT_BOM_RESTORE_POSTGRES_URL": pg.superuser_url(target)},
-        capture_output=True, text=True, timeout=300,
-    )
-    assert restore.returncode == 0, restore.stderr
-    with psycopg.connect(pg.conninfo(target)) as conn:
-        assert (manifest["client"]["pg_dump_major"], tenant_distribution(conn)) == (client_major, seeded)
+    backup.pg.run_sql(f"CREATE DATABASE {target}")
+    env = {
+        **os.environ,
+        "AGENT_BOM_BACKUP_IMAGE": image,
+        "AGENT_BOM_BACKUP_CONTAINER_ENGINE": str(engine.executable(workdir)),
+        "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url,
+        "PGPASSWORD": backup.pg.superuser_password,
+    }
+    run = subprocess.run([str(RESTORE_SCRIPT), backup.uri, backup.pg.url(target), REGION, "--report", "report.json"],
+                         env=env, cwd=workdir, capture_output=True, text=True, timeout=300)
+    report = json.loads((workdir / "report.json").read_text()) if run.returncode == 0 else {}
+    return ImageRestore(run, report, distribution(backup.pg, target) if run.returncode == 0 else {})
+
+
+@pytest.fixture(scope="module")
+def image_restore(pod_backup: Callable[[int], PodBackup], s3: MotoServer, job_image: str,
+                  container_engine: ContainerEngine, tmp_root: Path) -> Callable[[int], ImageRestore]:
+    done: dict[int, ImageRestore] = {}
+
+    def restore(major: int) -> ImageRestore:
+        if major not in done:
+            workdir = tmp_root / cli.unique_name("image-restore")
+            workdir.mkdir()
+            done[major] = restore_with_image(container_engine, job_image, s3, pod_backup(major), workdir)
+        return done[major]
+
+    return restore
+
+
+#: server major -> (pg_dump major the image chooses, what the chart's ``auto`` resolves to)
+CASES = {15: (17, "zstd:1"), 17: (17, "zstd:1"), 18: (18, "gzip:1")}
+MAJORS = pytest.mark.parametrize("major", list(CASES), ids=[f"pg{m}" for m in CASES])
+
+
+@MAJORS
+def test_rendered_pod_uses_the_lowest_pg_dump_at_least_the_server_major(
+    pod_backup: Callable[[int], PodBackup], major: int
+) -> None:
+    assert pod_backup(major).manifest["client"]["pg_dump_major"] == CASES[major][0]
+
+
+@MAJORS
+def test_rendered_pod_compresses_with_zstd_where_its_pg_dump_has_it(
+    pod_backup: Callable[[int], PodBackup], major: int
+) -> None:
+    assert pod_backup(major).manifest["client"]["compression"] == CASES[major][1]
+
+
+@MAJORS
+def test_rendered_pod_backup_restores_with_the_image(image_restore: Callable[[int], ImageRestore], major: int) -> None:
+    restore = image_restore(major)
+    assert (restore.run.returncode, restore.report.get("status")) == (0, "verified"), restore.run.stderr
+
+
+@MAJORS
+def test_image_restore_brings_back_every_tenant(pod_backup: Callable[[int], PodBackup],
+                                                image_restore: Callable[[int], ImageRestore], major: int) -> None:
+    assert image_restore(major).distribution == pod_backup(major).seeded
+
+
+@MAJORS
+def test_image_restore_uses_the_image_pg_restore_of_the_archive_major(
+    image_restore: Callable[[int], ImageRestore], major: int
+) -> None:
+    version = image_restore(major).report.get("pg_restore_version", "")
+    assert version.split(".")[0] == str(CASES[major][0]), version
+
+
+@dataclass(frozen=True)
+class HostRefusal:
+    run: cli.Run
+    before: dict[str, Any]
+    after: dict[str, Any]
+    safety_dir: Path
+
+
+@pytest.fixture(scope="module")
+def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer, module_bucket: str,
+                 tmp_root: Path) -> HostRefusal:
+    """The image's zstd backup restored by this host's CLI, whose pg_restore 15 (Debian)
+    and 18 (wheel) lack zstd, with --clean over a non-empty database."""
+    backup = pod_backup(15)
+    target, _ = seeded_database(backup.pg)
+    before = helpers.database_state(backup.pg, target)
+    safety_dir = tmp_root / cli.unique_name("safety")
+    run = cli.restore(cli.job_env(s3.endpoint_url, module_bucket), backup.uri, backup.pg.superuser_url(target),
+                      "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir))
+    return HostRefusal(run, before, helpers.database_state(backup.pg, target), safety_dir)
+
+
+def test_zstd_backup_on_a_host_without_a_zstd_pg_restore_is_a_preflight_refusal(host_refusal: HostRefusal) -> None:
+    assert (host_refusal.run.returncode, host_refusal.run.error_message.startswith(
+        "no pg_restore here can read a zstd-compressed archive")) == (4, True), str(host_refusal.run)
+
+
+def test_zstd_refusal_points_at_the_job_image(host_refusal: HostRefusal) -> None:
+    assert "AGENT_BOM_BACKUP_IMAGE" in host_refusal.run.error_message, str(host_refusal.run)
+
+
+def test_zstd_refusal_leaves_the_target_as_it_was(host_refusal: HostRefusal) -> None:
+    assert (host_refusal.after, host_refusal.safety_dir.exists()) == (host_refusal.before, False)
 
 
 def test_server_newer_than_every_client_in_the_image_fails_clearly(

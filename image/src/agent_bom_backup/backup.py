@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import threading
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,8 @@ def run_backup(config: BackupConfig) -> Manifest:
     log = get_logger()
     started = datetime.now(timezone.utc)
     started_monotonic = time.monotonic()
+    # process start -> here is the interpreter and its imports (bench/ reads the timestamp)
+    event(log, "backup starting", version=__version__)
     conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
     config.part_schedule.validate()
 
@@ -161,6 +164,7 @@ def _dump_and_upload(
             inspection.error = exc
 
     dump = DumpStream(pg_dump_argv(client, conn_info, session, options), conn_info.tool_env())
+    _log_first_output(dump)
     inspector = threading.Thread(target=gather, name="inspect", daemon=True)
     inspector.start()
 
@@ -233,6 +237,28 @@ def _dump_and_upload(
         },
         tool_version=__version__,
     )
+
+
+def _log_first_output(dump: DumpStream) -> None:
+    """Log when pg_dump's first bytes are ready to read: the end of the fixed start-up cost
+    (process start to here; bench/ reads it from the log) and, when pg_dump waits for a
+    lock, the line that does not come. Waits on the pipe without reading from it."""
+    log = get_logger()
+    stdout = dump.process.stdout
+    assert stdout is not None
+    poller = select.poll()
+    poller.register(stdout.fileno(), select.POLLIN)
+
+    def wait() -> None:
+        try:
+            ready = poller.poll()
+        except (OSError, ValueError):
+            return
+        # POLLHUP alone: pg_dump ended without output (its error is reported elsewhere)
+        if any(mask & select.POLLIN for _, mask in ready):
+            event(log, "pg_dump output started")
+
+    threading.Thread(target=wait, name="first-output", daemon=True).start()
 
 
 def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[pgcatalog.TableCount]) -> None:

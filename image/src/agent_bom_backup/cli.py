@@ -150,7 +150,8 @@ def main() -> None:
 @click.option("--storage-class", envvar="AGENT_BOM_BACKUP_STORAGE_CLASS", default=None, show_envvar=True,
               help="S3 storage class of the dump (e.g. STANDARD_IA).")
 @click.option("--compression", envvar="AGENT_BOM_BACKUP_COMPRESSION", default="auto", show_default=True,
-              show_envvar=True, help="auto, none, gzip[:1-9], lz4[:N] or zstd[:N] (lz4/zstd need pg_dump >= 16).")
+              show_envvar=True, help="auto (zstd:1 where the chosen pg_dump has zstd, else gzip:1), none, gzip[:1-9], "
+              "lz4[:N] or zstd[:N] (lz4/zstd need pg_dump >= 16 built with them, and so does pg_restore).")
 @click.option("--compression-fallback", envvar="AGENT_BOM_BACKUP_COMPRESSION_FALLBACK", default=None,
               show_envvar=True, help="Used when the chosen pg_dump lacks the requested algorithm.")
 @click.option("--tenant-column", envvar="AGENT_BOM_BACKUP_TENANT_COLUMN", default="team_id", show_default=True,
