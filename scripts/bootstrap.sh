@@ -14,6 +14,7 @@ readonly PG16_NPM_VERSION="16.14.0-beta.17"
 readonly PG17_NPM_VERSION="17.10.0-beta.17"
 readonly PG_DEBIAN_MAJOR=15
 readonly STAMP_FORMAT=1
+readonly RGW_DEBIAN_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
 
 usage() {
     cat <<'EOF'
@@ -34,6 +35,9 @@ Components:
   charttools  readme-generator-for-helm (npm) and checkov (own venv) for the chart
               tests (scripts/bootstrap-chart-tools.sh --with-checkov)
   podman      podman, debootstrap and runc from Debian (image tests)
+  rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
+              --no-install-recommends): a real S3-compatible server for the tests
+              and the drill (scripts/devstack/rgw.py starts it on loopback)
   all         every component above
 
 Options:
@@ -93,9 +97,14 @@ deb_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
 }
 
-# apt_install PKG...: install the Debian packages that are missing; apt-get update at most once.
+# apt_install [--no-install-recommends] PKG...: install the Debian packages that are missing;
+# apt-get update at most once.
 apt_install() {
-    local missing=() pkg
+    local missing=() pkg options=()
+    if [[ ${1:-} == --no-install-recommends ]]; then
+        options+=("$1")
+        shift
+    fi
     for pkg in "$@"; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
@@ -108,7 +117,7 @@ apt_install() {
         APT_UPDATED=1
     fi
     log "apt-get install ${missing[*]}"
-    run_logged apt-install apt-get install -y "${missing[@]}"
+    run_logged apt-install apt-get install -y "${options[@]}" "${missing[@]}"
 }
 
 ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE...
@@ -343,6 +352,22 @@ install_podman() {
     log "podman: $(podman --version)"
 }
 
+install_rgw() {
+    local want version
+    # one monitor, one memstore OSD and radosgw; recommends would pull in mgr, mds, etc.
+    apt_install --no-install-recommends "${RGW_DEBIAN_PACKAGES[@]}"
+    for cmd in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing after installing ${RGW_DEBIAN_PACKAGES[*]}"
+    done
+    version=$(dpkg-query -W -f='${Version}' radosgw)
+    want="radosgw=$version"
+    if ! stamp_matches rgw "$want"; then
+        radosgw --version >/dev/null 2>&1 || die "radosgw $version does not run"
+        write_stamp rgw "$want"
+    fi
+    log "rgw: $(radosgw --version | head -n 1)"
+}
+
 # ------------------------------------------------------------------ main
 main() {
     local components=() c
@@ -353,8 +378,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman) ;;
+        python | helm | postgres | shellcheck | charttools | podman | rgw) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck charttools podman rgw) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -362,7 +387,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman rgw)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS
