@@ -47,8 +47,11 @@ class Outcome:
     client: Any = None  # an S3 client that may inspect the bucket
     bucket: str | None = None
     keys_before: list[str] = field(default_factory=list)
-    #: keys the run was meant to add (successful backups)
+    #: keys the run was meant to add (successful backups), claims aside
     expected_new_keys: list[str] = field(default_factory=list)
+    #: claim objects (``<id>.claim``) the runs leave: one per backup id taken, kept after
+    #: success and after a failure once the id was taken; none from a refused run
+    expected_claims: int = 0
     expected_open_uploads: list[str] = field(default_factory=list)
     bucket_should_exist: bool = True
     target_before: str | None = None
@@ -76,7 +79,8 @@ class Outcome:
             if "NoSuchBucket" in str(exc):
                 return {"bucket exists": False}
             raise
-        new = sorted(set(keys) - set(self.keys_before))
+        added = sorted(set(keys) - set(self.keys_before))
+        new = cli.without_claims(added)
         problems = []
         for stem in sorted({_stem(k) for k in new} - {""}):
             dump = stem + cli.DUMP
@@ -91,6 +95,7 @@ class Outcome:
         return {
             "bucket exists": True,
             "new keys": new,
+            "new claims": len(cli.claims(added)),
             "open uploads": cli.open_upload_keys(self.client, self.bucket),
             "incomplete or inconsistent backups": problems,
         }
@@ -103,6 +108,7 @@ class Outcome:
         return {
             "bucket exists": True,
             "new keys": sorted(self.expected_new_keys),
+            "new claims": self.expected_claims,
             "open uploads": sorted(self.expected_open_uploads),
             "incomplete or inconsistent backups": [],
         }
@@ -212,6 +218,7 @@ def _endpoint_killed(stage: Stage) -> Outcome:
     open_uploads = cli.open_upload_keys(stage.s3.client(), bucket)
     return _backup_outcome(
         stage, "s3-endpoint-killed-mid-upload", bucket, run, [], expected_open_uploads=open_uploads[:1],
+        expected_claims=1,
         facts={
             "the endpoint died mid-upload": proxy.parts_uploaded() >= 2,
             "exactly one multipart upload is left open (it cannot be aborted)": len(open_uploads) == 1,
@@ -236,7 +243,7 @@ def _throttled(stage: Stage) -> Outcome:
     key = _uri_key(run, bucket) if run.returncode == 0 else ""
     return _backup_outcome(
         stage, "s3-throttled-then-recovers", bucket, run, [],
-        expected_new_keys=list(cli.backup_keys(key)) if key else [],
+        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
         facts={
             "two part uploads were answered 503 SlowDown": parts.count(503) == 2,
             "every part was stored in the end (retried)": parts.count(200) == len(parts) - 2 and len(parts) > 4,
@@ -253,7 +260,7 @@ def _errors_persist(stage: Stage) -> Outcome:
     env = cli.job_env(proxy.endpoint_url, bucket, stage.fixture("small_source").url, AWS_MAX_ATTEMPTS="3")
     run = cli.backup(env)
     return _backup_outcome(
-        stage, "s3-errors-persist", bucket, run, [],
+        stage, "s3-errors-persist", bucket, run, [], expected_claims=1,
         facts={
             "the part was tried AWS_MAX_ATTEMPTS=3 times": proxy.statuses(lambda r: r.is_part) == [503, 503, 503],
             "the multipart upload was aborted": proxy.statuses(
@@ -328,7 +335,7 @@ def _database_restarted(stage: Stage) -> Outcome:
     cluster.start()
     restarted_while_running = job.running()
     run = job.wait()
-    return _backup_outcome(stage, "database-restarted-mid-dump", bucket, run, [], facts={
+    return _backup_outcome(stage, "database-restarted-mid-dump", bucket, run, [], expected_claims=1, facts={
         "the server restarted while the job was running": restarted_while_running,
     })
 
@@ -342,7 +349,7 @@ def _pg_dump_killed(stage: Stage) -> Outcome:
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     run = job.wait()
-    return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], facts={
+    return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], expected_claims=1, facts={
         "pg_dump was killed mid-stream": len(pids) == 1,
     })
 
@@ -358,7 +365,7 @@ def _sigterm(stage: Stage) -> Outcome:
     job.signal(signal.SIGTERM)
     run = job.wait(timeout=60)
     seconds = time.monotonic() - sent
-    return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], facts={
+    return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], expected_claims=1, facts={
         f"exited within 15 s of SIGTERM (took {seconds:.1f} s) with a part still hanging": seconds < 15,
         "no pg_dump left running": not [c for c in cli.processes_with(source.name).values() if "pg_dump" in c],
     })
@@ -374,7 +381,7 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
     source = stage.fixture("small_source")
     for _attempt in range(3):
         bucket, proxy = stage.new_bucket(), stage.proxy()
-        # slowed parts: both runs pass the "key exists?" pre-check; the completion decides
+        # slowed parts: both runs pass the "key exists?" pre-check; the claim decides
         proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=0.5))
         envs = [cli.job_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
                 for c in ("gzip:1", "none")]  # different bytes, as two runs of a live database would be
@@ -388,6 +395,7 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
             return _backup_outcome(
                 stage, "concurrent-backups-same-second", bucket, refused[0], [],
                 expected_new_keys=list(cli.backup_keys(key)) if key else [],
+                expected_claims=1,  # the winner's: the refused run wrote nothing
                 facts={
                     "the other run completed its backup": winner.returncode == 0,
                     "both runs picked the same key": bool(key) and key in refused[0].error_message,
@@ -411,7 +419,7 @@ def _concurrent_different_seconds(stage: Stage) -> Outcome:
     keys = [_uri_key(r, bucket) for r in runs if r.returncode == 0]
     return _backup_outcome(
         stage, "concurrent-backups-different-seconds", bucket, runs[1], [],
-        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))],
+        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))], expected_claims=2,
         facts={
             "the runs overlapped": overlapped,
             "the first run completed too": runs[0].returncode == 0,
