@@ -29,6 +29,7 @@ from tests.reliability.cases import CASES_BY_ID, Case
 from tests.reliability.iam import IamWorld
 from tests.support import cli
 from devstack.pgcluster import PgCluster, free_port
+from devstack.rgw import RgwServer
 from tests.support.s3proxy import Rule, S3Proxy
 from devstack.s3server import MotoServer
 
@@ -303,6 +304,81 @@ def _access_denied_read_only(stage: Stage) -> Outcome:
     return _iam_backup(stage, "access-denied-read-only", "restore")
 
 
+# ---------------------------------------------------------------- a real S3 implementation: Ceph RGW
+def _rgw_bucket(stage: Stage) -> str:
+    rgw: RgwServer = stage.fixture("rgw")
+    name = rgw.create_bucket(cli.unique_bucket_name("abb-rel-rgw"))
+    stage.defer(lambda: rgw.delete_bucket(name))
+    return name
+
+
+def _rgw_backup(stage: Stage, case_id: str, endpoint: str, run_env: dict[str, str], remedy: dict[str, str],
+                **kwargs: Any) -> Outcome:
+    """A backup on RGW with ``run_env`` added, then the row's remedy (``remedy`` added
+    instead) in another bucket, which must back up."""
+    rgw: RgwServer = stage.fixture("rgw")
+    tls = endpoint.startswith("https")
+    extra = {"AGENT_BOM_BACKUP_CA_BUNDLE": str(rgw.ca_file)} if tls else {}
+    source = stage.fixture("small_source").url
+    bucket, remedy_bucket = _rgw_bucket(stage), _rgw_bucket(stage)
+    run = cli.backup(cli.job_env(endpoint, bucket, source, **extra, **run_env))
+    fixed = cli.backup(cli.job_env(endpoint, remedy_bucket, source, **extra, **remedy))
+    facts = kwargs.pop("facts", {})
+    return Outcome(CASES_BY_ID[case_id], run, rgw.client(tls=tls), bucket, [], **kwargs,
+                   facts={"the remedy the message names backs up": fixed.returncode == 0, **facts})
+
+
+@scenario("encryption-not-confirmed")
+def _encryption_not_confirmed(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    outcome = _rgw_backup(stage, "encryption-not-confirmed", rgw.endpoint_url, {"AGENT_BOM_BACKUP_SSE": "AES256"},
+                          {"AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": rgw.kms_key_id},
+                          expected_claims=1)
+    claims = cli.claims(cli.object_keys(outcome.client, str(outcome.bucket)))
+    heads = [outcome.client.head_object(Bucket=outcome.bucket, Key=k) for k in claims]
+    outcome.facts["the store kept the claim unencrypted, as its answer implied"] = bool(heads) and all(
+        "ServerSideEncryption" not in h for h in heads)
+    return outcome
+
+
+@scenario("encryption-refused-over-http")
+def _encryption_refused_over_http(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    kms = {"AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": rgw.kms_key_id}
+    with rgw.config("rgw_crypt_require_ssl", "true", restore="false"):
+        outcome = _rgw_backup(stage, "encryption-refused-over-http", rgw.endpoint_url, kms, {})
+        https = cli.backup(cli.job_env(rgw.https_endpoint_url, _rgw_bucket(stage), stage.fixture("small_source").url,
+                                       AGENT_BOM_BACKUP_CA_BUNDLE=str(rgw.ca_file), **kms))
+    outcome.facts["the same backup over https is encrypted and confirmed"] = https.returncode == 0
+    return outcome
+
+
+@scenario("checksum-trailers-refused")
+def _checksum_trailers_refused(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    return _rgw_backup(stage, "checksum-trailers-refused", rgw.https_endpoint_url,
+                       {"AGENT_BOM_BACKUP_CHECKSUM_MODE": "when_supported"}, {"AGENT_BOM_BACKUP_CHECKSUM_MODE": "auto"})
+
+
+@scenario("location-is-a-zonegroup")
+def _location_is_a_zonegroup(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    bucket = _rgw_bucket(stage)
+    run = cli.backup(cli.job_env(rgw.endpoint_url, bucket, stage.fixture("small_source").url,
+                                 AGENT_BOM_BACKUP_REGION="us-east-1"))
+    key = _uri_key(run, bucket) if run.returncode == 0 else ""
+    location = rgw.client().get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    return Outcome(
+        CASES_BY_ID["location-is-a-zonegroup"], run, rgw.client(), bucket, [],
+        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
+        facts={
+            "the store reported the location default": location == "default",
+            "the preflight logged that the location was not compared": any(
+                "is not an AWS region name" in r["message"] for r in run.log),
+        },
+    )
+
+
 @scenario("database-unreachable")
 def _database_unreachable(stage: Stage) -> Outcome:
     bucket, source = stage.new_bucket(), stage.fixture("small_source")
@@ -402,6 +478,27 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
                 },
             )
     raise AssertionError("three times the two runs started in different seconds")
+
+
+@scenario("claim-replaced-mid-upload")
+def _claim_replaced(stage: Stage) -> Outcome:
+    bucket, proxy, client = stage.new_bucket(), stage.proxy(), stage.s3.client()
+    job = _slow_large_backup(stage, bucket, proxy)
+    proxy.wait_for(lambda: proxy.parts_uploaded() >= 1, what="a part uploaded")
+    (claim,) = cli.claims(cli.object_keys(client, bucket))
+    # what a store ignoring If-None-Match lets a second run of the same second do
+    client.put_object(Bucket=bucket, Key=claim, Body=b'{"token": "the other run"}')
+    replaced_while_running = job.running()
+    run = job.wait()
+    return _backup_outcome(
+        stage, "claim-replaced-mid-upload", bucket, run, [], expected_claims=1,
+        facts={
+            "the claim was replaced while the run was uploading": replaced_while_running,
+            "the other run's claim was left as it was": cli.get_object(client, bucket, claim) == b'{"token": "the other run"}',
+            "the multipart upload was aborted": proxy.statuses(
+                lambda r: r.method == "DELETE" and "uploadId" in r.query) == [204],
+        },
+    )
 
 
 @scenario("concurrent-backups-different-seconds")

@@ -837,7 +837,7 @@ class Storage:
                       "claim unconditionally (checked again before the dump is completed)", level=logging.WARNING)
                 response = self.client.put_object(**request)
         except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "taking the backup id: writing", uri, sse=self.config.sse) from None
+            raise storage_error(exc, "taking the backup id", uri, sse=self.config.sse) from None
         self.encryption.require(uri, keys.claim, "PutObject", response, head=lambda: self._head(keys.claim))
         etag = str(response.get("ETag") or "").strip('"')
         event(get_logger(), "backup id taken", claim=keys.claim)
