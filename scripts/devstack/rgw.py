@@ -56,7 +56,8 @@ HOST = "127.0.0.1"
 ZONEGROUP_API_NAME = "default"
 #: RAM the memstore OSD may use for objects (it allocates as objects arrive)
 DEFAULT_MEMSTORE_BYTES = 1024**3
-KMS_KEY_ID = "agent-bom-test-key"
+#: the testing KMS backend's one key (the name examples/ceph-rgw.yaml uses)
+KMS_KEY_ID = "6f1c3a52-2d1e-4b7a-9c57-0e2f4d8a9b13"
 START_TIMEOUT_S = 120
 STOP_TIMEOUT_S = 15
 #: daemon name -> (program, identity argv)
