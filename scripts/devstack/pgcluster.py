@@ -71,6 +71,23 @@ def log_tail(log_file: Path, lines: int = 30) -> str:
     return f"\n--- {log_file.name} (tail) ---\n" + "\n".join(text)
 
 
+def stop_process_group(process: subprocess.Popen[bytes], wait_s: float = 10) -> None:
+    """End a server started with ``start_new_session=True``: SIGTERM to its process group,
+    then SIGKILL if it has not exited within ``wait_s``. Nothing happens if it already ended."""
+    if process.poll() is not None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def _running_as_root() -> bool:
     return os.geteuid() == 0
 

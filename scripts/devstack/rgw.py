@@ -31,7 +31,6 @@ import base64
 import contextlib
 import json
 import os
-import signal
 import ssl
 import subprocess
 import time
@@ -47,7 +46,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from devstack import tools
-from devstack.pgcluster import free_port, log_tail
+from devstack.pgcluster import free_port, log_tail, stop_process_group
 from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY
 from devstack.tls import make_ca
 
@@ -340,17 +339,7 @@ class RgwServer:
     def stop(self) -> None:
         """Stop radosgw, the OSD and the monitor (SIGTERM, then SIGKILL). Idempotent."""
         for name in reversed(list(self._processes)):
-            self._terminate(self._processes.pop(name))
-
-    @staticmethod
-    def _terminate(process: subprocess.Popen[bytes]) -> None:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if process.poll() is not None:
-                return
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=STOP_TIMEOUT_S)
+            stop_process_group(self._processes.pop(name), STOP_TIMEOUT_S)
 
     def __enter__(self) -> RgwServer:
         return self.start()

@@ -7,7 +7,6 @@ one port, so KMS keys for SSE-KMS are created through the same endpoint.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 
 from devstack import tools
-from devstack.pgcluster import free_port, log_tail
+from devstack.pgcluster import free_port, log_tail, stop_process_group
 from devstack.tls import make_ca
 
 HOST = "127.0.0.1"
@@ -158,18 +157,8 @@ class MotoServer:
     def stop(self) -> None:
         """Terminate the server (SIGTERM, then SIGKILL). Idempotent."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                process.wait(timeout=wait_s)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        if process is not None:
+            stop_process_group(process)
 
     def __enter__(self) -> MotoServer:
         return self.start()
