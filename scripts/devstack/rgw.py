@@ -9,7 +9,7 @@ daemons and the folder can be deleted.
 What the configuration does, and why (measured on RGW 16.2 with boto3 1.44):
 
 * ``ms mon client mode = crc secure``: with auth ``none`` radosgw cannot reach the
-  monitor otherwise (it waits for ever on "monclient: authenticate").
+  monitor otherwise.
 * ``paxos propose interval = 0.05``: with the stock 1 s every pool radosgw creates on its
   first start waits for a proposal, and the cold start takes ~14 s instead of ~2 s.
 * ``rgw crypt require ssl = false``: server-side encryption headers over plain http are
