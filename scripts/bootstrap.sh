@@ -14,6 +14,7 @@ readonly PG16_NPM_VERSION="16.14.0-beta.17"
 readonly PG17_NPM_VERSION="17.10.0-beta.17"
 readonly PG_DEBIAN_MAJOR=15
 readonly STAMP_FORMAT=1
+readonly RGW_DEBIAN_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
 
 usage() {
     cat <<'EOF'
@@ -36,6 +37,9 @@ Components:
   podman      podman, debootstrap and runc from Debian (image tests)
   registry    docker-registry from Debian (CNCF distribution): the local OCI registry
               the release tests push the image and the chart to
+  rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
+              --no-install-recommends): a real S3-compatible server for the tests
+              and the drill (scripts/devstack/rgw.py starts it on loopback)
   all         every component above
 
 Options:
@@ -95,9 +99,14 @@ deb_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
 }
 
-# apt_install PKG...: install the Debian packages that are missing; apt-get update at most once.
+# apt_install [--no-install-recommends] PKG...: install the Debian packages that are missing;
+# apt-get update at most once.
 apt_install() {
-    local missing=() pkg
+    local missing=() pkg options=()
+    if [[ ${1:-} == --no-install-recommends ]]; then
+        options+=("$1")
+        shift
+    fi
     for pkg in "$@"; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
@@ -110,7 +119,7 @@ apt_install() {
         APT_UPDATED=1
     fi
     log "apt-get install ${missing[*]}"
-    run_logged apt-install apt-get install -y "${missing[@]}"
+    run_logged apt-install apt-get install -y "${options[@]}" "${missing[@]}"
 }
 
 ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE...
@@ -361,6 +370,22 @@ install_registry() {
     log "registry: docker-registry $version"
 }
 
+install_rgw() {
+    local want version
+    # one monitor, one memstore OSD and radosgw; recommends would pull in mgr, mds, etc.
+    apt_install --no-install-recommends "${RGW_DEBIAN_PACKAGES[@]}"
+    for cmd in ceph-mon ceph-osd radosgw radosgw-admin ceph monmaptool ceph-authtool; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing after installing ${RGW_DEBIAN_PACKAGES[*]}"
+    done
+    version=$(dpkg-query -W -f='${Version}' radosgw)
+    want="radosgw=$version"
+    if ! stamp_matches rgw "$want"; then
+        radosgw --version >/dev/null 2>&1 || die "radosgw $version does not run"
+        write_stamp rgw "$want"
+    fi
+    log "rgw: $(radosgw --version | head -n 1)"
+}
+
 # ------------------------------------------------------------------ main
 main() {
     local components=() c
@@ -371,8 +396,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman | registry) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman registry) ;;
+        python | helm | postgres | shellcheck | charttools | podman | registry | rgw) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck charttools podman registry rgw) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -380,7 +405,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry rgw)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

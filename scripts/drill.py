@@ -1,7 +1,7 @@
 """The runbook's CI guardrail, on this machine, in one command.
 
-A throwaway PostgreSQL server and a local S3 server (moto) are started; synthetic
-tenants are seeded; the backup runs with the job's real command (``agent-bom-backup
+A throwaway PostgreSQL server and a local S3 server (moto, or with ``--s3 rgw`` /
+``--s3 rgw-https`` a real Ceph RADOS Gateway) are started; synthetic tenants are seeded; the backup runs with the job's real command (``agent-bom-backup
 backup`` configured through the same environment variables the Helm chart sets); the
 database is wiped; the restore runs through the production script
 ``deploy/ops/restore-postgres-backup.sh``; the verified report is printed.
@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import psycopg  # noqa: E402
 
 from devstack.pgcluster import PgCluster  # noqa: E402
+from devstack.rgw import RgwServer  # noqa: E402
 from devstack.s3server import MotoServer, dummy_aws_env  # noqa: E402
 from devstack.seed import SeedSpec, seed, tenant_distribution  # noqa: E402
 
@@ -49,6 +50,9 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO / "drill-output",
                         help="where the restore report and logs go (default: drill-output/)")
     parser.add_argument("--keep", action="store_true", help="leave the servers' folders behind")
+    parser.add_argument("--s3", choices=("moto", "rgw", "rgw-https"), default="moto",
+                        help="the local S3 server: moto (default), or Ceph RGW over http or https "
+                        "(scripts/bootstrap.sh rgw installs it)")
     args = parser.parse_args()
 
     args.output.mkdir(parents=True, exist_ok=True)
@@ -57,14 +61,23 @@ def main() -> int:
     tools_bin = REPO / ".tools" / "venv" / "bin"
     env_path = f"{tools_bin}{os.pathsep}{os.environ.get('PATH', '')}"
     pg = PgCluster(args.pg_major, work / "pg")
-    s3 = MotoServer(work / "s3")
+    s3: MotoServer | RgwServer = MotoServer(work / "s3") if args.s3 == "moto" else RgwServer(
+        work / "s3", tls=args.s3 == "rgw-https")
     try:
-        step(f"starting a throwaway PostgreSQL {args.pg_major} server and a local S3 server (moto)")
+        server_name = "moto" if args.s3 == "moto" else "Ceph RGW"
+        step(f"starting a throwaway PostgreSQL {args.pg_major} server and a local S3 server ({server_name})")
         pg.start()
         s3.start()
         s3.create_bucket(BUCKET)
+        endpoint = s3.https_endpoint_url if isinstance(s3, RgwServer) and s3.tls else s3.endpoint_url
         version = pg.run_sql("SHOW server_version")[0][0]
-        print(f"    PostgreSQL {version} on 127.0.0.1:{pg.port}; S3 at {s3.endpoint_url}")
+        print(f"    PostgreSQL {version} on 127.0.0.1:{pg.port}; S3 at {endpoint}")
+        # RGW 16 has no SSE-S3 (the job would refuse an unconfirmed AES256): SSE-KMS through
+        # the gateway's KMS backend instead
+        encryption = {"AGENT_BOM_BACKUP_SSE": "AES256"} if isinstance(s3, MotoServer) else {
+            "AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": s3.kms_key_id}
+        if endpoint.startswith("https"):
+            encryption["AGENT_BOM_BACKUP_CA_BUNDLE"] = str(s3.ca_file)
 
         step("seeding synthetic tenants (RLS policies, grants, sequences, an application role)")
         pg.run_sql(f"CREATE DATABASE {DATABASE}")
@@ -83,9 +96,9 @@ def main() -> int:
             "AGENT_BOM_BACKUP_BUCKET": BUCKET,
             "AGENT_BOM_BACKUP_PREFIX": PREFIX,
             "AGENT_BOM_BACKUP_REGION": REGION,
-            "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url,
-            "AGENT_BOM_BACKUP_SSE": "AES256",
+            "AGENT_BOM_BACKUP_ENDPOINT_URL": endpoint,
             "AGENT_BOM_BACKUP_LOG_FORMAT": "json",
+            **encryption,
         }
         step("backup: agent-bom-backup backup (the CronJob's command)")
         backup = subprocess.run(["agent-bom-backup", "backup"], env=job_env, capture_output=True, text=True)
@@ -100,6 +113,9 @@ def main() -> int:
         print(f"    dump:     {backup_uri} ({manifest['dump']['size']} bytes, sha256 {manifest['dump']['sha256'][:16]}...)")
         print(f"    roles:    s3://{BUCKET}/{manifest['roles']['key']}")
         print(f"    manifest: s3://{BUCKET}/{manifest_key} (written last: the commit marker)")
+        confirmed = manifest["storage"].get("encryption_confirmed", {})
+        print(f"    encryption confirmed by the store: {confirmed.get('mode')}"
+              + (f" (KMS key {confirmed['kms_key_id']})" if confirmed.get("kms_key_id") else ""))
 
         step(f"wiping the database (DROP DATABASE {DATABASE}; CREATE DATABASE {DATABASE})")
         pg.run_sql(f"DROP DATABASE {DATABASE} WITH (FORCE)")
@@ -112,7 +128,6 @@ def main() -> int:
             **job_env,
             # The docs' recommendation: a password-less URL plus PGPASSWORD.
             "PGPASSWORD": pg.superuser_password,
-            "AGENT_BOM_BACKUP_ENDPOINT_URL": s3.endpoint_url,
             "AGENT_BOM_BACKUP_LOG_FORMAT": "text",
             "AGENT_BOM_RESTORE_OPERATOR": "drill",
         }

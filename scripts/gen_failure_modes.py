@@ -28,7 +28,8 @@ INTRO = """\
 What the backup job and the restore do on a bad day, what the operator sees, and what to do.
 Every row below is a test in `tests/reliability/` (part of `.ci/run`): it stages the fault
 against a real PostgreSQL server and a real S3-compatible server (moto, behind a fault-injecting
-proxy where the fault is the store's) and asserts, for every row:
+proxy where the fault is the store's; Ceph RGW 16 where the row is about a real store's own
+behaviour) and asserts, for every row:
 
 1. **One clear error line and the documented exit code.** The job logs one JSON object per
    line; exactly one has `"level": "error"`, and its `message` is the text shown here
@@ -37,6 +38,10 @@ proxy where the fault is the store's) and asserts, for every row:
 2. **Nothing that looks complete.** No dump without its manifest (the manifest is written
    last, as the commit marker), no dump that differs from its manifest, and no open multipart
    upload (checked with `ListMultipartUploads`), except where the endpoint itself is gone.
+   A run that got as far as taking its backup id leaves that id's claim object
+   (`<id>.claim`, a few bytes of JSON written first with `If-None-Match: *`): it holds no
+   data, `list` shows it as an incomplete backup and `prune` removes it; the tests count the
+   claims each row leaves.
 3. **For restores, the target database unchanged**: a digest of its relations, every row,
    its policies and the cluster's roles is the same before and after.
 

@@ -1,5 +1,6 @@
-"""Session fixtures: real PostgreSQL clusters, a real S3 endpoint (moto_server), dummy AWS
-credentials and temp folders the ``postgres`` OS user can reach.
+"""Session fixtures: real PostgreSQL clusters, real S3 endpoints (moto_server, and Ceph RGW
+over http and https), dummy AWS credentials and temp folders the ``postgres`` OS user can
+reach.
 
 Every tool comes from ``scripts/bootstrap.sh`` (``scripts/test.sh`` runs it first); a
 missing one fails the test with the command to run, never a skip.
@@ -18,6 +19,7 @@ import pytest
 from tests.support.cli import fresh_bucket
 from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
+from devstack.rgw import RgwServer
 from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
 
@@ -97,6 +99,22 @@ def s3(tmp_root: Path) -> Iterator[MotoServer]:
     ``s3.endpoint_url``, ``s3.client()``, ``s3.create_bucket(name, region=...)``,
     ``s3.create_kms_key()``, ``s3.reset()``."""
     server = MotoServer(tmp_root / "moto")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_root: Path) -> Iterator[RgwServer]:
+    """The session's Ceph RADOS Gateway (RGW 16: one monitor, one memstore OSD, radosgw),
+    started once (~2 s) and stopped at the end: ``rgw.endpoint_url`` (http),
+    ``rgw.https_endpoint_url`` with ``rgw.ca_file``, ``rgw.client(tls=...)``,
+    ``rgw.create_bucket(name)``, ``rgw.kms_key_id`` (SSE-KMS through a testing backend),
+    ``rgw.config(name, value, restore)`` (a radosgw setting for a ``with`` block).
+    Its S3 keys are moto's dummy ones, so :func:`aws_env` talks to both."""
+    server = RgwServer(tmp_root / "rgw", tls=True)
     server.start()
     try:
         yield server

@@ -1,4 +1,4 @@
-"""Tests of the test harness itself: tool paths, PostgreSQL clusters, moto S3."""
+"""Tests of the test harness itself: tool paths, PostgreSQL clusters, moto S3, Ceph RGW."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import pytest
 
 from devstack import tools
 from devstack.pgcluster import PgCluster, PgClusterError, PgClusterPool, wait_for_replay
+from devstack.rgw import RgwError, RgwServer
 from devstack.s3server import MotoServer
 from devstack.tls import make_ca
+from tests.support.cli import fresh_bucket as cli_bucket
 
 ALL_MAJORS = [15, 16, 17, 18]
 MIB = 1024 * 1024
@@ -64,6 +66,15 @@ class TestTools:
     def test_unsupported_major_is_refused(self) -> None:
         with pytest.raises(ValueError, match="not provided"):
             tools.pg_bin_dir(14)
+
+    def test_radosgw_is_ceph_16(self) -> None:
+        assert "ceph version 16." in _version_output(tools.ceph_program("radosgw"), "--version")
+
+    def test_missing_ceph_program_names_the_bootstrap_command(self, monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+        monkeypatch.setattr(tools, "CEPH_BIN_DIR", tmp_path)
+        with pytest.raises(tools.MissingToolError, match=r"scripts/bootstrap\.sh rgw"):
+            tools.ceph_program("radosgw")
 
 
 # ----------------------------------------------------------------- PostgreSQL
@@ -234,3 +245,38 @@ class TestMoto:
             plain = boto3.client("s3", endpoint_url=server.endpoint_url, region_name="us-east-1", config=no_retries)
             with pytest.raises(botocore.exceptions.SSLError):
                 plain.head_bucket(Bucket="abb-test-tls")
+
+
+# ----------------------------------------------------------------- S3 (Ceph RGW)
+class TestRgw:
+    def test_object_round_trip_over_https(self, rgw: RgwServer) -> None:
+        client = rgw.client(tls=True)
+        with cli_bucket(rgw, "abb-test-rgw") as bucket:
+            client.put_object(Bucket=bucket, Key="a/b.txt", Body=b"hello")
+            assert client.get_object(Bucket=bucket, Key="a/b.txt")["Body"].read() == b"hello"
+
+    def test_https_verifies_with_its_ca_only(self, rgw: RgwServer) -> None:
+        no_retries = botocore.config.Config(retries={"max_attempts": 1})
+        plain = boto3.client("s3", endpoint_url=rgw.https_endpoint_url, region_name="us-east-1", config=no_retries)
+        with pytest.raises(botocore.exceptions.SSLError):
+            plain.list_buckets()
+
+    def test_listens_on_loopback_only(self, rgw: RgwServer) -> None:
+        assert [rgw.endpoint_url.split("//")[1].split(":")[0], rgw.https_endpoint_url.split("//")[1].split(":")[0]] \
+            == ["127.0.0.1", "127.0.0.1"]
+
+    def test_stop_ends_every_daemon_and_frees_the_port(self, tmp_root: Path) -> None:
+        server = RgwServer(tmp_root / "rgw-stop").start()
+        pids = [p.pid for p in server._processes.values()]
+        server.stop()
+        server.stop()
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()
+                 and "Z" not in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]]
+        assert (alive, _accepts_tcp(server.port), server.running) == ([], False, False)
+
+    def test_failed_start_carries_the_daemons_log_tails(self, tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        server = RgwServer(tmp_root / "rgw-broken")
+        monkeypatch.setattr(server, "_frontend", lambda: "beast endpoint=256.0.0.1:1")
+        with pytest.raises(RgwError, match=r"(?s)client\.rgw exited.*--- client\.rgw\.(log|stderr) \(tail\) ---"):
+            server.start()
+        assert not server.running

@@ -86,6 +86,18 @@ def registry_binary() -> Path:
     return _require_executable(REGISTRY_BINARY, "docker-registry (an OCI registry)", "registry")
 
 
+#: Ceph programs the RGW starter runs (Debian: ceph-mon, ceph-osd, radosgw, ceph-common)
+CEPH_PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool", "ceph-authtool")
+CEPH_BIN_DIR = Path("/usr/bin")
+
+
+def ceph_program(name: str) -> Path:
+    """A Ceph program installed by ``scripts/bootstrap.sh rgw`` (Debian's packages)."""
+    if name not in CEPH_PROGRAMS:
+        raise ValueError(f"{name} is not one of the Ceph programs the bootstrap installs: {CEPH_PROGRAMS}")
+    return _require_executable(CEPH_BIN_DIR / name, f"Ceph's {name}", "rgw")
+
+
 def _check_major(major: int) -> None:
     if major not in SUPPORTED_PG_MAJORS:
         raise ValueError(f"PostgreSQL {major} is not provided; choose one of {SUPPORTED_PG_MAJORS}")

@@ -18,10 +18,10 @@ def _manifest_tables(backup: cli.Backup) -> dict[str, dict]:
     return {f"{t['schema']}.{t['name']}": t for t in backup.manifest["tables"]}
 
 
-def test_dump_roles_and_manifest_objects_are_written(s3: MotoServer, backup15: cli.Backup) -> None:
+def test_dump_roles_manifest_and_the_claim_are_written(s3: MotoServer, backup15: cli.Backup) -> None:
     stem = backup15.key.removesuffix(".dump")
     written = [k for k in cli.object_keys(s3.client(), backup15.bucket) if k.startswith(stem)]
-    assert written == sorted(backup15.keys)
+    assert written == sorted([*backup15.keys, backup15.claim_key])
 
 
 def test_object_key_has_the_runbook_format(backup15: cli.Backup) -> None:
@@ -77,9 +77,9 @@ def test_manifest_names_the_roles_policies_need(backup15: cli.Backup) -> None:
     assert backup15.manifest["referenced_roles"]["policies"] == ["agent_bom_app", "agent_bom_owner", "agent_bom_readonly"]
 
 
-def test_manifest_is_the_last_object_written(s3: MotoServer, backup15: cli.Backup) -> None:
+def test_claim_is_written_first_and_the_manifest_last(s3: MotoServer, backup15: cli.Backup) -> None:
     completed = helpers.completed_objects(s3, backup15.bucket, backup15.key.removesuffix(".dump"))
-    assert completed == list(backup15.keys)
+    assert completed == [backup15.claim_key, *backup15.keys]
 
 
 def test_manifest_holds_no_credentials(s3: MotoServer, backup15: cli.Backup, source15: cli.Database) -> None:
@@ -95,6 +95,20 @@ def test_manifest_records_the_source_database(backup15: cli.Backup, source15: cl
 def test_sse_s3_is_recorded_on_every_object(s3: MotoServer, backup15: cli.Backup, part: int) -> None:
     head = s3.client().head_object(Bucket=backup15.bucket, Key=backup15.keys[part])
     assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_claim_is_encrypted_too(s3: MotoServer, backup15: cli.Backup) -> None:
+    head = s3.client().head_object(Bucket=backup15.bucket, Key=backup15.claim_key)
+    assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_manifest_records_the_encryption_the_store_confirmed(backup15: cli.Backup) -> None:
+    dump, roles, _ = backup15.keys
+    assert backup15.manifest["storage"]["encryption_confirmed"] == {
+        "requested": "AES256", "mode": "AES256", "kms_key_id": None,
+        "objects": {backup15.claim_key: ["PutObject"], dump: ["CreateMultipartUpload", "CompleteMultipartUpload"],
+                    roles: ["PutObject"]},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +137,10 @@ def test_sse_kms_key_is_the_configured_one(s3: MotoServer, kms_backup: tuple[cli
 def test_manifest_records_the_kms_key(kms_backup: tuple[cli.Backup, str]) -> None:
     backup, key_id = kms_backup
     assert (backup.manifest["storage"]["sse"], backup.manifest["storage"]["kms_key_id"]) == ("aws:kms", key_id)
+
+
+def test_manifest_records_the_kms_key_the_store_confirmed(kms_backup: tuple[cli.Backup, str]) -> None:
+    backup, key_id = kms_backup
+    confirmed = backup.manifest["storage"]["encryption_confirmed"]
+    assert (confirmed["mode"], confirmed["kms_key_id"], sorted(confirmed["objects"])) == (
+        "aws:kms", key_id, sorted([backup.claim_key, backup.keys[0], backup.keys[1]]))

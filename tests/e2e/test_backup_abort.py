@@ -1,5 +1,8 @@
 """Every way a backup can fail leaves nothing behind: no object, no open multipart upload,
-no pg_dump still running, and exactly one clear error line with the documented exit code."""
+no pg_dump still running, and exactly one clear error line with the documented exit code.
+The one exception is the small claim object that took the backup id (``<id>.claim``):
+written before the upload and never deleted by the backup role, it makes a failed run an
+incomplete entry in ``list`` (prune removes it), never a backup."""
 
 from __future__ import annotations
 
@@ -60,8 +63,9 @@ time.sleep(300)
 @dataclass(frozen=True)
 class Outcome:
     run: cli.Run
-    objects: list[str]
+    objects: list[str]  # everything but claims
     uploads: list[dict]
+    claims: list[str]
 
 
 def _backup_into_fresh_bucket(s3: MotoServer, database_url: str, *args: str, **env: str) -> Outcome:
@@ -73,7 +77,8 @@ def _backup_into_fresh_bucket(s3: MotoServer, database_url: str, *args: str, **e
 def _outcome(s3: MotoServer, bucket: str, run: cli.Run) -> Outcome:
     """``run`` and what it left in ``bucket``."""
     client = s3.client()
-    return Outcome(run, cli.object_keys(client, bucket), cli.open_uploads(client, bucket))
+    keys = cli.object_keys(client, bucket)
+    return Outcome(run, cli.without_claims(keys), cli.open_uploads(client, bucket), cli.claims(keys))
 
 
 # ------------------------------------------------------------------ pg_dump / pg_dumpall fail
@@ -82,6 +87,8 @@ FAILING_CLIENTS = {
     "pg_dump-killed-mid-stream": ({"pg_dump": PG_DUMP_DIES_MID_STREAM}, "pg_dump was killed by signal 9"),
     "pg_dumpall-fails": ({"pg_dumpall": PG_DUMPALL_FAILS}, "pg_dumpall --globals-only failed"),
 }
+#: pg_dumpall runs before the backup id is claimed, pg_dump after
+CLAIMS_LEFT = {"pg_dump-exits-1-after-a-complete-archive": 1, "pg_dump-killed-mid-stream": 1, "pg_dumpall-fails": 0}
 
 
 @pytest.fixture(scope="module", params=list(FAILING_CLIENTS), ids=list(FAILING_CLIENTS))
@@ -105,6 +112,14 @@ def test_failed_client_logs_one_error_naming_it(failed_dump: tuple[Outcome, str]
 def test_failed_client_leaves_no_object(failed_dump: tuple[Outcome, str]) -> None:
     outcome, _ = failed_dump
     assert outcome.objects == []
+
+
+def test_failed_client_leaves_only_the_claim_once_the_id_was_taken(
+    failed_dump: tuple[Outcome, str], request: pytest.FixtureRequest
+) -> None:
+    outcome, _ = failed_dump
+    case = request.node.callspec.params["failed_dump"]
+    assert len(outcome.claims) == CLAIMS_LEFT[case]
 
 
 def test_failed_client_leaves_no_multipart_upload(failed_dump: tuple[Outcome, str]) -> None:

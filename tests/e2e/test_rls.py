@@ -71,7 +71,9 @@ def _attempt(s3: MotoServer, source: RlsSource, *args: str) -> Iterator[Attempt]
         if run.returncode == 0:
             key = run.stdout.strip().removeprefix(f"s3://{bucket}/")
             manifest = json.loads(cli.get_object(s3.client(), bucket, cli.manifest_key(key)))
-        yield Attempt(run, cli.object_keys(s3.client(), bucket), cli.open_uploads(s3.client(), bucket), manifest)
+        # claims are not backups: a run that took its id and then failed leaves its claim
+        keys = cli.without_claims(cli.object_keys(s3.client(), bucket))
+        yield Attempt(run, keys, cli.open_uploads(s3.client(), bucket), manifest)
 
 
 @pytest.fixture(scope="module")

@@ -106,11 +106,66 @@ CASES: tuple[Case, ...] = (
     Case(
         id="access-denied-read-only",
         group=STORAGE, command="backup",
-        fault="The job runs with a read-only identity (e.g. the restore role): preflight passes, the upload is denied.",
+        fault="The job runs with a read-only identity (e.g. the restore role): preflight passes, the first write "
+        "(the claim of the backup id) is denied.",
         exit_code=6,
-        message=f"starting the upload failed: access denied to {DUMP_URI} (AccessDenied) "
-        "(check the role's IAM policy (deploy/iam/) and the credentials in use)",
+        message="taking the backup id failed: access denied to s3://<bucket>/<prefix>/agent-bom-<stamp>.claim "
+        "(AccessDenied) (check the role's IAM policy (deploy/iam/) and the credentials in use)",
         action="Give the job the backup role (`deploy/iam/backup-role-policy.json`), not the restore role.",
+    ),
+    Case(
+        id="encryption-not-confirmed",
+        group=STORAGE, command="backup",
+        fault="Encryption is requested (`encryption.mode: AES256`) and the store accepts the header but does not "
+        "apply it: its answers name no encryption (Ceph RGW 16, which has no SSE-S3; staged on RGW).",
+        exit_code=8,
+        message="the store did not confirm server-side encryption AES256 of "
+        "s3://<bucket>/<prefix>/agent-bom-<stamp>.claim: its PutObject answer names none (nor does a HEAD of the "
+        "object), so the object may be stored unencrypted; the backup stopped before its manifest was written "
+        "(make the store apply it (Ceph RGW 16 has no SSE-S3: use aws:kms with `rgw crypt s3 kms backend`, over "
+        "https or with `rgw crypt require ssl = false`), or set encryption.enabled: false "
+        "(AGENT_BOM_BACKUP_SSE=none) if the store encrypts at rest by itself)",
+        action="Make the store apply the encryption (Ceph RGW: SSE-KMS through a KMS backend, `encryption.mode: "
+        "aws:kms` with its key id) or, when the store encrypts at rest by itself, set `encryption.enabled: false`. "
+        "Every object's encryption is confirmed from the store's answers (PutObject, CreateMultipartUpload before a "
+        "byte is sent, UploadPart, CompleteMultipartUpload; a HEAD where they are silent, which the backup role may "
+        "not do) and recorded in the manifest (`storage.encryption_confirmed`).",
+        leaves="The run's claim object (`<id>.claim`, a few bytes of JSON, no data): `list` shows an incomplete "
+        "backup, `prune` removes it. No dump, no manifest, no open upload.",
+    ),
+    Case(
+        id="encryption-refused-over-http",
+        group=STORAGE, command="backup",
+        fault="Encryption is requested through the plain-http endpoint of a store that refuses it there (Ceph "
+        "RGW's default `rgw crypt require ssl = true`: `400 InvalidRequest` without a message; staged on RGW).",
+        exit_code=6,
+        message="taking the backup id failed for s3://<bucket>/<prefix>/agent-bom-<stamp>.claim: the store "
+        "refused the write with server-side encryption aws:kms (InvalidRequest) (stores such as Ceph RGW refuse "
+        "encryption over plain http (`rgw crypt require ssl`): use the store's https endpoint, or set "
+        "encryption.enabled: false (AGENT_BOM_BACKUP_SSE=none) if it encrypts at rest by itself)",
+        action="Point `destination.endpointUrl` at the store's https endpoint (with `caBundle` for a private CA).",
+    ),
+    Case(
+        id="checksum-trailers-refused",
+        group=STORAGE, command="backup",
+        fault="`checksumMode: when_supported` is forced against a store that cannot take botocore's aws-chunked "
+        "uploads with checksum trailers (Ceph RGW 16 over https: `411 MissingContentLength`; staged on RGW).",
+        exit_code=6,
+        message="taking the backup id failed for s3://<bucket>/<prefix>/agent-bom-<stamp>.claim: the store "
+        "answered 411 MissingContentLength: it does not accept botocore's streamed (aws-chunked) uploads with "
+        "checksum trailers (set checksumMode to auto or when_required (AGENT_BOM_BACKUP_CHECKSUM_MODE))",
+        action="Leave `destination.checksumMode` at `auto` (`when_required` for every endpoint that is not AWS's "
+        "own, however it is configured) or set `when_required`.",
+    ),
+    Case(
+        id="location-is-a-zonegroup",
+        group=STORAGE, command="backup",
+        fault="The store reports the bucket's location as something that is no AWS region name (Ceph RGW: its "
+        "zonegroup's API name, `default` on a stock cluster; staged on RGW).",
+        exit_code=0,
+        message="backup complete",
+        action="Nothing: with an S3-compatible endpoint such a location is not compared with `bucketRegion`, and "
+        "the preflight logs that it was not. A location that is an AWS region name is still compared.",
     ),
     # ------------------------------------------------------------------ database
     Case(
@@ -167,10 +222,25 @@ CASES: tuple[Case, ...] = (
         group=RUNS, command="backup",
         fault="Two backups start in the same second (a manual run during the schedule) and pick the same key.",
         exit_code=8,
-        message=f"{DUMP_URI} already exists; another backup started in the same second "
+        message=f"{DUMP_URI} is taken: another backup started in the same second "
         "(wait a second and retry; existing backups are never overwritten)",
-        action="Nothing: the other run's backup is complete. The dump is completed with `If-None-Match: *`, so "
-        "exactly one run writes it, whichever order they finish in (byte-identical dumps both succeed).",
+        action="Nothing: the other run's backup is complete. Before uploading, each run takes the backup id with a "
+        "conditional write of a small claim object (`<id>.claim`, `If-None-Match: *`), which every store tested "
+        "here honours (Ceph RGW ignores the condition on CompleteMultipartUpload, so the dump's own conditional "
+        "completion is only a second guard). Exactly one run writes the backup; the other writes nothing.",
+    ),
+    Case(
+        id="claim-replaced-mid-upload",
+        group=RUNS, command="backup",
+        fault="Another run replaces this run's claim while it uploads (a store that ignores `If-None-Match` on "
+        "PutObject let two runs of the same second take the same backup id).",
+        exit_code=8,
+        message=f"{DUMP_URI} is taken: another backup started in the same second and replaced this run's claim "
+        "s3://<bucket>/<prefix>/agent-bom-<stamp>.claim (the store ignored If-None-Match); nothing of this run "
+        "was completed (wait a second and retry; existing backups are never overwritten)",
+        action="Nothing: the claim is checked again (its ETag in the listing) before the dump is completed, so the "
+        "run whose claim stands completes and this one aborts its upload.",
+        leaves="The other run's claim. Nothing of this run: its multipart upload is aborted.",
     ),
     Case(
         id="concurrent-backups-different-seconds",

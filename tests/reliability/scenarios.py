@@ -29,6 +29,7 @@ from tests.reliability.cases import CASES_BY_ID, Case
 from tests.reliability.iam import IamWorld
 from tests.support import cli
 from devstack.pgcluster import PgCluster, free_port
+from devstack.rgw import RgwServer
 from tests.support.s3proxy import Rule, S3Proxy
 from devstack.s3server import MotoServer
 
@@ -47,8 +48,11 @@ class Outcome:
     client: Any = None  # an S3 client that may inspect the bucket
     bucket: str | None = None
     keys_before: list[str] = field(default_factory=list)
-    #: keys the run was meant to add (successful backups)
+    #: keys the run was meant to add (successful backups), claims aside
     expected_new_keys: list[str] = field(default_factory=list)
+    #: claim objects (``<id>.claim``) the runs leave: one per backup id taken, kept after
+    #: success and after a failure once the id was taken; none from a refused run
+    expected_claims: int = 0
     expected_open_uploads: list[str] = field(default_factory=list)
     bucket_should_exist: bool = True
     target_before: str | None = None
@@ -76,7 +80,8 @@ class Outcome:
             if "NoSuchBucket" in str(exc):
                 return {"bucket exists": False}
             raise
-        new = sorted(set(keys) - set(self.keys_before))
+        added = sorted(set(keys) - set(self.keys_before))
+        new = cli.without_claims(added)
         problems = []
         for stem in sorted({_stem(k) for k in new} - {""}):
             dump = stem + cli.DUMP
@@ -91,6 +96,7 @@ class Outcome:
         return {
             "bucket exists": True,
             "new keys": new,
+            "new claims": len(cli.claims(added)),
             "open uploads": cli.open_upload_keys(self.client, self.bucket),
             "incomplete or inconsistent backups": problems,
         }
@@ -103,6 +109,7 @@ class Outcome:
         return {
             "bucket exists": True,
             "new keys": sorted(self.expected_new_keys),
+            "new claims": self.expected_claims,
             "open uploads": sorted(self.expected_open_uploads),
             "incomplete or inconsistent backups": [],
         }
@@ -212,6 +219,7 @@ def _endpoint_killed(stage: Stage) -> Outcome:
     open_uploads = cli.open_upload_keys(stage.s3.client(), bucket)
     return _backup_outcome(
         stage, "s3-endpoint-killed-mid-upload", bucket, run, [], expected_open_uploads=open_uploads[:1],
+        expected_claims=1,
         facts={
             "the endpoint died mid-upload": proxy.parts_uploaded() >= 2,
             "exactly one multipart upload is left open (it cannot be aborted)": len(open_uploads) == 1,
@@ -236,7 +244,7 @@ def _throttled(stage: Stage) -> Outcome:
     key = _uri_key(run, bucket) if run.returncode == 0 else ""
     return _backup_outcome(
         stage, "s3-throttled-then-recovers", bucket, run, [],
-        expected_new_keys=list(cli.backup_keys(key)) if key else [],
+        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
         facts={
             "two part uploads were answered 503 SlowDown": parts.count(503) == 2,
             "every part was stored in the end (retried)": parts.count(200) == len(parts) - 2 and len(parts) > 4,
@@ -253,7 +261,7 @@ def _errors_persist(stage: Stage) -> Outcome:
     env = cli.job_env(proxy.endpoint_url, bucket, stage.fixture("small_source").url, AWS_MAX_ATTEMPTS="3")
     run = cli.backup(env)
     return _backup_outcome(
-        stage, "s3-errors-persist", bucket, run, [],
+        stage, "s3-errors-persist", bucket, run, [], expected_claims=1,
         facts={
             "the part was tried AWS_MAX_ATTEMPTS=3 times": proxy.statuses(lambda r: r.is_part) == [503, 503, 503],
             "the multipart upload was aborted": proxy.statuses(
@@ -296,6 +304,81 @@ def _access_denied_read_only(stage: Stage) -> Outcome:
     return _iam_backup(stage, "access-denied-read-only", "restore")
 
 
+# ---------------------------------------------------------------- a real S3 implementation: Ceph RGW
+def _rgw_bucket(stage: Stage) -> str:
+    rgw: RgwServer = stage.fixture("rgw")
+    name = rgw.create_bucket(cli.unique_bucket_name("abb-rel-rgw"))
+    stage.defer(lambda: rgw.delete_bucket(name))
+    return name
+
+
+def _rgw_backup(stage: Stage, case_id: str, endpoint: str, run_env: dict[str, str], remedy: dict[str, str],
+                **kwargs: Any) -> Outcome:
+    """A backup on RGW with ``run_env`` added, then the row's remedy (``remedy`` added
+    instead) in another bucket, which must back up."""
+    rgw: RgwServer = stage.fixture("rgw")
+    tls = endpoint.startswith("https")
+    extra = {"AGENT_BOM_BACKUP_CA_BUNDLE": str(rgw.ca_file)} if tls else {}
+    source = stage.fixture("small_source").url
+    bucket, remedy_bucket = _rgw_bucket(stage), _rgw_bucket(stage)
+    run = cli.backup(cli.job_env(endpoint, bucket, source, **extra, **run_env))
+    fixed = cli.backup(cli.job_env(endpoint, remedy_bucket, source, **extra, **remedy))
+    facts = kwargs.pop("facts", {})
+    return Outcome(CASES_BY_ID[case_id], run, rgw.client(tls=tls), bucket, [], **kwargs,
+                   facts={"the remedy the message names backs up": fixed.returncode == 0, **facts})
+
+
+@scenario("encryption-not-confirmed")
+def _encryption_not_confirmed(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    outcome = _rgw_backup(stage, "encryption-not-confirmed", rgw.endpoint_url, {"AGENT_BOM_BACKUP_SSE": "AES256"},
+                          {"AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": rgw.kms_key_id},
+                          expected_claims=1)
+    claims = cli.claims(cli.object_keys(outcome.client, str(outcome.bucket)))
+    heads = [outcome.client.head_object(Bucket=outcome.bucket, Key=k) for k in claims]
+    outcome.facts["the store kept the claim unencrypted, as its answer implied"] = bool(heads) and all(
+        "ServerSideEncryption" not in h for h in heads)
+    return outcome
+
+
+@scenario("encryption-refused-over-http")
+def _encryption_refused_over_http(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    kms = {"AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": rgw.kms_key_id}
+    with rgw.config("rgw_crypt_require_ssl", "true", restore="false"):
+        outcome = _rgw_backup(stage, "encryption-refused-over-http", rgw.endpoint_url, kms, {})
+        https = cli.backup(cli.job_env(rgw.https_endpoint_url, _rgw_bucket(stage), stage.fixture("small_source").url,
+                                       AGENT_BOM_BACKUP_CA_BUNDLE=str(rgw.ca_file), **kms))
+    outcome.facts["the same backup over https is encrypted and confirmed"] = https.returncode == 0
+    return outcome
+
+
+@scenario("checksum-trailers-refused")
+def _checksum_trailers_refused(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    return _rgw_backup(stage, "checksum-trailers-refused", rgw.https_endpoint_url,
+                       {"AGENT_BOM_BACKUP_CHECKSUM_MODE": "when_supported"}, {"AGENT_BOM_BACKUP_CHECKSUM_MODE": "auto"})
+
+
+@scenario("location-is-a-zonegroup")
+def _location_is_a_zonegroup(stage: Stage) -> Outcome:
+    rgw: RgwServer = stage.fixture("rgw")
+    bucket = _rgw_bucket(stage)
+    run = cli.backup(cli.job_env(rgw.endpoint_url, bucket, stage.fixture("small_source").url,
+                                 AGENT_BOM_BACKUP_REGION="us-east-1"))
+    key = _uri_key(run, bucket) if run.returncode == 0 else ""
+    location = rgw.client().get_bucket_location(Bucket=bucket)["LocationConstraint"]
+    return Outcome(
+        CASES_BY_ID["location-is-a-zonegroup"], run, rgw.client(), bucket, [],
+        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
+        facts={
+            "the store reported the location default": location == "default",
+            "the preflight logged that the location was not compared": any(
+                "is not an AWS region name" in r["message"] for r in run.log),
+        },
+    )
+
+
 @scenario("database-unreachable")
 def _database_unreachable(stage: Stage) -> Outcome:
     bucket, source = stage.new_bucket(), stage.fixture("small_source")
@@ -328,7 +411,7 @@ def _database_restarted(stage: Stage) -> Outcome:
     cluster.start()
     restarted_while_running = job.running()
     run = job.wait()
-    return _backup_outcome(stage, "database-restarted-mid-dump", bucket, run, [], facts={
+    return _backup_outcome(stage, "database-restarted-mid-dump", bucket, run, [], expected_claims=1, facts={
         "the server restarted while the job was running": restarted_while_running,
     })
 
@@ -342,7 +425,7 @@ def _pg_dump_killed(stage: Stage) -> Outcome:
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     run = job.wait()
-    return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], facts={
+    return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], expected_claims=1, facts={
         "pg_dump was killed mid-stream": len(pids) == 1,
     })
 
@@ -358,7 +441,7 @@ def _sigterm(stage: Stage) -> Outcome:
     job.signal(signal.SIGTERM)
     run = job.wait(timeout=60)
     seconds = time.monotonic() - sent
-    return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], facts={
+    return _backup_outcome(stage, "sigterm-mid-upload", bucket, run, [], expected_claims=1, facts={
         f"exited within 15 s of SIGTERM (took {seconds:.1f} s) with a part still hanging": seconds < 15,
         "no pg_dump left running": not [c for c in cli.processes_with(source.name).values() if "pg_dump" in c],
     })
@@ -374,7 +457,7 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
     source = stage.fixture("small_source")
     for _attempt in range(3):
         bucket, proxy = stage.new_bucket(), stage.proxy()
-        # slowed parts: both runs pass the "key exists?" pre-check; the completion decides
+        # slowed parts: both runs pass the "key exists?" pre-check; the claim decides
         proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=0.5))
         envs = [cli.job_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
                 for c in ("gzip:1", "none")]  # different bytes, as two runs of a live database would be
@@ -388,12 +471,34 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
             return _backup_outcome(
                 stage, "concurrent-backups-same-second", bucket, refused[0], [],
                 expected_new_keys=list(cli.backup_keys(key)) if key else [],
+                expected_claims=1,  # the winner's: the refused run wrote nothing
                 facts={
                     "the other run completed its backup": winner.returncode == 0,
                     "both runs picked the same key": bool(key) and key in refused[0].error_message,
                 },
             )
     raise AssertionError("three times the two runs started in different seconds")
+
+
+@scenario("claim-replaced-mid-upload")
+def _claim_replaced(stage: Stage) -> Outcome:
+    bucket, proxy, client = stage.new_bucket(), stage.proxy(), stage.s3.client()
+    job = _slow_large_backup(stage, bucket, proxy)
+    proxy.wait_for(lambda: proxy.parts_uploaded() >= 1, what="a part uploaded")
+    (claim,) = cli.claims(cli.object_keys(client, bucket))
+    # what a store ignoring If-None-Match lets a second run of the same second do
+    client.put_object(Bucket=bucket, Key=claim, Body=b'{"token": "the other run"}')
+    replaced_while_running = job.running()
+    run = job.wait()
+    return _backup_outcome(
+        stage, "claim-replaced-mid-upload", bucket, run, [], expected_claims=1,
+        facts={
+            "the claim was replaced while the run was uploading": replaced_while_running,
+            "the other run's claim was left as it was": cli.get_object(client, bucket, claim) == b'{"token": "the other run"}',
+            "the multipart upload was aborted": proxy.statuses(
+                lambda r: r.method == "DELETE" and "uploadId" in r.query) == [204],
+        },
+    )
 
 
 @scenario("concurrent-backups-different-seconds")
@@ -411,7 +516,7 @@ def _concurrent_different_seconds(stage: Stage) -> Outcome:
     keys = [_uri_key(r, bucket) for r in runs if r.returncode == 0]
     return _backup_outcome(
         stage, "concurrent-backups-different-seconds", bucket, runs[1], [],
-        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))],
+        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))], expected_claims=2,
         facts={
             "the runs overlapped": overlapped,
             "the first run completed too": runs[0].returncode == 0,

@@ -41,7 +41,7 @@ def test_multipart_etag_matches_the_listing(s3: MotoServer, bucket: str) -> None
 def test_second_upload_of_different_bytes_is_refused(s3: MotoServer, bucket: str) -> None:
     first = os.urandom(1000)
     _upload(s3, bucket, first)()
-    with pytest.raises(RefusedError, match="already exists; another backup started in the same second"):
+    with pytest.raises(RefusedError, match="is taken: another backup started in the same second"):
         _upload(s3, bucket, os.urandom(1000))()
     client = s3.client()
     kept = cli.get_object(client, bucket, KEY)

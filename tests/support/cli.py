@@ -37,6 +37,7 @@ from botocore.client import BaseClient
 
 from devstack import tools
 from devstack.pgcluster import PgCluster
+from devstack.rgw import RgwServer
 from devstack.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
 from devstack.seed import SeedSpec, seed
 
@@ -45,8 +46,9 @@ RESTORE_SCRIPT = tools.repo_root() / "deploy" / "ops" / "restore-postgres-backup
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: how long a run may take before it counts as hung (killed, the test fails)
 RUN_TIMEOUT_S = 300
-#: the suffixes of a backup's three objects
-DUMP, ROLES, MANIFEST = ".dump", ".roles.sql", ".manifest.json"
+#: the suffixes of a backup's three objects, and of the claim that took its id (written
+#: first, kept afterwards: a failed run leaves its claim, which looks like no backup)
+DUMP, ROLES, MANIFEST, CLAIM = ".dump", ".roles.sql", ".manifest.json", ".claim"
 #: a small seed: every table and tenant, few rows (keeps dumps and restores quick)
 SMALL_SEED = SeedSpec(audit_rows_per_tenant=40, payload_bytes=64)
 
@@ -257,7 +259,7 @@ def unique_bucket_name(prefix: str) -> str:
 
 
 @contextlib.contextmanager
-def fresh_bucket(s3: MotoServer, prefix: str, region: str = DEFAULT_REGION) -> Iterator[str]:
+def fresh_bucket(s3: MotoServer | RgwServer, prefix: str, region: str = DEFAULT_REGION) -> Iterator[str]:
     """A new bucket with a unique valid name, deleted (with its objects and uploads) afterwards."""
     name = s3.create_bucket(unique_bucket_name(prefix), region=region)
     try:
@@ -303,6 +305,19 @@ def manifest_key(dump_key: str) -> str:
     return dump_key.removesuffix(DUMP) + MANIFEST
 
 
+def claim_key(dump_key: str) -> str:
+    return dump_key.removesuffix(DUMP) + CLAIM
+
+
+def without_claims(keys: Sequence[str]) -> list[str]:
+    """``keys`` without claim objects: what could make up a backup."""
+    return [k for k in keys if not k.endswith(CLAIM)]
+
+
+def claims(keys: Sequence[str]) -> list[str]:
+    return [k for k in keys if k.endswith(CLAIM)]
+
+
 def read_manifest(client: BaseClient, bucket: str, dump_key: str) -> dict[str, Any]:
     """The manifest of the backup whose dump is ``dump_key``."""
     return dict(json.loads(get_object(client, bucket, manifest_key(dump_key))))
@@ -330,6 +345,11 @@ class Backup:
     def keys(self) -> tuple[str, str, str]:
         """dump, roles and manifest keys."""
         return backup_keys(self.key)
+
+    @property
+    def claim_key(self) -> str:
+        """The claim object that took the backup id (it stays after the backup)."""
+        return claim_key(self.key)
 
     def uri_in(self, bucket: str) -> str:
         return f"s3://{bucket}/{self.key}"

@@ -1,9 +1,11 @@
 """The backup operation run by the CronJob.
 
 preflight (connect, server major, client choice, bucket, region, key collision) →
-roles (pg_dumpall --globals-only, kept in memory) → RLS check → export a snapshot →
-pg_dump --snapshot streamed into a multipart upload while the same snapshot is counted
-and fingerprinted → roles object → manifest, written last.
+roles (pg_dumpall --globals-only, kept in memory) → RLS check → claim the backup id
+(conditional write of ``<id>.claim``) → export a snapshot → pg_dump --snapshot streamed
+into a multipart upload while the same snapshot is counted and fingerprinted → the claim
+checked again → dump completed → roles object → manifest, written last. Every write's
+requested encryption is confirmed from the store's answers; the manifest records it.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ import psycopg
 
 from . import __version__, pgcatalog
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
-from .errors import DumpError, PreflightError, RefusedError
+from .errors import DumpError, PreflightError
 from .log import event, get_logger
 from .manifest import ClientRecord, Manifest, ObjectRecord, SourceRecord, TableRecord, backup_id_for
 from .pgclients import PgClient, choose_compression, discover, require_tls, select_dump_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
-from .storage import DEFAULT_CONCURRENCY, PartSchedule, Storage, StorageConfig, StreamUploader
+from .storage import (
+    DEFAULT_CONCURRENCY,
+    Claim,
+    PartSchedule,
+    Storage,
+    StorageConfig,
+    StreamUploader,
+    same_second_refusal,
+)
 
 
 @dataclass(frozen=True)
@@ -84,11 +94,8 @@ def run_backup(config: BackupConfig) -> Manifest:
     storage.preflight()
     backup_id = backup_id_for(started)
     keys = config.storage.keys(backup_id)
-    if storage.exists(keys.dump) or storage.exists(keys.manifest):
-        raise RefusedError(
-            f"{config.storage.uri(keys.dump)} already exists; another backup started in the same second",
-            hint="wait a second and retry; existing backups are never overwritten",
-        )
+    if storage.exists(keys.dump) or storage.exists(keys.manifest) or storage.exists(keys.claim):
+        raise same_second_refusal(config.storage.uri(keys.dump))
     event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
     # the roles first: if pg_dumpall fails, no dump object is left without its manifest
     roles_client = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or client
@@ -108,10 +115,12 @@ def run_backup(config: BackupConfig) -> Manifest:
                     hint="back up with a role that has BYPASSRLS (or owns the tables without FORCE), "
                     "or set --enable-row-security with a session setting your policies honour",
                 )
+        # the last step before anything is uploaded: of two runs in the same second, one goes on
+        claim = storage.claim(keys)
         snapshot_id = snapshot_conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
         manifest = _dump_and_upload(
             config, conn_info, session, client, compression, storage, keys.dump, snapshot_id, snapshot_conn, info,
-            started, compression_note,
+            started, compression_note, claim,
         )
     except psycopg.Error as exc:
         raise PreflightError(f"database query failed: {str(exc).strip().splitlines()[0]}") from None
@@ -121,6 +130,8 @@ def run_backup(config: BackupConfig) -> Manifest:
     storage.put_bytes(keys.roles, roles_sql, "application/sql")
     manifest.roles = ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
     manifest.finished_at = datetime.now(timezone.utc).isoformat()
+    # claim, dump and roles: the manifest cannot vouch for its own write
+    manifest.storage["encryption_confirmed"] = storage.encryption.record()
     storage.put_bytes(keys.manifest, manifest.to_json().encode(), "application/json")
     duration = time.monotonic() - started_monotonic
     event(log, "backup complete", uri=config.storage.uri(keys.dump), manifest=config.storage.uri(keys.manifest),
@@ -144,6 +155,7 @@ def _dump_and_upload(
     info: pgcatalog.ServerInfo,
     started: datetime,
     compression_note: str,
+    claim: Claim,
 ) -> Manifest:
     log = get_logger()
     options = DumpOptions(
@@ -181,10 +193,11 @@ def _dump_and_upload(
         if config.enable_row_security:
             # before completing: a filtered dump must not be left behind as an object
             _verify_bypass_sees_all_rows(snapshot_conn, inspection.counts)
+        storage.check_claim(claim, dump_key)
 
     uploader = StreamUploader(
         storage.client, config.storage, dump_key, config.part_schedule, config.upload_concurrency,
-        progress=_progress_logger(),
+        progress=_progress_logger(), encryption=storage.encryption,
     )
     try:
         result = uploader.upload(dump.read, before_complete=before_complete)

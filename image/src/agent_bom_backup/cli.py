@@ -57,7 +57,8 @@ def storage_options(func: F) -> F:
                      help="CA bundle file for the S3 endpoint's TLS certificate."),
         click.option("--checksum-mode", envvar="AGENT_BOM_BACKUP_CHECKSUM_MODE", default="auto", show_default=True,
                      show_envvar=True, type=click.Choice(["auto", "when_supported", "when_required"]),
-                     help="botocore request/response checksums; auto = when_required with a custom endpoint."),
+                     help="botocore request/response checksums; auto = when_required for any endpoint that is not AWS's own "
+                     "(--endpoint-url, AWS_ENDPOINT_URL[_S3] or the AWS config file)."),
         click.option("--verify-region/--no-verify-region", envvar="AGENT_BOM_BACKUP_VERIFY_REGION", default=True,
                      show_envvar=True, help="Compare the bucket's location with --region in preflight."),
         click.option("--log-format", envvar="AGENT_BOM_BACKUP_LOG_FORMAT", default="auto", show_default=True,
@@ -144,7 +145,8 @@ def main() -> None:
 @main.command()
 @storage_options
 @click.option("--sse", envvar="AGENT_BOM_BACKUP_SSE", default="none", show_default=True, show_envvar=True,
-              type=click.Choice(["none", "AES256", "aws:kms"]), help="Server-side encryption of the objects.")
+              type=click.Choice(["none", "AES256", "aws:kms"]),
+              help="Server-side encryption of the objects; the store's answers must confirm it (exit 8 otherwise).")
 @click.option("--kms-key-id", envvar="AGENT_BOM_BACKUP_KMS_KEY_ID", default=None, show_envvar=True,
               help="KMS key id, ARN or alias for aws:kms.")
 @click.option("--storage-class", envvar="AGENT_BOM_BACKUP_STORAGE_CLASS", default=None, show_envvar=True,

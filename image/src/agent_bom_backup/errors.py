@@ -19,7 +19,7 @@ class ExitCode(enum.IntEnum):
     DUMP = 5  # pg_dump / pg_dumpall failed
     STORAGE = 6  # S3 error during upload, download, list or delete
     VERIFY = 7  # checksum, size, manifest, row count or fingerprint mismatch; incomplete backup
-    REFUSED = 8  # a safety refusal: non-empty target, live source without approval, missing roles
+    REFUSED = 8  # a safety refusal: non-empty target, live source without approval, missing roles, id taken, encryption unconfirmed
     RESTORE = 9  # pg_restore failed
     STALE = 10  # check: newest complete backup too old, or none
     INTERRUPTED = 143  # SIGTERM/SIGINT: upload aborted, nothing left behind
@@ -37,7 +37,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.VERIFY: "verification failed: checksum/size mismatch, missing or foreign manifest, restored rows or "
     "schema differ from the manifest, no complete backup",
     ExitCode.REFUSED: "a safety refusal: non-empty target without --clean/--confirm-target, live source without "
-    "--approval, missing roles or extensions on the target, key already exists",
+    "--approval, missing roles or extensions on the target, backup id taken by another run, requested encryption "
+    "not confirmed by the store",
     ExitCode.RESTORE: "pg_restore reported an error (other than the tolerated transaction_timeout)",
     ExitCode.STALE: "check: the newest complete backup is older than --max-age, or there is none",
     ExitCode.INTERRUPTED: "stopped by SIGTERM/SIGINT (e.g. activeDeadlineSeconds); multipart upload aborted",

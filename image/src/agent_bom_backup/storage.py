@@ -11,8 +11,17 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
 * An interruption (SIGTERM from a Job deadline or an eviction) aborts at once, without
   waiting for parts still in flight: part uploads run in daemon threads, so neither the
   abort nor the process exit waits for a slow part (Kubernetes allows 30 s by default).
-* The dump object is completed with ``If-None-Match: *``: of two runs that picked the
-  same key (same second), exactly one completes it; the other is refused (exit 8).
+* A backup id is taken by a conditional write of a small claim object (``<id>.claim``,
+  ``If-None-Match: *``) before anything is uploaded, and the claim is checked again (its
+  ETag in the listing) before the dump is completed: of two runs that picked the same id
+  (same second), exactly one writes a backup; the other is refused (exit 8). The dump is
+  also completed with ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does
+  not on CompleteMultipartUpload; it does on PutObject).
+* Requested server-side encryption is confirmed from the store's own answers for every
+  object written (:class:`EncryptionCheck`); an unconfirmed write stops the backup before
+  its manifest is written (exit 8): some stores accept the header and store plaintext.
+* Nothing reads the ETag of the CompleteMultipartUpload answer (Ceph RGW 16 returns an
+  empty one).
 * Throttling and 5xx answers are retried by botocore's standard mode (``AWS_MAX_ATTEMPTS``
   total attempts when set, else 6) before the upload fails.
 """
@@ -20,15 +29,20 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
+import re
+import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
@@ -63,6 +77,30 @@ SSE_MODES = ("none", "AES256", "aws:kms")
 TRANSIENT_CODES = ("SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
                    "ThrottlingException", "RequestTimeTooSkewed", "503", "500", "502", "504")
 CHECKSUM_MODES = ("auto", "when_supported", "when_required")
+#: host name suffixes of AWS's own S3 endpoints (commercial, China, dual-stack, isolated
+#: partitions); every other endpoint, however configured, is an S3-compatible store
+AWS_ENDPOINT_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn", ".api.aws", ".c2s.ic.gov", ".sc2s.sgov.gov",
+                         ".cloud.adc-e.uk", ".csp.hci.ic.gov")
+#: an AWS region name (us-east-1, eu-central-2, us-gov-west-1, cn-north-1, us-isob-east-1)
+AWS_REGION_NAME = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+SAME_SECOND_HINT = "wait a second and retry; existing backups are never overwritten"
+ENCRYPTION_HINT = (
+    "make the store apply it (Ceph RGW 16 has no SSE-S3: use aws:kms with `rgw crypt s3 kms backend`, over "
+    "https or with `rgw crypt require ssl = false`), or set encryption.enabled: false (AGENT_BOM_BACKUP_SSE=none) "
+    "if the store encrypts at rest by itself"
+)
+
+
+def same_second_refusal(dump_uri: str) -> RefusedError:
+    """Two runs started in the same second picked the same backup id; this one stands back."""
+    return RefusedError(f"{redact_url(dump_uri)} is taken: another backup started in the same second",
+                        hint=SAME_SECOND_HINT)
+
+
+def is_aws_endpoint(url: str | None) -> bool:
+    """Whether ``url`` is one of AWS's own S3 endpoints (by host name)."""
+    host = (urlsplit(url).hostname or "") if url else ""
+    return any(host.endswith(suffix) for suffix in AWS_ENDPOINT_SUFFIXES)
 
 
 @dataclass(frozen=True)
@@ -92,13 +130,14 @@ class StorageConfig:
         if self.ca_bundle and not os.path.isfile(self.ca_bundle):
             raise ConfigError(f"CA bundle {self.ca_bundle} does not exist", hint="mount it or fix the path")
 
-    @property
-    def effective_checksum_mode(self) -> str:
-        """``when_required`` for custom endpoints: many S3-compatible stores reject
-        the CRC headers and aws-chunked bodies recent botocore sends by default."""
+    def checksum_mode_for(self, endpoint_url: str | None) -> str:
+        """``auto`` is ``when_required`` for any endpoint that is not AWS's own (many
+        S3-compatible stores reject the CRC headers and aws-chunked bodies recent botocore
+        sends by default), wherever the endpoint came from: ``--endpoint-url``,
+        ``AWS_ENDPOINT_URL(_S3)`` or ``endpoint_url`` in the AWS config file."""
         if self.checksum_mode != "auto":
             return self.checksum_mode
-        return "when_required" if self.endpoint_url else "when_supported"
+        return "when_supported" if is_aws_endpoint(endpoint_url) else "when_required"
 
     def keys(self, backup_id: str) -> BackupKeys:
         return BackupKeys(prefix=self.prefix.strip("/"), backup_id=backup_id)
@@ -106,33 +145,44 @@ class StorageConfig:
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
-    def put_extra_args(self) -> dict[str, str]:
+    def put_extra_args(self, *, storage_class: bool = False) -> dict[str, str]:
+        """Encryption arguments of a write; the storage class only for the dump
+        (``storage_class=True``): an archived manifest or roles object could not be read."""
         args: dict[str, str] = {}
         if self.sse != "none":
             args["ServerSideEncryption"] = self.sse
         if self.kms_key_id:
             args["SSEKMSKeyId"] = self.kms_key_id
-        if self.storage_class:
+        if storage_class and self.storage_class:
             args["StorageClass"] = self.storage_class
         return args
 
 
 def make_client(config: StorageConfig) -> Any:
-    """The one factory for S3 clients."""
+    """The one factory for S3 clients.
+
+    The endpoint botocore will use is resolved first (``--endpoint-url``, else the SDK's
+    own ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` / config-file ``endpoint_url``,
+    else AWS), so ``auto`` checksums and the default region treat every non-AWS store alike.
+    """
+    session = boto3.session.Session()
+    resolved = session.client("s3", region_name=config.region, endpoint_url=config.endpoint_url or None,
+                              config=Config(user_agent_extra="agent-bom-backup")).meta.endpoint_url
+    custom = not is_aws_endpoint(resolved)
     # S3-compatible stores often have no regions; SigV4 still needs a name to sign with
-    region = config.region or ("us-east-1" if config.endpoint_url else None)
+    region = config.region or session.region_name or ("us-east-1" if custom else None)
+    checksum_mode = config.checksum_mode_for(resolved)
     botocore_config = Config(
         region_name=region,
         s3={"addressing_style": "path" if config.path_style else "auto"},
         retries=_retries(config),
-        request_checksum_calculation=config.effective_checksum_mode,
-        response_checksum_validation=config.effective_checksum_mode,
+        request_checksum_calculation=checksum_mode,
+        response_checksum_validation=checksum_mode,
         connect_timeout=10,
         read_timeout=120,
         max_pool_connections=max(10, DEFAULT_CONCURRENCY * 2),
         user_agent_extra="agent-bom-backup",
     )
-    session = boto3.session.Session()
     return session.client(
         "s3",
         endpoint_url=config.endpoint_url or None,
@@ -150,13 +200,21 @@ def _retries(config: StorageConfig) -> dict[str, Any]:
     return {"mode": "standard", "max_attempts": config.max_attempts}
 
 
-def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
-    """Translate a botocore exception into one clear line."""
+def storage_error(exc: Exception, action: str, uri: str, *, sse: str = "none") -> StorageError:
+    """Translate a botocore exception into one clear line: what failed and what to do.
+
+    Stores such as Ceph RGW send error bodies without a ``<Message>`` (botocore then
+    reports ``Message=None``), so no line depends on the store's wording. ``sse`` is the
+    server-side encryption a write asked for (it explains some refusals).
+    """
     uri = redact_url(uri)
     if isinstance(exc, ClientError):
-        code = exc.response.get("Error", {}).get("Code", "")
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code") or "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = exc.response.get("Error", {}).get("Message", "")
+        message = str(error.get("Message") or "")
+        request_id = str(exc.response.get("ResponseMetadata", {}).get("RequestId") or "")
+        detail = f"{code or status}: {message}" if message else f"{code or status}"
         if code in ("NoSuchBucket",):
             return StorageError(f"{action} failed: bucket of {uri} does not exist", hint="check the bucket name")
         if code in ("NoSuchKey", "404", "NotFound"):
@@ -174,9 +232,26 @@ def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
                 hint="restore it first: aws s3api restore-object --restore-request Days=2 ..., then retry",
             )
         if code in ("EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder"):
-            return StorageError(f"{action} failed: the store rejected a part of {uri} ({code}: {message})")
+            return StorageError(f"{action} failed: the store rejected a part of {uri} ({detail})",
+                                hint="if the store's minimum part size is larger, raise --part-size "
+                                "(AGENT_BOM_BACKUP_PART_SIZE)")
         if code in ("PreconditionFailed", "412"):
-            return StorageError(f"{action} failed: {uri} already exists (PreconditionFailed)")
+            return StorageError(f"{action} failed: {uri} already exists (PreconditionFailed)",
+                                hint="another writer created it first; existing objects are never overwritten")
+        if code == "MissingContentLength" or status == 411:
+            return StorageError(
+                f"{action} failed for {uri}: the store answered 411 MissingContentLength: it does not accept "
+                "botocore's streamed (aws-chunked) uploads with checksum trailers",
+                hint="set checksumMode to auto or when_required (AGENT_BOM_BACKUP_CHECKSUM_MODE)",
+            )
+        if code == "InvalidRequest" and sse != "none":
+            return StorageError(
+                f"{action} failed for {uri}: the store refused the write with server-side encryption {sse} "
+                f"({detail})",
+                hint="stores such as Ceph RGW refuse encryption over plain http (`rgw crypt require ssl`): use "
+                "the store's https endpoint, or set encryption.enabled: false (AGENT_BOM_BACKUP_SSE=none) if it "
+                "encrypts at rest by itself",
+            )
         if code in TRANSIENT_CODES or (isinstance(status, int) and status >= 500 and status != 501):
             attempts = int(exc.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
             return StorageError(
@@ -185,8 +260,12 @@ def storage_error(exc: Exception, action: str, uri: str) -> StorageError:
                 hint="the store is overloaded or failing; the next scheduled run retries, "
                 "check the store's health if it persists",
             )
-        detail = f"{code or status}: {message}".strip(": ")
-        return StorageError(f"{action} failed for {uri}: {detail}")
+        where = f"look up request {request_id} in the store's log" if request_id else "check the store's log"
+        return StorageError(
+            f"{action} failed for {uri}: the store answered {status} {detail}" if status else
+            f"{action} failed for {uri}: {detail}",
+            hint=where + ("" if message else " (the store gave no reason)"),
+        )
     if isinstance(exc, SSLError):
         return StorageError(
             f"{action} failed for {uri}: TLS certificate of the S3 endpoint not trusted ({_first(exc)})",
@@ -232,6 +311,132 @@ class PartSchedule:
         return total
 
 
+def kms_key_matches(requested: str | None, answered: str) -> bool:
+    """Whether the KMS key a store names (a key id or key ARN) is the one requested.
+
+    An alias (``alias/...``) cannot be told from the key the store names without
+    ``kms:DescribeKey``, which the backup role lacks: any key then matches, the key the
+    store named is recorded, and every object must name the same one."""
+    if not requested or requested == answered:
+        return True
+    if requested.startswith("alias/") or ":alias/" in requested:
+        return True
+    return answered.endswith(f":key/{requested}") or requested.endswith(f":key/{answered}")
+
+
+@dataclass
+class EncryptionCheck:
+    """Confirms, from the store's answers, that every object written is encrypted as asked.
+
+    An answer *confirms* when it names the requested mode (and, for ``aws:kms``, a key
+    that matches the requested one); it *contradicts* when it names another mode or key
+    (refused at once); it is *silent* when it names none. Ceph RGW 16, for example,
+    accepts ``x-amz-server-side-encryption: AES256`` and stores plaintext with silent
+    answers. A silent answer to a PutObject falls back to a HEAD of the object (which
+    needs s3:GetObject: the backup role's HEAD is denied, and the write stays
+    unconfirmed). A multipart object is confirmed when CreateMultipartUpload confirms
+    (checked before a byte is sent) and either CompleteMultipartUpload or every
+    UploadPart answer confirms (RGW confirms the parts, not the completion).
+    """
+
+    mode: str = "none"
+    kms_key_id: str | None = None
+    #: the KMS key id or ARN the store named (the one actually used)
+    store_kms_key_id: str | None = None
+    #: key -> the operations whose answers confirmed it
+    confirmed: dict[str, list[str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @classmethod
+    def for_config(cls, config: StorageConfig) -> EncryptionCheck:
+        return cls(mode=config.sse, kms_key_id=config.kms_key_id)
+
+    @property
+    def requested(self) -> bool:
+        return self.mode != "none"
+
+    def answer(self, uri: str, key: str, operation: str, response: dict[str, Any], *, note: bool = True) -> bool:
+        """True when ``response`` confirms the encryption of ``key`` (recorded unless
+        ``note=False``), False when it is silent; raises :class:`RefusedError` when it
+        contradicts the request."""
+        if not self.requested:
+            return True
+        mode = response.get("ServerSideEncryption")
+        answered_key = response.get("SSEKMSKeyId")
+        if not mode or (self.mode == "aws:kms" and not answered_key):
+            return False
+        if mode != self.mode:
+            raise RefusedError(f"the store encrypted {redact_url(uri)} with {mode}, not the requested {self.mode} "
+                               f"(its {operation} answer)", hint=ENCRYPTION_HINT)
+        if answered_key:
+            with self._lock:
+                known = self.store_kms_key_id
+                if not kms_key_matches(self.kms_key_id, answered_key) or (known and answered_key != known):
+                    raise RefusedError(
+                        f"the store encrypted {redact_url(uri)} with KMS key {answered_key}, not "
+                        f"{self.kms_key_id or known} (its {operation} answer)",
+                        hint="check destination.encryption.kmsKeyId and the bucket's default encryption",
+                    )
+                if known is None:
+                    self.store_kms_key_id = answered_key
+                    if self.kms_key_id != answered_key:
+                        event(get_logger(), "the store names the KMS key it uses", requested=self.kms_key_id,
+                              kms_key_id=answered_key)
+        if note:
+            self.note(key, operation)
+        return True
+
+    def require(self, uri: str, key: str, operation: str, response: dict[str, Any],
+                head: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Raise unless ``response`` (or, when it is silent, ``head()``) confirms."""
+        if self.answer(uri, key, operation, response):
+            return
+        why = ""
+        if head is not None:
+            try:
+                if self.answer(uri, key, "HeadObject", head()):
+                    return
+                why = " (nor does a HEAD of the object)"
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code") or "refused"
+                why = f" (a HEAD of the object, which needs s3:GetObject, was refused: {code})"
+            except BotoCoreError as exc:
+                why = f" (a HEAD of the object failed: {type(exc).__name__})"
+        raise self.unconfirmed(uri, operation, why)
+
+    def note(self, key: str, operation: str) -> None:
+        with self._lock:
+            self.confirmed.setdefault(key, []).append(operation)
+
+    def unconfirmed(self, uri: str, operation: str, why: str = "") -> RefusedError:
+        what = f"server-side encryption {self.mode}" + (f" with KMS key {self.kms_key_id}" if self.kms_key_id else "")
+        after = ("the manifest was written: remove this backup with `agent-bom-backup prune`"
+                 if uri.endswith(MANIFEST_SUFFIX) else "the backup stopped before its manifest was written")
+        return RefusedError(
+            f"the store did not confirm {what} of {redact_url(uri)}: its {operation} answer names none{why}, "
+            f"so the object may be stored unencrypted; {after}",
+            hint=ENCRYPTION_HINT,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """What the manifest records: the encryption the store confirmed, object by object."""
+        with self._lock:
+            return {
+                "requested": self.mode,
+                "mode": self.mode if self.requested and self.confirmed else None,
+                "kms_key_id": self.store_kms_key_id,
+                "objects": {key: list(ops) for key, ops in self.confirmed.items()},
+            }
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The claim object that took a backup id: its key and the ETag our PutObject got."""
+
+    key: str
+    etag: str
+
+
 @dataclass
 class UploadResult:
     key: str
@@ -255,6 +460,7 @@ class StreamUploader:
         schedule: PartSchedule,
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: ProgressCallback | None = None,
+        encryption: EncryptionCheck | None = None,
     ) -> None:
         self.client = client
         self.config = config
@@ -262,6 +468,9 @@ class StreamUploader:
         self.schedule = schedule
         self.concurrency = max(1, concurrency)
         self.progress = progress
+        self.encryption = encryption or EncryptionCheck.for_config(config)
+        self._parts_confirmed = 0
+        self._parts_lock = threading.Lock()
 
     def upload(self, read: Callable[[int], bytes], before_complete: Callable[[], None] | None = None) -> UploadResult:
         """Upload everything ``read`` returns until it returns b"".
@@ -269,14 +478,17 @@ class StreamUploader:
         ``read(n)`` must return up to ``n`` bytes (exactly ``n`` unless at the end).
         ``before_complete`` runs after the last part is sent and before the upload is
         completed; raising there (e.g. because pg_dump exited non-zero) aborts it.
+        Requested encryption is confirmed from the answers (:class:`EncryptionCheck`):
+        the CreateMultipartUpload answer before a byte is read, so an unconfirmed
+        upload is aborted at once.
         """
         uri = self.config.uri(self.key)
         try:
             created = self.client.create_multipart_upload(
-                Bucket=self.config.bucket, Key=self.key, **self.config.put_extra_args()
+                Bucket=self.config.bucket, Key=self.key, **self.config.put_extra_args(storage_class=True)
             )
         except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "starting the upload", uri) from None
+            raise storage_error(exc, "starting the upload", uri, sse=self.config.sse) from None
         upload_id = created["UploadId"]
         log = get_logger()
         hasher = hashlib.sha256()
@@ -286,6 +498,8 @@ class StreamUploader:
         total = 0
         completed = False
         try:
+            if not self.encryption.answer(uri, self.key, "CreateMultipartUpload", created):
+                raise self.encryption.unconfirmed(uri, "CreateMultipartUpload")
             part_number = 0
             while True:
                 part_number += 1
@@ -312,10 +526,11 @@ class StreamUploader:
             etags = [f.result() for f in futures]
             if before_complete:
                 before_complete()
-            self._complete(upload_id, etags, uri)
+            answer = self._complete(upload_id, etags, uri)
             completed = True
+            self._confirm_completed(answer, len(etags), uri)
         except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "uploading", uri) from None
+            raise storage_error(exc, "uploading", uri, sse=self.config.sse) from None
         finally:
             if not completed:
                 for future in futures:
@@ -344,28 +559,39 @@ class StreamUploader:
         threading.Thread(target=run, name=f"upload-part-{part_number}", daemon=True).start()
         return future
 
-    def _complete(self, upload_id: str, parts: list[dict[str, Any]], uri: str) -> None:
-        """Complete the upload only if no object exists at the key (``If-None-Match: *``).
+    def _confirm_completed(self, answer: dict[str, Any], parts: int, uri: str) -> None:
+        """The completed object's encryption: the completion's answer, else every part's,
+        else a HEAD. Raising here leaves a dump without a manifest (incomplete)."""
+        if not self.encryption.requested or self.encryption.answer(uri, self.key, "CompleteMultipartUpload", answer):
+            return
+        if self._parts_confirmed == parts:
+            self.encryption.note(self.key, f"UploadPart ({parts} of {parts})")
+            return
+        self.encryption.require(uri, self.key, "CompleteMultipartUpload", answer,
+                                head=lambda: self.client.head_object(Bucket=self.config.bucket, Key=self.key))
 
-        Two runs started in the same second pick the same key; whichever completes second
-        is refused instead of silently replacing a backup whose manifest may already point
-        at it. A store without conditional writes (501 NotImplemented) is completed
+    def _complete(self, upload_id: str, parts: list[dict[str, Any]], uri: str) -> dict[str, Any]:
+        """Complete the upload only if no object exists at the key (``If-None-Match: *``);
+        returns the store's answer (whose ETag nothing reads: RGW's is empty).
+
+        The claim object decides which of two runs in the same second owns the key; this
+        condition is a second guard where the store honours it (Ceph RGW 16 ignores it and
+        overwrites). A store without conditional writes (501 NotImplemented) is completed
         unconditionally, with a warning.
         """
         request = {"Bucket": self.config.bucket, "Key": self.key, "UploadId": upload_id,
                    "MultipartUpload": {"Parts": parts}}
         try:
-            self.client.complete_multipart_upload(IfNoneMatch="*", **request)
-            return
+            return dict(self.client.complete_multipart_upload(IfNoneMatch="*", **request))
         except ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = error.get("Code", "")
             if code in ("NotImplemented", "501") or status == 501:
                 event(get_logger(), "the store does not support conditional writes; completing without "
-                      "If-None-Match (two runs in the same second are then not told apart)", level=logging.WARNING)
-                self.client.complete_multipart_upload(**request)
-                return
+                      "If-None-Match (the backup id's claim object still tells two runs apart)",
+                      level=logging.WARNING)
+                return dict(self.client.complete_multipart_upload(**request))
             if code not in ("PreconditionFailed", "412") and status != 412:
                 raise
         if self._object_etag() == multipart_etag(parts):
@@ -373,11 +599,8 @@ class StreamUploader:
             # or a run in the same second that dumped identical bytes. Either way the
             # object is this backup; make sure our upload is not left open.
             self._abort_once(upload_id, uri, again=True)
-            return
-        raise RefusedError(
-            f"{uri} already exists; another backup started in the same second",
-            hint="wait a second and retry; existing backups are never overwritten",
-        )
+            return {}
+        raise same_second_refusal(uri)
 
     def _object_etag(self) -> str | None:
         """The ETag of the object at the key, by listing (s3:ListBucket, no s3:GetObject)."""
@@ -394,6 +617,10 @@ class StreamUploader:
         response = self.client.upload_part(
             Bucket=self.config.bucket, Key=self.key, UploadId=upload_id, PartNumber=part_number, Body=data
         )
+        # raises (and so aborts the upload) when the answer names another mode or key
+        if self.encryption.answer(self.config.uri(self.key), self.key, "UploadPart", response, note=False):
+            with self._parts_lock:
+                self._parts_confirmed += 1
         return {"PartNumber": part_number, "ETag": response["ETag"]}
 
     @staticmethod
@@ -476,6 +703,14 @@ class Storage:
         config.validate()
         self.config = config
         self.client = client or make_client(config)
+        #: what the store confirmed of the encryption of every object written through this
+        #: Storage (and the uploaders given it)
+        self.encryption = EncryptionCheck.for_config(config)
+
+    @property
+    def custom_endpoint(self) -> bool:
+        """Whether the client talks to an S3-compatible store rather than AWS itself."""
+        return not is_aws_endpoint(self.client.meta.endpoint_url)
 
     # --- preflight -------------------------------------------------------
     def preflight(self) -> None:
@@ -531,9 +766,15 @@ class Storage:
             raise _as_preflight(storage_error(exc, "reading the bucket location", uri)) from None
         except BotoCoreError as exc:
             raise _as_preflight(storage_error(exc, "reading the bucket location", uri)) from None
-        if not location and self.config.endpoint_url:
+        if self.custom_endpoint and not location:
             return  # many S3-compatible stores report no location
         actual = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(location, location)
+        if self.custom_endpoint and not AWS_REGION_NAME.match(actual):
+            # Ceph RGW reports its zonegroup's API name (stock: "default"), R2 "auto", ...
+            event(get_logger(), f"preflight: the store reports the bucket's location as {actual!r}, which is not an "
+                  f"AWS region name (an S3-compatible store's zonegroup or location): not compared with "
+                  f"{self.config.region}", location=actual)
+            return
         if actual != self.config.region:
             raise PreflightError(
                 f"bucket {self.config.bucket} is in region {actual}, not {self.config.region}",
@@ -550,13 +791,78 @@ class Storage:
         return any(obj["Key"] == key for obj in response.get("Contents", []))
 
     def put_bytes(self, key: str, body: bytes, content_type: str) -> None:
+        """Write a small object; its requested encryption must be confirmed by the store."""
+        uri = self.config.uri(key)
         try:
-            self.client.put_object(
+            response = self.client.put_object(
                 Bucket=self.config.bucket, Key=key, Body=body, ContentType=content_type,
                 **self.config.put_extra_args(),
             )
         except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "writing", self.config.uri(key)) from None
+            raise storage_error(exc, "writing", uri, sse=self.config.sse) from None
+        self.encryption.require(uri, key, "PutObject", response, head=lambda: self._head(key))
+
+    def _head(self, key: str) -> dict[str, Any]:
+        return dict(self.client.head_object(Bucket=self.config.bucket, Key=key))
+
+    # --- the claim that takes a backup id ------------------------------------
+    def claim(self, keys: BackupKeys) -> Claim:
+        """Take the backup id ``keys.backup_id``: a conditional PutObject (``If-None-Match: *``)
+        of ``<id>.claim``, written before anything is uploaded and kept afterwards (the
+        backup role cannot delete; prune removes it with its backup).
+
+        Every store here honours the condition on PutObject (Ceph RGW 16 does, although it
+        ignores it on CompleteMultipartUpload). A store that answers 501 gets an
+        unconditional write with a warning; :meth:`check_claim` still tells two runs apart.
+        """
+        uri, dump_uri = self.config.uri(keys.claim), self.config.uri(keys.dump)
+        body = json.dumps({
+            "backup_id": keys.backup_id, "token": uuid.uuid4().hex, "host": socket.gethostname(),
+            "pid": os.getpid(), "claimed_at": datetime.now().astimezone().isoformat(),
+        }).encode()
+        request = {"Bucket": self.config.bucket, "Key": keys.claim, "Body": body, "ContentType": "application/json",
+                   **self.config.put_extra_args()}
+        try:
+            try:
+                response = self.client.put_object(IfNoneMatch="*", **request)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                # 409 ConditionalRequestConflict: AWS's answer to a concurrent conditional write
+                if code in ("PreconditionFailed", "412", "ConditionalRequestConflict") or status in (409, 412):
+                    raise same_second_refusal(dump_uri) from None
+                if code not in ("NotImplemented", "501") and status != 501:
+                    raise
+                event(get_logger(), "the store does not support conditional writes; writing the backup id's "
+                      "claim unconditionally (checked again before the dump is completed)", level=logging.WARNING)
+                response = self.client.put_object(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "taking the backup id", uri, sse=self.config.sse) from None
+        self.encryption.require(uri, keys.claim, "PutObject", response, head=lambda: self._head(keys.claim))
+        etag = str(response.get("ETag") or "").strip('"')
+        event(get_logger(), "backup id taken", claim=keys.claim)
+        return Claim(key=keys.claim, etag=etag)
+
+    def check_claim(self, claim: Claim, dump_key: str) -> None:
+        """Refuse unless the claim is still ours (its ETag in the listing is the one our
+        PutObject got): a store that ignored ``If-None-Match`` let another run overwrite
+        it. Needs s3:ListBucket only."""
+        if not claim.etag:
+            event(get_logger(), "the store returned no ETag for the claim; not checked again", level=logging.WARNING)
+            return
+        try:
+            response = self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=claim.key, MaxKeys=5)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "checking the backup id's claim", self.config.uri(claim.key)) from None
+        listed = next((str(o.get("ETag", "")).strip('"') for o in response.get("Contents", [])
+                       if o["Key"] == claim.key), None)
+        if listed != claim.etag:
+            raise RefusedError(
+                f"{self.config.uri(dump_key)} is taken: another backup started in the same second and "
+                f"{'replaced' if listed else 'removed'} this run's claim {self.config.uri(claim.key)} "
+                "(the store ignored If-None-Match); nothing of this run was completed",
+                hint=SAME_SECOND_HINT,
+            )
 
     def get_bytes(self, key: str, max_size: int = 64 * MiB) -> bytes:
         try:
