@@ -119,7 +119,7 @@ def _list_prefix(client: Any, bucket: str, _key: str) -> Any:
     return client.list_objects_v2(Bucket=bucket, Prefix=cli.PREFIX + "/")
 
 
-# (role, what, probe, which object: "dump" | "manifest" | "probe" (a fresh key under the prefix) | "outside")
+# (role, what, probe, which object: "dump" | "manifest" | "roles" | "probe" (a fresh key under the prefix) | "outside")
 FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("backup", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("backup", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
@@ -133,7 +133,7 @@ FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("restore", "delete a dump (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "dump"),
     ("restore", "delete a dump (DeleteObjects)", _delete_objects, "dump"),
     ("prune", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
-    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
+    ("prune", "read a roles object (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "roles"),
     ("prune", "write under the prefix (PutObject)", _put, "probe"),
     ("prune", "start a multipart upload", _multipart, "probe"),
     ("nobody", "list the prefix", _list_prefix, "probe"),
@@ -147,6 +147,7 @@ ALLOWED: list[tuple[str, str, Probe, str]] = [
     ("restore", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("restore", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
     ("restore", "list the prefix", _list_prefix, "probe"),
+    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
     ("prune", "delete under the prefix (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "probe"),
 ]
 
@@ -156,6 +157,7 @@ def _key(runs: Runs, which: str) -> str:
     return {
         "dump": newest,
         "manifest": cli.manifest_key(newest),
+        "roles": cli.roles_key(newest),
         "probe": f"{cli.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
         "outside": f"elsewhere/probe-{uuid.uuid4().hex[:8]}",
     }[which]

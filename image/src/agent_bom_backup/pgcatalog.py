@@ -496,6 +496,26 @@ def extension_info(conn: psycopg.Connection) -> dict[str, ExtensionInfo]:
     return {name: ExtensionInfo(bool(installed), bool(trusted), schema) for name, installed, trusted, schema in rows}
 
 
+@dataclass(frozen=True)
+class RlsTable:
+    schema: str
+    name: str
+    forced: bool
+    owned: bool  # the current role owns it (directly or through a role whose privileges it inherits)
+
+
+def rls_tables(conn: psycopg.Connection) -> list[RlsTable]:
+    """User tables with row-level security enabled or forced."""
+    return [RlsTable(r[0], r[1], bool(r[2]), bool(r[3])) for r in conn.execute(
+        f"""
+        SELECT n.nspname, c.relname, c.relforcerowsecurity, pg_has_role(current_user, c.relowner, 'USAGE')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND (c.relrowsecurity OR c.relforcerowsecurity) AND {USER_SCHEMAS}
+        ORDER BY 1, 2
+        """
+    ).fetchall()]
+
+
 def forced_rls_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     """(schema, table) of user tables with FORCE ROW LEVEL SECURITY."""
     return [(r[0], r[1]) for r in conn.execute(

@@ -66,6 +66,9 @@ class SessionSettings:
         if major >= 17:
             settings.append(("transaction_timeout", "0"))
         settings.append(("row_security", "on" if self.row_security else "off"))
+        # psycopg parses dates and intervals in these styles only; a role or database set
+        # to another (DateStyle = 'SQL, DMY') would make reading now() fail
+        settings += [("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres")]
         settings.extend(self.extra)
         return " ".join(f"-c {name}={_escape_option(value)}" for name, value in settings)
 

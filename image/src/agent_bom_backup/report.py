@@ -136,7 +136,7 @@ class RestoreReport:
                 lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")
                 lines.append(f"to go back:        {self.recovery}")
             else:
-                lines.append("target:            untouched (the target database is as it was)"
+                lines.append("target state:      untouched (the target database is as it was)"
                              + (f"; cluster changes: {'; '.join(self.changes)}" if self.changes else ""))
         if self.error:
             lines.append(f"error:             {self.error}")

@@ -46,6 +46,7 @@ from .errors import (
     BackupError,
     ChangedError,
     ConfigError,
+    DumpError,
     ExitCode,
     PreflightError,
     RefusedError,
@@ -789,7 +790,13 @@ def _safety_dir(config: RestoreConfig) -> Path:
 
 
 def _safety_backup(ctx: RestoreContext) -> str:
-    """The runbook: snapshot the current database if it is still reachable."""
+    """The runbook: snapshot the current database if it is still reachable.
+
+    A role without BYPASSRLS cannot dump FORCE-RLS tables with row security off (the way
+    that guarantees every row); it dumps them with row security on, and the dump counts
+    only if it is complete: inside the snapshot the dump read, the rows its policies let
+    it see are counted, then (FORCE lifted, rolled back) every row. Any difference is a
+    refusal before the wipe."""
     config, target = ctx.config, ctx.target
     directory = _safety_dir(config)
     try:
@@ -804,14 +811,67 @@ def _safety_backup(ctx: RestoreContext) -> str:
     client = select_dump_client(
         discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major, target.conn_info.sslmode
     )
-    dump_to_file(
-        client, target.conn_info, target.session,
-        DumpOptions(compression=Compression("gzip", 1), snapshot=None, lock_wait_timeout_s=config.lock_wait_timeout_s),
-        path,
-    )
+    options = DumpOptions(compression=Compression("gzip", 1), snapshot=None,
+                          lock_wait_timeout_s=config.lock_wait_timeout_s)
+    if target.role.sees_every_row:
+        dump_to_file(client, target.conn_info, target.session, options, path)
+    else:
+        try:
+            _safety_backup_under_row_security(ctx, client, options, path)
+        except psycopg.Error as exc:
+            path.unlink(missing_ok=True)
+            raise DumpError(f"safety dump of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
+                            "nothing was dropped") from None
     ctx.safety_client = client
     event(get_logger(), "safety backup written", path=str(path), bytes=path.stat().st_size)
     return str(path)
+
+
+def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, options: DumpOptions, path: Path) -> None:
+    target = ctx.target
+    session = replace(target.session, row_security=True)
+    with target.conn_info.connect(session, autocommit=False) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        tables = pgcatalog.rls_tables(conn)
+        foreign = [f"{t.schema}.{t.name}" for t in tables if not t.owned]
+        if foreign:
+            conn.rollback()
+            raise RefusedError(
+                f"restore role {target.role.name} (no BYPASSRLS) cannot take a complete safety dump of "
+                f"{target.info.database}: row-level security applies to tables it does not own: "
+                f"{', '.join(foreign[:5])}; nothing was dropped",
+                hint="restore as a role with BYPASSRLS (or a superuser), or take a platform snapshot of the "
+                "database (RDS/Aurora snapshot, Cloud SQL or Azure backup) and pass --no-safety-backup",
+            )
+        snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        names = [(t.schema, t.name) for t in tables]
+        visible = _counts(conn, names)
+        dump_to_file(client, target.conn_info, target.session,
+                     replace(options, snapshot=snapshot, enable_row_security=True), path)
+        for table in tables:
+            if table.forced:
+                conn.execute(psycopg.sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
+                    psycopg.sql.Identifier(table.schema, table.name)))
+        every = _counts(conn, names)
+        conn.rollback()
+    hidden = [f"{name} ({visible[name]} of {rows})" for name, rows in every.items() if visible.get(name) != rows]
+    if hidden:
+        path.unlink(missing_ok=True)
+        raise RefusedError(
+            f"a safety dump by restore role {target.role.name} (no BYPASSRLS) would miss rows that row-level "
+            f"security hides from it: {', '.join(hidden)}; nothing was dropped",
+            hint="restore as a role with BYPASSRLS (or a superuser), or take a platform snapshot of the database "
+            "(RDS/Aurora snapshot, Cloud SQL or Azure backup) and pass --no-safety-backup",
+        )
+
+
+def _counts(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> dict[str, int]:
+    found = {}
+    for schema, table in tables:
+        row = conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(
+            psycopg.sql.Identifier(schema, table))).fetchone()
+        found[f"{schema}.{table}"] = int(row[0]) if row else 0
+    return found
 
 
 def _wipe(ctx: RestoreContext) -> None:
