@@ -31,7 +31,7 @@ SECRET = "Sup3rS3cretPw"
 URLS = {
     "raw-percent": f"postgresql://postgres:{SECRET}%zz@127.0.0.1:{{port}}/postgres",
     "raw-space": f"postgresql://postgres:{SECRET} x@127.0.0.1:{{port}}/postgres",
-    "conninfo-space": f"host=127.0.0.1 port={{port}} user=postgres password={SECRET} x dbname=postgres",
+    "conninfo-space": f"host=127.0.0.1 port={{port}} user=postgres password=pw {SECRET} dbname=postgres",
 }
 
 
