@@ -191,3 +191,13 @@ def test_deep_as_a_managed_style_admin_verifies_forced_rls_tables(planter: Plant
     uri = planter.plant(helpers.backup_id_aged(hours=1))
     run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.url("postgres", role, "scratch-pw")], cli_env)
     assert (run.returncode, "no-owner/no-privileges): 5 tables" in run.stdout) == (0, True), str(run)
+
+
+def test_latest_stops_at_an_unreadable_newest_backup(planter: Planter, cli_env: dict[str, str]) -> None:
+    """One catalog with restore: verify latest does not silently verify an older backup."""
+    planter.plant(helpers.backup_id_aged(hours=5))
+    newest = helpers.backup_id_aged(hours=1)
+    planter.plant(newest, manifest=False)
+    planter.put(helpers.key(newest, cli.MANIFEST), b"{not json")
+    run = cli.run_cli(["verify", "latest"], cli_env)
+    assert (run.returncode, f", {newest}, is unreadable: " in run.error_message) == (ExitCode.VERIFY, True), str(run)
