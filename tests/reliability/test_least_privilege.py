@@ -212,3 +212,14 @@ def test_parliament_would_catch_a_broken_statement(statement: dict[str, Any], is
     """Guards the lint: each mistake is a finding."""
     document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **statement}]}
     assert issue in {found for _, found, _ in _findings(json.dumps(document))}
+
+
+def test_restore_latest_without_read_access_stops_at_the_unreadable_newest(runs: Runs, pg15: PgCluster) -> None:
+    """The backup role may list but not read: `restore latest` finds the newest backup's
+    manifest unreadable (AccessDenied) and stops there, naming it; it never falls back."""
+    env = {**cli.job_env(runs.world.endpoint_url, runs.world.bucket), **runs.world.credentials("backup")}
+    target = cli.new_database(pg15, "rel_lp_denied")
+    run = cli.restore(env, "latest", pg15.superuser_url(target))
+    newest = max(runs.dump_keys()).rsplit("/", 1)[1].removesuffix(".dump")
+    assert (run.returncode, f", {newest}, is unreadable: manifest unreadable: reading failed: access denied"
+            in run.error_message) == (8, True), str(run)
