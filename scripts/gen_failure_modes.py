@@ -42,8 +42,11 @@ behaviour) and asserts, for every row:
    (`<id>.claim`, a few bytes of JSON written first with `If-None-Match: *`): it holds no
    data, `list` shows it as an incomplete backup and `prune` removes it; the tests count the
    claims each row leaves.
-3. **For restores, the target database unchanged**: a digest of its relations, every row,
-   its policies and the cluster's roles is the same before and after.
+3. **For restores, the target database unchanged** when the restore stops before changing it
+   (every exit code but 11): a digest of its relations, every row, its policies and the
+   cluster's roles is the same before and after. A restore that fails after it changed the
+   target exits 11 (`failed-after-changes`) and its message says what changed and how to go
+   back; the test runs that command and gets the database back exactly.
 
 Nothing here needs cleaning up by hand unless the row says so. Set the bucket's
 `AbortIncompleteMultipartUpload` lifecycle rule anyway (see `deploy/iam/README.md`): it is
@@ -59,7 +62,7 @@ deletes. Two kinds of test cover them, and they prove different things:
 
 | check | proves | does not prove |
 |---|---|---|
-| `tests/reliability/test_least_privilege.py`: a moto server with IAM enforcement on, one IAM user per policy (placeholders filled in), the real CLI run with each user's keys | **Action and Resource scoping**: the backup role can run a whole backup (preflight, key-collision listing, multipart upload, manifest) and `check`, and gets `AccessDenied` for `GetObject`, `HeadObject`, `DeleteObject`, `DeleteObjects` and writes outside the prefix; the restore role can restore and gets `AccessDenied` for `PutObject`, multipart uploads and deletes; the prune role can prune and cannot read dumps or write | **Conditions** (`s3:prefix` on `s3:ListBucket`, `kms:ViaService`): moto does not evaluate them, so a listing outside the prefix is allowed there and denied on AWS. **KMS**: moto's S3 does not call KMS with the caller's identity, so `kms:GenerateDataKey`/`kms:Decrypt` and the key policy are not exercised. |
+| `tests/reliability/test_least_privilege.py`: a moto server with IAM enforcement on, one IAM user per policy (placeholders filled in), the real CLI run with each user's keys | **Action and Resource scoping**: the backup role can run a whole backup (preflight, key-collision listing, multipart upload, manifest) and `check`, and gets `AccessDenied` for `GetObject`, `HeadObject`, `DeleteObject`, `DeleteObjects` and writes outside the prefix; the restore role can restore and gets `AccessDenied` for `PutObject`, multipart uploads and deletes; the prune role can prune (reading manifests only) and cannot read dumps or roles objects or write | **Conditions** (`s3:prefix` on `s3:ListBucket`, `kms:ViaService`): moto does not evaluate them, so a listing outside the prefix is allowed there and denied on AWS. **KMS**: moto's S3 does not call KMS with the caller's identity, so `kms:GenerateDataKey`/`kms:Decrypt` and the key policy are not exercised. |
 | the same file: PyPI `parliament` (offline) on every document | every action exists, every resource ARN fits its actions, condition keys are valid for their actions; no finding of any severity | that the policy is *sufficient* (that is the moto test's job) or that the key policy allows the role |
 
 On AWS, `HeadBucket` is authorised by `s3:ListBucket` without a prefix, which the

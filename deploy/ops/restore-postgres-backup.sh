@@ -15,7 +15,9 @@ Usage: restore-postgres-backup.sh BACKUP_URI RESTORE_POSTGRES_URL AWS_REGION [OP
 
 Restore a backup of the agent-bom control-plane database into RESTORE_POSTGRES_URL,
 verify rows, tenant distribution and schema against the backup's manifest, and print
-a report for the incident record. Nothing is changed before every check has passed.
+a report for the incident record. Nothing is changed before every check has passed
+(--dry-run prints the plan). Works as a managed instance's admin (RDS/Aurora, Cloud SQL,
+Azure: CREATEROLE, no superuser); see docs/runbook.md.
 
 Arguments:
   BACKUP_URI            s3://BUCKET/PREFIX/agent-bom-YYYYMMDDTHHMMSSZ.dump,
@@ -33,7 +35,11 @@ Options, passed on to `agent-bom-backup restore` (see its --help for all):
   --clean --confirm-target DBNAME   replace a non-empty target (a safety pg_dump of it
                                     is taken first unless --no-safety-backup)
   --create-missing-roles            create roles the target server lacks from the
-                                    backup's roles object (login roles need a password)
+                                    backup's roles object (login roles need a password;
+                                    as a managed instance's admin, attributes it may not
+                                    grant are left out and reported)
+  --allow-older                     with latest: if the newest backup is unreadable or
+                                    archived, restore the newest complete one instead
   --no-owner --no-privileges        do not restore owners/grants (scratch copies only)
   --operator NAME                   who runs the restore (default: the OS user)
   --report PATH                     also write the report as JSON
@@ -50,7 +56,9 @@ Environment:
   AGENT_BOM_POSTGRES_URL            the live database (restoring over it needs --approval)
 
 Exit codes: 0 verified (or dry run), 2 usage, 3 configuration, 4 preflight,
-6 storage, 7 verification failed, 8 refused, 9 pg_restore failed, 143 interrupted.
+6 storage, 7 verification failed (nothing restored), 8 refused, 9 a restore step failed
+before the target was changed, 11 failed after changing the target (the message says what
+changed and how to go back), 143 interrupted. The target is untouched for every code but 11.
 EOF
 }
 

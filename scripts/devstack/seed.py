@@ -74,32 +74,61 @@ GRANT SELECT ON audit_log, teams TO {readonly};
 
 
 @dataclass(frozen=True)
+class SeedRoles:
+    """The application's roles: the tables' owner, the application (LOGIN, tenant
+    policies) and a read-only role (a member of which the application is)."""
+
+    owner: str = OWNER_ROLE
+    app: str = APP_ROLE
+    readonly: str = READONLY_ROLE
+
+    @classmethod
+    def suffixed(cls, suffix: str) -> SeedRoles:
+        """Role names no other test uses (roles are cluster-wide)."""
+        return cls(f"{OWNER_ROLE}_{suffix}", f"{APP_ROLE}_{suffix}", f"{READONLY_ROLE}_{suffix}")
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return (self.app, self.owner, self.readonly)
+
+
+@dataclass(frozen=True)
 class SeedSpec:
     tenants: tuple[str, ...] = DEFAULT_TENANTS
     audit_rows_per_tenant: int = 250
     payload_bytes: int = 200
+    roles: SeedRoles = SeedRoles()
 
 
-def create_roles(admin: psycopg.Connection) -> None:
+def create_roles(admin: psycopg.Connection, roles: SeedRoles = SeedRoles()) -> None:
     """Cluster-level roles the schema names (idempotent)."""
-    for role, attributes in ((OWNER_ROLE, "NOLOGIN"), (APP_ROLE, "LOGIN"), (READONLY_ROLE, "NOLOGIN")):
+    for role, attributes in ((roles.owner, "NOLOGIN"), (roles.app, "LOGIN"), (roles.readonly, "NOLOGIN")):
         exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
         if not exists:
             admin.execute(sql.SQL("CREATE ROLE {} " + attributes).format(sql.Identifier(role)))
-    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READONLY_ROLE), sql.Identifier(APP_ROLE)))
+    admin.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(roles.readonly), sql.Identifier(roles.app)))
+
+
+def security_sql(conn: psycopg.Connection, roles: SeedRoles) -> str:
+    """SECURITY_SQL naming ``roles``."""
+    def quoted(name: str) -> str:
+        return sql.Identifier(name).as_string(conn)
+
+    return SECURITY_SQL.format(app=quoted(roles.app), readonly=quoted(roles.readonly), owner=quoted(roles.owner))
 
 
 def seed(conn: psycopg.Connection, spec: SeedSpec = SeedSpec()) -> dict[str, int]:
-    """Create the schema as OWNER_ROLE and fill it; returns audit_log rows per tenant.
+    """Create the schema as the owner role and fill it; returns audit_log rows per tenant.
 
     ``conn`` must be a superuser connection in autocommit mode to the target database.
     """
-    create_roles(conn)
-    conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(OWNER_ROLE)))
+    roles = spec.roles
+    create_roles(conn, roles)
+    conn.execute(sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {}").format(sql.Identifier(roles.owner)))
     with conn.transaction():
-        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(OWNER_ROLE)))
+        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(roles.owner)))
         conn.execute(SCHEMA_SQL)
-        conn.execute(SECURITY_SQL.format(app=APP_ROLE, readonly=READONLY_ROLE, owner=OWNER_ROLE))
+        conn.execute(security_sql(conn, roles))
         conn.execute("INSERT INTO settings VALUES ('retention_days', '90'), ('region', 'local')")
         for index, tenant in enumerate(spec.tenants):
             conn.execute("INSERT INTO teams (team_id, name) VALUES (%s, %s)", (tenant, tenant.title()))

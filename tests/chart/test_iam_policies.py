@@ -95,9 +95,15 @@ class TestPruneRole:
     def test_deletes_versions_for_versioned_buckets(self):
         assert "s3:DeleteObjectVersion" in _actions("prune")
 
-    def test_reads_no_objects(self):
-        # prune decides from the listing alone (backup ids carry their time)
-        assert "s3:GetObject" not in _actions("prune")
+    def test_reads_the_manifests_only(self):
+        # prune classifies backups as restore does (the backup catalog reads manifests);
+        # it never reads a dump or a roles object
+        assert _statement_for("prune", "s3:GetObject")["Resource"] == \
+            "arn:aws:s3:::agent-bom-prod-backups/agent-bom/postgres/*.manifest.json"
+
+    def test_decrypts_only_through_s3(self):
+        condition = _statement_for("prune", "kms:Decrypt")["Condition"]
+        assert condition == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
 
     def test_may_read_the_bucket_versioning_state(self):
         assert _statement_for("prune", "s3:GetBucketVersioning")["Resource"] == "arn:aws:s3:::agent-bom-prod-backups"

@@ -1,6 +1,6 @@
 """Client versions: the backup uses the pg_dump of the server's major; a newer pg_restore
 restoring into an older server tolerates exactly pg_restore 17+'s ``SET transaction_timeout``
-and nothing else."""
+and nothing else: not another error, not a signal, also when parallel workers interleave."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agent_bom_backup.restore import classify_pg_restore_errors
+from agent_bom_backup.restore import judge_pg_restore
 from devstack import tools
 from tests.support import cli
 from devstack.pgcluster import PgCluster
@@ -96,21 +96,42 @@ def test_leftover_types_make_a_target_non_empty(s3: MotoServer, pg15: PgCluster,
     assert (run.returncode, "public.teams" in run.error_message) == (8, True), str(run)
 
 
-def _restore_as_database_owner(pg15: PgCluster) -> tuple[str, str]:
-    """An empty database owned by a role that is neither superuser nor a member of the
-    backup's owner role: pg_restore creates the tables, then fails on ALTER ... OWNER TO."""
-    role = cli.unique_name("owner")
-    pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'owner-pass'")
-    name = cli.unique_name("owned")
-    pg15.create_database(name, owner=role)
-    return name, pg15.url(name, role, "owner-pass")
+@pytest.fixture(scope="module")
+def inconsistent_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster) -> cli.Backup:
+    """A PostgreSQL 15 database whose rows violate a foreign key (inserted with
+    session_replication_role = replica, as a faulty replication or a manual fix would):
+    a faithful dump of it restores with one real error, when pg_restore adds the key."""
+    name = cli.new_database(pg15, "inconsistent")
+    pg15.run_sql("CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE children (id int PRIMARY KEY, "
+                 "parent int REFERENCES parents(id)); INSERT INTO parents SELECT g FROM generate_series(1, 20) g; "
+                 "SET session_replication_role = replica; INSERT INTO children VALUES (1, 1), (2, 999)", name)
+    return cli.take_backup(s3, new_bucket(), pg15.superuser_url(name))
 
 
-def test_other_pg_restore_errors_fail_the_restore(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> None:
-    _, url = _restore_as_database_owner(pg15)
-    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, url, *_only_18())
-    assert (run.returncode, "pg_restore reported" in run.error_message,
-            "transaction_timeout" in run.error_message) == (9, True, False), str(run)
+@pytest.fixture(scope="module")
+def fk_failure(s3: MotoServer, pg15: PgCluster, inconsistent_backup: cli.Backup, tmp_root: Path) -> NewerRestore:
+    """pg_restore 18 --jobs=2 into PostgreSQL 15: transaction_timeout errors on every
+    connection, and the foreign-key error in a parallel worker."""
+    report = tmp_root / cli.unique_name("report")
+    run = cli.restore(cli.job_env(s3.endpoint_url, inconsistent_backup.bucket), inconsistent_backup.uri,
+                      pg15.superuser_url(cli.new_database(pg15, "target")), *_only_18("--jobs", "2", "--report", str(report)))
+    return NewerRestore(run, json.loads(report.read_text()))
+
+
+def test_other_pg_restore_errors_fail_the_restore_after_changes(fk_failure: NewerRestore) -> None:
+    assert fk_failure.run.returncode == 11, str(fk_failure.run)
+
+
+def test_other_pg_restore_error_is_named(fk_failure: NewerRestore) -> None:
+    assert "violates foreign key constraint" in fk_failure.run.error_message, str(fk_failure.run)
+
+
+def test_other_pg_restore_error_is_not_hidden_by_the_tolerated_ones(fk_failure: NewerRestore) -> None:
+    assert "transaction_timeout" not in fk_failure.run.error_message, str(fk_failure.run)
+
+
+def test_other_pg_restore_error_is_reported_as_failed_after_changes(fk_failure: NewerRestore) -> None:
+    assert (fk_failure.report["status"], fk_failure.report["failed_step"]) == ("failed-after-changes", "restore")
 
 
 # ------------------------------------------------------------------ the stderr classifier on real output
@@ -140,37 +161,77 @@ def conflict_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
     return _pg_restore_18_stderr(pg15, archive18_of_15, _conflicting_database(pg15))
 
 
-def test_classifier_tolerates_each_transaction_timeout_error(clean_stderr: str) -> None:
-    real, tolerated = classify_pg_restore_errors(clean_stderr, tolerate_transaction_timeout=True)
-    assert (real, tolerated) == ([], [TT_ERROR] * clean_stderr.count("Command was: SET transaction_timeout = 0;"))
+@pytest.fixture(scope="module")
+def worker_error_stderr(s3: MotoServer, pg15: PgCluster, inconsistent_backup: cli.Backup, tmp_root: Path) -> str:
+    """The foreign-key error raised in a parallel worker, among the transaction_timeout errors."""
+    archive = tmp_root / cli.unique_name("inconsistent")
+    archive.write_bytes(cli.get_object(s3.client(), inconsistent_backup.bucket, inconsistent_backup.key))
+    return _pg_restore_18_stderr(pg15, archive, cli.new_database(pg15, "captured"))
 
 
-def test_classifier_tolerates_nothing_when_not_asked(clean_stderr: str) -> None:
-    real, tolerated = classify_pg_restore_errors(clean_stderr, tolerate_transaction_timeout=False)
-    assert (len(real), tolerated) == (clean_stderr.count("Command was: SET transaction_timeout = 0;"), [])
+def _statements(stderr: str) -> int:
+    return stderr.count("Command was: SET transaction_timeout = 0;")
 
 
-def test_classifier_keeps_every_other_error(conflict_stderr: str) -> None:
-    real, _ = classify_pg_restore_errors(conflict_stderr, tolerate_transaction_timeout=True)
-    assert real[0] == 'could not execute query: ERROR:  relation "teams" already exists' and TT_ERROR not in real
+def test_judge_tolerates_each_transaction_timeout_error(clean_stderr: str) -> None:
+    outcome = judge_pg_restore(1, clean_stderr, tolerate_transaction_timeout=True)
+    assert (outcome.errors, outcome.tolerated) == ([], _statements(clean_stderr))
 
 
-def test_classifier_treats_transaction_timeout_from_another_statement_as_real(clean_stderr: str) -> None:
+def test_judge_sees_one_transaction_timeout_error_per_connection(clean_stderr: str) -> None:
+    assert _statements(clean_stderr) >= 3  # the leader and two workers
+
+
+def test_judge_tolerates_nothing_when_not_asked(clean_stderr: str) -> None:
+    outcome = judge_pg_restore(1, clean_stderr, tolerate_transaction_timeout=False)
+    assert (len(outcome.errors), outcome.tolerated) == (_statements(clean_stderr), 0)
+
+
+def test_judge_keeps_every_other_error(conflict_stderr: str) -> None:
+    errors = judge_pg_restore(1, conflict_stderr, tolerate_transaction_timeout=True).errors
+    assert errors[0] == 'could not execute query: ERROR:  relation "teams" already exists' and TT_ERROR not in errors
+
+
+def test_judge_finds_the_error_of_a_parallel_worker(worker_error_stderr: str) -> None:
+    errors = judge_pg_restore(1, worker_error_stderr, tolerate_transaction_timeout=True).errors
+    assert [e for e in errors if "violates foreign key constraint" in e] == errors and len(errors) == 1, \
+        worker_error_stderr
+
+
+def test_judge_fails_a_signal_whatever_was_tolerated(clean_stderr: str) -> None:
+    outcome = judge_pg_restore(-9, clean_stderr, tolerate_transaction_timeout=True)
+    assert outcome.errors[:1] == ["pg_restore was killed by signal 9"]
+
+
+def test_judge_fails_an_unexpected_exit_code(clean_stderr: str) -> None:
+    assert judge_pg_restore(2, clean_stderr, tolerate_transaction_timeout=True).errors != []
+
+
+def test_judge_treats_transaction_timeout_from_another_statement_as_real(clean_stderr: str) -> None:
     other = (f"pg_restore: error: {TT_ERROR}\n"
              "Command was: CREATE FUNCTION public.f() RETURNS integer LANGUAGE sql "
              "SET transaction_timeout TO '1s' AS 'SELECT 1';\n")
-    real, tolerated = classify_pg_restore_errors(clean_stderr + other, tolerate_transaction_timeout=True)
-    assert (len(real), tolerated) == (clean_stderr.count(TT_ERROR) + 1, [])
+    outcome = judge_pg_restore(1, clean_stderr + other, tolerate_transaction_timeout=True)
+    assert (len(outcome.errors), outcome.tolerated) == (clean_stderr.count(TT_ERROR) + 1, 0)
 
 
-def test_classifier_survives_lines_cut_into_each_other(clean_stderr: str) -> None:
-    # two workers' writes interleaved: one error line loses the end of its message
-    whole = f"pg_restore: error: {TT_ERROR}"
-    cut = clean_stderr.replace(
-        whole,
-        "pg_restore: error: could not execute query: pg_restore: processing item 1 TABLE x\n"
-        'ERROR:  unrecognized configuration parameter "transaction_timeout"',
-        1,
-    )
-    real, tolerated = classify_pg_restore_errors(cut, tolerate_transaction_timeout=True)
-    assert (cut != clean_stderr, real, len(tolerated)) == (True, [], clean_stderr.count(TT_ERROR))
+TT_BLOCK = f"{TT_ERROR}\nCommand was: SET transaction_timeout = 0;\n"
+
+
+def _interleaved(first: str, second: str) -> str:
+    """Two processes' error reports as they reach a shared stderr: pg_restore writes
+    "pg_restore:", " ", "error: " and the message (with its "Command was:") as four
+    writes, so two workers' writes can alternate, never cut one another."""
+    pieces = zip(("pg_restore:", " ", "error: ", first), ("pg_restore:", " ", "error: ", second))
+    return "".join(a + b for a, b in pieces)
+
+
+def test_judge_survives_interleaved_writes(clean_stderr: str) -> None:
+    outcome = judge_pg_restore(1, clean_stderr + _interleaved(TT_BLOCK, TT_BLOCK), tolerate_transaction_timeout=True)
+    assert (outcome.errors, outcome.tolerated) == ([], clean_stderr.count(TT_ERROR) + 2)
+
+
+def test_judge_counts_a_real_error_interleaved_with_a_tolerated_one(clean_stderr: str) -> None:
+    real = 'could not execute query: ERROR:  relation "x" already exists\nCommand was: CREATE TABLE x ();\n'
+    outcome = judge_pg_restore(1, clean_stderr + _interleaved(TT_BLOCK, real), tolerate_transaction_timeout=True)
+    assert len(outcome.errors) == 1, outcome

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,3 +110,68 @@ def test_dry_run_reports_its_status(dry_run: DryRun) -> None:
 
 def test_dry_run_touches_nothing(dry_run: DryRun) -> None:
     assert (dry_run.after, dry_run.safety_dir.exists()) == (dry_run.before, False)
+
+
+# ------------------------------------------------------------------ a failure after the wipe
+@dataclass(frozen=True)
+class FailedAfterWipe:
+    target: str
+    run: cli.Run
+    report: dict[str, Any]
+    recovery: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> FailedAfterWipe:
+    """A backup whose manifest claims one audit row more than its dump holds (the checksum
+    matches: only the restored database can show it), restored with --clean over a
+    database with other data: the wipe and pg_restore happen, verification fails. Then
+    the go-back command the error names is run as printed."""
+    with cli.fresh_bucket(s3, "abb-after") as bucket:
+        client = s3.client()
+        cli.copy_backup(client, backup15, bucket)
+        manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(backup15.key)))
+        audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
+        audit["rows"] += 1
+        audit["tenants"]["team-alpha"] += 1
+        cli.put_object(client, bucket, cli.manifest_key(backup15.key), json.dumps(manifest).encode())
+        target = cli.seeded_database(pg15, "wiped", OTHER_DATA).name
+        report = tmp_root / cli.unique_name("report")
+        run = cli.restore(cli.job_env(s3.endpoint_url, bucket), backup15.uri_in(bucket), pg15.superuser_url(target),
+                          "--clean", "--confirm-target", target, "--safety-backup-dir",
+                          str(tmp_root / cli.unique_name("safety")), "--report", str(report))
+    recorded = json.loads(report.read_text())
+    command = recorded["recovery"].split("restore the safety dump: ", 1)[1].rsplit(" (password", 1)[0]
+    recovery = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120,
+                              env={**cli.base_env(), "PGPASSWORD": pg15.superuser_password})
+    return FailedAfterWipe(target, run, recorded, recovery)
+
+
+def test_failure_after_the_wipe_exits_with_the_changed_code(failed_after_wipe: FailedAfterWipe) -> None:
+    assert failed_after_wipe.run.returncode == 11, str(failed_after_wipe.run)
+
+
+def test_failure_after_the_wipe_names_its_cause(failed_after_wipe: FailedAfterWipe) -> None:
+    assert failed_after_wipe.run.error_message.startswith(
+        "failed after changing the target: verification failed: restored database differs from the backup: "
+        "table public.audit_log: expected 401 rows, found 400"), str(failed_after_wipe.run)
+
+
+def test_failure_after_the_wipe_is_never_called_refused(failed_after_wipe: FailedAfterWipe) -> None:
+    assert (failed_after_wipe.report["status"], failed_after_wipe.report["target_changed"]) == (
+        "failed-after-changes", True)
+
+
+def test_failure_after_the_wipe_names_the_safety_dump(failed_after_wipe: FailedAfterWipe) -> None:
+    safety = failed_after_wipe.report["safety_backup"]
+    assert safety and safety in failed_after_wipe.run.error_message and safety in failed_after_wipe.report["recovery"]
+
+
+def test_failure_after_the_wipe_lists_what_changed(failed_after_wipe: FailedAfterWipe) -> None:
+    assert failed_after_wipe.report["changes"] == [
+        f"dropped every user schema of {failed_after_wipe.target} (8 objects)", "restored the backup with pg_restore"]
+
+
+def test_the_named_go_back_command_brings_the_old_data_back(pg15: PgCluster, failed_after_wipe: FailedAfterWipe) -> None:
+    assert failed_after_wipe.recovery.returncode == 0, failed_after_wipe.recovery.stderr
+    assert helpers.tenant_counts(pg15, failed_after_wipe.target, "audit_log") == {"team-other": 7}

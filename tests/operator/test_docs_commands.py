@@ -48,6 +48,7 @@ DOCS_BUCKET = "agent-bom-prod-backups"
 DOCS_PREFIX = "agent-bom/postgres"
 REGION = "us-east-1"
 BLOCK_TIMEOUT_S = 300
+MANAGED_PASSWORD = "managed-admin-password"
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -217,6 +218,13 @@ EXERCISES: dict[str, Exercise] = {
     # production restore
     'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$RESTORE_POSTGRES_URL" "$AWS_REGION" --clean '
     "--confirm-target agent_bom --approval INC-1234 --report restore-INC-1234.json": RUNS,
+    # restore into a managed instance
+    'export MANAGED_POSTGRES_URL="postgresql://dbadmin@agent-bom.cluster-abc123.us-east-1.rds.amazonaws.com:5432/'
+    'agent_bom_restore?sslmode=verify-full"': Provided("MANAGED_POSTGRES_URL"),
+    'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
+    "--create-missing-roles --dry-run": RUNS,
+    'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
+    "--create-missing-roles --report restore-managed.json": RUNS,
     # retention
     "agent-bom-backup prune --keep-days 35 --keep-last 7": RUNS,
     "agent-bom-backup prune --keep-days 35 --keep-last 7 --yes": RUNS,
@@ -359,7 +367,16 @@ def drill(s3: MotoServer, op_source: cli.Database, pg_cluster_factory: PgCluster
         assert keys, "the runbook's backup step left no dump"
         return f"s3://{DOCS_BUCKET}/{max(keys)}"
 
+    def managed_admin_url() -> str:
+        """A managed instance's admin (LOGIN CREATEDB CREATEROLE, no BYPASSRLS) and a
+        database it created, as the runbook's SQL block makes it."""
+        staging.run_sql(f"CREATE ROLE dbadmin LOGIN CREATEDB CREATEROLE PASSWORD '{MANAGED_PASSWORD}'")
+        with psycopg.connect(staging.url("postgres", "dbadmin", MANAGED_PASSWORD), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE agent_bom_restore")
+        return staging.url("agent_bom_restore", "dbadmin", MANAGED_PASSWORD)
+
     provided: dict[str, Callable[[], str]] = {
+        "MANAGED_POSTGRES_URL": managed_admin_url,
         "AWS_REGION": lambda: REGION,
         "SCRATCH_POSTGRES_URL": lambda: staging.superuser_url("postgres"),
         "BACKUP_URI": newest_dump_uri,
@@ -429,6 +446,12 @@ def test_runbook_aws_ls_shows_the_backup_objects(drill: Drill) -> None:
 def test_runbook_production_restore_writes_the_incident_report(drill: Drill) -> None:
     report = json.loads((drill.workdir / "restore-INC-1234.json").read_text())
     assert (report["status"], report["approval"], report["operator"]) == ("verified", "INC-1234", "oncall")
+
+
+def test_runbook_managed_restore_is_verified_as_the_admin(drill: Drill) -> None:
+    report = json.loads((drill.workdir / "restore-managed.json").read_text())
+    assert (report["status"], report["restore_role"], report["memberships_granted"]) == (
+        "verified", "dbadmin", ["agent_bom_owner"])
 
 
 def test_runbook_smoke_checks_report_no_failure(drill: Drill) -> None:

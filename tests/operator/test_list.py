@@ -90,3 +90,45 @@ def test_table_shows_the_reason_under_an_incomplete_backup(planter: Planter, cli
 def test_empty_prefix_says_so(cli_env: dict[str, str]) -> None:
     run = cli.run_cli(["list"], cli_env)
     assert (run.returncode, run.stdout.startswith("no backups under s3://")) == (0, True)
+
+
+def test_unreadable_manifest_is_in_the_unreadable_state(planter: Planter, cli_env: dict[str, str]) -> None:
+    backup_id = helpers.backup_id_aged(hours=1)
+    planter.plant(backup_id, manifest=False)
+    planter.put(helpers.key(backup_id, cli.MANIFEST), b"{not json")
+    assert by_id(_list(cli_env), backup_id)["state"] == "unreadable"
+
+
+def test_size_mismatch_is_in_the_unreadable_state(planter: Planter, cli_env: dict[str, str]) -> None:
+    backup_id = helpers.backup_id_aged(hours=1)
+    planter.plant(backup_id, dump_bytes=planter.real.dump[:-100])
+    assert by_id(_list(cli_env), backup_id)["state"] == "unreadable"
+
+
+def test_dump_without_manifest_is_in_the_incomplete_state(planter: Planter, cli_env: dict[str, str]) -> None:
+    backup_id = helpers.backup_id_aged(hours=1)
+    planter.plant(backup_id, manifest=False)
+    assert by_id(_list(cli_env), backup_id)["state"] == "incomplete"
+
+
+def test_claim_alone_is_a_backup_that_wrote_nothing(planter: Planter, cli_env: dict[str, str]) -> None:
+    backup_id = helpers.backup_id_aged(minutes=5)
+    planter.put(helpers.key(backup_id, ".claim"), b"")
+    entry = by_id(_list(cli_env), backup_id)
+    assert (entry["state"], entry["reason"].split(":")[0]) == ("incomplete", "only its claim")
+
+
+def test_glacier_dump_is_archived_with_how_to_restore_it(planter: Planter, cli_env: dict[str, str]) -> None:
+    backup_id = helpers.backup_id_aged(hours=1)
+    planter.plant(backup_id)
+    planter.client.put_object(Bucket=planter.bucket, Key=helpers.key(backup_id, cli.DUMP), Body=planter.real.dump,
+                              StorageClass="GLACIER")
+    entry = by_id(_list(cli_env), backup_id)
+    assert (entry["state"], "aws s3api restore-object" in entry["reason"]) == ("archived", True)
+
+
+def test_table_summary_counts_each_state(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(hours=3))
+    planter.plant(helpers.backup_id_aged(hours=1), manifest=False)
+    last = cli.run_cli(["list"], cli_env).stdout.splitlines()[-1]
+    assert last.endswith(": 1 complete, 1 incomplete")

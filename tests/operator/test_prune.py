@@ -187,3 +187,27 @@ def test_versioned_bucket_output_says_current_versions_only(planter: Planter, cl
 def test_unversioned_bucket_output_does_not_mention_versions(planter: Planter, cli_env: dict[str, str]) -> None:
     planter.plant(helpers.backup_id_aged(days=1))
     assert "version" not in _prune(cli_env, "--keep-days", "30").stdout
+
+
+# ----------------------------------------------------------------------------- one catalog with restore
+def test_unreadable_backup_is_never_deleted(planter: Planter, cli_env: dict[str, str]) -> None:
+    planter.plant(helpers.backup_id_aged(days=1))
+    broken = helpers.backup_id_aged(days=90)
+    planter.plant(broken, manifest_edit=lambda m: m["dump"].update(size=1))  # does not match its dump
+    run = _prune(cli_env, "--keep-days", "30", "--incomplete-grace", "0", "--yes")
+    kept = sorted(k for k in planter.keys() if broken in k)
+    assert (kept, f"keep         {broken}" in run.stdout) == (_objects(broken), True), str(run)
+
+
+def test_the_backup_restore_latest_would_pick_is_kept(planter: Planter, cli_env: dict[str, str]) -> None:
+    """The newest backup is unreadable: restore latest --allow-older restores the newest
+    complete one, so prune keeps it, however old and whatever --keep-last says."""
+    unreadable = helpers.backup_id_aged(days=40)
+    planter.plant(unreadable, manifest=False)
+    planter.put(helpers.key(unreadable, cli.MANIFEST), b"{not json")
+    restorable = helpers.backup_id_aged(days=50)
+    planter.plant(restorable)
+    expired = helpers.backup_id_aged(days=60)
+    planter.plant(expired)
+    _prune(cli_env, "--keep-days", "30", "--keep-last", "1", "--yes")
+    assert sorted({k.rsplit("/", 1)[1].split(".")[0] for k in planter.keys()}) == sorted([unreadable, restorable])

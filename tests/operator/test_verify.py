@@ -180,3 +180,24 @@ def test_deep_scratch_server_older_than_the_source_is_refused(planter: Planter, 
     uri = planter.plant(helpers.backup_id_aged(hours=1), manifest_edit=from_a_newer_server)
     run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.superuser_url()], cli_env)
     assert (run.returncode, "older than the backed-up PostgreSQL 18" in run.error_message) == (ExitCode.CONFIG, True)
+
+
+def test_deep_as_a_managed_style_admin_verifies_forced_rls_tables(planter: Planter, cli_env: dict[str, str],
+                                                                   pg15: PgCluster) -> None:
+    """A scratch role with CREATEDB and CREATEROLE but no BYPASSRLS (a managed instance's
+    admin): a --no-owner restore it owns, FORCE-RLS rows counted as their owner."""
+    role = "abb_verify_admin"
+    pg15.run_sql(f"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN CREATEDB CREATEROLE PASSWORD 'scratch-pw'")
+    uri = planter.plant(helpers.backup_id_aged(hours=1))
+    run = cli.run_cli(["verify", uri, "--deep", "--scratch-url", pg15.url("postgres", role, "scratch-pw")], cli_env)
+    assert (run.returncode, "no-owner/no-privileges): 5 tables" in run.stdout) == (0, True), str(run)
+
+
+def test_latest_stops_at_an_unreadable_newest_backup(planter: Planter, cli_env: dict[str, str]) -> None:
+    """One catalog with restore: verify latest does not silently verify an older backup."""
+    planter.plant(helpers.backup_id_aged(hours=5))
+    newest = helpers.backup_id_aged(hours=1)
+    planter.plant(newest, manifest=False)
+    planter.put(helpers.key(newest, cli.MANIFEST), b"{not json")
+    run = cli.run_cli(["verify", "latest"], cli_env)
+    assert (run.returncode, f", {newest}, is unreadable: " in run.error_message) == (ExitCode.VERIFY, True), str(run)

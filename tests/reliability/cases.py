@@ -38,7 +38,10 @@ STORAGE = "Object storage during a backup"
 DATABASE = "The database during a backup"
 RUNS = "Interruptions and overlapping runs"
 RESTORE_INPUT = "Restore: what is restored, and where"
-SCRATCH = "Restore: the scratch disk"
+RESTORE_ROLE = "Restore: what the restore role may do (managed PostgreSQL)"
+RESTORE_CHANGED = "Restore: a failure after the target was changed"
+SCRATCH = "Restore: the scratch disk and the report"
+CONFIGURATION = "Configuration"
 
 DUMP_URI = "s3://<bucket>/<prefix>/agent-bom-<YYYYMMDDTHHMMSSZ>.dump"
 DB = "postgresql://<user>@<host>:<port>/<database>"
@@ -377,6 +380,64 @@ CASES: tuple[Case, ...] = (
         "data-loss window)",
         action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
     ),
+    Case(
+        id="restore-latest-newest-unreadable",
+        group=RESTORE_INPUT, command="restore",
+        fault="`restore latest`: the newest backup's manifest cannot be read (here: it does not parse; also "
+        "AccessDenied, 5xx after retries, KMS throttling, or an archived dump), and an older complete backup exists.",
+        exit_code=8,
+        message="the newest backup under s3://<bucket>/<prefix>/, agent-bom-<stamp>, is unreadable: manifest "
+        "unreadable: manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json is not valid JSON: <detail> "
+        "(fix it and retry, or pass --allow-older (AGENT_BOM_RESTORE_ALLOW_OLDER=true) to take the newest complete "
+        "backup instead, with a wider data-loss window)",
+        action="Find out why the newest backup cannot be read (`agent-bom-backup list` shows each backup's state "
+        "and reason). To restore the previous complete backup instead, pass `--allow-older`: the report then lists "
+        "the backups it passed over and how much wider the data-loss window is.",
+    ),
+    # ------------------------------------------------------------------ restore role
+    Case(
+        id="restore-role-cannot-create-roles",
+        group=RESTORE_ROLE, command="restore",
+        fault="The target server lacks the roles the backup names and the restore role only owns the target "
+        "database (no CREATEROLE), with `--create-missing-roles`.",
+        exit_code=8,
+        message="the target server lacks roles the backup names: <roles>, and restore role <role> may not create "
+        "roles (no CREATEROLE) (restore as the instance's admin role (CREATEROLE; rds_superuser, cloudsqlsuperuser, "
+        "azure_pg_admin), or have it create these roles first)",
+        action="Restore as the managed instance's admin role (RDS/Aurora master user, `cloudsqlsuperuser` member, "
+        "`azure_pg_admin` member) with `--create-missing-roles`; see docs/runbook.md, \"Restore into a managed "
+        "instance\".",
+    ),
+    Case(
+        id="restore-role-cannot-act-as-owner",
+        group=RESTORE_ROLE, command="restore",
+        fault="The backup's owner role exists on the target server, and the restore role (the database's owner, "
+        "no CREATEROLE) is not a member of it: pg_restore could not give the restored objects their owner.",
+        exit_code=8,
+        message="restore role <role> cannot act as <owner>, which own(s) objects in the backup: pg_restore could "
+        "not give the restored objects their owners (a platform admin runs: GRANT <owner> TO <role>; or restore as a "
+        "superuser, or with --no-owner --no-privileges for a scratch copy)",
+        action="Have a platform admin run the GRANT the message names (on PostgreSQL 16+ it carries `WITH INHERIT "
+        "TRUE, SET TRUE`), or restore as the instance's admin role, which grants itself what it needs.",
+    ),
+    # ------------------------------------------------------------------ after changes
+    Case(
+        id="restore-fails-after-the-wipe",
+        group=RESTORE_CHANGED, command="restore",
+        fault="`--clean` over a non-empty database: the safety dump and the wipe succeed, pg_restore completes, "
+        "and the restored database differs from the manifest (here: the manifest claims one row more than the dump "
+        "holds).",
+        exit_code=11,
+        message="failed after changing the target: verification failed: restored database differs from the "
+        "backup: table public.audit_log: expected <n> rows, found <n>; changed: dropped every user schema of "
+        "<database> (<n> objects); restored the backup with pg_restore; to go back: restore the safety dump: "
+        "<pg_restore> --clean --if-exists --no-password --dbname=" + DB + " <safety dump> (password in PGPASSWORD)",
+        action="The target was changed: run the command the message gives (password in `PGPASSWORD`) to put its "
+        "previous contents back (the test runs it and gets the database back exactly), then restore another "
+        "backup. The report's status is `failed-after-changes`, with `changes` and `recovery`.",
+        leaves="The target holds the restored (unverified) backup until the go-back command runs; the safety dump "
+        "stays in `--safety-backup-dir`.",
+    ),
     # ------------------------------------------------------------------ scratch disk
     Case(
         id="restore-scratch-too-small",
@@ -397,6 +458,34 @@ CASES: tuple[Case, ...] = (
         message=f"cannot write the download of {DUMP_URI} to local disk: No space left on device "
         "(free space in the scratch directory or point --scratch-dir at a larger volume)",
         action="Free space or use a larger scratch volume; the partial download is deleted.",
+    ),
+    Case(
+        id="restore-scratch-dir-missing",
+        group=SCRATCH, command="restore",
+        fault="`--scratch-dir` (`AGENT_BOM_BACKUP_SCRATCH_DIR`) names a directory that does not exist (an unmounted "
+        "volume).",
+        exit_code=3,
+        message="scratch directory <dir> does not exist or is not a directory (create it, or point --scratch-dir "
+        "(AGENT_BOM_BACKUP_SCRATCH_DIR) at an existing volume)",
+        action="Mount the volume or fix the path; nothing was downloaded or changed.",
+    ),
+    Case(
+        id="restore-report-unwritable",
+        group=SCRATCH, command="restore",
+        fault="`--report` names a path that cannot be written (its parent is a file, a read-only mount).",
+        exit_code=3,
+        message="cannot write the restore report to <path>: <reason> (pass a --report path in a writable directory "
+        "(nothing was restored))",
+        action="Pass a writable `--report` path: the report is written first thing, so nothing was restored.",
+    ),
+    # ------------------------------------------------------------------ configuration
+    Case(
+        id="backup-bad-part-size",
+        group=CONFIGURATION, command="backup",
+        fault="`--part-size` (`AGENT_BOM_BACKUP_PART_SIZE`, chart `upload.partSize`) is not a size (`abc`).",
+        exit_code=3,
+        message="--part-size: 'abc' is not a size (e.g. 8MiB) (use a whole number with a unit, e.g. 8MiB or 64MiB)",
+        action="Fix the value (5MiB to 5GiB); nothing was dumped or uploaded.",
     ),
 )
 

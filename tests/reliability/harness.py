@@ -16,6 +16,8 @@ from devstack.pgcluster import PgCluster
 from devstack.seed import SeedSpec
 
 SMALL_SEED = SeedSpec(audit_rows_per_tenant=30, payload_bytes=64)
+#: other data, for a non-empty target a restore replaces
+OTHER_SEED = SeedSpec(tenants=("team-other",), audit_rows_per_tenant=7, payload_bytes=64)
 #: incompressible bytes in the "large" database: with --compression none its dump is
 #: about twice this (bytea is dumped as hex), i.e. ~8 parts of 5 MiB
 BLOB_BYTES = 20 * 1024 * 1024

@@ -535,27 +535,30 @@ def _copy_backup(stage: Stage, parts: tuple[str, ...] = ("dump", "roles", "manif
 
 def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | None = None,
              target: tuple[PgCluster, str] | None = None, endpoint: str | None = None,
-             env_extra: dict[str, str] | None = None, client: Any = None,
-             facts: Callable[[cli.Run], dict[str, bool]] | None = None) -> Outcome:
-    """Run a restore of ``uri`` into ``target`` (default: a new empty database) and record
-    the target's digest and the bucket's keys before and after."""
+             env_extra: dict[str, str] | None = None, client: Any = None, url: str | None = None,
+             report: bool = True, facts: Callable[[cli.Run], dict[str, bool]] | None = None) -> Outcome:
+    """Run a restore of ``uri`` into ``target`` (default: a new empty database; ``url``
+    connects as another role) and record the target's digest and the bucket's keys
+    before and after. With ``report`` the run writes a report that must record the outcome."""
     cluster, database = target or (stage.pg15, stage.empty_target())
     client = client or stage.s3.client()
     keys_before = cli.object_keys(client, bucket) if bucket else []
-    report = stage.tmp_dir("report") / "report.json"
+    report_path = stage.tmp_dir("report") / "report.json"
     env = {**cli.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
     before = harness.database_digest(cluster, database)
-    run = cli.restore(env, uri, cluster.superuser_url(database), "--report", str(report), *args)
+    report_args = ("--report", str(report_path)) if report else ()
+    run = cli.restore(env, uri, url or cluster.superuser_url(database), *report_args, *args)
     after = harness.database_digest(cluster, database)
-    recorded = json.loads(report.read_text()) if report.exists() else {}
+    recorded = json.loads(report_path.read_text()) if report_path.exists() else {}
     case = CASES_BY_ID[case_id]
+    recorded_facts = {
+        "the restore report records the failure and its exit code": (
+            recorded.get("status") in ("failed", "refused", "failed-after-changes")
+            and recorded.get("exit_code") == case.exit_code),
+    } if report else {}
     return Outcome(
         case, run, client, bucket, keys_before, target_before=before, target_after=after,
-        facts={
-            "the restore report records the failure and its exit code": (
-                recorded.get("status") in ("failed", "refused") and recorded.get("exit_code") == case.exit_code),
-            **(facts(run) if facts else {}),
-        },
+        facts={**recorded_facts, **(facts(run) if facts else {})},
     )
 
 
@@ -669,6 +672,104 @@ def _restore_live(stage: Stage) -> Outcome:
     return _restore(stage, "restore-live-source-without-approval", _good_uri(stage, bucket),
                     "--clean", "--confirm-target", source.name, "--no-safety-backup", bucket=bucket,
                     target=(source.cluster, source.name), env_extra={"AGENT_BOM_POSTGRES_URL": source.url})
+
+
+NEWER_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z"
+
+
+@scenario("restore-latest-newest-unreadable")
+def _restore_latest_unreadable(stage: Stage) -> Outcome:
+    good = stage.fixture("good_backup")
+    bucket, client = _copy_backup(stage)
+    for suffix, source_key in ((cli.DUMP, good.keys[0]), (cli.ROLES, good.keys[1])):
+        client.copy_object(Bucket=bucket, Key=NEWER_KEY + suffix, CopySource={"Bucket": good.bucket, "Key": source_key})
+    client.put_object(Bucket=bucket, Key=NEWER_KEY + cli.MANIFEST, Body=b"{not json")
+    return _restore(stage, "restore-latest-newest-unreadable", "latest", bucket=bucket, facts=lambda run: {
+        "nothing was restored (no fall back to the older backup)": "restoring backup" not in run.stderr,
+    })
+
+
+def _login_role(cluster: PgCluster, owns: str) -> str:
+    """A new LOGIN role that owns database ``owns`` and nothing else; returns its URL."""
+    role = cli.unique_name("rel_dbowner")
+    cluster.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'owner-password'; ALTER DATABASE \"{owns}\" OWNER TO {role}")
+    return cluster.url(owns, role, "owner-password")
+
+
+@scenario("restore-role-cannot-create-roles")
+def _restore_cannot_create_roles(stage: Stage) -> Outcome:
+    from devstack.seed import SeedRoles, SeedSpec
+
+    roles = SeedRoles.suffixed(cli.unique_name("rel").split("_", 1)[1])
+    source = cli.seeded_database(stage.fixture("pg18"), "rel_roles18",
+                                 SeedSpec(**{**harness.SMALL_SEED.__dict__, "roles": roles}))
+    bucket = stage.new_bucket()
+    backup = cli.take_backup(stage.s3, bucket, source.url)
+    database = stage.empty_target()
+    return _restore(stage, "restore-role-cannot-create-roles", backup.uri, "--create-missing-roles", bucket=bucket,
+                    target=(stage.pg15, database), url=_login_role(stage.pg15, database))
+
+
+@scenario("restore-role-cannot-act-as-owner")
+def _restore_cannot_act_as_owner(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    database = stage.empty_target()
+    return _restore(stage, "restore-role-cannot-act-as-owner", _good_uri(stage, bucket), "--create-missing-roles",
+                    bucket=bucket, target=(stage.pg15, database), url=_login_role(stage.pg15, database))
+
+
+@scenario("restore-fails-after-the-wipe")
+def _restore_fails_after_the_wipe(stage: Stage) -> Outcome:
+    import shlex
+
+    good = stage.fixture("good_backup")
+    bucket, client = _copy_backup(stage)
+    manifest = json.loads(cli.get_object(client, bucket, good.keys[2]))
+    audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
+    audit["rows"] += 1
+    audit["tenants"][next(iter(audit["tenants"]))] += 1
+    client.put_object(Bucket=bucket, Key=good.keys[2], Body=json.dumps(manifest).encode())
+    target = cli.seeded_database(stage.pg15, "rel_replaced", harness.OTHER_SEED).name
+    stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
+    outcome = _restore(stage, "restore-fails-after-the-wipe", _good_uri(stage, bucket), "--clean", "--confirm-target",
+                       target, "--safety-backup-dir", str(stage.tmp_dir("safety")), bucket=bucket,
+                       target=(stage.pg15, target))
+    command = outcome.run.error_message.split("restore the safety dump: ", 1)[-1].rsplit(" (password", 1)[0]
+    back = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120,
+                          env={**cli.base_env(), "PGPASSWORD": stage.pg15.superuser_password})
+    outcome.facts["the target was changed (and the message says so)"] = outcome.target_after != outcome.target_before
+    outcome.facts["the named go-back command brings the target back exactly"] = (
+        back.returncode == 0 and harness.database_digest(stage.pg15, target) == outcome.target_before)
+    return outcome
+
+
+@scenario("restore-scratch-dir-missing")
+def _restore_scratch_dir_missing(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    return _restore(stage, "restore-scratch-dir-missing", _good_uri(stage, bucket), "--scratch-dir",
+                    str(stage.tmp_dir("scratch") / "not-mounted"), bucket=bucket)
+
+
+@scenario("restore-report-unwritable")
+def _restore_report_unwritable(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    blocker = stage.tmp_dir("report") / "a-file"
+    blocker.write_text("a file where a directory should be")
+    return _restore(stage, "restore-report-unwritable", _good_uri(stage, bucket), "--report",
+                    str(blocker / "report.json"), bucket=bucket, report=False, facts=lambda run: {
+                        "nothing was downloaded (the check comes first)": "downloading" not in run.stderr
+                        and "restoring backup" not in run.stderr,
+                    })
+
+
+@scenario("backup-bad-part-size")
+def _backup_bad_part_size(stage: Stage) -> Outcome:
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
+                                 AGENT_BOM_BACKUP_PART_SIZE="abc"))
+    return _backup_outcome(stage, "backup-bad-part-size", bucket, run, [], facts={
+        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
+    })
 
 
 @scenario("restore-scratch-too-small")

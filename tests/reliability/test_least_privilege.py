@@ -119,7 +119,7 @@ def _list_prefix(client: Any, bucket: str, _key: str) -> Any:
     return client.list_objects_v2(Bucket=bucket, Prefix=cli.PREFIX + "/")
 
 
-# (role, what, probe, which object: "dump" | "manifest" | "probe" (a fresh key under the prefix) | "outside")
+# (role, what, probe, which object: "dump" | "manifest" | "roles" | "probe" (a fresh key under the prefix) | "outside")
 FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("backup", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("backup", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
@@ -133,7 +133,7 @@ FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("restore", "delete a dump (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "dump"),
     ("restore", "delete a dump (DeleteObjects)", _delete_objects, "dump"),
     ("prune", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
-    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
+    ("prune", "read a roles object (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "roles"),
     ("prune", "write under the prefix (PutObject)", _put, "probe"),
     ("prune", "start a multipart upload", _multipart, "probe"),
     ("nobody", "list the prefix", _list_prefix, "probe"),
@@ -147,6 +147,7 @@ ALLOWED: list[tuple[str, str, Probe, str]] = [
     ("restore", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("restore", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
     ("restore", "list the prefix", _list_prefix, "probe"),
+    ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
     ("prune", "delete under the prefix (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "probe"),
 ]
 
@@ -156,6 +157,7 @@ def _key(runs: Runs, which: str) -> str:
     return {
         "dump": newest,
         "manifest": cli.manifest_key(newest),
+        "roles": cli.roles_key(newest),
         "probe": f"{cli.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
         "outside": f"elsewhere/probe-{uuid.uuid4().hex[:8]}",
     }[which]
@@ -210,3 +212,14 @@ def test_parliament_would_catch_a_broken_statement(statement: dict[str, Any], is
     """Guards the lint: each mistake is a finding."""
     document = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", **statement}]}
     assert issue in {found for _, found, _ in _findings(json.dumps(document))}
+
+
+def test_restore_latest_without_read_access_stops_at_the_unreadable_newest(runs: Runs, pg15: PgCluster) -> None:
+    """The backup role may list but not read: `restore latest` finds the newest backup's
+    manifest unreadable (AccessDenied) and stops there, naming it; it never falls back."""
+    env = {**cli.job_env(runs.world.endpoint_url, runs.world.bucket), **runs.world.credentials("backup")}
+    target = cli.new_database(pg15, "rel_lp_denied")
+    run = cli.restore(env, "latest", pg15.superuser_url(target))
+    newest = max(runs.dump_keys()).rsplit("/", 1)[1].removesuffix(".dump")
+    assert (run.returncode, f", {newest}, is unreadable: manifest unreadable: reading failed: access denied"
+            in run.error_message) == (8, True), str(run)

@@ -79,3 +79,44 @@ def test_redactor_scrubs_registered_secret_in_any_form() -> None:
     redactor = Redactor()
     redactor.add(PASSWORD)
     assert PASSWORD not in redactor.scrub(f"oops {PASSWORD} and {URL}")
+
+
+def test_every_connection_asks_for_tcp_keepalives() -> None:
+    conninfo = ConnInfo.parse(URL).conninfo(SessionSettings(server_major=15))
+    assert "keepalives=1" in conninfo and "keepalives_idle=30" in conninfo
+
+
+def test_keepalives_in_the_url_win() -> None:
+    assert "keepalives_idle=5" in ConnInfo.parse(URL + "&keepalives_idle=5").conninfo()
+
+
+def test_every_session_reads_dates_in_iso_style() -> None:
+    assert "DateStyle=ISO,\\ MDY" in SessionSettings(server_major=15).options()
+
+
+def test_inspection_sessions_pin_search_path_and_time_zone() -> None:
+    options = SessionSettings(server_major=15).inspecting().options()
+    assert "search_path=pg_catalog" in options and "TimeZone=UTC" in options
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://u:Secr%zzet@h/db",
+    "postgresql://u:Secr et@h/db",
+    "host=h password=pw Secret user=u",
+], ids=["raw-percent", "raw-space", "conninfo-space"])
+def test_unparsable_url_errors_never_quote_the_password(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ConnInfo.parse(url)
+    assert "Secr" not in str(caught.value) and "Secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("postgresql://u:p%zz@h/db", ["p%zz"]),
+    ("postgresql://u:a@b@h/db", ["a@b"]),
+    ("postgresql://u@h/db", []),
+    ("host=h password='x y' user=u", ["x y", "x", "y"]),
+])
+def test_password_candidates_read_unparsable_urls(text: str, found: list[str]) -> None:
+    from agent_bom_backup.log import password_candidates
+
+    assert password_candidates(text) == found

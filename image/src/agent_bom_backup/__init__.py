@@ -1,3 +1,3 @@
 """agent-bom control-plane PostgreSQL backup and restore."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

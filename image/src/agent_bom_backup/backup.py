@@ -11,6 +11,7 @@ requested encryption is confirmed from the store's answers; the manifest records
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import select
 import threading
@@ -27,7 +28,7 @@ from .errors import DumpError, PreflightError
 from .log import event, get_logger
 from .manifest import ClientRecord, Manifest, ObjectRecord, SourceRecord, TableRecord, backup_id_for
 from .pgclients import PgClient, choose_compression, discover, require_tls, select_dump_client
-from .pgconn import ConnInfo, SessionSettings, probe_server_major
+from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, probe_server_major
 from .storage import (
     DEFAULT_CONCURRENCY,
     Claim,
@@ -101,7 +102,9 @@ def run_backup(config: BackupConfig) -> Manifest:
     roles_client = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or client
     roles_sql = dump_globals(roles_client, conn_info, session)
 
-    snapshot_conn = conn_info.connect(session, autocommit=False)
+    # the inspection session pins search_path, TimeZone and the like, so the fingerprint
+    # and tenant keys do not depend on the backup role's or the database's own settings
+    snapshot_conn = conn_info.connect(session.inspecting(), autocommit=False)
     try:
         snapshot_conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         snapshot_conn.read_only = True
@@ -118,6 +121,9 @@ def run_backup(config: BackupConfig) -> Manifest:
         # the last step before anything is uploaded: of two runs in the same second, one goes on
         claim = storage.claim(keys)
         snapshot_id = snapshot_conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+        # before pg_dump starts: it reads the sequences later, so the archive holds this
+        # state or one further along (sequences are not transactional)
+        sequences = pgcatalog.sequence_states(snapshot_conn)
         manifest = _dump_and_upload(
             config, conn_info, session, client, compression, storage, keys.dump, snapshot_id, snapshot_conn, info,
             started, compression_note, claim,
@@ -127,6 +133,8 @@ def run_backup(config: BackupConfig) -> Manifest:
     finally:
         snapshot_conn.close()
 
+    manifest.sequences = sequences
+    manifest.inspection_settings = dict(INSPECTION_SETTINGS)
     storage.put_bytes(keys.roles, roles_sql, "application/sql")
     manifest.roles = ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
     manifest.finished_at = datetime.now(timezone.utc).isoformat()
@@ -208,7 +216,7 @@ def _dump_and_upload(
     finally:
         dump.kill()
         inspector.join(timeout=30)
-    snapshot_conn.rollback()
+    _end_snapshot(snapshot_conn)
     event(log, "dump uploaded", key=dump_key, bytes=result.size, parts=result.parts)
     return Manifest(
         backup_id=dump_key.rsplit("/", 1)[-1].removesuffix(".dump"),
@@ -272,6 +280,16 @@ def _log_first_output(dump: DumpStream) -> None:
             event(log, "pg_dump output started")
 
     threading.Thread(target=wait, name="first-output", daemon=True).start()
+
+
+def _end_snapshot(conn: psycopg.Connection) -> None:
+    """Roll back the snapshot transaction, best effort: the dump is uploaded and counted,
+    so a connection a middlebox dropped while it idled must not fail the backup."""
+    try:
+        conn.rollback()
+    except psycopg.Error as exc:
+        event(get_logger(), "the snapshot connection was lost after the dump was uploaded; nothing is lost "
+              "(its transaction was read-only)", level=logging.WARNING, error=str(exc).strip().splitlines()[0])
 
 
 def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[pgcatalog.TableCount]) -> None:

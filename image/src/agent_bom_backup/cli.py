@@ -12,26 +12,26 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__, units
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
-from .log import Redactor, event, get_logger, setup_logging
+from .log import Redactor, event, get_logger, password_candidates, setup_logging
 from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule, StorageConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, option: str) -> int:
+    """A size option's value; a bad one is a configuration error (exit 3) with one line,
+    whether it came from the command line or the chart's environment variable."""
     try:
         return units.parse_size(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise ConfigError(f"{option}: {exc}", hint="use a whole number with a unit, e.g. 8MiB or 64MiB") from None
 
 
 def parse_duration(text: str) -> float:
@@ -121,6 +121,10 @@ def operation(func: F) -> F:
 
 
 def _add_url_password(redactor: Redactor, url: str) -> None:
+    """Register the URL's password, parsed by libpq, and as read from the text: a URL
+    libpq cannot parse (a raw % or space) is exactly when its error quotes the password."""
+    for candidate in password_candidates(url):
+        redactor.add(candidate)
     try:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -137,8 +141,8 @@ def main() -> None:
     """Back up and restore the agent-bom control-plane PostgreSQL database.
 
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 preflight,
-    5 dump, 6 storage, 7 verification, 8 refused, 9 restore, 10 stale backup,
-    143 interrupted.
+    5 dump, 6 storage, 7 verification, 8 refused, 9 restore (target untouched),
+    10 stale backup, 11 restore failed after changing the target, 143 interrupted.
     """
 
 
@@ -202,7 +206,7 @@ def backup(**kwargs: Any) -> None:
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
         enable_row_security=kwargs["enable_row_security"],
         session_settings=_settings(kwargs["session_settings"]),
-        part_schedule=PartSchedule(parse_size(kwargs["part_size"]), kwargs["part_growth_interval"]),
+        part_schedule=PartSchedule(parse_size(kwargs["part_size"], "--part-size"), kwargs["part_growth_interval"]),
         upload_concurrency=kwargs["upload_concurrency"],
         pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
@@ -265,28 +269,29 @@ def _dirs(values: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
               default=False, show_envvar=True,
               help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
+@click.option("--allow-older/--no-allow-older", envvar="AGENT_BOM_RESTORE_ALLOW_OLDER", default=False,
+              show_envvar=True, help="With latest or a prefix: when the newest backup is unreadable or archived, "
+              "restore the newest complete one instead (the report records what was passed over).")
 @operation
 def restore(**kwargs: Any) -> None:
-    """Restore BACKUP_URI (or the newest complete backup) and verify it against its manifest."""
-    from .report import RestoreReport
-    from .restore import RestoreConfig, default_operator, run_restore
+    """Restore BACKUP_URI (or the newest complete backup) and verify it against its manifest.
 
-    storage = storage_config(kwargs)
+    Nothing changes before every check has passed (--dry-run prints the plan). A failure
+    after the target was changed exits 11 and says what changed and how to go back.
+    """
+    from .restore import RestoreConfig, run_restore
+
     if not kwargs["target_url"]:
         raise ConfigError("no restore target", hint="set AGENT_BOM_RESTORE_POSTGRES_URL (or --target-url)")
-    if kwargs["backup_uri"] == "latest" and not storage.bucket:
-        raise ConfigError("'latest' needs a bucket", hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
-    if not storage.bucket:
-        storage = StorageConfig(**{**storage.__dict__, "bucket": "-"})
     config = RestoreConfig(
         source=kwargs["backup_uri"],
         target_url=kwargs["target_url"],
-        storage=storage,
+        storage=storage_config(kwargs),
         live_source_url=os.environ.get("AGENT_BOM_POSTGRES_URL") or None,
         clean=kwargs["clean"],
         confirm_target=kwargs["confirm_target"],
         approval=kwargs["approval"],
-        operator=kwargs["operator"] or default_operator(),
+        operator=kwargs["operator"],
         create_missing_roles=kwargs["create_missing_roles"],
         no_owner=kwargs["no_owner"],
         no_privileges=kwargs["no_privileges"],
@@ -298,30 +303,13 @@ def restore(**kwargs: Any) -> None:
         pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
+        allow_older=kwargs["allow_older"],
+        report_path=kwargs["report_path"],
     )
-    report = RestoreReport(
-        backup_uri=kwargs["backup_uri"],
-        operator=config.operator or "unknown",
-        approval=config.approval,
-        started_at=datetime.now(timezone.utc).isoformat(),
-        options={
-            "clean": config.clean, "no_owner": config.no_owner, "no_privileges": config.no_privileges,
-            "create_missing_roles": config.create_missing_roles, "jobs": config.jobs, "dry_run": config.dry_run,
-        },
-    )
-    report_path = Path(kwargs["report_path"]) if kwargs["report_path"] else None
-    try:
-        run_restore(config, report)
-    except BackupError as exc:
-        status = "refused" if exc.exit_code in (ExitCode.REFUSED, ExitCode.PREFLIGHT, ExitCode.CONFIG) else "failed"
-        report.finish(status, error=str(exc), exit_code=int(exc.exit_code))
-        raise
-    finally:
-        if report.status == "running":
-            report.finish("failed", error="unexpected error", exit_code=int(ExitCode.INTERNAL))
-        if report_path:
-            report.write(report_path)
-        click.echo(report.summary(), nl=False)
+    outcome = run_restore(config)
+    click.echo(outcome.report.summary(), nl=False)
+    if outcome.error is not None:
+        raise outcome.error
 
 
 @main.command()
@@ -363,14 +351,16 @@ def _duration_option(_ctx: click.Context, _param: click.Parameter, value: str) -
               help="Print JSON instead of the table.")
 @operation
 def list_command(**kwargs: Any) -> None:
-    """List the backups under the prefix, newest first, complete or not (and why).
+    """List the backups under the prefix, newest first, with their state (and why).
 
-    Reads every manifest (s3:ListBucket + s3:GetObject): a backup is complete when its
-    dump and manifest exist, the manifest parses, names this dump and records its size.
+    Reads every manifest (s3:ListBucket + s3:GetObject). States: complete (dump, roles and
+    manifest there, the manifest parses and describes them), incomplete (the run did not
+    finish writing it), unreadable (committed, but its manifest cannot be read or does not
+    match), archived (in Glacier/Deep Archive: restore it from the archive first).
     """
     import json
 
-    from .catalog import list_backups
+    from .catalog import COMPLETE, INCOMPLETE, STATES, list_backups
     from .units import human_age, human_size
     from .storage import Storage
 
@@ -386,15 +376,16 @@ def list_command(**kwargs: Any) -> None:
     rows = [("BACKUP", "AGE", "SIZE", "STATUS", "URI")]
     for s in statuses:
         rows.append((s.backup_id, human_age(s.age_seconds), human_size(s.size),
-                     "complete" if s.complete else "INCOMPLETE", s.uri))
+                     s.state if s.complete else s.state.upper(), s.uri))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for index, row in enumerate(rows):
         line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
         click.echo(line)
         if index and not statuses[index - 1].complete:
             click.echo(" " * (widths[0] + 2) + f"-> {statuses[index - 1].reason}")
-    complete = sum(1 for s in statuses if s.complete)
-    click.echo(f"{len(statuses)} backup(s) under {location}: {complete} complete, {len(statuses) - complete} incomplete")
+    counts = ", ".join(f"{sum(1 for s in statuses if s.state == state)} {state}" for state in STATES
+                       if state in (COMPLETE, INCOMPLETE) or any(s.state == state for s in statuses))
+    click.echo(f"{len(statuses)} backup(s) under {location}: {counts}")
 
 
 @main.command()
@@ -420,13 +411,8 @@ def verify(**kwargs: Any) -> None:
     from .units import human_size
     from .verify import verify_backup
 
-    storage = storage_config(kwargs)
-    if kwargs["backup_uri"] == "latest" and not storage.bucket:
-        raise ConfigError("'latest' needs a bucket", hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
-    if not storage.bucket:
-        storage = StorageConfig(**{**storage.__dict__, "bucket": "-"})
     result = verify_backup(
-        storage,
+        storage_config(kwargs),
         kwargs["backup_uri"],
         deep=kwargs["deep"],
         scratch_url=kwargs["scratch_url"] or None,
@@ -497,8 +483,9 @@ def check(**kwargs: Any) -> None:
 def prune(**kwargs: Any) -> None:
     """Delete expired backups (dump, roles and manifest together; the manifest first).
 
-    Never deletes the newest complete backup. Incomplete backups (failed runs) older than
-    the keep window go too. Needs s3:ListBucket, s3:DeleteObject and
+    Never deletes the newest complete backup (what restore latest restores) or an
+    unreadable one. Incomplete backups (failed runs) older than the keep window go too.
+    Needs s3:ListBucket, s3:GetObject on the manifests, s3:DeleteObject and
     s3:GetBucketVersioning: run it under its own identity, not the backup role's. On a
     versioned bucket it deletes current versions only (S3 adds delete markers).
     """
@@ -517,7 +504,7 @@ def prune(**kwargs: Any) -> None:
     for decision in plan.decisions:
         status = decision.status
         action = verb if decision.delete else "keep"
-        state = "complete" if status.complete else "incomplete"
+        state = status.state
         click.echo(f"  {action:<12} {status.backup_id}  {human_age(status.age_seconds):>7}  {state:<10}  "
                    f"{decision.reason}")
     doomed = plan.doomed

@@ -132,7 +132,11 @@ class DumpStream:
         return f"pg_dump exited with code {code}: {detail}"
 
 
-def dump_globals(client: PgClient, conn_info: ConnInfo, session: SessionSettings) -> bytes:
+GLOBALS_TIMEOUT_S = 600
+
+
+def dump_globals(client: PgClient, conn_info: ConnInfo, session: SessionSettings,
+                 timeout_s: float = GLOBALS_TIMEOUT_S) -> bytes:
     """The cluster's roles and tablespaces, without passwords (works for non-superusers)."""
     argv = [
         str(client.tool("pg_dumpall")),
@@ -143,7 +147,14 @@ def dump_globals(client: PgClient, conn_info: ConnInfo, session: SessionSettings
         # pg_dumpall ignores the database in --dbname; name the one it may connect to
         f"--database={conn_info.dbname}",
     ]
-    result = subprocess.run(argv, capture_output=True, env=conn_info.tool_env(), stdin=subprocess.DEVNULL, timeout=600)
+    try:
+        result = subprocess.run(argv, capture_output=True, env=conn_info.tool_env(), stdin=subprocess.DEVNULL,
+                                timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise DumpError(
+            f"pg_dumpall --globals-only did not finish within {timeout_s:g} s (killed); nothing was uploaded",
+            hint="check the database's load and locks on the role catalogs, then rerun",
+        ) from None
     if result.returncode != 0:
         stderr = redact_url(result.stderr.decode("utf-8", "replace")).strip().splitlines()
         raise DumpError(f"pg_dumpall --globals-only failed: {stderr[0] if stderr else result.returncode}")

@@ -20,8 +20,9 @@ class ExitCode(enum.IntEnum):
     STORAGE = 6  # S3 error during upload, download, list or delete
     VERIFY = 7  # checksum, size, manifest, row count or fingerprint mismatch; incomplete backup
     REFUSED = 8  # a safety refusal: non-empty target, live source without approval, missing roles, id taken, encryption unconfirmed
-    RESTORE = 9  # pg_restore failed
+    RESTORE = 9  # a restore step failed before the target was changed (target untouched)
     STALE = 10  # check: newest complete backup too old, or none
+    CHANGED = 11  # restore: failed after changing the target (the report says what and how to go back)
     INTERRUPTED = 143  # SIGTERM/SIGINT: upload aborted, nothing left behind
 
 
@@ -36,11 +37,16 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.STORAGE: "S3 error while uploading, downloading, listing or deleting (multipart upload aborted)",
     ExitCode.VERIFY: "verification failed: checksum/size mismatch, missing or foreign manifest, restored rows or "
     "schema differ from the manifest, no complete backup",
-    ExitCode.REFUSED: "a safety refusal: non-empty target without --clean/--confirm-target, live source without "
-    "--approval, missing roles or extensions on the target, backup id taken by another run, requested encryption "
-    "not confirmed by the store",
-    ExitCode.RESTORE: "pg_restore reported an error (other than the tolerated transaction_timeout)",
+    ExitCode.REFUSED: "a safety refusal, nothing changed: non-empty target without --clean/--confirm-target, live "
+    "source without --approval, missing roles or extensions, owners the restore role cannot act as, "
+    "`restore latest` whose newest backup is unreadable or archived (--allow-older), backup id taken by another "
+    "run, requested encryption not confirmed by the store",
+    ExitCode.RESTORE: "a restore step failed before the target database was changed (creating roles, reading the "
+    "archive's table of contents, the wipe's transaction): the target database is untouched",
     ExitCode.STALE: "check: the newest complete backup is older than --max-age, or there is none",
+    ExitCode.CHANGED: "restore failed after changing the target (pg_restore error or signal, verification "
+    "mismatch, lost connection): the message names the cause, what was changed and how to go back (the safety "
+    "dump's pg_restore command, or restore again with --clean)",
     ExitCode.INTERRUPTED: "stopped by SIGTERM/SIGINT (e.g. activeDeadlineSeconds); multipart upload aborted",
 }
 
@@ -91,6 +97,20 @@ class RestoreError(BackupError):
 
 class StaleBackupError(BackupError):
     exit_code = ExitCode.STALE
+
+
+class ChangedError(BackupError):
+    """A restore failed after it changed the target: wraps the underlying failure."""
+
+    exit_code = ExitCode.CHANGED
+
+    def __init__(self, cause: BackupError, *, changes: list[str], recovery: str) -> None:
+        super().__init__(
+            f"failed after changing the target: {cause}; changed: {'; '.join(changes)}; to go back: {recovery}"
+        )
+        self.cause = cause
+        self.changes = list(changes)
+        self.recovery = recovery
 
 
 class Interrupted(BackupError):

@@ -38,6 +38,27 @@ def redact_url(text: str) -> str:
     return _PASSWORD_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
 
 
+_URL_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?P<userinfo>[^/?#]*)@")
+# a quoted value, or everything up to the next ``key=`` (an unquoted value with a space
+# is what libpq fails to parse, and then names its second half)
+_KV_PASSWORD = re.compile(r"(?i)\b(?:password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|.*?(?=\s+\w+\s*=|\s*$))")
+
+
+def password_candidates(text: str) -> list[str]:
+    """What could be a password in a database URL or conninfo, read as text: works when
+    libpq cannot parse it (a raw ``%`` or space), which is exactly when its error message
+    would echo the password. Whitespace-separated pieces are included, since libpq quotes
+    a piece at a time."""
+    found: list[str] = []
+    match = _URL_USERINFO.match(text.strip())
+    if match and ":" in match.group("userinfo"):
+        found.append(match.group("userinfo").split(":", 1)[1])
+    for value in _KV_PASSWORD.findall(text):
+        found.append(value[1:-1] if value.startswith("'") and value.endswith("'") else value)
+    pieces = [piece for candidate in found for piece in candidate.split() if piece != candidate]
+    return [c for c in found + pieces if c]
+
+
 @dataclass
 class Redactor:
     """Holds the secret values of this run and scrubs them from text."""
@@ -122,6 +143,16 @@ def setup_logging(
 
 def get_logger() -> logging.Logger:
     return logging.getLogger(LOGGER_NAME)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret this run registered removed (the logging set-up's
+    Redactor), for output that does not pass through the logger: reports, summaries."""
+    for handler in get_logger().handlers:
+        for candidate in handler.filters:
+            if isinstance(candidate, _RedactingFilter):
+                return candidate.redactor.scrub(text)
+    return redact_url(text)
 
 
 def event(logger: logging.Logger, message: str, level: int = logging.INFO, **fields: object) -> None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import VerifyError
 
 FORMAT = "agent-bom-backup-manifest"
-FORMAT_VERSION = 1
+#: 2 added the source's sequence state (``sequences``) and the settings the snapshot was
+#: inspected with (``inspection_settings``); readers accept every version up to this one
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 BACKUP_NAME_PREFIX = "agent-bom-"
 DUMP_SUFFIX = ".dump"
 ROLES_SUFFIX = ".roles.sql"
@@ -120,6 +123,34 @@ class ClientRecord:
 
 
 @dataclass
+class SequenceRecord:
+    """A sequence's state in the source, read in the dump's snapshot before pg_dump starts
+    (sequences are not transactional: pg_dump reads them later, so the archive holds this
+    state or one further along)."""
+
+    schema: str
+    name: str
+    increment: int
+    last_value: int
+    is_called: bool
+    owned_by: str | None = None  # schema.table.column
+
+    @property
+    def next_value(self) -> int:
+        """The value the next nextval() returns (ignoring cycling)."""
+        return self.last_value + self.increment if self.is_called else self.last_value
+
+
+R = TypeVar("R")
+
+
+def _record(cls: type[R], data: Any) -> R:
+    """``cls(**data)`` ignoring fields this release does not know (written by a newer one)."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in dict(data).items() if k in known})
+
+
+@dataclass
 class Manifest:
     backup_id: str
     started_at: str
@@ -137,6 +168,10 @@ class Manifest:
     referenced_roles: dict[str, list[str]]  # owners / grantees / policies -> role names
     storage: dict[str, Any] = field(default_factory=dict)
     tool_version: str = ""
+    #: None in format 1 (not recorded): verification falls back to ``>= max(column)``
+    sequences: list[SequenceRecord] | None = None
+    #: the session settings the snapshot was inspected with (format 1: PostgreSQL's defaults)
+    inspection_settings: dict[str, str] = field(default_factory=dict)
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -173,29 +208,34 @@ class Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise VerifyError(f"{key} is not an agent-bom backup manifest")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in READABLE_VERSIONS)
             raise VerifyError(
-                f"manifest {key} has format version {version}; this tool reads version {FORMAT_VERSION}",
-                hint="use the agent-bom-backup release that wrote it",
+                f"manifest {key} has format version {version}; this tool reads versions {readable}",
+                hint="use the agent-bom-backup release that wrote it, or a newer one",
             )
         try:
+            sequences = data.get("sequences") if version >= 2 else None
             return cls(
                 backup_id=data["backup_id"],
                 started_at=data["started_at"],
                 finished_at=data["finished_at"],
                 snapshot_time=data["snapshot_time"],
-                dump=ObjectRecord(**data["dump"]),
-                roles=ObjectRecord(**data["roles"]) if data.get("roles") else None,
-                source=SourceRecord(**data["source"]),
-                client=ClientRecord(**data["client"]),
+                dump=_record(ObjectRecord, data["dump"]),
+                roles=_record(ObjectRecord, data["roles"]) if data.get("roles") else None,
+                source=_record(SourceRecord, data["source"]),
+                client=_record(ClientRecord, data["client"]),
                 tenant_column=data["tenant_column"],
-                tables=[TableRecord(**t) for t in data["tables"]],
+                tables=[_record(TableRecord, t) for t in data["tables"]],
                 schema_fingerprint=data["schema_fingerprint"],
                 schema_fingerprint_sha256=data["schema_fingerprint_sha256"],
                 extensions=data["extensions"],
                 referenced_roles=data["referenced_roles"],
                 storage=data.get("storage", {}),
                 tool_version=data.get("tool_version", ""),
+                sequences=[_record(SequenceRecord, s) for s in sequences] if sequences is not None else None,
+                inspection_settings=dict(data.get("inspection_settings") or {}),
+                format_version=int(version),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise VerifyError(f"manifest {key} is missing or has a malformed field: {exc}") from None

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from .manifest import SequenceRecord
+
 USER_SCHEMAS = """
     n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
@@ -342,9 +344,10 @@ def existing_roles(conn: psycopg.Connection) -> set[str]:
     return {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
 
 
-def user_tables(conn: psycopg.Connection) -> list[str]:
-    """User objects that make a database non-empty: relations, then functions and
-    types left behind (pg_restore would collide with those too)."""
+def user_objects(conn: psycopg.Connection) -> list[str]:
+    """What makes a database non-empty: relations, then functions and types left behind
+    (pg_restore would collide with those too), then large objects, event triggers and
+    publications (not in any schema, so dropping the schemas leaves them)."""
     rows = conn.execute(
         f"""
         SELECT 1, quote_ident(n.nspname) || '.' || quote_ident(c.relname)
@@ -362,64 +365,215 @@ def user_tables(conn: psycopg.Connection) -> list[str]:
         WHERE {USER_SCHEMAS} AND t.typtype IN ('c', 'd', 'e', 'r') AND t.typrelid = 0
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
                           AND d.objid = t.oid AND d.deptype = 'e')
+        UNION ALL
+        SELECT 4, 'large object ' || l.oid FROM pg_largeobject_metadata l
+        UNION ALL
+        SELECT 5, 'event trigger ' || quote_ident(e.evtname) FROM pg_event_trigger e
+        WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_event_trigger'::regclass
+                          AND d.objid = e.oid AND d.deptype = 'e')
+        UNION ALL
+        SELECT 6, 'publication ' || quote_ident(p.pubname) FROM pg_publication p
         ORDER BY 1, 2
         """
     ).fetchall()
     return [r[1] for r in rows]
 
 
+def undroppable_objects(conn: psycopg.Connection) -> list[str]:
+    """What --clean must drop but the current role may not: schemas, publications and
+    large objects it does not own (directly or through a role whose privileges it
+    inherits), and every event trigger unless it is a superuser."""
+    rows = conn.execute(
+        f"""
+        WITH me AS (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        SELECT 'schema ' || quote_ident(n.nspname) || ' (owner ' || pg_get_userbyid(n.nspowner) || ')'
+        FROM pg_namespace n, me WHERE {USER_SCHEMAS} AND NOT me.rolsuper
+          AND NOT pg_has_role(current_user, n.nspowner, 'USAGE')
+        UNION ALL
+        SELECT 'publication ' || quote_ident(p.pubname) || ' (owner ' || pg_get_userbyid(p.pubowner) || ')'
+        FROM pg_publication p, me WHERE NOT me.rolsuper AND NOT pg_has_role(current_user, p.pubowner, 'USAGE')
+        UNION ALL
+        SELECT 'large object ' || l.oid || ' (owner ' || pg_get_userbyid(l.lomowner) || ')'
+        FROM pg_largeobject_metadata l, me WHERE NOT me.rolsuper
+          AND NOT pg_has_role(current_user, l.lomowner, 'USAGE')
+        UNION ALL
+        SELECT 'event trigger ' || quote_ident(e.evtname) || ' (only a superuser may drop it)'
+        FROM pg_event_trigger e, me WHERE NOT me.rolsuper
+        ORDER BY 1
+        """
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
 @dataclass(frozen=True)
-class SequenceCheck:
-    sequence: str
-    column: str
-    last_value: int | None
-    column_max: int | None
+class RestoreRole:
+    """The role a restore connects as, and what it may do."""
+
+    name: str
+    superuser: bool
+    createrole: bool
+    createdb: bool
+    bypassrls: bool
+    replication: bool
+    inherit: bool
+    database_owner: bool  # owns the target database (directly or through a role it inherits)
+    database_owner_name: str  # the target database's owner role
+    create_on_database: bool
 
     @property
-    def ok(self) -> bool:
-        if self.column_max is None:
-            return True
-        return self.last_value is not None and self.last_value >= self.column_max
+    def sees_every_row(self) -> bool:
+        return self.superuser or self.bypassrls
 
 
-def sequence_checks(conn: psycopg.Connection) -> list[SequenceCheck]:
-    """Owned sequences must be at or past the largest value of their column.
+def restore_role(conn: psycopg.Connection) -> RestoreRole:
+    row = conn.execute(
+        """
+        SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolbypassrls, r.rolreplication,
+               r.rolinherit, pg_has_role(current_user, d.datdba, 'USAGE'), pg_get_userbyid(d.datdba),
+               has_database_privilege(current_database(), 'CREATE')
+        FROM pg_roles r, pg_database d
+        WHERE r.rolname = current_user AND d.datname = current_database()
+        """
+    ).fetchone()
+    assert row is not None
+    return RestoreRole(
+        name=str(row[0]), superuser=bool(row[1]), createrole=bool(row[2]), createdb=bool(row[3]),
+        bypassrls=bool(row[4]), replication=bool(row[5]), inherit=bool(row[6]), database_owner=bool(row[7]),
+        database_owner_name=str(row[8]), create_on_database=bool(row[9]),
+    )
 
-    Sequence values are not covered by the dump's snapshot, so equality with the
-    source would be the wrong test.
-    """
+
+@dataclass(frozen=True)
+class RoleAccess:
+    """How the current role relates to another role."""
+
+    name: str
+    exists: bool
+    superuser: bool = False
+    can_set: bool = False  # may SET ROLE to it (and so make it an object's owner)
+    inherits: bool = False  # has its privileges (acts as the owner of what it owns)
+    admin: bool = False  # may grant membership in it
+
+
+def role_access(conn: psycopg.Connection, names: list[str]) -> dict[str, RoleAccess]:
+    """``RoleAccess`` of each name; PostgreSQL <= 15 has no separate SET privilege
+    (membership is enough)."""
+    set_privilege = "SET" if conn.info.server_version >= 160000 else "MEMBER"
+    found: dict[str, RoleAccess] = {}
+    for name, superuser, can_set, inherits, admin in conn.execute(
+        f"""
+        SELECT r.rolname, r.rolsuper, pg_has_role(current_user, r.oid, '{set_privilege}'),
+               pg_has_role(current_user, r.oid, 'USAGE'),
+               pg_has_role(current_user, r.oid, 'MEMBER WITH ADMIN OPTION')
+        FROM pg_roles r WHERE r.rolname = ANY(%s)
+        """,
+        (list(names),),
+    ).fetchall():
+        found[name] = RoleAccess(name, True, bool(superuser), bool(can_set), bool(inherits), bool(admin))
+    return {name: found.get(name, RoleAccess(name, False)) for name in names}
+
+
+@dataclass(frozen=True)
+class ExtensionInfo:
+    installed: bool
+    trusted: bool
+    schema: str | None = None  # where it is installed
+
+
+def extension_info(conn: psycopg.Connection) -> dict[str, ExtensionInfo]:
+    """Every extension the server can install: whether it is installed in this database
+    and whether a non-superuser with CREATE may install it (trusted, PostgreSQL 13+)."""
+    rows = conn.execute(
+        """
+        SELECT a.name, a.installed_version IS NOT NULL,
+               COALESCE((SELECT bool_or(v.trusted) FROM pg_available_extension_versions v
+                         WHERE v.name = a.name), false),
+               (SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                WHERE e.extname = a.name)
+        FROM pg_available_extensions a
+        """
+    ).fetchall()
+    return {name: ExtensionInfo(bool(installed), bool(trusted), schema) for name, installed, trusted, schema in rows}
+
+
+@dataclass(frozen=True)
+class RlsTable:
+    schema: str
+    name: str
+    forced: bool
+    owned: bool  # the current role owns it (directly or through a role whose privileges it inherits)
+
+
+def rls_tables(conn: psycopg.Connection) -> list[RlsTable]:
+    """User tables with row-level security enabled or forced."""
+    return [RlsTable(r[0], r[1], bool(r[2]), bool(r[3])) for r in conn.execute(
+        f"""
+        SELECT n.nspname, c.relname, c.relforcerowsecurity, pg_has_role(current_user, c.relowner, 'USAGE')
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND (c.relrowsecurity OR c.relforcerowsecurity) AND {USER_SCHEMAS}
+        ORDER BY 1, 2
+        """
+    ).fetchall()]
+
+
+def forced_rls_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    """(schema, table) of user tables with FORCE ROW LEVEL SECURITY."""
+    return [(r[0], r[1]) for r in conn.execute(
+        f"""
+        SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND c.relforcerowsecurity AND {USER_SCHEMAS}
+        ORDER BY 1, 2
+        """
+    ).fetchall()]
+
+
+def sequence_states(conn: psycopg.Connection) -> list[SequenceRecord]:
+    """Every user sequence's increment, last value and is_called, and the column that
+    owns it. Sequences are not transactional: this is their state now, not at the snapshot."""
     owned = conn.execute(
         f"""
-        SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname
-        FROM pg_depend d
-        JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        SELECT sn.nspname, s.relname, seq.seqincrement,
+               (SELECT tn.nspname || '.' || t.relname || '.' || a.attname
+                FROM pg_depend d
+                JOIN pg_class t ON t.oid = d.refobjid
+                JOIN pg_namespace tn ON tn.oid = t.relnamespace
+                JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
+                WHERE d.classid = 'pg_class'::regclass AND d.objid = s.oid
+                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+                LIMIT 1)
+        FROM pg_class s
         JOIN pg_namespace sn ON sn.oid = s.relnamespace
-        JOIN pg_class t ON t.oid = d.refobjid
-        JOIN pg_namespace tn ON tn.oid = t.relnamespace
-        JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid
-        JOIN pg_namespace n ON n.oid = t.relnamespace
-        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND d.deptype IN ('a', 'i') AND {USER_SCHEMAS}
+        JOIN pg_sequence seq ON seq.seqrelid = s.oid
+        WHERE s.relkind = 'S' AND {USER_SCHEMAS.replace("n.nspname", "sn.nspname")}
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                          AND d.objid = s.oid AND d.deptype = 'e')
         ORDER BY 1, 2
         """
     ).fetchall()
-    checks: list[SequenceCheck] = []
-    for seq_schema, seq_name, schema, table, column in owned:
-        seq = sql.Identifier(seq_schema, seq_name)
-        last = conn.execute(
-            sql.SQL("SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM {}").format(seq)
+    states: list[SequenceRecord] = []
+    for schema, name, increment, owned_by in owned:
+        row = conn.execute(
+            sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
         ).fetchone()
-        top = conn.execute(
-            sql.SQL("SELECT max({col})::bigint FROM {tbl}").format(
-                col=sql.Identifier(column), tbl=sql.Identifier(schema, table)
-            )
-        ).fetchone()
-        checks.append(
-            SequenceCheck(
-                sequence=f"{seq_schema}.{seq_name}",
-                column=f"{schema}.{table}.{column}",
-                last_value=int(last[0]) if last and last[0] is not None else None,
-                column_max=int(top[0]) if top and top[0] is not None else None,
-            )
-        )
-    return checks
+        assert row is not None
+        states.append(SequenceRecord(schema, name, int(increment), int(row[0]), bool(row[1]), owned_by))
+    return states
+
+
+@dataclass(frozen=True)
+class ColumnBound:
+    """The extreme value of a sequence's owning column in its direction: max for an
+    ascending sequence, min for a descending one (None: no rows)."""
+
+    column: str
+    value: int | None
+
+
+def column_bound(conn: psycopg.Connection, owned_by: str, increment: int) -> ColumnBound:
+    schema, table, column = owned_by.split(".", 2)
+    function = sql.SQL("max" if increment > 0 else "min")
+    row = conn.execute(
+        sql.SQL("SELECT {}({})::bigint FROM {}").format(
+            function, sql.Identifier(column), sql.Identifier(schema, table))
+    ).fetchone()
+    return ColumnBound(owned_by, int(row[0]) if row and row[0] is not None else None)

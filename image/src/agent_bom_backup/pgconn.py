@@ -13,16 +13,36 @@ otherwise kill a long dump at 03:00).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import ConfigError, PreflightError
-from .log import redact_url
+from .log import password_candidates, redact_url
 
 DEFAULT_CONNECT_TIMEOUT = 15
 APPLICATION_NAME = "agent-bom-backup"
+#: TCP keepalives on every connection: the snapshot connection idles for the whole dump,
+#: and a NAT, load balancer or proxy that drops idle connections would otherwise cut it
+#: (libpq ignores them on Unix sockets; a URL that sets them wins)
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "6"}
+
+#: Settings that change how catalog queries and tenant keys print (format_type and
+#: pg_get_expr qualify names by search_path; dates, times and floats print by TimeZone,
+#: DateStyle, IntervalStyle, extra_float_digits). Inspection sessions pin them on both
+#: sides, so a role's or database's own settings cannot make a faithful restore differ.
+INSPECTION_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("search_path", "pg_catalog"),
+    ("TimeZone", "UTC"),
+    ("DateStyle", "ISO, MDY"),
+    ("IntervalStyle", "postgres"),
+    ("extra_float_digits", "1"),
+    ("bytea_output", "hex"),
+)
+#: what manifests of format 1 were inspected with (PostgreSQL's default search_path)
+LEGACY_INSPECTION_SETTINGS: tuple[tuple[str, str], ...] = (("search_path", '"$user", public'),) + INSPECTION_SETTINGS[1:]
 
 
 @dataclass(frozen=True)
@@ -46,8 +66,15 @@ class SessionSettings:
         if major >= 17:
             settings.append(("transaction_timeout", "0"))
         settings.append(("row_security", "on" if self.row_security else "off"))
+        # psycopg parses dates and intervals in these styles only; a role or database set
+        # to another (DateStyle = 'SQL, DMY') would make reading now() fail
+        settings += [("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres")]
         settings.extend(self.extra)
         return " ".join(f"-c {name}={_escape_option(value)}" for name, value in settings)
+
+    def inspecting(self, settings: tuple[tuple[str, str], ...] = INSPECTION_SETTINGS) -> "SessionSettings":
+        """These settings plus the pinned ones of an inspection session."""
+        return replace(self, extra=self.extra + tuple(settings))
 
 
 def _escape_option(value: str) -> str:
@@ -70,8 +97,9 @@ class ConnInfo:
             params = conninfo_to_dict(url.strip())
         except psycopg.ProgrammingError as exc:
             raise ConfigError(
-                f"{what} is not a valid PostgreSQL URL: {redact_url(str(exc))}",
-                hint="use postgresql://USER@HOST:PORT/DBNAME and percent-encode reserved characters",
+                f"{what} is not a valid PostgreSQL URL: {_without_password(str(exc), url)}",
+                hint="use postgresql://USER@HOST:PORT/DBNAME and percent-encode reserved characters "
+                "(% as %25, a space as %20)",
             ) from None
         params = {k: str(v) for k, v in params.items() if v is not None}
         password = params.pop("password", None)
@@ -112,6 +140,8 @@ class ConnInfo:
         params = dict(self.params)
         params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT))
         params.setdefault("application_name", APPLICATION_NAME)
+        for name, value in KEEPALIVES.items():
+            params.setdefault(name, value)
         if session is not None:
             user_options = params.get("options", "")
             params["options"] = (session.options() + " " + user_options).strip()
@@ -142,6 +172,23 @@ def probe_server_major(conn_info: ConnInfo) -> int:
     """Server major version, read from the startup packet (no statement needed)."""
     with conn_info.connect(SessionSettings()) as conn:
         return conn.info.server_version // 10000
+
+
+def _without_password(message: str, url: str) -> str:
+    """libpq's parse error, which quotes the token it choked on: the password, or a piece
+    of it, when the password holds a raw ``%`` or space. Read before the URL could be parsed."""
+    candidates = [c for c in password_candidates(url) if c]
+
+    def quoted(match: re.Match[str]) -> str:
+        token = match.group(1)
+        touches = any(token and (token in c or c in token) for c in candidates)
+        return '"***"' if touches else match.group(0)
+
+    text = re.sub(r'"([^"]*)"', quoted, redact_url(message))
+    for candidate in sorted(candidates, key=len, reverse=True):
+        if len(candidate) >= 4:
+            text = text.replace(candidate, "***")
+    return " ".join(text.split())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,8 +1,11 @@
 """Retention: delete expired backups under one prefix, never the newest complete one.
 
-Decided from the listing alone (``s3:ListBucket``), so a manifest that cannot be read
-never makes a backup look deletable. Run under its own identity: the backup role may
-not delete anything.
+Decided by the backup catalog (:mod:`catalog`, reading the manifests: ``s3:GetObject``
+on ``*.manifest.json``), so it agrees with ``restore latest``: the newest complete backup
+(what ``restore latest`` restores) is always kept, and an ``unreadable`` backup (a
+manifest that cannot be read or does not match its objects: a permission, KMS or
+corruption problem to look at) is never deleted. Run under its own identity: the backup
+role may not delete anything.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .catalog import BackupStatus, list_backups
+from .catalog import ARCHIVED, COMPLETE, INCOMPLETE, UNREADABLE, BackupStatus, list_backups
 from .errors import ConfigError
 from .log import event, get_logger
 from .storage import Storage, storage_error
@@ -75,13 +78,15 @@ def plan_prune(
     incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_S,
     now: datetime | None = None,
 ) -> PrunePlan:
-    """Decide, from the listing alone, which backups expire.
+    """Decide which backups expire.
 
-    Kept: the ``keep_last`` newest complete backups (at least the newest one, always),
-    every complete backup younger than ``keep_days``, and every incomplete backup younger
-    than ``keep_days`` or than the grace period (it may still be running). Everything
-    else is deleted: expired complete backups and failed runs (dump without manifest,
-    manifest or roles without dump) older than the keep window.
+    Kept: the newest complete backup (what ``restore latest`` restores), the
+    ``keep_last`` newest complete or archived backups, every committed backup younger than
+    ``keep_days``, every ``unreadable`` backup whatever its age, and every incomplete
+    backup younger than ``keep_days`` or than the grace period (it may still be running).
+    Everything else is deleted: expired complete or archived backups and failed runs
+    (dump without manifest, a claim only, manifest or roles without dump) older than the
+    keep window.
     """
     if keep_days < 0:
         raise ConfigError("--keep-days must be 0 or more")
@@ -90,16 +95,21 @@ def plan_prune(
     if incomplete_grace_seconds < 0:
         raise ConfigError("--incomplete-grace must be 0 or more")
     window = keep_days * DAY
-    statuses = list_backups(storage, read_manifests=False, now=now)
+    statuses = list_backups(storage, now=now)
+    newest_complete = next((s for s in statuses if s.state == COMPLETE), None)
     decisions = []
-    complete_seen = 0
+    committed_seen = 0
     for status in statuses:
         age = status.age_seconds
-        if status.complete:
-            complete_seen += 1
-            if complete_seen == 1:
+        if status.state == UNREADABLE:
+            decisions.append(PruneDecision(status, False, f"unreadable, never deleted: {status.reason}"))
+        elif status.state in (COMPLETE, ARCHIVED):
+            committed_seen += 1
+            if status is newest_complete:
                 decisions.append(PruneDecision(status, False, "newest complete backup (never deleted)"))
-            elif complete_seen <= keep_last:
+            elif committed_seen == 1:
+                decisions.append(PruneDecision(status, False, f"newest backup, {status.state} (never deleted)"))
+            elif committed_seen <= keep_last:
                 decisions.append(PruneDecision(status, False, f"one of the {keep_last} newest complete backups"))
             elif age < window:
                 decisions.append(PruneDecision(status, False, f"younger than {_days(keep_days)}"))
@@ -107,6 +117,7 @@ def plan_prune(
                 why = f"older than {_days(keep_days)} and not among the {keep_last} newest complete backups"
                 decisions.append(PruneDecision(status, True, why))
         else:
+            assert status.state == INCOMPLETE
             limit = max(window, incomplete_grace_seconds)
             if age < window:
                 decisions.append(PruneDecision(status, False, f"incomplete, younger than {_days(keep_days)}"))

@@ -1,13 +1,24 @@
-"""The restore report: the runbook's incident-record fields plus verification."""
+"""The restore report: the runbook's incident-record fields, the plan, what changed, and
+the verification. Typed while the restore runs; converted to JSON once, when written."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .log import scrub
+
+if TYPE_CHECKING:
+    from .restore import RestorePlan
+    from .verify import VerificationResult
+
+#: the statuses a report ends in
+VERIFIED, DRY_RUN, REFUSED, FAILED, FAILED_AFTER_CHANGES = (
+    "verified", "dry-run", "refused", "failed", "failed-after-changes")
 
 
 @dataclass
@@ -16,22 +27,34 @@ class RestoreReport:
     operator: str
     approval: str | None
     started_at: str
-    status: str = "running"  # verified | failed | refused | dry-run
+    status: str = "running"  # verified | dry-run | refused | failed | failed-after-changes
     finished_at: str | None = None
     backup_id: str | None = None
     backup_snapshot_time: str | None = None
     backup_source: dict[str, Any] = field(default_factory=dict)
     data_loss_window_seconds: float | None = None
+    #: backups newer than the one restored that --allow-older passed over, and why
+    skipped_backups: list[dict[str, Any]] = field(default_factory=list)
+    data_loss_note: str | None = None
     target: str | None = None
     target_server_version: str | None = None
+    restore_role: str | None = None
     pg_restore_version: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    plan: list[str] = field(default_factory=list)
+    plan: RestorePlan | None = None
+    #: the step a failure happened in: plan, prepare, change, restore or verify
+    failed_step: str | None = None
+    target_changed: bool = False
+    changes: list[str] = field(default_factory=list)
+    recovery: str | None = None
     safety_backup: str | None = None
     roles_created: list[str] = field(default_factory=list)
+    roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
     roles_needing_password: list[str] = field(default_factory=list)
+    memberships_granted: list[str] = field(default_factory=list)
+    memberships_recreated: list[str] = field(default_factory=list)
     tolerated_errors: list[str] = field(default_factory=list)
-    verification: dict[str, Any] | None = None
+    verification: VerificationResult | None = None
     error: str | None = None
     exit_code: int | None = None
 
@@ -47,14 +70,27 @@ class RestoreReport:
         self.exit_code = exit_code
         self.finished_at = datetime.now(timezone.utc).isoformat()
 
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("plan", "verification"):
+                data[item.name] = value.to_dict() if value is not None else None
+            else:
+                data[item.name] = value
+        return json.loads(json.dumps(data, default=str))
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, default=str) + "\n"
+        return scrub(json.dumps(self.to_dict(), indent=2)) + "\n"
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(self.to_json())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def summary(self) -> str:
         """The human summary, ready to paste into the incident record."""
@@ -70,43 +106,64 @@ class RestoreReport:
             f"backup snapshot:   {self.backup_snapshot_time or '-'}",
             f"data-loss window:  {_window(self.data_loss_window_seconds)} (backup snapshot to restore start)",
             f"target:            {self.target or '-'} (PostgreSQL {self.target_server_version or '?'})",
+            f"restore role:      {self.restore_role or '-'}",
             f"pg_restore:        {self.pg_restore_version or '-'}",
         ]
+        if self.data_loss_note:
+            lines.append(f"WIDER DATA LOSS:   {self.data_loss_note}")
+        for skipped in self.skipped_backups:
+            lines.append(f"skipped backup:    {skipped['backup_id']} ({skipped['state']}: {skipped['reason']})")
         if self.safety_backup:
             lines.append(f"safety backup:     {self.safety_backup}")
         if self.roles_created:
             lines.append(f"roles created:     {', '.join(self.roles_created)}")
+        for role, dropped in self.roles_attributes_dropped.items():
+            lines.append(f"role {role} created without: {', '.join(dropped)} (a platform admin grants them)")
+        if self.memberships_granted:
+            lines.append(f"memberships granted to the restore role: {', '.join(self.memberships_granted)}")
         if self.roles_needing_password:
             lines.append(f"SET A PASSWORD for login roles: {', '.join(self.roles_needing_password)}")
         for note in self.tolerated_errors:
             lines.append(f"tolerated:         {note}")
-        if self.plan:
+        if self.plan is not None:
             lines.append("plan:")
-            lines.extend(f"  - {step}" for step in self.plan)
-        verification = self.verification
-        if verification:
-            lines.append("verification:")
-            lines.append(f"  {'table':<40} {'expected':>10} {'restored':>10}")
-            for table in verification["tables"]:
-                mark = "ok" if table["expected"] == table["actual"] and table["tenants_ok"] else "MISMATCH"
-                lines.append(f"  {table['table']:<40} {_n(table['expected']):>10} {_n(table['actual']):>10}  {mark}")
-            lines.append(f"  {'tenant (rows in all tables)':<40} {'expected':>10} {'restored':>10}")
-            actual = verification["tenant_totals_actual"]
-            for tenant, rows in verification["tenant_totals_expected"].items():
-                got = actual.get(tenant)
-                lines.append(f"  {tenant:<40} {rows:>10} {_n(got):>10}  {'ok' if got == rows else 'MISMATCH'}")
-            diff = verification["fingerprint_diff"]
-            skipped = verification["fingerprint_categories_skipped"]
-            lines.append(
-                "  schema fingerprint: "
-                + ("matches" if not diff else f"DIFFERS in {', '.join(diff)}")
-                + (f" (not compared: {', '.join(skipped)})" if skipped else "")
-            )
-            seq = verification["sequence_problems"]
-            lines.append("  sequences: " + ("ok" if not seq else "; ".join(seq)))
+            lines.extend(f"  - {step}" for step in self.plan.steps())
+        if self.verification is not None:
+            lines.extend(_verification_lines(self.verification))
+        if self.status not in ("running", VERIFIED, DRY_RUN):
+            lines.append(f"failed in:         {self.failed_step or '-'}")
+            if self.target_changed:
+                lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")
+                lines.append(f"to go back:        {self.recovery}")
+            else:
+                lines.append("target state:      untouched (the target database is as it was)"
+                             + (f"; cluster changes: {'; '.join(self.changes)}" if self.changes else ""))
         if self.error:
             lines.append(f"error:             {self.error}")
-        return "\n".join(lines) + "\n"
+        return scrub("\n".join(lines) + "\n")
+
+
+def _verification_lines(verification: VerificationResult) -> list[str]:
+    lines = ["verification:", f"  {'table':<40} {'expected':>10} {'restored':>10}"]
+    for table in verification.tables:
+        mark = "ok" if table.ok else "MISMATCH"
+        lines.append(f"  {table.table:<40} {_n(table.expected):>10} {_n(table.actual):>10}  {mark}")
+    lines.append(f"  {'tenant (rows in all tables)':<40} {'expected':>10} {'restored':>10}")
+    actual = verification.tenant_totals_actual
+    for tenant, rows in verification.tenant_totals_expected.items():
+        got = actual.get(tenant)
+        lines.append(f"  {tenant:<40} {rows:>10} {_n(got):>10}  {'ok' if got == rows else 'MISMATCH'}")
+    diff = verification.fingerprint_diff
+    skipped = verification.fingerprint_categories_skipped
+    lines.append(
+        "  schema fingerprint: "
+        + ("matches" if not diff else f"DIFFERS in {', '.join(diff)}")
+        + (f" (not compared: {', '.join(skipped)})" if skipped else "")
+    )
+    seq = verification.sequence_problems
+    lines.append("  sequences: " + ("ok" if not seq else "; ".join(seq)) + f" ({verification.sequence_check})")
+    lines.append(f"  row-level security: {verification.rls_counting}")
+    return lines
 
 
 def _n(value: object) -> str:
@@ -119,3 +176,4 @@ def _window(seconds: float | None) -> str:
     minutes, secs = divmod(int(abs(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s"
+

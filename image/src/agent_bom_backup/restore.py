@@ -1,41 +1,72 @@
 """Restore a backup into a PostgreSQL database an on-call operator can trust.
 
-Nothing touches the target before every check has passed: the manifest exists and
-names this dump, the dump's size and SHA-256 match, a pg_restore can read it, the
-target is empty (or --clean with its name confirmed), it is not the live source
-(or an approval id is given), every role the dump names and every extension exists.
-Then: safety snapshot (with --clean), missing roles, pg_restore, verification.
+Nothing destructive happens before everything that can fail cheaply has been done:
+
+1. **plan** (read-only): resolve the backup through the backup catalog, read its manifest,
+   check the dump object (archived? the size the manifest says?), inspect the target
+   (server, identity, emptiness, the restore role and what it may do), refuse what is
+   unsafe (the live source without an approval, a non-empty target without ``--clean``
+   and its confirmed name), check roles, owners, extensions and privileges, pick the
+   client, check the scratch space. The result is a typed :class:`RestorePlan`:
+   ``--dry-run`` prints it, the report records it.
+2. **prepare** (the target database is not touched): download the dump and verify its
+   SHA-256, read its table of contents with the chosen pg_restore, then create the
+   missing roles and grant the restore role the memberships it needs, in one transaction:
+   the only change before the wipe, additive, listed in the report.
+3. **change**: ``--clean``'s safety dump of the target, then the wipe. From here on a
+   failure is a failure *after changes* (exit 11): the message says what changed and how
+   to go back.
+4. **restore**: pg_restore. A restore role that is not a superuser restores in three
+   passes (schemas and their privileges; objects and data; row-level security switched
+   on), so owners can be set and foreign keys validated without BYPASSRLS.
+5. **verify**: rows per table and tenant, the schema fingerprint, sequences.
 """
 
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 import re
 import subprocess
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from . import pgcatalog
+from .catalog import ARCHIVED_CLASSES, BackupStatus, resolve
 from .dump import DumpOptions, dump_to_file
-from .errors import BackupError, ConfigError, PreflightError, RefusedError, RestoreError, StorageError, VerifyError
+from .errors import (
+    BackupError,
+    ChangedError,
+    ConfigError,
+    DumpError,
+    ExitCode,
+    PreflightError,
+    RefusedError,
+    RestoreError,
+    StorageError,
+    VerifyError,
+)
 from .log import event, get_logger, redact_url
-from .manifest import BackupKeys, Manifest
+from .manifest import BackupKeys, Manifest, backup_time
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
-from .report import RestoreReport
-from .roles import create_missing_roles, parse_globals
+from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
+from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .storage import Storage, StorageConfig, parse_s3_uri
-from .verify import verify_database
+from .verify import VerificationResult, inspection_settings, verify_database
 
 TRANSACTION_TIMEOUT_ERROR = 'unrecognized configuration parameter "transaction_timeout"'
-ARCHIVED_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+TRANSACTION_TIMEOUT_QUERY_ERROR = f"could not execute query: ERROR:  {TRANSACTION_TIMEOUT_ERROR}"
+TRANSACTION_TIMEOUT_STATEMENT = "Command was: SET transaction_timeout = 0;"
+SCRATCH_HEADROOM = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -59,101 +90,225 @@ class RestoreConfig:
     pg_bin_dirs: tuple[str, ...] = ()
     pg_bin_dirs_only: bool = False
     lock_wait_timeout_s: int = 300
+    allow_older: bool = False
+    report_path: str | None = None
+    purpose: str = "restore"  # or "verify --deep"
 
 
-def resolve_backup(storage: Storage, source: str) -> BackupKeys:
-    """``latest``, ``s3://bucket/prefix/`` or an object URI -> the backup's keys."""
+def source_storage(config: StorageConfig, source: str) -> StorageConfig:
+    """The storage a source names: the runbook passes only a URI and a region, so an
+    ``s3://`` URI brings its own bucket; ``latest`` needs the configured one."""
     if source == "latest":
-        return newest_complete(storage, storage.config.prefix)
-    _, key = parse_s3_uri(source)
-    if not key or key.endswith("/"):
-        return newest_complete(storage, key)
-    keys = BackupKeys.from_any_key(key)
-    if keys is None:
-        bare = BackupKeys.from_any_key(key + ".dump")
-        if bare is None:
-            raise ConfigError(
-                f"{redact_url(source)} does not name an agent-bom backup",
-                hint="expected .../agent-bom-YYYYMMDDTHHMMSSZ.dump; run `agent-bom-backup list`",
-            )
-        keys = bare
-    return keys
-
-
-def newest_complete(storage: Storage, prefix: str) -> BackupKeys:
-    entries = storage.list_backups(prefix)
-    for entry in entries:
-        if not entry.has_all_objects:
-            event(get_logger(), "skipping incomplete backup (no manifest or no dump)", backup=entry.keys.backup_id, level=30)
-            continue
-        try:
-            manifest = load_manifest(storage, entry.keys)
-        except BackupError as exc:
-            event(get_logger(), "skipping backup with an unreadable manifest", backup=entry.keys.backup_id, error=str(exc), level=30)
-            continue
-        if entry.dump is not None and manifest.dump.size != entry.dump.size:
-            event(get_logger(), "skipping backup whose dump size differs from its manifest", backup=entry.keys.backup_id, level=30)
-            continue
-        if manifest.roles is not None and entry.roles is None:
-            event(get_logger(), "skipping backup whose roles object is missing", backup=entry.keys.backup_id, level=30)
-            continue
-        return entry.keys
-    raise VerifyError(
-        f"no complete backup under s3://{storage.config.bucket}/{prefix.strip('/')}/",
-        hint="check the bucket/prefix, or run `agent-bom-backup list` to see incomplete ones",
-    )
-
-
-def load_manifest(storage: Storage, keys: BackupKeys) -> Manifest:
-    if not storage.exists(keys.manifest):
-        if not storage.exists(keys.dump):
-            raise VerifyError(
-                f"no backup at {storage.config.uri(keys.dump)}",
-                hint="check the timestamp; run `agent-bom-backup list`, or pass 'latest'",
-            )
-        raise VerifyError(
-            f"backup {storage.config.uri(keys.dump)} has no manifest: it is incomplete (the job failed or is still running)",
-            hint="restore another backup; run `agent-bom-backup list` to see complete ones",
-        )
-    manifest = Manifest.from_json(storage.get_bytes(keys.manifest), key=storage.config.uri(keys.manifest))
-    if manifest.dump.key != keys.dump:
-        raise VerifyError(
-            f"manifest {storage.config.uri(keys.manifest)} describes {manifest.dump.key}, not {keys.dump}",
-            hint="the manifest was copied or renamed; do not trust this backup",
-        )
-    return manifest
-
-
-def storage_for_source(config: StorageConfig, source: str) -> StorageConfig:
-    """The runbook passes only a URI and a region: the bucket comes from the URI."""
-    if source == "latest":
+        if not config.bucket:
+            raise ConfigError("'latest' needs a bucket", hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
         return config
     bucket, _ = parse_s3_uri(source)
-    from dataclasses import replace
-
     return replace(config, bucket=bucket)
 
 
+# --------------------------------------------------------------------------- the plan
 @dataclass
-class _Target:
+class RestorePlan:
+    """Everything the restore will do, decided before it changes anything."""
+
+    backup_id: str
+    backup_uri: str
+    manifest_format: int
+    dump_key: str
+    dump_size: int
+    dump_sha256: str
+    target: str
+    target_database: str
+    target_server_version: str
+    target_objects: int
+    restore_role: str
+    restore_role_kind: str
+    wipe: bool
+    safety_backup_dir: str | None
+    pg_restore_version: str
+    jobs: int
+    no_owner: bool
+    no_privileges: bool
+    phased: bool
+    tolerate_transaction_timeout: bool
+    roles_to_create: list[str]
+    role_attributes_dropped: dict[str, list[str]]
+    memberships_to_grant: list[str]
+    owners: dict[str, str]  # owner role -> how the restore role acts as it
+    rls_counting: str
+    sequence_check: str
+    tables: int
+    tenants: int
+    scratch_dir: str
+    scratch_free_bytes: int
+    skipped_backups: list[str] = field(default_factory=list)
+
+    def steps(self) -> list[str]:
+        steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
+                 f"read the archive's table of contents with pg_restore {self.pg_restore_version} --list"]
+        if self.roles_to_create:
+            steps.append(f"create missing roles from the stored roles object: {', '.join(self.roles_to_create)}")
+        for role, dropped in self.role_attributes_dropped.items():
+            steps.append(f"create role {role} without {', '.join(dropped)} (the restore role may not grant them)")
+        if self.memberships_to_grant:
+            steps.append(f"grant {self.restore_role} membership in {', '.join(self.memberships_to_grant)} "
+                         "(to set the owners of restored objects)")
+        if self.wipe:
+            if self.safety_backup_dir:
+                steps.append(f"take a safety pg_dump of {self.target_database} into {self.safety_backup_dir}")
+            steps.append(f"drop every user schema in {self.target_database} ({self.target_objects} objects, "
+                         "with large objects, event triggers and publications)")
+        flags = " ".join(f for f, on in (("--no-owner", self.no_owner), ("--no-privileges", self.no_privileges)) if on)
+        passes = (" in three passes (schemas and their privileges; objects and data; row-level security on)"
+                  if self.phased else "")
+        steps.append(f"pg_restore {self.pg_restore_version} --jobs={self.jobs} {flags}".rstrip() + passes)
+        if self.tolerate_transaction_timeout:
+            steps.append(f"tolerate only '{TRANSACTION_TIMEOUT_ERROR}' from its SET transaction_timeout = 0 "
+                         "(a newer pg_restore into an older server)")
+        steps.append(f"verify {self.tables} tables, {self.tenants} tenants and the schema fingerprint "
+                     f"(row-level security: {self.rls_counting}; sequences: {self.sequence_check})")
+        return steps
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["steps"] = self.steps()
+        return data
+
+
+@dataclass
+class TargetInfo:
     conn_info: ConnInfo
     major: int
     session: SessionSettings
     info: pgcatalog.ServerInfo
-    tables: list[str]
+    objects: list[str]
+    role: pgcatalog.RestoreRole
     roles: set[str]
-    available_extensions: set[str]
+    access: dict[str, pgcatalog.RoleAccess]
+    extensions: dict[str, pgcatalog.ExtensionInfo]
+    undroppable: list[str]
+    create_on_public: bool
 
 
-def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
+@dataclass
+class RestoreContext:
+    """What the executor works with: the plan and everything it was made from."""
+
+    config: RestoreConfig
+    storage: Storage
+    keys: BackupKeys
+    manifest: Manifest
+    target: TargetInfo
+    client: PgClient
+    plan: RestorePlan
+    role_plan: RolePlan | None
+    report: RestoreReport
+    scratch_parent: Path
+    changes: list[str] = field(default_factory=list)  # cluster and target changes so far
+    target_changed: bool = False
+    safety_client: PgClient | None = None
+
+    def step(self, name: str) -> None:
+        self.report.failed_step = name
+
+    def changed(self, what: str) -> None:
+        self.target_changed = True
+        self.changes.append(what)
+
+
+@dataclass
+class RestoreOutcome:
+    report: RestoreReport
+    error: BackupError | None = None
+
+
+# --------------------------------------------------------------------------- the operation
+def new_report(config: RestoreConfig) -> RestoreReport:
+    return RestoreReport(
+        backup_uri=redact_url(config.source),
+        operator=config.operator or default_operator(),
+        approval=config.approval,
+        started_at=datetime.now(timezone.utc).isoformat(),
+        options={
+            "purpose": config.purpose, "clean": config.clean, "no_owner": config.no_owner,
+            "no_privileges": config.no_privileges, "create_missing_roles": config.create_missing_roles,
+            "jobs": config.jobs, "dry_run": config.dry_run, "allow_older": config.allow_older,
+            "safety_backup": config.safety_backup,
+        },
+    )
+
+
+def run_restore(config: RestoreConfig) -> RestoreOutcome:
+    """The restore (and ``verify --deep``'s): plan, then execute unless a dry run. The
+    report is finished with the outcome's status and, with ``report_path``, written at
+    the start (an unwritable path fails before anything) and at the end."""
     log = get_logger()
-    storage = Storage(storage_for_source(config.storage, config.source))
-    keys = resolve_backup(storage, config.source)
+    report = new_report(config)
+    report.failed_step = "plan"
+    path = Path(config.report_path) if config.report_path else None
+    outcome = RestoreOutcome(report)
+    ctx: RestoreContext | None = None
+    try:
+        if path is not None:
+            _write_first_report(report, path)
+        ctx = plan_restore(config, report)
+        if config.dry_run:
+            for step in ctx.plan.steps():
+                event(log, "plan", step=step)
+            report.failed_step = None
+            report.finish(DRY_RUN, exit_code=0)
+        else:
+            execute(ctx)
+            report.failed_step = None
+            report.finish(VERIFIED, exit_code=0)
+            verification = report.verification
+            event(log, "restore verified", uri=report.backup_uri,
+                  tables=len(verification.tables) if verification else 0,
+                  tenants=len(verification.tenant_totals_actual) if verification else 0)
+    except ChangedError as exc:
+        outcome.error = exc
+        report.target_changed, report.changes, report.recovery = True, exc.changes, exc.recovery
+        report.finish(FAILED_AFTER_CHANGES, error=str(exc), exit_code=int(exc.exit_code))
+    except BackupError as exc:
+        outcome.error = exc
+        report.changes = list(ctx.changes) if ctx else []
+        refused = exc.exit_code in (ExitCode.REFUSED, ExitCode.PREFLIGHT, ExitCode.CONFIG)
+        report.finish(REFUSED if refused else FAILED, error=str(exc), exit_code=int(exc.exit_code))
+    except BaseException as exc:
+        report.changes = list(ctx.changes) if ctx else []
+        report.finish(FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.INTERNAL))
+        raise
+    finally:
+        if path is not None and report.status != "running":
+            try:
+                report.write(path)
+            except OSError as exc:
+                event(log, f"could not write the restore report to {path}: {exc.strerror}; the summary on "
+                      "stdout holds the same", level=30)
+    return outcome
+
+
+def _write_first_report(report: RestoreReport, path: Path) -> None:
+    try:
+        report.write(path)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the restore report to {path}: {exc.strerror}",
+            hint="pass a --report path in a writable directory (nothing was restored)",
+        ) from None
+
+
+def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext:
+    """Every check that needs no change, in order of cost; the typed plan. Raises the
+    refusal or failure of the first check that fails."""
+    conn_info = ConnInfo.parse(config.target_url, what="restore target URL")
+    scratch_parent = _scratch_parent(config)
+    storage = Storage(source_storage(config.storage, config.source))
+    resolved = resolve(storage, config.source, allow_older=config.allow_older)
+    keys, manifest = resolved.keys, resolved.manifest
     report.backup_uri = storage.config.uri(keys.dump)
     report.backup_id = keys.backup_id
-    event(log, "restoring backup", uri=report.backup_uri, operator=report.operator)
-
-    manifest = load_manifest(storage, keys)
+    event(get_logger(), "restoring backup", uri=report.backup_uri, operator=report.operator)
     report.set_backup_time(manifest.data_loss_reference)
     report.backup_source = {
         "database": manifest.source.database,
@@ -162,112 +317,151 @@ def run_restore(config: RestoreConfig, report: RestoreReport) -> RestoreReport:
         "is_standby": manifest.source.is_standby,
         "size": manifest.dump.size,
         "sha256": manifest.dump.sha256,
+        "manifest_format": manifest.format_version,
     }
-    head = storage.head(keys.dump)
-    if head.get("StorageClass") in ARCHIVED_CLASSES and "ongoing-request=\"false\"" not in head.get("Restore", ""):
-        raise StorageError(
-            f"{report.backup_uri} is in {head['StorageClass']} and must be restored from the archive first",
-            hint="aws s3api restore-object --bucket ... --key ... --restore-request Days=2; retry when it completes",
-        )
-    if int(head["ContentLength"]) != manifest.dump.size:
-        raise VerifyError(
-            f"{report.backup_uri} is {head['ContentLength']} bytes but its manifest says {manifest.dump.size}: "
-            "truncated or replaced",
-            hint="restore another backup",
+    _record_skipped(report, resolved.skipped, manifest)
+    _check_dump_object(storage, keys, manifest)
+
+    owners = [] if config.no_owner else list(manifest.referenced_roles.get("owners", []))
+    target = _inspect_target(config, conn_info, owners)
+    report.target = conn_info.display()
+    report.target_server_version = target.info.version
+    report.restore_role = target.role.name
+    _refuse_unsafe_target(config, manifest, target)
+    wipe = config.clean and bool(target.objects)
+    if wipe and target.undroppable:
+        raise RefusedError(
+            f"--clean must drop what restore role {target.role.name} may not: {', '.join(target.undroppable[:5])}"
+            + (" ..." if len(target.undroppable) > 5 else ""),
+            hint="restore into a new database, or have its owner (or a superuser) drop these first",
         )
 
-    target = _inspect_target(config)
-    report.target = target.conn_info.display()
-    report.target_server_version = target.info.version
-    _refuse_unsafe_target(config, manifest, target)
-    missing_roles = sorted(
-        set(manifest.roles_needed(owners=not config.no_owner, privileges=not config.no_privileges)) - target.roles
-    )
-    if missing_roles and not config.create_missing_roles:
-        raise RefusedError(
-            f"the target server lacks roles the backup names: {', '.join(missing_roles)}",
-            hint="create them, or pass --create-missing-roles to create them from the stored roles object "
-            "(or --no-owner --no-privileges for a scratch copy)",
-        )
-    if missing_roles and manifest.roles is None:
-        raise RefusedError(f"roles {', '.join(missing_roles)} are missing and this backup has no roles object")
-    missing_ext = sorted(set(manifest.extensions) - target.available_extensions)
-    if missing_ext:
-        raise RefusedError(
-            f"the target server cannot install extensions the backup uses: {', '.join(missing_ext)}",
-            hint="install them on the target server (pg_available_extensions), then retry",
-        )
+    missing = sorted(set(manifest.roles_needed(owners=not config.no_owner, privileges=not config.no_privileges))
+                     - target.roles)
+    stored = _stored_roles(storage, manifest, target, missing, config)
+    grantor = Grantor(target.role.name, target.major, target.role.superuser, target.role.createrole,
+                      target.role.createdb, target.role.bypassrls, target.role.replication)
+    self_grants, how = _owner_access(target, owners, missing, grantor)
+    role_plan = None
+    if missing or self_grants:
+        role_plan = plan_roles(missing, stored or {}, grantor, target.roles, self_grants)
+    _check_privileges(manifest, target, stored, wipe, config)
+    _check_extensions(manifest, target, wipe)
+
     clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
     client = select_restore_client(
-        clients, manifest.client.pg_dump_major, target.major, manifest.client.compression, target.conn_info.sslmode
+        clients, manifest.client.pg_dump_major, target.major, manifest.client.compression, conn_info.sslmode
     )
     report.pg_restore_version = client.version
-    tolerate_tt = client.major >= 17 and target.major < 17
-
-    scratch_parent = Path(config.scratch_dir or tempfile.gettempdir())
     free = scratch_free_bytes(scratch_parent)
-    if free < manifest.dump.size + 16 * 1024 * 1024:
+    if free < manifest.dump.size + SCRATCH_HEADROOM:
         raise PreflightError(
             f"scratch directory {scratch_parent} has {free} bytes free; the dump needs {manifest.dump.size} "
             "plus 16 MiB of headroom",
             hint="point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a larger volume",
         )
+    forced = [line for line in manifest.schema_fingerprint.get("row_security", []) if line.endswith("forced=true")]
+    plan = RestorePlan(
+        backup_id=keys.backup_id,
+        backup_uri=report.backup_uri,
+        manifest_format=manifest.format_version,
+        dump_key=manifest.dump.key,
+        dump_size=manifest.dump.size,
+        dump_sha256=manifest.dump.sha256,
+        target=conn_info.display(),
+        target_database=target.info.database,
+        target_server_version=target.info.version,
+        target_objects=len(target.objects),
+        restore_role=target.role.name,
+        restore_role_kind=_role_kind(target.role),
+        wipe=wipe,
+        safety_backup_dir=str(_safety_dir(config)) if wipe and config.safety_backup else None,
+        pg_restore_version=client.version,
+        jobs=max(1, config.jobs),
+        no_owner=config.no_owner,
+        no_privileges=config.no_privileges,
+        phased=not target.role.superuser,
+        tolerate_transaction_timeout=client.major >= 17 and target.major < 17,
+        roles_to_create=[c.name for c in role_plan.create] if role_plan else [],
+        role_attributes_dropped=role_plan.dropped if role_plan else {},
+        memberships_to_grant=list(self_grants),
+        owners=how,
+        rls_counting=_rls_counting(target.role, forced),
+        sequence_check=("the source's recorded state" if manifest.sequences is not None
+                        else "format 1 manifest: at or past max(column), ascending only"),
+        tables=len(manifest.tables),
+        tenants=len(manifest.tenant_totals()),
+        scratch_dir=str(scratch_parent),
+        scratch_free_bytes=free,
+        skipped_backups=[s.backup_id for s in resolved.skipped],
+    )
+    report.plan = plan
+    return RestoreContext(config, storage, keys, manifest, target, client, plan, role_plan, report, scratch_parent)
 
-    report.plan = _plan(config, manifest, target, missing_roles, client, tolerate_tt)
-    if config.dry_run:
-        for step in report.plan:
-            event(log, "plan", step=step)
-        report.finish("dry-run", exit_code=0)
-        return report
 
-    with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=scratch_parent) as scratch:
-        dump_path = Path(scratch) / (keys.backup_id + ".dump")
-        _download_verified(storage, keys, manifest, dump_path)
-        roles_sql = _download_roles(storage, manifest) if missing_roles else None
-
-        # ---- from here on the target is modified ----
-        if config.clean and target.tables:
-            if config.safety_backup:
-                report.safety_backup = _safety_backup(config, target, keys)
-            _wipe(target)
-        if missing_roles and roles_sql is not None:
-            with target.conn_info.connect(target.session) as conn:
-                created = create_missing_roles(conn, missing_roles, parse_globals(roles_sql))
-            report.roles_created = created.created
-            report.roles_needing_password = created.need_password
-            for name in created.need_password:
-                event(log, "created login role without a password: set one before the application connects",
-                      role=name, level=30)
-        report.tolerated_errors = _pg_restore(config, client, target, dump_path, tolerate_tt)
-
-    with target.conn_info.connect(target.session) as conn:
-        result = verify_database(conn, manifest, owners=not config.no_owner, privileges=not config.no_privileges)
-    report.verification = result.to_dict()
-    if not result.ok:
-        problems = result.problems()
-        raise VerifyError(
-            f"restored database differs from the backup: {problems[0]}"
-            + (f" (and {len(problems) - 1} more, see the report)" if len(problems) > 1 else "")
+def _scratch_parent(config: RestoreConfig) -> Path:
+    path = Path(config.scratch_dir or tempfile.gettempdir())
+    if not path.is_dir():
+        raise ConfigError(
+            f"scratch directory {path} does not exist or is not a directory",
+            hint="create it, or point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at an existing volume",
         )
-    report.finish("verified", exit_code=0)
-    event(log, "restore verified", uri=report.backup_uri, tables=len(result.tables),
-          tenants=len(result.tenant_totals_actual))
-    return report
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"scratch directory {path} is not writable",
+            hint="point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a writable volume",
+        )
+    return path
 
 
-def _inspect_target(config: RestoreConfig) -> _Target:
-    conn_info = ConnInfo.parse(config.target_url, what="restore target URL")
+def _record_skipped(report: RestoreReport, skipped: list[BackupStatus], manifest: Manifest) -> None:
+    if not skipped:
+        return
+    report.skipped_backups = [{"backup_id": s.backup_id, "uri": s.uri, "state": s.state, "reason": s.reason}
+                              for s in skipped]
+    newest = backup_time(skipped[0].backup_id)
+    restored = datetime.fromisoformat(manifest.data_loss_reference)
+    if newest is not None:
+        wider = max(0.0, (newest - restored).total_seconds())
+        report.data_loss_note = (f"--allow-older passed over {len(skipped)} newer backup(s) (newest "
+                                 f"{skipped[0].backup_id}, {skipped[0].state}): the data-loss window is at least "
+                                 f"{round(wider / 3600, 1)} h wider than with the newest backup")
+
+
+def _check_dump_object(storage: Storage, keys: BackupKeys, manifest: Manifest) -> None:
+    uri = storage.config.uri(keys.dump)
+    head = storage.head(keys.dump)
+    if head.get("StorageClass") in ARCHIVED_CLASSES and 'ongoing-request="false"' not in head.get("Restore", ""):
+        raise StorageError(
+            f"{uri} is in {head['StorageClass']} and must be restored from the archive first",
+            hint="aws s3api restore-object --bucket ... --key ... --restore-request Days=2; retry when it completes",
+        )
+    if int(head["ContentLength"]) != manifest.dump.size:
+        raise VerifyError(
+            f"{uri} is {head['ContentLength']} bytes but its manifest says {manifest.dump.size}: truncated or replaced",
+            hint="restore another backup",
+        )
+
+
+def _inspect_target(config: RestoreConfig, conn_info: ConnInfo, owners: list[str]) -> TargetInfo:
     major = probe_server_major(conn_info)
     session = SessionSettings(server_major=major, lock_timeout_ms=config.lock_wait_timeout_s * 1000)
     with conn_info.connect(session) as conn:
-        return _Target(
+        objects = pgcatalog.user_objects(conn)
+        row = conn.execute("SELECT COALESCE((SELECT has_schema_privilege(oid, 'CREATE') FROM pg_namespace "
+                           "WHERE nspname = 'public'), false)").fetchone()
+        return TargetInfo(
             conn_info=conn_info,
             major=major,
             session=session,
             info=pgcatalog.server_info(conn),
-            tables=pgcatalog.user_tables(conn),
+            objects=objects,
+            role=pgcatalog.restore_role(conn),
             roles=pgcatalog.existing_roles(conn),
-            available_extensions=pgcatalog.available_extensions(conn),
+            access=pgcatalog.role_access(conn, owners),
+            extensions=pgcatalog.extension_info(conn),
+            undroppable=pgcatalog.undroppable_objects(conn) if config.clean and objects else [],
+            create_on_public=bool(row[0]) if row else False,
         )
 
 
@@ -275,7 +469,7 @@ def _identity(info: pgcatalog.ServerInfo, conn_info: ConnInfo) -> tuple[str, str
     return (info.system_identifier or f"{conn_info.host}:{conn_info.params.get('port', '5432')}", info.database)
 
 
-def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Target) -> None:
+def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: TargetInfo) -> None:
     target_id = _identity(target.info, target.conn_info)
     live = False
     if config.live_source_url:
@@ -283,8 +477,9 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Ta
             live_info = ConnInfo.parse(config.live_source_url, what="AGENT_BOM_POSTGRES_URL")
             with live_info.connect(SessionSettings()) as conn:
                 live = _identity(pgcatalog.server_info(conn), live_info) == target_id
-        except PreflightError:
-            live = False  # the live database is down: comparing with the manifest below
+        except (PreflightError, ConfigError) as exc:
+            event(get_logger(), "cannot compare the target with the live database (AGENT_BOM_POSTGRES_URL); "
+                  "comparing with the backup's source instead", level=30, error=str(exc))
     if manifest.source.system_identifier and (manifest.source.system_identifier, manifest.source.database) == target_id:
         live = True
     if live and not config.approval:
@@ -293,13 +488,13 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Ta
             hint="restore into a staging database first; to restore over production pass --approval INCIDENT-ID "
             "once incident command approved the data-loss window",
         )
-    if target.tables and not config.clean:
-        shown = ", ".join(target.tables[:3]) + (" ..." if len(target.tables) > 3 else "")
+    if target.objects and not config.clean:
+        shown = ", ".join(target.objects[:3]) + (" ..." if len(target.objects) > 3 else "")
         raise RefusedError(
-            f"target database {target.info.database} is not empty ({len(target.tables)} objects: {shown})",
+            f"target database {target.info.database} is not empty ({len(target.objects)} objects: {shown})",
             hint=f"restore into an empty database, or pass --clean --confirm-target {target.info.database}",
         )
-    if config.clean and target.tables and config.confirm_target != target.info.database:
+    if config.clean and target.objects and config.confirm_target != target.info.database:
         raise RefusedError(
             f"--clean would replace database {target.info.database} but --confirm-target is "
             f"{config.confirm_target or 'not set'}",
@@ -307,21 +502,222 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: _Ta
         )
 
 
-def _plan(config: RestoreConfig, manifest: Manifest, target: _Target, missing_roles: list[str],
-          client: PgClient, tolerate_tt: bool) -> list[str]:
-    steps = [f"download {manifest.dump.key} ({manifest.dump.size} bytes) and verify SHA-256 {manifest.dump.sha256[:16]}..."]
-    if config.clean and target.tables:
-        if config.safety_backup:
-            steps.append(f"take a safety pg_dump of {target.info.database} into {_safety_dir(config)}")
-        steps.append(f"drop every user schema in {target.info.database} ({len(target.tables)} objects)")
-    if missing_roles:
-        steps.append(f"create missing roles from the stored roles object: {', '.join(missing_roles)}")
-    flags = " ".join(f for f, on in (("--no-owner", config.no_owner), ("--no-privileges", config.no_privileges)) if on)
-    steps.append(f"pg_restore {client.version} --jobs={config.jobs} {flags}".rstrip())
-    if tolerate_tt:
-        steps.append(f"tolerate only '{TRANSACTION_TIMEOUT_ERROR}' (pg_restore {client.major} into PostgreSQL {target.major})")
-    steps.append(f"verify {len(manifest.tables)} tables, {len(manifest.tenant_totals())} tenants and the schema fingerprint")
-    return steps
+def _stored_roles(storage: Storage, manifest: Manifest, target: TargetInfo, missing: list[str],
+                  config: RestoreConfig) -> dict[str, StoredRole] | None:
+    """The backup's roles object, parsed, when the restore needs it: to create missing
+    roles, and for a non-superuser to know which roles the owners belong to."""
+    role = target.role
+    if missing and not config.create_missing_roles:
+        raise RefusedError(
+            f"the target server lacks roles the backup names: {', '.join(missing)}",
+            hint="create them, or pass --create-missing-roles to create them from the stored roles object "
+            "(or --no-owner --no-privileges for a scratch copy)",
+        )
+    if missing and not (role.superuser or role.createrole):
+        raise RefusedError(
+            f"the target server lacks roles the backup names: {', '.join(missing)}, and restore role {role.name} "
+            "may not create roles (no CREATEROLE)",
+            hint="restore as the instance's admin role (CREATEROLE; rds_superuser, cloudsqlsuperuser, "
+            "azure_pg_admin), or have it create these roles first",
+        )
+    if manifest.roles is None:
+        if missing:
+            raise RefusedError(f"roles {', '.join(missing)} are missing and this backup has no roles object")
+        return None
+    if not missing and role.superuser:
+        return None
+    data = storage.get_bytes(manifest.roles.key)
+    if hashlib.sha256(data).hexdigest() != manifest.roles.sha256:
+        raise VerifyError(f"roles object {storage.config.uri(manifest.roles.key)} does not match its manifest",
+                          hint="restore another backup")
+    return parse_globals(data.decode())
+
+
+def _owner_access(target: TargetInfo, owners: list[str], missing: list[str],
+                  grantor: Grantor) -> tuple[list[str], dict[str, str]]:
+    """How the restore role will act as each owner role (pg_restore's ALTER ... OWNER TO
+    needs it), the memberships to grant for that, or a refusal naming the GRANT a
+    platform admin must run."""
+    role = target.role
+    how: dict[str, str] = {}
+    grants: list[str] = []
+    blocked: list[str] = []
+    for owner in owners:
+        access = target.access.get(owner)
+        if role.superuser:
+            how[owner] = "superuser"
+        elif owner == role.name:
+            how[owner] = "is the restore role"
+        elif owner in missing:
+            how[owner] = f"created by {role.name}, then granted to it"
+            grants.append(owner)
+        elif access is not None and access.can_set and access.inherits:
+            how[owner] = f"{role.name} is a member"
+        elif access is not None and target.major < 16 and role.createrole and not access.superuser and role.inherit:
+            how[owner] = f"granted to {role.name} (CREATEROLE)"
+            grants.append(owner)
+        elif access is not None and target.major >= 16 and access.admin:
+            how[owner] = f"granted to {role.name} (it has ADMIN on the role)"
+            grants.append(owner)
+        else:
+            blocked.append(owner)
+    if blocked:
+        statement = "; ".join(grantor.self_grant(owner) for owner in blocked)
+        raise RefusedError(
+            f"restore role {role.name} cannot act as {', '.join(blocked)}, which own(s) objects in the backup: "
+            "pg_restore could not give the restored objects their owners",
+            hint=f"a platform admin runs: {statement}; or restore as a superuser, or with --no-owner "
+            "--no-privileges for a scratch copy",
+        )
+    return grants, how
+
+
+def _check_privileges(manifest: Manifest, target: TargetInfo, stored: dict[str, StoredRole] | None, wipe: bool,
+                      config: RestoreConfig) -> None:
+    """What a non-superuser needs to create the backup's objects and give them their owners."""
+    role = target.role
+    if role.superuser:
+        return
+    fingerprint = manifest.schema_fingerprint
+    schemas = {line.split(" ", 1)[1] for line in fingerprint.get("schemas", [])}
+    problems = []
+    if schemas - {"public"} and not role.create_on_database:
+        problems.append(f"it may not create schemas in database {target.info.database} (no CREATE on it)")
+    in_public = any(_schema_of(line) == "public" for line in fingerprint.get("owners", []))
+    if in_public and not (role.database_owner if wipe else target.create_on_public):
+        problems.append("it may not create objects in schema public"
+                        + (" (the wipe recreates it owned by the database owner)" if wipe else ""))
+    if not config.no_owner:
+        problems += _owners_without_create(manifest, stored, role.database_owner_name)
+    if problems:
+        raise RefusedError(
+            f"restore role {role.name} (not a superuser) cannot restore this backup faithfully: {'; '.join(problems)}",
+            hint="restore into a database the restore role owns, as a superuser, or with --no-owner --no-privileges",
+        )
+
+
+def _schema_of(owner_line: str) -> str | None:
+    """The schema in a fingerprint ``owners`` line ('r public.t owner', 'function s.f(..) owner')."""
+    kind, _, rest = owner_line.partition(" ")
+    if kind == "schema":
+        return None
+    match = re.match(r'^("(?:[^"]|"")+"|[^."]+)\.', rest)
+    return match.group(1) if match else None
+
+
+def _owners_without_create(manifest: Manifest, stored: dict[str, StoredRole] | None,
+                           database_owner: str) -> list[str]:
+    """Owner roles of objects in a schema they may not create in (by the backup's grants,
+    the memberships in its roles object, and ``public`` belonging to the target
+    database's owner): PostgreSQL lets only a superuser give such a role an object there."""
+    fingerprint = manifest.schema_fingerprint
+    schema_owner = {"public": "pg_database_owner"}
+    for line in fingerprint.get("owners", []):
+        if line.startswith("schema "):
+            name, _, owner = line[len("schema "):].rpartition(" ")
+            schema_owner[name] = owner
+    grants = set(fingerprint.get("grants", []))
+
+    def roles_of(role: str) -> set[str]:
+        seen, todo = {role, "PUBLIC"}, [role]
+        while todo:
+            current = (stored or {}).get(todo.pop())
+            for parent in current.member_of if current else []:
+                if parent not in seen:
+                    seen.add(parent)
+                    todo.append(parent)
+        if database_owner in seen:
+            seen.add("pg_database_owner")
+        return seen
+
+    problems = set()
+    for line in fingerprint.get("owners", []):
+        schema = _schema_of(line)
+        if schema is None:
+            continue
+        owner = line.rpartition(" ")[2]
+        roles = roles_of(owner)
+        if schema_owner.get(schema) in roles or any(f"schema {schema} {r} CREATE" in grants for r in roles):
+            continue
+        problems.add(f"owner {owner} has no CREATE on schema {schema}")
+    return sorted(problems)
+
+
+def _check_extensions(manifest: Manifest, target: TargetInfo, wipe: bool) -> None:
+    missing = sorted(set(manifest.extensions) - set(target.extensions))
+    if missing:
+        raise RefusedError(
+            f"the target server cannot install extensions the backup uses: {', '.join(missing)}",
+            hint="install them on the target server (pg_available_extensions), then retry",
+        )
+    if target.role.superuser:
+        return
+    untrusted = sorted(
+        name for name in manifest.extensions
+        if not target.extensions[name].trusted
+        and not (target.extensions[name].installed and (not wipe or target.extensions[name].schema == "pg_catalog"))
+    )
+    if untrusted:
+        raise RefusedError(
+            f"restore role {target.role.name} is not a superuser and extension(s) {', '.join(untrusted)} are not "
+            "trusted: it may not create them",
+            hint=f"a platform admin creates them in database {target.info.database} first (CREATE EXTENSION ...; "
+            "on RDS/Azure allow-list them), then retry",
+        )
+
+
+def _role_kind(role: pgcatalog.RestoreRole) -> str:
+    if role.superuser:
+        return "superuser"
+    if role.createrole:
+        return "CREATEROLE admin" + ("" if role.bypassrls else " without BYPASSRLS")
+    if role.database_owner:
+        return "database owner"
+    return "role"
+
+
+def _rls_counting(role: pgcatalog.RestoreRole, forced: list[str]) -> str:
+    if role.sees_every_row:
+        return "superuser or BYPASSRLS sees every row"
+    if forced:
+        return (f"as the tables' owner, FORCE lifted on {len(forced)} table(s) inside the counting transaction "
+                "and rolled back")
+    return "as the tables' owner (no table forces row-level security)"
+
+
+# --------------------------------------------------------------------------- the executor
+def execute(ctx: RestoreContext) -> None:
+    """prepare -> change -> restore -> verify. A failure once the target database was
+    changed becomes a :class:`ChangedError` naming what changed and how to go back."""
+    log = get_logger()
+    with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
+        ctx.step("prepare")
+        dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path)
+        toc = _read_toc(ctx.client, dump_path)
+        _apply_roles(ctx)
+        try:
+            if ctx.plan.wipe:
+                ctx.step("change")
+                if ctx.config.safety_backup:
+                    ctx.report.safety_backup = _safety_backup(ctx)
+                _wipe(ctx)
+            ctx.step("restore")
+            ctx.changed("pg_restore started: the backup is (partially) restored")
+            ctx.report.tolerated_errors = _pg_restore(ctx, dump_path, toc, Path(scratch))
+            ctx.changes[-1] = "restored the backup with pg_restore"
+            ctx.step("verify")
+            _verify(ctx)
+        except BackupError as exc:
+            if ctx.target_changed:
+                raise ChangedError(exc, changes=ctx.changes, recovery=_recovery(ctx)) from None
+            raise
+        except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
+            if not ctx.target_changed:
+                raise
+            log.debug("unexpected error after changes", exc_info=True)
+            cause = BackupError(f"unexpected error: {type(exc).__name__}: {exc}")
+            raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
 
 
 def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path) -> None:
@@ -348,22 +744,60 @@ def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, p
     event(log, "dump downloaded and verified", bytes=size, sha256=digest, seconds=round(time.monotonic() - started, 1))
 
 
-def _download_roles(storage: Storage, manifest: Manifest) -> str:
-    assert manifest.roles is not None
-    import hashlib
+_TOC_LINE = re.compile(r"^\d+; \d+ \d+ (?P<what>.*)$")
 
-    data = storage.get_bytes(manifest.roles.key)
-    if hashlib.sha256(data).hexdigest() != manifest.roles.sha256:
-        raise VerifyError(f"roles object {storage.config.uri(manifest.roles.key)} does not match its manifest")
-    return data.decode()
+
+def _read_toc(client: PgClient, dump_path: Path) -> list[str]:
+    """The archive's table of contents (``pg_restore --list``): the restore's units of work."""
+    result = subprocess.run([str(client.tool("pg_restore")), "--list", str(dump_path)],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        lines = redact_url(result.stderr).strip().splitlines()
+        raise RestoreError(
+            f"pg_restore {client.version} cannot read the archive's table of contents: "
+            f"{lines[-1] if lines else result.returncode}; the target was not touched",
+            hint="restore another backup, or with a newer pg_restore (--pg-bin-dir)",
+        )
+    return [line for line in result.stdout.splitlines() if _TOC_LINE.match(line)]
+
+
+def _apply_roles(ctx: RestoreContext) -> None:
+    """Create the missing roles and grant the restore role its memberships, in one
+    transaction: the last step of prepare, the only change before the wipe."""
+    if ctx.role_plan is None or ctx.role_plan.empty:
+        return
+    log = get_logger()
+    with ctx.target.conn_info.connect(ctx.target.session) as conn:
+        applied = apply_roles(conn, ctx.role_plan)
+    report = ctx.report
+    report.roles_created = applied.created
+    report.roles_needing_password = applied.need_password
+    report.roles_attributes_dropped = applied.dropped
+    report.memberships_granted = applied.self_granted
+    report.memberships_recreated = applied.memberships
+    if applied.created:
+        ctx.changes.append(f"created roles {', '.join(applied.created)} (cluster-wide, left in place)")
+    if applied.self_granted:
+        ctx.changes.append(f"granted {ctx.target.role.name} membership in {', '.join(applied.self_granted)} "
+                           "(left in place)")
+    for name in applied.need_password:
+        event(log, "created login role without a password: set one before the application connects",
+              role=name, level=30)
 
 
 def _safety_dir(config: RestoreConfig) -> Path:
     return Path(config.safety_backup_dir or os.path.join(os.getcwd(), "agent-bom-safety-backups"))
 
 
-def _safety_backup(config: RestoreConfig, target: _Target, keys: BackupKeys) -> str:
-    """The runbook: snapshot the current database if it is still reachable."""
+def _safety_backup(ctx: RestoreContext) -> str:
+    """The runbook: snapshot the current database if it is still reachable.
+
+    A role without BYPASSRLS cannot dump FORCE-RLS tables with row security off (the way
+    that guarantees every row); it dumps them with row security on, and the dump counts
+    only if it is complete: inside the snapshot the dump read, the rows its policies let
+    it see are counted, then (FORCE lifted, rolled back) every row. Any difference is a
+    refusal before the wipe."""
+    config, target = ctx.config, ctx.target
     directory = _safety_dir(config)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -373,114 +807,222 @@ def _safety_backup(config: RestoreConfig, target: _Target, keys: BackupKeys) -> 
             hint="set --safety-backup-dir to a writable volume, or decline with --no-safety-backup",
         ) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = directory / f"{target.info.database}-before-{keys.backup_id}-{stamp}.dump"
+    path = directory / f"{target.info.database}-before-{ctx.keys.backup_id}-{stamp}.dump"
     client = select_dump_client(
         discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major, target.conn_info.sslmode
     )
-    dump_to_file(
-        client, target.conn_info, target.session,
-        DumpOptions(compression=Compression("gzip", 1), snapshot=None, lock_wait_timeout_s=config.lock_wait_timeout_s),
-        path,
-    )
+    options = DumpOptions(compression=Compression("gzip", 1), snapshot=None,
+                          lock_wait_timeout_s=config.lock_wait_timeout_s)
+    if target.role.sees_every_row:
+        dump_to_file(client, target.conn_info, target.session, options, path)
+    else:
+        try:
+            _safety_backup_under_row_security(ctx, client, options, path)
+        except psycopg.Error as exc:
+            path.unlink(missing_ok=True)
+            raise DumpError(f"safety dump of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
+                            "nothing was dropped") from None
+    ctx.safety_client = client
     event(get_logger(), "safety backup written", path=str(path), bytes=path.stat().st_size)
     return str(path)
 
 
-def _wipe(target: _Target) -> None:
+def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, options: DumpOptions, path: Path) -> None:
+    target = ctx.target
+    session = replace(target.session, row_security=True)
+    with target.conn_info.connect(session, autocommit=False) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        tables = pgcatalog.rls_tables(conn)
+        foreign = [f"{t.schema}.{t.name}" for t in tables if not t.owned]
+        if foreign:
+            conn.rollback()
+            raise RefusedError(
+                f"restore role {target.role.name} (no BYPASSRLS) cannot take a complete safety dump of "
+                f"{target.info.database}: row-level security applies to tables it does not own: "
+                f"{', '.join(foreign[:5])}; nothing was dropped",
+                hint="restore as a role with BYPASSRLS (or a superuser), or take a platform snapshot of the "
+                "database (RDS/Aurora snapshot, Cloud SQL or Azure backup) and pass --no-safety-backup",
+            )
+        snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+        names = [(t.schema, t.name) for t in tables]
+        visible = _counts(conn, names)
+        dump_to_file(client, target.conn_info, target.session,
+                     replace(options, snapshot=snapshot, enable_row_security=True), path)
+        for table in tables:
+            if table.forced:
+                conn.execute(psycopg.sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
+                    psycopg.sql.Identifier(table.schema, table.name)))
+        every = _counts(conn, names)
+        conn.rollback()
+    hidden = [f"{name} ({visible[name]} of {rows})" for name, rows in every.items() if visible.get(name) != rows]
+    if hidden:
+        path.unlink(missing_ok=True)
+        raise RefusedError(
+            f"a safety dump by restore role {target.role.name} (no BYPASSRLS) would miss rows that row-level "
+            f"security hides from it: {', '.join(hidden)}; nothing was dropped",
+            hint="restore as a role with BYPASSRLS (or a superuser), or take a platform snapshot of the database "
+            "(RDS/Aurora snapshot, Cloud SQL or Azure backup) and pass --no-safety-backup",
+        )
+
+
+def _counts(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> dict[str, int]:
+    found = {}
+    for schema, table in tables:
+        row = conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(
+            psycopg.sql.Identifier(schema, table))).fetchone()
+        found[f"{schema}.{table}"] = int(row[0]) if row else 0
+    return found
+
+
+def _wipe(ctx: RestoreContext) -> None:
+    """Drop everything that makes the target non-empty, in one transaction: event
+    triggers, publications, large objects, every user schema; then recreate ``public``
+    as initdb makes it."""
+    target = ctx.target
     public_owner = "pg_database_owner" if target.major >= 15 else "CURRENT_USER"
     public_grant = "USAGE" if target.major >= 15 else "ALL"
+    ident = psycopg.sql.Identifier
     try:
         with target.conn_info.connect(target.session) as conn, conn.transaction():
+            for (name,) in conn.execute("SELECT evtname FROM pg_event_trigger").fetchall():
+                conn.execute(psycopg.sql.SQL("DROP EVENT TRIGGER {}").format(ident(name)))
+            for (name,) in conn.execute("SELECT pubname FROM pg_publication").fetchall():
+                conn.execute(psycopg.sql.SQL("DROP PUBLICATION {}").format(ident(name)))
+            conn.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata")
             schemas = [r[0] for r in conn.execute(
                 f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}").fetchall()]
             for schema in schemas:
-                conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(psycopg.sql.Identifier(schema)))
+                conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(ident(schema)))
             conn.execute(f"CREATE SCHEMA public AUTHORIZATION {public_owner}")
             conn.execute(f"GRANT {public_grant} ON SCHEMA public TO PUBLIC")
     except psycopg.Error as exc:
         raise RestoreError(f"cleaning the target failed (nothing was dropped): {str(exc).strip().splitlines()[0]}") from None
-    event(get_logger(), "target cleaned", schemas=len(schemas))
+    ctx.changed(f"dropped every user schema of {target.info.database} ({len(target.objects)} objects)")
+    event(get_logger(), "target cleaned", schemas=len(schemas), objects=len(target.objects))
 
 
-# Parallel workers interleave their lines ("pg_restore:pg_restore: error: ..."), so a
-# message is found anywhere on a line, not only after a clean prefix.
+def _recovery(ctx: RestoreContext) -> str:
+    """How to go back to what the target held before this restore."""
+    database, display = ctx.target.info.database, ctx.target.conn_info.display()
+    if ctx.report.safety_backup:
+        client = ctx.safety_client or ctx.client
+        return (f"restore the safety dump: {client.bin_dir / 'pg_restore'} --clean --if-exists --no-password "
+                f"--dbname={display} {ctx.report.safety_backup} (password in PGPASSWORD)")
+    if ctx.plan.target_objects == 0:
+        return (f"the target was empty before: drop what was restored (restore again with --clean --confirm-target "
+                f"{database}, or drop and recreate database {database})")
+    return (f"the previous contents of {database} were not saved (--no-safety-backup): restore them from another "
+            f"backup; retry this one with --clean --confirm-target {database}")
+
+
+# --------------------------------------------------------------------------- pg_restore
 _ERROR_MESSAGE = re.compile(r"\berror: (.*)$", re.MULTILINE)
-TRANSACTION_TIMEOUT_QUERY_ERROR = f"could not execute query: ERROR:  {TRANSACTION_TIMEOUT_ERROR}"
-
-
 _ERRORS_IGNORED = re.compile(r"errors ignored on restore: (\d+)")
-TRANSACTION_TIMEOUT_STATEMENT = "SET transaction_timeout = 0;"
+#: pg_restore writes "error: " in one piece before every error message
+ERROR_PREFIX = "error: "
 INTERLEAVED = "an error whose message is interleaved with other pg_restore output (see the full log)"
 
 
-def classify_pg_restore_errors(stderr: str, tolerate_transaction_timeout: bool) -> tuple[list[str], list[str]]:
-    """pg_restore's error messages split into (real, tolerated).
+@dataclass(frozen=True)
+class PgRestoreOutcome:
+    """pg_restore's exit judged: the real errors (empty: success) and the count of
+    tolerated ``SET transaction_timeout`` errors."""
 
-    Only ``SET transaction_timeout = 0`` (pg_restore >= 17 into a server < 17) is
-    tolerated, and only when every transaction_timeout error is that statement: one from
-    anything else (a function's SET clause, say) makes all of them real.
+    errors: list[str]
+    tolerated: int = 0
 
-    Parallel workers write to the same stderr a piece at a time, so lines can be cut
-    into each other: the decision rests on counts that survive that (pg_restore's final
-    "errors ignored on restore: N", and whole messages, each written in one piece), and
-    the line-based messages are only used to show what went wrong.
+
+def judge_pg_restore(returncode: int, stderr: str, tolerate_transaction_timeout: bool) -> PgRestoreOutcome:
+    """Success, or the errors that make this pg_restore run a failure.
+
+    A signal or an exit code other than 0/1 is a failure whatever was printed. Exactly one
+    error is tolerated, and only when asked (pg_restore >= 17 into a server < 17): the
+    "unrecognized configuration parameter" error of ``SET transaction_timeout = 0``, once
+    per connection; a transaction_timeout error from any other statement makes them all
+    real. Parallel workers write to the same stderr a piece at a time and their error
+    counts never reach the leader's "errors ignored on restore: N", so the decision rests
+    on what survives interleaving: pg_restore writes "error: " and each message in one
+    piece, so they are counted; the line-based messages only show what went wrong.
     """
-    extracted = [m.group(1).strip() for m in _ERROR_MESSAGE.finditer(stderr)]
+    messages = [m.group(1).strip() for m in _ERROR_MESSAGE.finditer(stderr)]
     ignored = _ERRORS_IGNORED.search(stderr)
-    total = max(int(ignored.group(1)) if ignored else 0, len(extracted))
-    timeouts = stderr.count(TRANSACTION_TIMEOUT_ERROR)
-    if tolerate_transaction_timeout and timeouts and timeouts == stderr.count(TRANSACTION_TIMEOUT_STATEMENT):
-        # a fragment of a transaction_timeout message cut by another worker's output is no other error
-        others = [e for e in extracted
-                  if TRANSACTION_TIMEOUT_ERROR not in e and not TRANSACTION_TIMEOUT_QUERY_ERROR.startswith(e)]
-        real_count = max(0, total - timeouts)
-        real = others[:real_count] + [INTERLEAVED] * max(0, real_count - len(others))
-        return real, [TRANSACTION_TIMEOUT_QUERY_ERROR] * timeouts
-    return extracted + [INTERLEAVED] * max(0, total - len(extracted)), []
+    total = max(stderr.count(ERROR_PREFIX), int(ignored.group(1)) if ignored else 0)
+    timeouts = stderr.count(TRANSACTION_TIMEOUT_QUERY_ERROR)
+    tolerable = tolerate_transaction_timeout and timeouts > 0 and timeouts == stderr.count(TRANSACTION_TIMEOUT_STATEMENT)
+    tolerated = timeouts if tolerable else 0
+    others = [m for m in messages
+              if not (tolerable and (TRANSACTION_TIMEOUT_ERROR in m or TRANSACTION_TIMEOUT_QUERY_ERROR.startswith(m)))]
+    real_count = max(0, total - tolerated)
+    errors = others[:real_count] + [INTERLEAVED] * max(0, real_count - len(others))
+    if returncode < 0:
+        errors.insert(0, f"pg_restore was killed by signal {-returncode}")
+    elif returncode not in (0, 1) or (returncode == 1 and not errors and not tolerated):
+        last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
+        errors.insert(0, f"pg_restore exited with code {returncode}" + (f": {last}" if last else ""))
+    return PgRestoreOutcome(errors, tolerated)
 
 
-def _pg_restore(config: RestoreConfig, client: PgClient, target: _Target, dump_path: Path, tolerate_tt: bool) -> list[str]:
-    argv = [
-        str(client.tool("pg_restore")),
-        f"--dbname={target.conn_info.conninfo(target.session)}",
-        "--no-password",
-        f"--jobs={max(1, config.jobs)}",
-    ]
-    if config.no_owner:
-        argv.append("--no-owner")
-    if config.no_privileges:
-        argv.append("--no-privileges")
-    argv += ["--verbose", str(dump_path)]
-    total = _toc_entries(client, dump_path)
-    event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs, toc_entries=total)
-    returncode, stderr = _run_with_progress(argv, target.conn_info.tool_env(), total)
-    real, tolerated = classify_pg_restore_errors(stderr, tolerate_tt)
-    if returncode != 0 and not real and not tolerated:
-        raise RestoreError(f"pg_restore exited with code {returncode}: {stderr.strip().splitlines()[-1] if stderr.strip() else ''}")
-    if real:
-        raise RestoreError(
-            f"pg_restore reported {len(real)} error(s); first: {real[0]}",
-            hint="the target may be partially restored; fix the cause and rerun with --clean",
-        )
-    notes = []
-    if tolerated:
-        notes.append(
-            f"{len(tolerated)} x {TRANSACTION_TIMEOUT_ERROR} (pg_restore {client.major} sets it; "
-            f"PostgreSQL {target.major} lacks it; harmless)"
-        )
-    return notes
+def restore_passes(toc: list[str], phased: bool) -> list[tuple[str, list[str]]]:
+    """The pg_restore runs: one with everything, or, for a restore role that is not a
+    superuser, three: schemas and their privileges first (so the owners of what they hold
+    have CREATE on them when pg_restore sets the owners), then everything else, then
+    row-level security switched on (so foreign keys are validated before it applies:
+    PostgreSQL validates them as the tables' owner, whom FORCEd policies would refuse)."""
+    if not phased:
+        return [("restore", toc)]
+
+    def what(line: str) -> str:
+        match = _TOC_LINE.match(line)
+        return match.group("what") if match else ""
+
+    schemas = [line for line in toc if what(line).startswith(("SCHEMA ", "ACL - SCHEMA "))]
+    row_security = [line for line in toc if what(line).startswith("ROW SECURITY ")]
+    rest = [line for line in toc if line not in schemas and line not in row_security]
+    passes = [("schemas and their privileges", schemas), ("objects and data", rest),
+              ("row-level security switched on", row_security)]
+    return [(name, lines) for name, lines in passes if lines]
+
+
+def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: Path) -> list[str]:
+    config, target, client = ctx.config, ctx.target, ctx.client
+    passes = restore_passes(toc, ctx.plan.phased)
+    event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs, toc_entries=len(toc),
+          passes=len(passes))
+    done = 0
+    tolerated = 0
+    for index, (name, entries) in enumerate(passes):
+        argv = [
+            str(client.tool("pg_restore")),
+            f"--dbname={target.conn_info.conninfo(target.session)}",
+            "--no-password",
+            f"--jobs={max(1, config.jobs) if len(entries) > 1 else 1}",
+        ]
+        if config.no_owner:
+            argv.append("--no-owner")
+        if config.no_privileges:
+            argv.append("--no-privileges")
+        if ctx.plan.phased:
+            list_file = scratch / f"pass-{index + 1}.list"
+            list_file.write_text("\n".join(entries) + "\n")
+            argv.append(f"--use-list={list_file}")
+        argv += ["--verbose", str(dump_path)]
+        returncode, stderr = _run_with_progress(argv, target.conn_info.tool_env(), len(toc), done)
+        outcome = judge_pg_restore(returncode, stderr, ctx.plan.tolerate_transaction_timeout)
+        if outcome.errors:
+            where = f" ({name})" if ctx.plan.phased else ""
+            raise RestoreError(f"pg_restore reported {len(outcome.errors)} error(s){where}; first: {outcome.errors[0]}")
+        tolerated += outcome.tolerated
+        done += len(entries)
+    if not tolerated:
+        return []
+    return [f"{tolerated} x {TRANSACTION_TIMEOUT_ERROR} (pg_restore {client.major} sets it; "
+            f"PostgreSQL {target.major} lacks it; harmless)"]
 
 
 _PROGRESS_LINE = re.compile(r"pg_restore: (processing item|finished item|processing data for table)")
 
 
-def _toc_entries(client: PgClient, dump_path: Path) -> int:
-    result = subprocess.run([str(client.tool("pg_restore")), "--list", str(dump_path)],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
-
-
-def _run_with_progress(argv: list[str], env: dict[str, str], total: int) -> tuple[int, str]:
+def _run_with_progress(argv: list[str], env: dict[str, str], total: int, done_before: int = 0) -> tuple[int, str]:
     """Run pg_restore --verbose, logging progress every 10 s so a long restore (one big
     table's COPY prints nothing for minutes) never looks hung; returns the exit code and
     the redacted stderr."""
@@ -504,7 +1046,7 @@ def _run_with_progress(argv: list[str], env: dict[str, str], total: int) -> tupl
                 break
             except subprocess.TimeoutExpired:
                 done = sum(1 for line in list(lines) if _PROGRESS_LINE.search(line))
-                event(log, "restoring", items_done=done, toc_entries=total,
+                event(log, "restoring", items_done=done_before + done, toc_entries=total,
                       seconds=round(time.monotonic() - started))
     finally:
         if process.poll() is None:
@@ -515,6 +1057,27 @@ def _run_with_progress(argv: list[str], env: dict[str, str], total: int) -> tupl
                 process.kill()
         reader.join(timeout=10)
     return returncode, redact_url("".join(lines))
+
+
+# --------------------------------------------------------------------------- verification
+def _verify(ctx: RestoreContext) -> VerificationResult:
+    target, manifest, config = ctx.target, ctx.manifest, ctx.config
+    session = target.session.inspecting(inspection_settings(manifest))
+    try:
+        with target.conn_info.connect(session) as conn:
+            result = verify_database(conn, manifest, owners=not config.no_owner, privileges=not config.no_privileges,
+                                     sees_every_row=target.role.sees_every_row)
+    except psycopg.Error as exc:
+        raise VerifyError(f"verification failed: cannot read the restored database: "
+                          f"{str(exc).strip().splitlines()[0]}") from None
+    ctx.report.verification = result
+    if not result.ok:
+        problems = result.problems()
+        raise VerifyError(
+            f"verification failed: restored database differs from the backup: {problems[0]}"
+            + (f" (and {len(problems) - 1} more, see the report)" if len(problems) > 1 else "")
+        )
+    return result
 
 
 def scratch_free_bytes(path: Path) -> int:

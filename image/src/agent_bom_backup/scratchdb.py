@@ -5,9 +5,10 @@ Given a URL (``--scratch-url`` / ``AGENT_BOM_VERIFY_SCRATCH_URL``): its database
 used to connect; a new database ``agent_bom_verify_<stamp>_<random>`` is created from
 ``template0`` and dropped at the end. The role needs CREATEDB; a superuser gets a full
 fidelity restore (owners, grants, policies and missing roles created from the roles
-object), any other role a ``--no-owner --no-privileges`` restore, which needs
-BYPASSRLS to count rows behind forced row-level security and CREATEROLE for the roles
-that policies name. Roles are cluster-wide: the ones created stay on that server.
+object), any other role a ``--no-owner --no-privileges`` restore (it owns what it
+restores, and counts rows behind FORCEd row-level security as the owner), which needs
+CREATEROLE for the roles that policies name. Roles are cluster-wide: the ones created
+stay on that server.
 
 Without a URL, PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``) of a
 major at least the backed-up server's are looked up like the client binaries
@@ -81,11 +82,11 @@ def _database_on_server(url: str, min_major: int, what: str = "scratch URL") -> 
     server = ConnInfo.parse(url, what=what)
     with server.connect(SessionSettings()) as conn:
         row = conn.execute(
-            "SELECT rolsuper, rolcreatedb, rolbypassrls, current_setting('server_version_num')::int "
+            "SELECT rolsuper, rolcreatedb, current_setting('server_version_num')::int "
             "FROM pg_roles WHERE rolname = current_user"
         ).fetchone()
         assert row is not None
-        superuser, createdb, bypassrls, version_num = bool(row[0]), bool(row[1]), bool(row[2]), int(row[3])
+        superuser, createdb, version_num = bool(row[0]), bool(row[1]), int(row[2])
         if version_num // 10000 < min_major:
             raise ConfigError(
                 f"the scratch server is PostgreSQL {version_num // 10000}, older than the backed-up "
@@ -95,13 +96,7 @@ def _database_on_server(url: str, min_major: int, what: str = "scratch URL") -> 
         if not superuser and not createdb:
             raise ConfigError(
                 f"the scratch role {server.user} may not create databases",
-                hint="grant it CREATEDB (and BYPASSRLS, CREATEROLE), or use a superuser on a scratch server",
-            )
-        if not superuser and not bypassrls:
-            raise ConfigError(
-                f"the scratch role {server.user} is neither superuser nor BYPASSRLS: the restored rows behind "
-                "forced row-level security could not be counted",
-                hint="ALTER ROLE ... BYPASSRLS on the scratch server, or use a superuser",
+                hint="grant it CREATEDB (and CREATEROLE), or use a superuser on a scratch server",
             )
         name = scratch_database_name()
         try:

@@ -691,10 +691,6 @@ class BackupEntry:
     manifest: ObjectInfo | None = None
     claim: ObjectInfo | None = None
 
-    @property
-    def has_all_objects(self) -> bool:
-        return self.dump is not None and self.manifest is not None
-
 
 class Storage:
     """Operations on one bucket/prefix."""

@@ -12,15 +12,15 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from . import pgcatalog
-from .errors import VerifyError
 from .log import event, get_logger
 from .manifest import BackupKeys, Manifest
+from .pgconn import LEGACY_INSPECTION_SETTINGS
 from .storage import Storage, StorageConfig
 
 
@@ -45,6 +45,8 @@ class VerificationResult:
     fingerprint_diff: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     fingerprint_categories_skipped: list[str] = field(default_factory=list)
     sequence_problems: list[str] = field(default_factory=list)
+    sequence_check: str = ""  # how sequences were compared (depends on the manifest's format)
+    rls_counting: str = ""  # how rows behind row-level security were counted
 
     @property
     def ok(self) -> bool:
@@ -68,11 +70,15 @@ class VerificationResult:
             for item in diff.get("unexpected", []):
                 lines.append(f"schema {category}: not in the backup: {item}")
         lines.extend(self.sequence_problems)
+        if self.tenant_totals_expected != self.tenant_totals_actual and not lines:
+            lines.append(f"tenant totals differ: expected {self.tenant_totals_expected}, "
+                         f"found {self.tenant_totals_actual}")
         return lines
 
     def to_dict(self) -> dict[str, object]:
         data = asdict(self)
         data["ok"] = self.ok
+        data["problems"] = self.problems()
         return data
 
 
@@ -80,11 +86,64 @@ def _n(value: int | None) -> str:
     return "no table" if value is None else str(value)
 
 
+def inspection_settings(manifest: Manifest) -> tuple[tuple[str, str], ...]:
+    """The settings the source was inspected with: recorded since format 2; format 1
+    manifests were inspected with PostgreSQL's defaults."""
+    if manifest.inspection_settings:
+        return tuple(manifest.inspection_settings.items())
+    return LEGACY_INSPECTION_SETTINGS
+
+
 def verify_database(
-    conn: psycopg.Connection, manifest: Manifest, *, owners: bool = True, privileges: bool = True
+    conn: psycopg.Connection, manifest: Manifest, *, owners: bool = True, privileges: bool = True,
+    sees_every_row: bool = True,
 ) -> VerificationResult:
+    """Compare the database ``conn`` is connected to (autocommit, in an inspection session:
+    :func:`inspection_settings`) with ``manifest``.
+
+    Rows are counted with ``row_security = off``, so a role that row-level security
+    would filter gets an error, never a low count. A role that neither is a superuser nor
+    has BYPASSRLS counts as the tables' owner (or a member of it): owners bypass row-level
+    security unless it is FORCEd, so inside one transaction that is rolled back it removes
+    FORCE from the tables that have it, counts, and rolls back. The fingerprint is read
+    afterwards, and shows FORCE back on.
+    """
     result = VerificationResult()
-    actual_counts = {f"{c.schema}.{c.name}": c for c in pgcatalog.row_counts(conn, manifest.tenant_column)}
+    forced = pgcatalog.forced_rls_tables(conn)
+    with conn.transaction(force_rollback=True):
+        if forced and not sees_every_row:
+            for schema, table in forced:
+                conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
+                    sql.Identifier(schema, table)))
+            result.rls_counting = (f"as the tables' owner: FORCE ROW LEVEL SECURITY lifted on {len(forced)} table(s) "
+                                   "inside the counting transaction, then rolled back")
+        else:
+            result.rls_counting = "superuser or BYPASSRLS: every row visible" if sees_every_row \
+                else "no table forces row-level security; owners see every row"
+        actual_counts = {f"{c.schema}.{c.name}": c for c in pgcatalog.row_counts(conn, manifest.tenant_column)}
+        result.sequence_problems, result.sequence_check = _sequence_problems(conn, manifest)
+    _compare_counts(result, manifest, actual_counts)
+
+    skipped = []
+    if not owners:
+        skipped += list(pgcatalog.OWNERSHIP_CATEGORIES)
+    if not privileges:
+        skipped += list(pgcatalog.PRIVILEGE_CATEGORIES)
+    result.fingerprint_categories_skipped = skipped
+    actual_fp = pgcatalog.schema_fingerprint(conn)
+    for category, expected_items in manifest.schema_fingerprint.items():
+        if category in skipped:
+            continue
+        actual_items = actual_fp.get(category, [])
+        missing = sorted(set(expected_items) - set(actual_items))
+        unexpected = sorted(set(actual_items) - set(expected_items))
+        if missing or unexpected:
+            result.fingerprint_diff[category] = {"missing": missing, "unexpected": unexpected}
+    return result
+
+
+def _compare_counts(result: VerificationResult, manifest: Manifest,
+                    actual_counts: dict[str, pgcatalog.TableCount]) -> None:
     expected_counts = {f"{t.schema}.{t.name}": t for t in manifest.tables}
     for name in sorted(set(actual_counts) | set(expected_counts)):
         expected = expected_counts.get(name)
@@ -108,28 +167,41 @@ def verify_database(
             totals[tenant] = totals.get(tenant, 0) + rows
     result.tenant_totals_actual = dict(sorted(totals.items()))
 
-    skipped = []
-    if not owners:
-        skipped += list(pgcatalog.OWNERSHIP_CATEGORIES)
-    if not privileges:
-        skipped += list(pgcatalog.PRIVILEGE_CATEGORIES)
-    result.fingerprint_categories_skipped = skipped
-    actual_fp = pgcatalog.schema_fingerprint(conn)
-    for category, expected_items in manifest.schema_fingerprint.items():
-        if category in skipped:
-            continue
-        actual_items = actual_fp.get(category, [])
-        missing = sorted(set(expected_items) - set(actual_items))
-        unexpected = sorted(set(actual_items) - set(expected_items))
-        if missing or unexpected:
-            result.fingerprint_diff[category] = {"missing": missing, "unexpected": unexpected}
 
-    for check in pgcatalog.sequence_checks(conn):
-        if not check.ok:
-            result.sequence_problems.append(
-                f"sequence {check.sequence} is at {check.last_value}, below max({check.column}) = {check.column_max}"
-            )
-    return result
+SEQUENCES_RECORDED = "at or past the source's recorded state, in each sequence's direction (manifest format 2)"
+SEQUENCES_LEGACY = ("format 1 manifest (no recorded state): ascending sequences at or past max(column); "
+                    "descending ones not checked")
+
+
+def _sequence_problems(conn: psycopg.Connection, manifest: Manifest) -> tuple[list[str], str]:
+    """Sequences are not snapshot-consistent, so equality with the source is the wrong
+    test. The manifest records each sequence's state before pg_dump started, and pg_dump
+    reads it later: a faithful restore is at that state or further along (a sequence that
+    lags explicitly inserted ids lags after the restore too)."""
+    restored = {(s.schema, s.name): s for s in pgcatalog.sequence_states(conn)}
+    problems: list[str] = []
+    if manifest.sequences is None:
+        for state in restored.values():
+            if state.owned_by is None or state.increment < 0:
+                continue
+            bound = pgcatalog.column_bound(conn, state.owned_by, state.increment)
+            last = state.last_value if state.is_called else state.last_value - state.increment
+            if bound.value is not None and last < bound.value:
+                problems.append(f"sequence {state.schema}.{state.name} is at {last}, below max({state.owned_by}) "
+                                f"= {bound.value}")
+        return problems, SEQUENCES_LEGACY
+    for recorded in manifest.sequences:
+        state = restored.get((recorded.schema, recorded.name))
+        name = f"{recorded.schema}.{recorded.name}"
+        if state is None:
+            problems.append(f"sequence {name} is missing after restore")
+            continue
+        behind = state.next_value < recorded.next_value if recorded.increment > 0 \
+            else state.next_value > recorded.next_value
+        if behind:
+            problems.append(f"sequence {name} would next return {state.next_value}, behind the source's "
+                            f"{recorded.next_value}")
+    return problems, SEQUENCES_RECORDED
 
 
 # --------------------------------------------------------------------------- the verify command
@@ -170,7 +242,7 @@ class DeepResult:
     tables: int = 0
     tenants: int = 0
     categories_skipped: list[str] = field(default_factory=list)
-    verification: dict[str, Any] | None = None
+    verification: VerificationResult | None = None
 
 
 @dataclass
@@ -214,15 +286,6 @@ def _check_object(storage: Storage, key: str, size: int, sha256: str) -> ObjectC
     return ObjectCheck(key, size, actual_size, sha256, digest)
 
 
-def verify_storage(config: StorageConfig, source: str) -> tuple[Storage, BackupKeys, Manifest]:
-    """Resolve ``source`` (URI or ``latest``) and read its manifest."""
-    from .restore import load_manifest, resolve_backup, storage_for_source
-
-    storage = Storage(storage_for_source(config, source))
-    keys = resolve_backup(storage, source)
-    return storage, keys, load_manifest(storage, keys)
-
-
 def verify_backup(
     config: StorageConfig,
     source: str,
@@ -234,9 +297,19 @@ def verify_backup(
 ) -> VerifyResult:
     """Size and SHA-256 of the dump and roles objects against the manifest, streamed
     (no temporary file); with ``deep`` also a restore into a scratch database that is
-    verified against the manifest and dropped."""
+    verified against the manifest and dropped. ``latest`` is resolved by the backup
+    catalog as ``restore latest`` resolves it."""
+    from .catalog import NewestUnusableError, resolve
+    from .errors import VerifyError
+    from .restore import source_storage
+
     started = time.monotonic()
-    storage, keys, manifest = verify_storage(config, source)
+    storage = Storage(source_storage(config, source))
+    try:
+        resolved = resolve(storage, source)
+    except NewestUnusableError as exc:
+        raise VerifyError(exc.message, hint="verify an older backup by its URI (agent-bom-backup list)") from None
+    keys, manifest = resolved.keys, resolved.manifest
     uri = storage.config.uri(keys.dump)
     event(get_logger(), "verifying backup", uri=uri, bytes=manifest.dump.size)
     checks = [_check_object(storage, keys.dump, manifest.dump.size, manifest.dump.sha256)]
@@ -261,9 +334,13 @@ def deep_verify(
 ) -> DeepResult:
     """Restore the backup into a fresh scratch database with the restore machinery,
     verify rows, tenants and the schema fingerprint, then drop the database (or the
-    throwaway cluster)."""
-    from .report import RestoreReport
-    from .restore import RestoreConfig, default_operator, run_restore
+    throwaway cluster).
+
+    A restore that fails after it started changing the scratch database (pg_restore
+    errors, a verification mismatch) is this backup's failure: its cause becomes a
+    problem line (``verify`` exits 7). Refusals and preflight failures keep their codes."""
+    from .errors import ChangedError
+    from .restore import RestoreConfig, run_restore
     from .scratchdb import scratch_database
 
     started = time.monotonic()
@@ -274,7 +351,6 @@ def deep_verify(
             target_url=target.conninfo,
             storage=storage.config,
             live_source_url=None,
-            operator=default_operator(),
             create_missing_roles=True,
             no_owner=not full,
             no_privileges=not full,
@@ -282,21 +358,18 @@ def deep_verify(
             safety_backup=False,
             scratch_dir=scratch_dir,
             pg_bin_dirs=pg_bin_dirs,
+            purpose="verify --deep",
         )
-        report = RestoreReport(
-            backup_uri=config.source,
-            operator=config.operator or "unknown",
-            approval=None,
-            started_at=datetime.now(timezone.utc).isoformat(),
-            options={"verify": "deep", "no_owner": config.no_owner, "no_privileges": config.no_privileges},
-        )
+        outcome = run_restore(config)
+        report = outcome.report
         problems: list[str] = []
-        try:
-            run_restore(config, report)
-        except VerifyError as exc:
-            # a checksum mismatch during the download, or the restored database differs
-            problems = (_verification_problems(report.verification) if report.verification else []) or [exc.message]
-        verification = report.verification or {}
+        error = outcome.error
+        if isinstance(error, ChangedError):
+            verification = report.verification
+            problems = (verification.problems() if verification is not None else []) or [error.cause.message]
+        elif error is not None:
+            raise error
+        verification = report.verification
         return DeepResult(
             ok=not problems,
             target=target.display,
@@ -307,31 +380,8 @@ def deep_verify(
             seconds=round(time.monotonic() - started, 1),
             problems=problems,
             roles_created=list(report.roles_created),
-            tables=len(verification.get("tables", [])),
-            tenants=len(verification.get("tenant_totals_actual", {})),
-            categories_skipped=list(verification.get("fingerprint_categories_skipped", [])),
-            verification=report.verification,
+            tables=len(verification.tables) if verification else 0,
+            tenants=len(verification.tenant_totals_actual) if verification else 0,
+            categories_skipped=list(verification.fingerprint_categories_skipped) if verification else [],
+            verification=verification,
         )
-
-
-def _verification_problems(verification: dict[str, Any]) -> list[str]:
-    """Problem lines from a serialized VerificationResult."""
-    lines: list[str] = []
-    for table in verification.get("tables", []):
-        if table["expected"] != table["actual"]:
-            lines.append(f"table {table['table']}: expected {table['expected']} rows, found {table['actual']}")
-        for tenant, (expected, actual) in table.get("tenant_diff", {}).items():
-            lines.append(f"table {table['table']} tenant {tenant}: expected {expected} rows, found {actual}")
-    for category, diff in verification.get("fingerprint_diff", {}).items():
-        for item in diff.get("missing", []):
-            lines.append(f"schema {category}: missing after restore: {item}")
-        for item in diff.get("unexpected", []):
-            lines.append(f"schema {category}: not in the backup: {item}")
-    lines.extend(verification.get("sequence_problems", []))
-    expected = verification.get("tenant_totals_expected", {})
-    actual = verification.get("tenant_totals_actual", {})
-    if expected != actual and not lines:
-        lines.append(f"tenant totals differ: expected {expected}, found {actual}")
-    return lines
-
-

@@ -1,0 +1,46 @@
+--
+-- PostgreSQL database cluster dump
+--
+
+\restrict 5wSWIEMjDPzcj4HaOXH4JauNrdu8CLL1J1QHgRK2dwrsd8BADp84f1EnrIl9y4S
+
+SET default_transaction_read_only = off;
+
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+
+--
+-- Roles
+--
+
+CREATE ROLE agent_bom_app;
+ALTER ROLE agent_bom_app WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS;
+CREATE ROLE agent_bom_owner;
+ALTER ROLE agent_bom_owner WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB NOLOGIN NOREPLICATION NOBYPASSRLS;
+CREATE ROLE agent_bom_readonly;
+ALTER ROLE agent_bom_readonly WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB NOLOGIN NOREPLICATION NOBYPASSRLS;
+CREATE ROLE postgres;
+ALTER ROLE postgres WITH SUPERUSER INHERIT CREATEROLE CREATEDB LOGIN REPLICATION BYPASSRLS;
+
+--
+-- User Configurations
+--
+
+
+--
+-- Role memberships
+--
+
+GRANT agent_bom_readonly TO agent_bom_app GRANTED BY postgres;
+
+
+
+
+
+
+\unrestrict 5wSWIEMjDPzcj4HaOXH4JauNrdu8CLL1J1QHgRK2dwrsd8BADp84f1EnrIl9y4S
+
+--
+-- PostgreSQL database cluster dump complete
+--
+
