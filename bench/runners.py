@@ -188,11 +188,11 @@ def checked_pg_restore(m: measure.Measured, what: str, restore_major: int, serve
     """pg_restore's run, failed unless it succeeded or its only errors are the one a
     pg_restore 17+ makes on a server older than 17 (``SET transaction_timeout``), which
     the CLI tolerates too: the baseline gets the same allowance."""
-    from agent_bom_backup.restore import classify_pg_restore_errors
+    from agent_bom_backup.restore import judge_pg_restore
 
     if m.returncode == 1:
-        real, tolerated = classify_pg_restore_errors(m.stderr, restore_major >= 17 and server_major < 17)
-        if tolerated and not real:
+        outcome = judge_pg_restore(m.returncode, m.stderr, restore_major >= 17 and server_major < 17)
+        if outcome.tolerated and not outcome.errors:
             return m
     return m.check(what)
 

@@ -1,6 +1,7 @@
 """``--storage-class`` (chart: ``destination.storageClass``) applies to the dump only: the
-manifest, roles and claim objects stay readable, so a GLACIER dump is still a complete,
-listed backup (restore then says to restore the dump from the archive first)."""
+manifest, roles and claim objects stay readable, so a GLACIER dump is still a listed
+backup, in the catalog's ``archived`` state (restore then says to restore the dump from the
+archive first), never "no complete backup"."""
 
 from __future__ import annotations
 
@@ -27,13 +28,13 @@ def test_only_the_dump_takes_the_storage_class(archived: tuple[cli.Backup, dict[
     assert classes == {dump: "GLACIER", roles: "STANDARD", manifest: "STANDARD", backup.claim_key: "STANDARD"}
 
 
-def test_list_shows_the_backup_with_an_archived_dump_complete(
+def test_list_shows_the_backup_as_archived_not_missing(
     s3: MotoServer, archived: tuple[cli.Backup, dict[str, str]]
 ) -> None:
     backup, _ = archived
     run = cli.run_cli(["list", "--json"], cli.job_env(s3.endpoint_url, backup.bucket))
     listed = json.loads(run.stdout)["backups"] if run.returncode == 0 else []
-    assert [(b["uri"], b["complete"]) for b in listed] == [(backup.uri, True)], str(run)
+    assert [(b["uri"], b["state"]) for b in listed] == [(backup.uri, "archived")], str(run)
 
 
 def test_manifest_records_the_dump_storage_class(archived: tuple[cli.Backup, dict[str, str]]) -> None:
