@@ -101,7 +101,7 @@ def instantiate(cronjob: dict[str, Any], job_name: str, *set_env: str) -> dict[s
 def run_job(engine: ContainerEngine, job: dict[str, Any], pg: PgCluster, source: cli.Database, target_db: str,
             tmp_path: Path) -> Result:
     files = tmp_path / "claim"
-    files.mkdir(mode=0o777)
+    files.mkdir(mode=0o777, parents=True)
     files.chmod(0o777)  # the pod's user (10001) writes here, as on a real volume with fsGroup
     pod_name = f"{job['metadata']['name']}-{uuid.uuid4().hex[:5]}"
     secrets = {
