@@ -632,10 +632,6 @@ class TestMaintenanceIdentity:
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
         return env_map(doc)
 
-    def test_url_comes_from_the_maintenance_secret(self):
-        assert self._env()["AGENT_BOM_POSTGRES_URL"] == {
-            "secretKeyRef": {"name": "agent-bom-control-plane-maintenance", "key": "AGENT_BOM_POSTGRES_MAINTENANCE_URL"}}
-
     def test_row_security_is_enabled(self):
         assert self._env()["AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY"] == "true"
 

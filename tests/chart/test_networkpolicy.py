@@ -88,10 +88,6 @@ class TestCredentialEndpoints:
     object-storage rule (port 443) does not open."""
 
     TEMPLATE = NETWORKPOLICY_TEMPLATE
-    POD_IDENTITY = {"to": [{"ipBlock": {"cidr": "169.254.170.23/32"}}], "ports": [{"protocol": "TCP", "port": 80}]}
-
-    def test_pod_identity_agent(self):
-        assert self.POD_IDENTITY in _rules(podIdentity={"enabled": True})
 
     def test_pod_identity_agent_on_ipv6(self):
         rules = _rules(podIdentity={"enabled": True}, ipFamilies=["IPv6"])

@@ -27,8 +27,8 @@ class TestRetentionCronJob:
 
     @pytest.mark.parametrize(
         ("name", "expected"),
-        [("AGENT_BOM_PRUNE_KEEP_DAYS", "30"), ("AGENT_BOM_PRUNE_KEEP_LAST", "7"), ("AGENT_BOM_PRUNE_DRY_RUN", "false")],
-        ids=["keep-days", "keep-last", "deletes"],
+        [("AGENT_BOM_PRUNE_KEEP_LAST", "7"), ("AGENT_BOM_PRUNE_DRY_RUN", "false")],
+        ids=["keep-last", "deletes"],
     )
     def test_prune_settings(self, name, expected):
         assert env_map(_retention())[name] == expected

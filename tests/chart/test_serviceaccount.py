@@ -58,9 +58,6 @@ class TestBackupServiceAccount:
         values = backup_values(serviceAccount={"create": False, "name": "platform-backup", "annotations": None})
         assert render_chart(values, show_only=[self.TEMPLATE]) == []
 
-    def test_upstream_service_account_name_wins_over_create(self):
-        values = backup_values(serviceAccountName="agent-bom-backup", serviceAccount={"annotations": None})
-        assert self.NAME not in _accounts(values)
 
     def test_custom_name(self):
         values = backup_values(serviceAccount={"name": "backup-writer"})
