@@ -30,8 +30,10 @@ def chart_values_by_env() -> dict[str, list[str]]:
     which tests/chart/test_interface.py checks against the rendered chart)."""
     interface = json.loads(INTERFACE.read_text())
     mapping: dict[str, list[str]] = {}
-    for component in ("backup", "restoreDrill"):
-        for entry in interface[component]:
+    for component, entries in interface.items():
+        if component.startswith("_"):
+            continue
+        for entry in entries:
             mapping.setdefault(entry["env"], []).append(f"controlPlane.backup.{entry['value']}")
     return mapping
 
@@ -85,7 +87,8 @@ def render() -> str:
         "| variable | used by | Helm value |",
         "|---|---|---|",
         "| `AGENT_BOM_POSTGRES_URL` | backup, preflight; restore (live-source check) | "
-        "`controlPlane.backup.database.existingSecret` / `existingSecretKey` |",
+        "`controlPlane.backup.database.existingSecret` / `existingSecretKey`, or the maintenance identity "
+        "`controlPlane.postgresSecrets.maintenanceSecretRef.name` (key `AGENT_BOM_POSTGRES_MAINTENANCE_URL`) |",
         "| `AWS_REGION` / `AWS_DEFAULT_REGION` | region fallback; boto3 | `controlPlane.backup.destination.bucketRegion` |",
         "| `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | static credentials (boto3) | the credentials Secret |",
         "| `AWS_ROLE_ARN` / `AWS_WEB_IDENTITY_TOKEN_FILE` | web-identity federation (boto3) | service account / projected token |",

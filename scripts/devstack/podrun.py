@@ -1,16 +1,20 @@
 """Run a rendered pod spec's container the way the kubelet would, with podman/docker.
 
 Image, command and args, environment (``value`` and ``secretKeyRef``/``configMapKeyRef``
-resolved from dicts standing in for the cluster's Secrets and ConfigMaps), user and
-group, read-only root filesystem, dropped capabilities, no privilege escalation, and
-the volumes: ``emptyDir`` as a sized tmpfs, ``secret``/``configMap`` as read-only files.
+resolved from dicts standing in for the cluster's Secrets and ConfigMaps, ``fieldRef`` to the
+pod's name and namespace), the kubelet's ``$(VAR)`` expansion in env values (earlier variables)
+and in command and args, user and group, read-only root filesystem, dropped capabilities, no
+privilege escalation, and the volumes: ``emptyDir`` as a sized tmpfs, ``secret``/``configMap``
+as read-only files, ``persistentVolumeClaim`` as a host folder standing in for the claim.
 Environment values travel by name (``--env NAME`` with the value in the engine's own
 environment), so no secret ever reaches an argv.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +42,23 @@ def _quantity_to_podman(size: str) -> str:
     return size
 
 
-def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], configmaps: dict[str, dict[str, str]]) -> str | None:
+_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """The kubelet's expansion: ``$(NAME)`` becomes the variable's value when it is defined and
+    stays as written otherwise; ``$$`` is a literal ``$``."""
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+    return _REFERENCE.sub(replace, text)
+
+
+def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], configmaps: dict[str, dict[str, str]],
+               fields: dict[str, str], earlier: dict[str, str]) -> str | None:
     if "value" in entry:
-        return str(entry["value"])
+        return expand(str(entry["value"]), earlier)
     source = entry.get("valueFrom", {})
     if "secretKeyRef" in source:
         ref = source["secretKeyRef"]
@@ -51,6 +69,11 @@ def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], config
     if "configMapKeyRef" in source:
         ref = source["configMapKeyRef"]
         return configmaps.get(ref["name"], {}).get(ref["key"])
+    if "fieldRef" in source:
+        path = source["fieldRef"]["fieldPath"]
+        if path not in fields:
+            raise UnsupportedPodSpec(f"env {entry['name']}: fieldRef {path} is not modelled")
+        return fields[path]
     raise UnsupportedPodSpec(f"env {entry['name']}: unsupported valueFrom {sorted(source)}")
 
 
@@ -63,9 +86,17 @@ def container_run(
     image: str | None = None,
     env_overrides: dict[str, str] | None = None,
     name: str | None = None,
+    claims: dict[str, Path] | None = None,
+    pod_name: str | None = None,
+    namespace: str = "default",
 ) -> ContainerRun:
+    """The engine's argv and environment for ``pod_spec``'s one container. ``claims`` maps a
+    PersistentVolumeClaim's name to the host folder standing in for it; ``pod_name`` is what
+    ``fieldRef: metadata.name`` reads (default: a fresh name)."""
     secrets = secrets or {}
     configmaps = configmaps or {}
+    claims = claims or {}
+    fields = {"metadata.name": pod_name or f"podrun-{uuid.uuid4().hex[:10]}", "metadata.namespace": namespace}
     (container,) = pod_spec["containers"]
     workdir = tempfile.TemporaryDirectory(prefix="podrun-")
     argv = [*engine_command, "run", "--rm", "--network", "host"]
@@ -106,20 +137,27 @@ def container_run(
             sub = mount.get("subPath")
             host = folder / sub if sub else folder
             argv += ["-v", f"{host}:{path}:ro"]
+        elif "persistentVolumeClaim" in volume:
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            if claim not in claims:
+                raise UnsupportedPodSpec(f"volume {mount['name']}: no host folder for claim {claim} (the pod would stay Pending)")
+            mode = "ro" if mount.get("readOnly") or volume["persistentVolumeClaim"].get("readOnly") else "rw"
+            argv += ["-v", f"{claims[claim]}:{path}:{mode}"]
         else:
-            raise UnsupportedPodSpec(f"volume {mount['name']}: only emptyDir, secret and configMap are modelled")
+            raise UnsupportedPodSpec(
+                f"volume {mount['name']}: only emptyDir, secret, configMap and persistentVolumeClaim are modelled")
 
     env: dict[str, str] = {}
     for entry in container.get("env", []):
-        value = _env_value(entry, secrets, configmaps)
+        value = _env_value(entry, secrets, configmaps, fields, env)
         if value is not None:
             env[entry["name"]] = value
     env.update(env_overrides or {})
     for key in env:
         argv += ["--env", key]
-    command = container.get("command")
+    command = [expand(part, env) for part in container.get("command") or []]
     if command:
         argv += ["--entrypoint", command[0]]
     argv.append(image or container["image"])
-    argv += list(command[1:] if command else []) + list(container.get("args", []))
+    argv += command[1:] + [expand(arg, env) for arg in container.get("args", [])]
     return ContainerRun(argv=argv, env=env, workdir=workdir)

@@ -33,14 +33,14 @@ RELEASE = "agent-bom"
 NAMESPACE = "agent-bom"
 KUBE_VERSION = "1.32.0"
 #: Kubernetes minor versions the chart is validated against (strict OpenAPI schemas).
-KUBE_VERSIONS = ("1.29.0", "1.32.0", "1.35.0")
+KUBE_VERSIONS = ("1.27.0", "1.32.0", "1.35.0")
 HELM_MAJORS = (3, 4)
 
 #: Beside the project, not in it (see ../shared/reference/README.md).
 REFERENCE_DIR = REPO.parent / "shared" / "reference"
 PROMETHEUSRULE_CRD = REFERENCE_DIR / "prometheusrule-crd.yaml"
 
-#: The runbook's "Minimal shape" (seed), verbatim.
+#: The runbook's "Minimal shape" (seed), verbatim: the chart refuses its two placeholders.
 RUNBOOK_MINIMAL_VALUES: dict[str, Any] = {
     "controlPlane": {
         "backup": {
@@ -60,6 +60,15 @@ RUNBOOK_MINIMAL_VALUES: dict[str, Any] = {
         }
     }
 }
+#: What a user fills in for the runbook's placeholders.
+RUNBOOK_ACCOUNT_ID = "123456789012"
+RUNBOOK_REGION = "us-east-1"
+#: The runbook's minimal values with the placeholders filled in (= ci/runbook-minimal-values.yaml).
+RUNBOOK_VALUES: dict[str, Any] = json.loads(
+    json.dumps(RUNBOOK_MINIMAL_VALUES)
+    .replace("<account-id>", RUNBOOK_ACCOUNT_ID)
+    .replace("<your-backup-bucket-region>", RUNBOOK_REGION)
+)
 
 CRONJOB_TEMPLATE = "templates/controlplane-backup-cronjob.yaml"
 SERVICEACCOUNT_TEMPLATE = "templates/serviceaccount.yaml"
@@ -67,6 +76,8 @@ RESTORE_DRILL_TEMPLATE = "templates/controlplane-restore-drill-cronjob.yaml"
 NETWORKPOLICY_TEMPLATE = "templates/networkpolicy.yaml"
 PROMETHEUSRULE_TEMPLATE = "templates/prometheusrule.yaml"
 HELM_TEST_TEMPLATE = "templates/tests/controlplane-backup-test-pod.yaml"
+RESTORE_TEMPLATE = "templates/controlplane-restore-cronjob.yaml"
+RETENTION_TEMPLATE = "templates/controlplane-retention-cronjob.yaml"
 
 
 class HelmError(RuntimeError):
@@ -78,9 +89,9 @@ class ManifestValidationError(AssertionError):
 
 
 def backup_values(**overrides: Any) -> dict[str, Any]:
-    """The runbook's minimal values with ``controlPlane.backup`` keys merged in
-    (nested dicts are merged, everything else replaced)."""
-    values = copy.deepcopy(RUNBOOK_MINIMAL_VALUES)
+    """The runbook's minimal values (placeholders filled in) with ``controlPlane.backup`` keys
+    merged in (nested dicts are merged, everything else replaced)."""
+    values = copy.deepcopy(RUNBOOK_VALUES)
     _deep_merge(values["controlPlane"]["backup"], overrides)
     return values
 
@@ -107,12 +118,14 @@ def _helm_template(
     namespace: str,
     helm_major: int,
     name: str,
-) -> str:
+    chart: str,
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one ``helm template`` run; failures are cached too."""
     with tempfile.TemporaryDirectory(prefix="agent-bom-chart-") as tmp:
         values_file = Path(tmp) / "values.yaml"
         values_file.write_text(yaml.safe_dump(json.loads(values_json)))
         args = [
-            str(helm_binary(helm_major)), "template", name, str(CHART_DIR),
+            str(helm_binary(helm_major)), "template", name, chart,
             "--namespace", namespace, "--kube-version", kube_version,
         ]
         for extra in values_files:
@@ -121,9 +134,7 @@ def _helm_template(
         for item in set_args:
             args += ["--set", item]
         proc = _run(args)
-    if proc.returncode != 0:
-        raise HelmError(proc.stderr.strip() or f"helm exited {proc.returncode}")
-    return proc.stdout
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def _split_by_source(output: str) -> list[tuple[str, dict[str, Any]]]:
@@ -210,6 +221,7 @@ def render_chart(
     name: str = RELEASE,
     values_files: Iterable[str | Path] = (),
     set_values: Iterable[str] = (),
+    chart: Path = CHART_DIR,
 ) -> list[dict[str, Any]]:
     """Render the chart and return its documents (validated, empties dropped).
 
@@ -217,10 +229,11 @@ def render_chart(
     e.g. ``templates/serviceaccount.yaml``); unlike ``helm --show-only`` a template that
     renders nothing yields no documents instead of an error. ``values_files`` and
     ``set_values`` are passed as ``--values`` (before ``values``) and ``--set`` (last), the way
-    ``helm upgrade --reuse-values --set ...`` layers them. Raises :class:`HelmError` with
-    helm's stderr when rendering fails.
+    ``helm upgrade --reuse-values --set ...`` layers them; ``chart`` renders another copy of the
+    chart (e.g. with a previous release's values.yaml). Raises :class:`HelmError` with helm's
+    stderr when rendering fails.
     """
-    output = _helm_template(
+    returncode, output, stderr = _helm_template(
         json.dumps(values or {}, sort_keys=True),
         tuple(str(f) for f in values_files),
         tuple(set_values),
@@ -228,7 +241,10 @@ def render_chart(
         namespace,
         helm_major,
         name,
+        str(chart),
     )
+    if returncode != 0:
+        raise HelmError(stderr.strip() or f"helm exited {returncode}")
     wanted = set(show_only) if show_only is not None else None
     return [
         json.loads(doc)
@@ -237,13 +253,42 @@ def render_chart(
     ]
 
 
-def render_notes(values: dict[str, Any] | None = None, namespace: str = NAMESPACE, name: str = RELEASE) -> str:
+def refusal(values: dict[str, Any] | None = None, helm_major: int = 4, **kwargs: Any) -> list[str]:
+    """The problems the chart's own checks (templates/_validate.tpl) report for ``values``,
+    one line each; fails the test when the values render."""
+    try:
+        render_chart(values, helm_major=helm_major, **kwargs)
+    except HelmError as err:
+        return problem_lines(str(err))
+    raise AssertionError("the values rendered, but a refusal was expected")
+
+
+def problem_lines(error: str) -> list[str]:
+    """The lines of a template ``fail`` message: one problem per line (the header of a
+    multi-problem message and helm's own prefix and hint dropped)."""
+    marker = re.search(r"execution error at \([^)]*\): ", error)
+    if marker is None:
+        raise AssertionError(f"not a template failure: {error}")
+    message = error[marker.end():].split("\n\nUse --debug", 1)[0].strip()
+    lines = message.splitlines()
+    if re.fullmatch(r"\d+ problems in the values:", lines[0]):
+        lines = lines[1:]
+    return lines
+
+
+def render_notes(values: dict[str, Any] | None = None, namespace: str = NAMESPACE, name: str = RELEASE,
+                 chart: Path = CHART_DIR) -> str:
     """NOTES.txt as ``helm install --dry-run=client`` prints it (Helm 4 renders it offline)."""
+    return _notes(json.dumps(values or {}, sort_keys=True), namespace, name, str(chart))
+
+
+@functools.lru_cache(maxsize=None)
+def _notes(values_json: str, namespace: str, name: str, chart: str) -> str:
     with tempfile.TemporaryDirectory(prefix="agent-bom-notes-") as tmp:
         values_file = Path(tmp) / "values.yaml"
-        values_file.write_text(yaml.safe_dump(values or {}))
+        values_file.write_text(yaml.safe_dump(json.loads(values_json)))
         proc = _run([
-            str(helm_binary(4)), "install", name, str(CHART_DIR), "--namespace", namespace,
+            str(helm_binary(4)), "install", name, chart, "--namespace", namespace,
             "--dry-run=client", "--values", str(values_file),
             "--kubeconfig", str(Path(tmp) / "no-cluster"),
         ])

@@ -1,15 +1,20 @@
-"""A small interpreter for the helm-unittest suites in deploy/helm/agent-bom/tests/.
+"""Run the helm-unittest suites (deploy/helm/agent-bom/tests/*_test.yaml) here, through the real
+``helm template``; the chart workflow runs them with the real plugin too.
 
-CI runs the real `helm unittest` plugin (a Go binary not obtainable here); locally this
-interpreter executes the same suites through :func:`render_chart`, so they cannot rot. It
-supports the subset of helm-unittest the suites use and refuses anything else loudly:
+The plugin is a Go binary not obtainable here, so this module executes the part of its language
+the suites use, with the semantics its documentation (helm-unittest DOCUMENT.md) gives, and
+refuses everything else loudly (a suite that needs more must extend this module and
+tests/chart/test_helm_unittest_suites.py::TestPluginSemantics together):
 
-* suite/test keys: ``templates``/``template``, ``release`` (name, namespace),
-  ``capabilities`` (majorVersion, minorVersion), ``values`` (files relative to the suite),
-  ``set`` (dotted keys, ``\\.`` escapes a dot), ``documentIndex`` (on a test or an assert);
-* assertions: ``hasDocuments``, ``isKind``, ``isAPIVersion``, ``equal``, ``notEqual``,
-  ``exists``, ``notExists``, ``contains``, ``notContains``, ``matchRegex``, ``isSubset``,
-  ``lengthEqual``, ``failedTemplate`` (``errorPattern``/``errorMessage``), each with ``not``.
+* suite and test keys: ``templates``/``template``, ``release`` (name and namespace: the suites
+  must set them), ``capabilities`` (majorVersion, minorVersion), ``values`` (files relative to
+  the suite), ``set`` (``--set``-style dotted keys, values of any type; the test's win);
+* assertions, each optionally with ``not: true``: ``hasDocuments`` (count of the documents the
+  templates render), ``isKind``, ``isAPIVersion``, ``equal`` (deep equality at ``path``; a
+  missing path fails), ``contains`` (an element of the array at ``path`` equals ``content``),
+  ``notExists``, ``failedTemplate`` with ``errorPattern`` (a Go regular expression searched in
+  the rendering error, schema errors included). A document assertion applies to every
+  rendered document and fails when none was rendered.
 """
 
 from __future__ import annotations
@@ -17,51 +22,35 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.chart.helm_render import KUBE_VERSION, HelmError, render_chart
+from tests.chart.helm_render import HelmError, render_chart
 
-SUPPORTED_TEST_KEYS = {"it", "set", "values", "template", "templates", "release", "capabilities", "documentIndex", "asserts"}
-SUPPORTED_SUITE_KEYS = {"suite", "templates", "release", "capabilities", "values", "set", "tests"}
+SUITE_KEYS = {"suite", "templates", "release", "capabilities", "values", "set", "tests"}
+TEST_KEYS = {"it", "set", "values", "template", "templates", "release", "capabilities", "asserts"}
 _MISSING = object()
 
 
 class SuiteError(AssertionError):
-    """A suite uses something this interpreter does not support, or an assertion failed."""
-
-
-def _split_set_key(key: str) -> list[str]:
-    parts, current, escaped = [], "", False
-    for char in key:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ".":
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts
+    """A suite uses something this module does not run, or an assertion failed."""
 
 
 def set_to_values(*sets: dict[str, Any] | None) -> dict[str, Any]:
-    """Nested values from helm-unittest ``set`` maps (later maps win)."""
+    """Nested values from ``set`` maps (dotted keys as ``--set``; later maps win)."""
     values: dict[str, Any] = {}
     for mapping in sets:
         for key, value in (mapping or {}).items():
             node = values
-            *parents, leaf = _split_set_key(key)
+            *parents, leaf = key.split(".")
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = copy.deepcopy(value)
     return values
 
 
-_TOKEN = re.compile(r"""\.?([A-Za-z0-9_$-]+)|\[(\d+)\]|\[\s*"([^"]+)"\s*\]|\[\s*'([^']+)'\s*\]""")
+_TOKEN = re.compile(r"""\.?([A-Za-z0-9_$-]+)|\[(\d+)\]|\[\s*"([^"]+)"\s*\]""")
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -72,8 +61,8 @@ def parse_path(path: str) -> list[str | int]:
         match = _TOKEN.match(path, position)
         if not match or match.end() == position:
             raise SuiteError(f"unsupported path syntax at {path[position:]!r} in {path!r}")
-        name, index, dquoted, squoted = match.groups()
-        tokens.append(int(index) if index is not None else (name or dquoted or squoted))
+        name, index, quoted = match.groups()
+        tokens.append(int(index) if index is not None else (name or quoted))
         position = match.end()
     return tokens
 
@@ -84,18 +73,10 @@ def lookup(doc: Any, path: str) -> Any:
         if isinstance(token, int):
             if not isinstance(node, list) or token >= len(node):
                 return _MISSING
-            node = node[token]
-        else:
-            if not isinstance(node, dict) or token not in node:
-                return _MISSING
-            node = node[token]
+        elif not isinstance(node, dict) or token not in node:
+            return _MISSING
+        node = node[token]
     return node
-
-
-def _subset(content: Any, actual: Any) -> bool:
-    if isinstance(content, dict) and isinstance(actual, dict):
-        return all(k in actual and _subset(v, actual[k]) for k, v in content.items())
-    return content == actual
 
 
 def _value(doc: dict[str, Any], spec: dict[str, Any]) -> Any:
@@ -108,108 +89,99 @@ def _value(doc: dict[str, Any], spec: dict[str, Any]) -> Any:
 def _contains(doc: dict[str, Any], spec: dict[str, Any]) -> bool:
     items = _value(doc, spec)
     if not isinstance(items, list):
-        raise SuiteError(f"{spec['path']!r} is not a list")
-    matches = [i for i in items if (_subset(spec["content"], i) if spec.get("any") else i == spec["content"])]
-    return len(matches) == spec["count"] if "count" in spec else bool(matches)
-
-
-def _match_regex(doc: dict[str, Any], spec: dict[str, Any]) -> bool:
-    value = _value(doc, spec)
-    if not isinstance(value, str):
-        raise SuiteError(f"{spec['path']!r} is not a string")
-    return re.search(spec["pattern"], value) is not None
-
-
-def _length_equal(doc: dict[str, Any], spec: dict[str, Any]) -> bool:
-    return len(_value(doc, spec)) == spec["count"]
+        raise SuiteError(f"{spec['path']!r} is not an array")
+    return spec["content"] in items
 
 
 DOCUMENT_ASSERTIONS: dict[str, Callable[[dict[str, Any], dict[str, Any]], bool]] = {
     "isKind": lambda doc, spec: doc.get("kind") == spec["of"],
     "isAPIVersion": lambda doc, spec: doc.get("apiVersion") == spec["of"],
     "equal": lambda doc, spec: _value(doc, spec) == spec["value"],
-    "notEqual": lambda doc, spec: _value(doc, spec) != spec["value"],
-    "exists": lambda doc, spec: lookup(doc, spec["path"]) is not _MISSING,
-    "notExists": lambda doc, spec: lookup(doc, spec["path"]) is _MISSING,
     "contains": _contains,
-    "notContains": lambda doc, spec: not _contains(doc, spec),
-    "matchRegex": _match_regex,
-    "isSubset": lambda doc, spec: _subset(spec["content"], _value(doc, spec)),
-    "lengthEqual": _length_equal,
+    "notExists": lambda doc, spec: lookup(doc, spec["path"]) is _MISSING,
 }
-SUPPORTED_ASSERTIONS = set(DOCUMENT_ASSERTIONS) | {"hasDocuments", "failedTemplate"}
+ASSERTIONS = set(DOCUMENT_ASSERTIONS) | {"hasDocuments", "failedTemplate"}
+#: the parameters each assertion may have here
+PARAMETERS = {
+    "isKind": {"of"}, "isAPIVersion": {"of"}, "equal": {"path", "value"}, "contains": {"path", "content"},
+    "notExists": {"path"}, "hasDocuments": {"count"}, "failedTemplate": {"errorPattern"},
+}
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a test job rendered: its documents, or the rendering error."""
+
+    docs: list[dict[str, Any]]
+    error: str | None = None
+
+
+def check(assertion: dict[str, Any], rendered: Rendered) -> None:
+    """Evaluate one assertion; raises :class:`SuiteError` when it fails or is not supported."""
+    kinds = set(assertion) - {"not"}
+    if len(kinds) != 1 or not kinds <= ASSERTIONS:
+        raise SuiteError(f"unsupported assertion {sorted(kinds)}")
+    (kind,) = kinds
+    spec = assertion[kind] or {}
+    if set(spec) - PARAMETERS[kind]:
+        raise SuiteError(f"{kind}: unsupported parameters {sorted(set(spec) - PARAMETERS[kind])}")
+    negate = bool(assertion.get("not", False))
+    if kind == "failedTemplate":
+        if "errorPattern" not in spec:
+            raise SuiteError("failedTemplate needs errorPattern here (errorMessage compares exactly in the plugin)")
+        failed = rendered.error is not None and re.search(spec["errorPattern"], rendered.error) is not None
+        if failed == negate:
+            raise SuiteError(f"failedTemplate: expected a failure matching {spec['errorPattern']!r}, got {rendered.error!r}")
+        return
+    if rendered.error is not None:
+        raise SuiteError(f"{kind}: rendering failed: {rendered.error}")
+    if kind == "hasDocuments":
+        if (len(rendered.docs) == spec["count"]) == negate:
+            raise SuiteError(f"hasDocuments: expected {spec['count']} documents, got {len(rendered.docs)}")
+        return
+    if not rendered.docs:
+        raise SuiteError(f"{kind}: no document rendered")
+    for doc in rendered.docs:
+        if DOCUMENT_ASSERTIONS[kind](doc, spec) == negate:
+            raise SuiteError(f"{kind} failed on {doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {spec}")
 
 
 def _templates(suite: dict[str, Any], test: dict[str, Any]) -> list[str]:
     names = [test["template"]] if "template" in test else test.get("templates", suite.get("templates", []))
     if not names:
         raise SuiteError("no templates selected")
-    return [n if n.startswith("templates/") else f"templates/{n}" for n in names]
+    return [f"templates/{name}" for name in names]
 
 
-def _kube_version(suite: dict[str, Any], test: dict[str, Any]) -> str:
-    caps = {**suite.get("capabilities", {}), **test.get("capabilities", {})}
-    if not caps:
-        return KUBE_VERSION
-    return f"{caps.get('majorVersion', 1)}.{caps['minorVersion']}.0"
-
-
-def run_test(suite_path: Path, suite: dict[str, Any], test: dict[str, Any]) -> None:
-    """Run one helm-unittest test case; raises :class:`SuiteError` on a failed assertion."""
-    unknown = (set(suite) - SUPPORTED_SUITE_KEYS) | (set(test) - SUPPORTED_TEST_KEYS)
+def render_test(suite_path: Path, suite: dict[str, Any], test: dict[str, Any]) -> Rendered:
+    """Render a test job as the plugin does: suite values files, then the test's, then ``set``."""
+    unknown = (set(suite) - SUITE_KEYS) | (set(test) - TEST_KEYS)
     if unknown:
         raise SuiteError(f"unsupported suite keys: {sorted(unknown)}")
     release = {**suite.get("release", {}), **test.get("release", {})}
+    if not {"name", "namespace"} <= set(release):
+        raise SuiteError("set release.name and release.namespace (the plugin's defaults are not valid release names)")
+    caps = {**suite.get("capabilities", {}), **test.get("capabilities", {})}
     files = [(suite_path.parent / f).resolve() for f in [*suite.get("values", []), *test.get("values", [])]]
-    error: str | None = None
-    docs_by_template: dict[str, list[dict[str, Any]]] = {}
     try:
-        for template in _templates(suite, test):
-            docs_by_template[template] = render_chart(
-                set_to_values(suite.get("set"), test.get("set")),
-                show_only=[template],
-                kube_version=_kube_version(suite, test),
-                namespace=release.get("namespace", "NAMESPACE"),
-                name=release.get("name", "release-name"),
-                values_files=files,
-            )
+        docs = render_chart(
+            set_to_values(suite.get("set"), test.get("set")),
+            show_only=_templates(suite, test),
+            kube_version=f"{caps.get('majorVersion', 1)}.{caps['minorVersion']}.0" if caps else "1.32.0",
+            namespace=release["namespace"],
+            name=release["name"],
+            values_files=files,
+        )
     except HelmError as err:
-        error = str(err)
+        return Rendered([], str(err))
+    return Rendered(docs)
 
+
+def run_test(suite_path: Path, suite: dict[str, Any], test: dict[str, Any]) -> None:
+    """Run one test job; raises :class:`SuiteError` on the first failed assertion."""
+    rendered = render_test(suite_path, suite, test)
     for number, assertion in enumerate(test["asserts"]):
-        kinds = set(assertion) - {"not", "template", "documentIndex"}
-        if len(kinds) != 1 or not kinds <= SUPPORTED_ASSERTIONS:
-            raise SuiteError(f"assert #{number}: unsupported assertion {sorted(kinds)}")
-        (kind,) = kinds
-        spec = assertion[kind] or {}
-        negate = bool(assertion.get("not", False))
-        where = f"assert #{number} ({kind})"
-
-        if kind == "failedTemplate":
-            if error is None:
-                outcome = False
-            elif "errorPattern" in spec:
-                outcome = re.search(spec["errorPattern"], error) is not None
-            else:
-                outcome = spec.get("errorMessage", "") in error
-            if outcome == negate:
-                raise SuiteError(f"{where}: expected a rendering failure matching {spec}, got {error!r}")
-            continue
-        if error is not None:
-            raise SuiteError(f"{where}: rendering failed: {error}")
-
-        if "template" in assertion:
-            docs = docs_by_template.get(_templates(suite, {"template": assertion["template"]})[0], [])
-        else:
-            docs = [d for template_docs in docs_by_template.values() for d in template_docs]
-        if kind == "hasDocuments":
-            if (len(docs) == spec["count"]) == negate:
-                raise SuiteError(f"{where}: expected {spec['count']} documents, got {len(docs)}")
-            continue
-        index = assertion.get("documentIndex", test.get("documentIndex"))
-        selected = [docs[index]] if index is not None and index < len(docs) else (docs if index is None else [])
-        if not selected:
-            raise SuiteError(f"{where}: no document rendered (documentIndex {index})")
-        for doc in selected:
-            if DOCUMENT_ASSERTIONS[kind](doc, spec) == negate:
-                raise SuiteError(f"{where} failed on {doc.get('kind')}/{doc.get('metadata', {}).get('name')}: {spec}")
+        try:
+            check(assertion, rendered)
+        except SuiteError as err:
+            raise SuiteError(f"assert #{number}: {err}") from None

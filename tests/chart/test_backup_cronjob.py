@@ -8,7 +8,6 @@ import pytest
 
 from tests.chart.helm_render import (
     CRONJOB_TEMPLATE,
-    RUNBOOK_MINIMAL_VALUES,
     backup_values,
     container,
     env_map,
@@ -24,26 +23,11 @@ def _cronjob(**overrides: Any) -> dict[str, Any]:
     return doc
 
 
-class TestRunbookMinimalValues:
-    """The runbook's minimal values render as they are (release agent-bom, namespace agent-bom)."""
+class TestRunbookValues:
+    """The runbook's minimal values, placeholders filled in (release agent-bom, namespace agent-bom).
+    Name, namespace, kind and the Jobs' component label are the helm-unittest suite's contract."""
 
     TEMPLATE = CRONJOB_TEMPLATE
-
-    def test_render_exactly_one_cronjob(self):
-        docs = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert [d["kind"] for d in docs] == ["CronJob"]
-
-    def test_cronjob_name_is_the_runbooks(self):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert doc["metadata"]["name"] == "agent-bom-control-plane-backup"
-
-    def test_cronjob_is_in_the_release_namespace(self):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert doc["metadata"]["namespace"] == "agent-bom"
-
-    def test_api_version_is_batch_v1(self):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert doc["apiVersion"] == "batch/v1"
 
     def test_schedule_defaults_to_runbook_value(self):
         values = backup_values()
@@ -53,16 +37,11 @@ class TestRunbookMinimalValues:
 
     @pytest.mark.parametrize(
         "path",
-        [
-            ("metadata",),
-            ("spec", "jobTemplate", "metadata"),
-            ("spec", "jobTemplate", "spec", "template", "metadata"),
-        ],
-        ids=["cronjob", "job-template", "pod-template"],
+        [("metadata",), ("spec", "jobTemplate", "spec", "template", "metadata")],
+        ids=["cronjob", "pod-template"],
     )
     def test_component_label_is_control_plane_backup(self, path):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        node = doc
+        node = _cronjob()
         for key in path:
             node = node[key]
         assert node["labels"]["app.kubernetes.io/component"] == "control-plane-backup"
@@ -73,19 +52,26 @@ class TestRunbookMinimalValues:
             ("app.kubernetes.io/name", "agent-bom"),
             ("app.kubernetes.io/instance", "agent-bom"),
             ("app.kubernetes.io/managed-by", "Helm"),
-            ("app.kubernetes.io/version", "0.1.0"),
+            ("app.kubernetes.io/version", "0.2.0"),
             ("app.kubernetes.io/part-of", "agent-bom"),
-            ("helm.sh/chart", "agent-bom-0.1.0"),
+            ("helm.sh/chart", "agent-bom-0.2.0"),
         ],
         ids=lambda v: v.replace("/", "-") if isinstance(v, str) else v,
     )
     def test_standard_labels(self, label, expected):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert doc["metadata"]["labels"][label] == expected
+        assert _cronjob()["metadata"]["labels"][label] == expected
 
     def test_kms_key_from_runbook_reaches_the_job(self):
-        (doc,) = render_chart(RUNBOOK_MINIMAL_VALUES, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AGENT_BOM_BACKUP_KMS_KEY_ID"] == "alias/agent-bom-backups"
+        assert env_map(_cronjob())["AGENT_BOM_BACKUP_KMS_KEY_ID"] == "alias/agent-bom-backups"
+
+    def test_no_annotations_without_common_annotations(self):
+        assert "annotations" not in _cronjob()["metadata"]
+
+    def test_common_annotations_reach_the_cronjob(self):
+        values = backup_values()
+        values["commonAnnotations"] = {"owner.example.com/team": "platform"}
+        (doc,) = render_chart(values, show_only=[self.TEMPLATE])
+        assert doc["metadata"]["annotations"] == {"owner.example.com/team": "platform"}
 
 
 class TestDisabled:
@@ -94,8 +80,37 @@ class TestDisabled:
     def test_default_values_render_nothing(self):
         assert render_chart() == []
 
-    def test_disabled_with_full_destination_renders_nothing(self):
-        assert render_chart(backup_values(enabled=False)) == []
+
+class TestJobFailures:
+    """Configuration errors fail the Job at once; transient failures are retried; a stopped pod
+    has time to abort its multipart upload."""
+
+    TEMPLATE = CRONJOB_TEMPLATE
+
+    def _rules(self) -> list[dict[str, Any]]:
+        return _cronjob()["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
+
+    def test_fail_job_rule_is_for_the_backup_container(self):
+        assert self._rules()[0]["onExitCodes"]["containerName"] == "backup"
+
+    @pytest.mark.parametrize("code", [4, 5, 6, 1, 143], ids=["preflight", "dump", "storage", "internal", "sigterm"])
+    def test_transient_exit_codes_are_retried(self, code):
+        assert code not in self._rules()[0]["onExitCodes"]["values"]
+
+    def test_fail_job_codes_exist_in_the_cli(self):
+        from agent_bom_backup.errors import ExitCode
+
+        assert {ExitCode(c).name for c in self._rules()[0]["onExitCodes"]["values"]} == {
+            "USAGE", "CONFIG", "VERIFY", "REFUSED"}
+
+    def test_evicted_pods_do_not_count_against_backoff(self):
+        assert self._rules()[1] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+
+    def test_grace_period_defaults_to_two_minutes(self):
+        assert pod_spec(_cronjob())["terminationGracePeriodSeconds"] == 120
+
+    def test_grace_period_follows_value(self):
+        assert pod_spec(_cronjob(terminationGracePeriodSeconds=600))["terminationGracePeriodSeconds"] == 600
 
 
 class TestCronJobBehaviour:
@@ -104,31 +119,40 @@ class TestCronJobBehaviour:
     def test_concurrency_policy_defaults_to_forbid(self):
         assert _cronjob()["spec"]["concurrencyPolicy"] == "Forbid"
 
+    #: one render for the independent settings (each parameter below checks one of them)
+    SPEC_VALUES = {
+        "schedule": "@daily", "suspend": True, "concurrencyPolicy": "Replace", "startingDeadlineSeconds": 600,
+        "successfulJobsHistoryLimit": 0, "failedJobsHistoryLimit": 5, "timeZone": "Europe/Berlin", "backoffLimit": 0,
+        "activeDeadlineSeconds": 7200, "ttlSecondsAfterFinished": 86400,
+    }
+
     @pytest.mark.parametrize(
-        ("overrides", "path", "expected"),
+        ("path", "expected"),
         [
-            ({"schedule": "@daily"}, ("spec", "schedule"), "@daily"),
-            ({"suspend": True}, ("spec", "suspend"), True),
-            ({"concurrencyPolicy": "Replace"}, ("spec", "concurrencyPolicy"), "Replace"),
-            ({"startingDeadlineSeconds": 600}, ("spec", "startingDeadlineSeconds"), 600),
-            ({"successfulJobsHistoryLimit": 0}, ("spec", "successfulJobsHistoryLimit"), 0),
-            ({"failedJobsHistoryLimit": 5}, ("spec", "failedJobsHistoryLimit"), 5),
-            ({"timeZone": "Europe/Berlin"}, ("spec", "timeZone"), "Europe/Berlin"),
-            ({"backoffLimit": 0}, ("spec", "jobTemplate", "spec", "backoffLimit"), 0),
-            ({"activeDeadlineSeconds": 7200}, ("spec", "jobTemplate", "spec", "activeDeadlineSeconds"), 7200),
-            ({"ttlSecondsAfterFinished": 0}, ("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"), 0),
-            ({"ttlSecondsAfterFinished": 86400}, ("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"), 86400),
+            (("spec", "schedule"), "@daily"),
+            (("spec", "suspend"), True),
+            (("spec", "concurrencyPolicy"), "Replace"),
+            (("spec", "startingDeadlineSeconds"), 600),
+            (("spec", "successfulJobsHistoryLimit"), 0),
+            (("spec", "failedJobsHistoryLimit"), 5),
+            (("spec", "timeZone"), "Europe/Berlin"),
+            (("spec", "jobTemplate", "spec", "backoffLimit"), 0),
+            (("spec", "jobTemplate", "spec", "activeDeadlineSeconds"), 7200),
+            (("spec", "jobTemplate", "spec", "ttlSecondsAfterFinished"), 86400),
         ],
         ids=[
             "schedule-macro", "suspend", "concurrency-replace", "starting-deadline", "success-history-zero",
-            "failed-history", "time-zone", "backoff-zero", "active-deadline", "ttl-zero", "ttl-day",
+            "failed-history", "time-zone", "backoff-zero", "active-deadline", "ttl-day",
         ],
     )
-    def test_value_reaches_spec(self, overrides, path, expected):
-        node = _cronjob(**overrides)
+    def test_value_reaches_spec(self, path, expected):
+        node = _cronjob(**self.SPEC_VALUES)
         for key in path:
             node = node[key]
         assert node == expected
+
+    def test_ttl_zero_is_kept(self):
+        assert _cronjob(ttlSecondsAfterFinished=0)["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"] == 0
 
     @pytest.mark.parametrize(
         ("path", "key"),
@@ -167,20 +191,14 @@ class TestCronJobBehaviour:
 class TestContainer:
     TEMPLATE = CRONJOB_TEMPLATE
 
-    def test_command_is_the_cli_without_shell(self):
-        assert container(_cronjob())["command"] == ["agent-bom-backup"]
-
-    def test_args_run_backup(self):
-        assert container(_cronjob())["args"] == ["backup"]
-
     def test_image_defaults_to_app_version(self):
-        assert container(_cronjob())["image"] == "ghcr.io/agent-bom/agent-bom-backup:0.1.0"
+        assert container(_cronjob())["image"] == "ghcr.io/agent-bom/agent-bom-backup:0.2.0"
 
     @pytest.mark.parametrize(
         ("image", "expected"),
         [
             ({"tag": "1.2.3"}, "ghcr.io/agent-bom/agent-bom-backup:1.2.3"),
-            ({"repository": "registry.example/backup"}, "registry.example/backup:0.1.0"),
+            ({"repository": "registry.example/backup"}, "registry.example/backup:0.2.0"),
             ({"tag": "1.2.3", "digest": "sha256:" + "a" * 64}, "ghcr.io/agent-bom/agent-bom-backup@sha256:" + "a" * 64),
         ],
         ids=["tag", "repository", "digest-wins-over-tag"],
@@ -197,6 +215,17 @@ class TestContainer:
 
     def test_no_pull_secrets_by_default(self):
         assert "imagePullSecrets" not in pod_spec(_cronjob())
+
+    @pytest.mark.parametrize(
+        "global_secrets",
+        [["mirror"], [{"name": "mirror"}]],
+        ids=["names", "objects"],
+    )
+    def test_global_pull_secrets_come_first(self, global_secrets):
+        values = backup_values(image={"pullSecrets": ["regcred", "mirror"]})
+        values["global"] = {"imagePullSecrets": global_secrets}
+        (doc,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
+        assert pod_spec(doc)["imagePullSecrets"] == [{"name": "mirror"}, {"name": "regcred"}]
 
     def test_resources_are_set_by_default(self):
         resources = container(_cronjob())["resources"]
@@ -222,11 +251,6 @@ class TestContainer:
 
 class TestDatabaseUrl:
     TEMPLATE = CRONJOB_TEMPLATE
-
-    def test_url_comes_from_the_documented_default_secret(self):
-        assert env_map(_cronjob())["AGENT_BOM_POSTGRES_URL"] == {
-            "secretKeyRef": {"name": "agent-bom-postgres", "key": "AGENT_BOM_POSTGRES_URL"}
-        }
 
     def test_url_secret_name_and_key_follow_values(self):
         doc = _cronjob(database={"existingSecret": "pg-url", "existingSecretKey": "url"})
@@ -268,9 +292,9 @@ class TestDestination:
         [
             ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
             ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
-            ("AGENT_BOM_BACKUP_REGION", "<your-backup-bucket-region>"),
-            ("AWS_REGION", "<your-backup-bucket-region>"),
-            ("AWS_DEFAULT_REGION", "<your-backup-bucket-region>"),
+            ("AGENT_BOM_BACKUP_REGION", "us-east-1"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
             ("AGENT_BOM_BACKUP_VERIFY_REGION", "true"),
             ("AGENT_BOM_BACKUP_PATH_STYLE", "false"),
             ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "auto"),
@@ -322,21 +346,24 @@ class TestDestination:
     def test_optional_storage_env_absent_by_default(self, name):
         assert name not in env_map(_cronjob())
 
+    DESTINATION = {"endpointUrl": "https://minio.example:9000", "pathStyle": True, "checksumMode": "when_required",
+                   "verifyRegion": False, "storageClass": "STANDARD_IA", "prefix": "", "bucketRegion": "eu-west-1"}
+
     @pytest.mark.parametrize(
-        ("destination", "name", "expected"),
+        ("name", "expected"),
         [
-            ({"endpointUrl": "https://minio.example:9000"}, "AGENT_BOM_BACKUP_ENDPOINT_URL", "https://minio.example:9000"),
-            ({"pathStyle": True}, "AGENT_BOM_BACKUP_PATH_STYLE", "true"),
-            ({"checksumMode": "when_required"}, "AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"),
-            ({"verifyRegion": False}, "AGENT_BOM_BACKUP_VERIFY_REGION", "false"),
-            ({"storageClass": "STANDARD_IA"}, "AGENT_BOM_BACKUP_STORAGE_CLASS", "STANDARD_IA"),
-            ({"prefix": ""}, "AGENT_BOM_BACKUP_PREFIX", ""),
-            ({"bucketRegion": "eu-west-1"}, "AWS_REGION", "eu-west-1"),
+            ("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://minio.example:9000"),
+            ("AGENT_BOM_BACKUP_PATH_STYLE", "true"),
+            ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"),
+            ("AGENT_BOM_BACKUP_VERIFY_REGION", "false"),
+            ("AGENT_BOM_BACKUP_STORAGE_CLASS", "STANDARD_IA"),
+            ("AGENT_BOM_BACKUP_PREFIX", ""),
+            ("AWS_REGION", "eu-west-1"),
         ],
         ids=["endpoint", "path-style", "checksum", "no-verify-region", "storage-class", "empty-prefix", "region"],
     )
-    def test_destination_value_reaches_env(self, destination, name, expected):
-        assert env_map(_cronjob(destination=destination))[name] == expected
+    def test_destination_value_reaches_env(self, name, expected):
+        assert env_map(_cronjob(destination=self.DESTINATION))[name] == expected
 
     def test_object_store_ca_bundle_env_points_at_mounted_file(self):
         doc = _cronjob(destination={"caBundle": {"secretName": "s3-ca"}})
@@ -415,28 +442,37 @@ class TestCredentials:
 class TestTuning:
     TEMPLATE = CRONJOB_TEMPLATE
 
+    TUNING = {
+        "dump": {"compression": "zstd:3", "compressionFallback": "gzip:1", "tenantColumn": "tenant_id",
+                 "lockWaitTimeout": 120, "enableRowSecurity": True},
+        "upload": {"partSize": "64MiB", "concurrency": 8},
+        "metricsFile": "/tmp/backup.prom",
+        "logging": {"format": "text", "level": "debug"},
+    }
+
     @pytest.mark.parametrize(
-        ("overrides", "name", "expected"),
+        ("name", "expected"),
         [
-            ({"dump": {"compression": "zstd:3"}}, "AGENT_BOM_BACKUP_COMPRESSION", "zstd:3"),
-            ({"dump": {"compressionFallback": "gzip:1"}}, "AGENT_BOM_BACKUP_COMPRESSION_FALLBACK", "gzip:1"),
-            ({"dump": {"tenantColumn": "tenant_id"}}, "AGENT_BOM_BACKUP_TENANT_COLUMN", "tenant_id"),
-            ({"dump": {"lockWaitTimeout": 0}}, "AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", "0"),
-            ({"dump": {"lockWaitTimeout": 120}}, "AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", "120"),
-            ({"dump": {"enableRowSecurity": True}}, "AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY", "true"),
-            ({"upload": {"partSize": "64MiB"}}, "AGENT_BOM_BACKUP_PART_SIZE", "64MiB"),
-            ({"upload": {"concurrency": 8}}, "AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY", "8"),
-            ({"dump": {"lockWaitTimeout": 1000000}}, "AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", "1000000"),
-            ({"metricsFile": "/tmp/backup.prom"}, "AGENT_BOM_BACKUP_METRICS_FILE", "/tmp/backup.prom"),
-            ({"logging": {"format": "text", "level": "debug"}}, "AGENT_BOM_BACKUP_LOG_LEVEL", "debug"),
+            ("AGENT_BOM_BACKUP_COMPRESSION", "zstd:3"),
+            ("AGENT_BOM_BACKUP_COMPRESSION_FALLBACK", "gzip:1"),
+            ("AGENT_BOM_BACKUP_TENANT_COLUMN", "tenant_id"),
+            ("AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", "120"),
+            ("AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY", "true"),
+            ("AGENT_BOM_BACKUP_PART_SIZE", "64MiB"),
+            ("AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY", "8"),
+            ("AGENT_BOM_BACKUP_METRICS_FILE", "/tmp/backup.prom"),
+            ("AGENT_BOM_BACKUP_LOG_FORMAT", "text"),
+            ("AGENT_BOM_BACKUP_LOG_LEVEL", "debug"),
         ],
-        ids=[
-            "compression", "compression-fallback", "tenant-column", "lock-wait-zero", "lock-wait",
-            "row-security", "part-size", "concurrency", "lock-wait-large", "metrics-file", "log-level",
-        ],
+        ids=["compression", "compression-fallback", "tenant-column", "lock-wait", "row-security", "part-size",
+             "concurrency", "metrics-file", "log-format", "log-level"],
     )
-    def test_value_reaches_env(self, overrides, name, expected):
-        assert env_map(_cronjob(**overrides))[name] == expected
+    def test_value_reaches_env(self, name, expected):
+        assert env_map(_cronjob(**self.TUNING))[name] == expected
+
+    @pytest.mark.parametrize(("seconds", "expected"), [(1, "1"), (1000000, "1000000")], ids=["one", "large"])
+    def test_lock_wait_edge_values(self, seconds, expected):
+        assert env_map(_cronjob(dump={"lockWaitTimeout": seconds}))["AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT"] == expected
 
     @pytest.mark.parametrize(
         "name",
@@ -548,3 +584,70 @@ class TestNames:
     def test_namespace_follows_the_release(self):
         (doc,) = render_chart(backup_values(), show_only=[self.TEMPLATE], namespace="platform")
         assert doc["metadata"]["namespace"] == "platform"
+
+
+class TestUpstreamBackupKeys:
+    """Keys of the full agent-bom chart's controlPlane.backup block are honoured."""
+
+    TEMPLATE = CRONJOB_TEMPLATE
+
+    def test_env_is_appended_after_extra_env(self):
+        doc = _cronjob(extraEnv=[{"name": "A", "value": "1"}], env=[{"name": "B", "value": "2"}])
+        assert container(doc)["env"][-2:] == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+
+    def test_env_from_is_appended_after_extra_env_from(self):
+        doc = _cronjob(extraEnvFrom=[{"configMapRef": {"name": "a"}}], envFrom=[{"secretRef": {"name": "b"}}])
+        assert container(doc)["envFrom"] == [{"configMapRef": {"name": "a"}}, {"secretRef": {"name": "b"}}]
+
+    def test_service_account_name_runs_the_pod_as_an_existing_account(self):
+        doc = _cronjob(serviceAccountName="agent-bom-backup", serviceAccount={"annotations": None})
+        assert pod_spec(doc)["serviceAccountName"] == "agent-bom-backup"
+
+    def test_destination_region_is_the_fallback_for_bucket_region(self):
+        doc = _cronjob(destination={"bucketRegion": "", "region": "eu-central-1"})
+        assert env_map(doc)["AGENT_BOM_BACKUP_REGION"] == "eu-central-1"
+
+    def test_bucket_region_wins_over_destination_region(self):
+        doc = _cronjob(destination={"region": "us-east-1", "bucketRegion": "eu-west-1"})
+        assert env_map(doc)["AWS_REGION"] == "eu-west-1"
+
+    def test_destination_endpoint_is_the_endpoint_url(self):
+        doc = _cronjob(destination={"endpoint": "https://minio.example:9000"})
+        assert env_map(doc)["AGENT_BOM_BACKUP_ENDPOINT_URL"] == "https://minio.example:9000"
+
+
+class TestMaintenanceIdentity:
+    """controlPlane.postgresSecrets (or an upstream env entry) makes the backup run as agent-bom's
+    maintenance identity: its URL, --enable-row-security and the app.bypass_rls=1 setting."""
+
+    TEMPLATE = CRONJOB_TEMPLATE
+    POSTGRES_SECRETS = {"enabled": True, "maintenanceSecretRef": {"name": "agent-bom-control-plane-maintenance"},
+                        "appSecretRef": {"name": "agent-bom-control-plane-db"}}
+    MAINTENANCE_ENV = {"name": "AGENT_BOM_POSTGRES_MAINTENANCE_URL",
+                       "valueFrom": {"secretKeyRef": {"name": "maint", "key": "url"}}}
+
+    def _env(self, **overrides: Any) -> dict[str, Any]:
+        values = backup_values(**overrides)
+        values["controlPlane"]["postgresSecrets"] = self.POSTGRES_SECRETS
+        (doc,) = render_chart(values, show_only=[self.TEMPLATE])
+        return env_map(doc)
+
+    def test_row_security_is_enabled(self):
+        assert self._env()["AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY"] == "true"
+
+    def test_bypass_setting_comes_before_the_users(self):
+        env = self._env(dump={"sessionSettings": ["app.audit=off"]})
+        assert env["AGENT_BOM_BACKUP_SESSION_SETTINGS"] == "app.bypass_rls=1 app.audit=off"
+
+    def test_upstream_env_entry_is_the_maintenance_identity(self):
+        env = env_map(_cronjob(env=[self.MAINTENANCE_ENV]))
+        assert (env["AGENT_BOM_POSTGRES_URL"], env["AGENT_BOM_BACKUP_SESSION_SETTINGS"]) == (
+            {"secretKeyRef": {"name": "maint", "key": "url"}}, "app.bypass_rls=1")
+
+    @pytest.mark.parametrize("name", ["AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY", "AGENT_BOM_BACKUP_SESSION_SETTINGS"])
+    def test_plain_database_secret_gets_no_row_security(self, name):
+        assert name not in env_map(_cronjob())
+
+    def test_session_settings_without_maintenance_identity(self):
+        env = env_map(_cronjob(dump={"sessionSettings": ["app.bypass_rls=on", "app.x=1"]}))
+        assert env["AGENT_BOM_BACKUP_SESSION_SETTINGS"] == "app.bypass_rls=on app.x=1"

@@ -61,28 +61,72 @@ class TestYamale:
             yamale.validate(yamale.make_schema(str(CHART_SCHEMA)), yamale.make_data(str(bad)))
 
 
+def _chart() -> dict:
+    return yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+
+
+def _annotation(name: str):
+    return yaml.safe_load(_chart()["annotations"][name])
+
+
 class TestChartMetadata:
+    """Chart.yaml as Artifact Hub reads it (artifacthub.io/docs/topics/annotations/helm)."""
+
     @pytest.mark.parametrize(
         ("key", "expected"),
-        [("apiVersion", "v2"), ("name", "agent-bom"), ("version", "0.1.0"), ("appVersion", "0.1.0"), ("type", "application")],
+        [("apiVersion", "v2"), ("name", "agent-bom"), ("version", "0.2.0"), ("appVersion", "0.2.0"), ("type", "application")],
         ids=lambda v: v,
     )
     def test_chart_field(self, key, expected):
-        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())[key] == expected
+        assert _chart()[key] == expected
 
-    def test_kube_version_is_constrained(self):
-        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["kubeVersion"] == ">=1.29.0-0"
+    def test_kube_version_is_as_low_as_cronjob_time_zone_allows(self):
+        assert _chart()["kubeVersion"] == ">=1.27.0-0"
+
+    @pytest.mark.parametrize("key", ["home", "icon"])
+    def test_links_point_at_the_project(self, key):
+        assert _chart()[key].startswith("https://")
+
+    def test_sources_name_the_repository(self):
+        assert _chart()["sources"][0] == _chart()["home"]
+
+    def test_maintainers_have_a_url(self):
+        assert all(m.get("url", "").startswith("https://") for m in _chart()["maintainers"])
+
+    def test_the_icon_is_in_the_repository_at_its_url(self):
+        path = _chart()["icon"].split("/main/", 1)[1]
+        assert (REPO / path).read_text().startswith("<svg")
 
     @pytest.mark.parametrize(
-        "annotation",
-        ["artifacthub.io/license", "artifacthub.io/images", "artifacthub.io/changes", "artifacthub.io/category"],
+        ("annotation", "expected"),
+        [("artifacthub.io/license", "Apache-2.0"), ("artifacthub.io/category", "database"),
+         ("artifacthub.io/prerelease", "false")],
+        ids=["license", "category", "prerelease"],
     )
-    def test_artifact_hub_annotation(self, annotation):
-        assert yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["annotations"][annotation]
+    def test_artifact_hub_annotation(self, annotation, expected):
+        assert _chart()["annotations"][annotation] == expected
 
-    def test_artifact_hub_images_name_the_job_image(self):
-        images = yaml.safe_load(yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["annotations"]["artifacthub.io/images"])
-        assert images == [{"name": "agent-bom-backup", "image": "ghcr.io/agent-bom/agent-bom-backup:0.1.0"}]
+    def test_artifact_hub_images_name_the_job_image_at_the_app_version(self):
+        assert [(i["name"], i["image"]) for i in _annotation("artifacthub.io/images")] == [
+            ("agent-bom-backup", f"ghcr.io/agent-bom/agent-bom-backup:{_chart()['appVersion']}")]
+
+    def test_artifact_hub_images_list_both_platforms(self):
+        assert _annotation("artifacthub.io/images")[0]["platforms"] == ["linux/amd64", "linux/arm64"]
+
+    def test_artifact_hub_links_include_support(self):
+        assert "support" in [link["name"] for link in _annotation("artifacthub.io/links")]
+
+    def test_changes_are_typed(self):
+        assert {c["kind"] for c in _annotation("artifacthub.io/changes")} <= {"added", "changed", "fixed", "removed", "security"}
+
+    def test_no_sign_key_for_a_keyless_signature(self):
+        """signKey describes a static public key (its url is mandatory); keyless cosign has none,
+        and Artifact Hub detects a cosign signature on an OCI chart by itself."""
+        assert "artifacthub.io/signKey" not in _chart()["annotations"]
+
+    def test_readme_says_how_to_verify_the_keyless_signature(self):
+        readme = (CHART_DIR / "README.md").read_text()
+        assert "cosign verify" in readme and "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in readme
 
 
 class TestYamllint:
@@ -113,5 +157,5 @@ class TestHelmLintStrict:
         """Guards the checks above. (`helm lint` logs a template's `fail` at INFO level
         instead of failing, so the `fail` checks are covered by test_bad_values.py.)"""
         bad = tmp_path / "bad-values.yaml"
-        bad.write_text('controlPlane:\n  backup:\n    schedule: "nightly"\n')
+        bad.write_text("controlPlane:\n  backup:\n    schedule: 3\n")
         assert _helm_lint(helm_major, bad).returncode != 0

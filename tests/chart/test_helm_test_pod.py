@@ -26,17 +26,13 @@ class TestHelmTestPod:
     def test_off_by_default(self):
         assert render_chart(backup_values(), show_only=[self.TEMPLATE]) == []
 
-    def test_is_a_pod(self):
+    def test_runs_the_cli(self):
         pod, _ = _docs()
-        assert pod["kind"] == "Pod"
+        assert container(pod)["command"] == ["agent-bom-backup"]
 
-    def test_is_a_helm_test_hook(self):
+    def test_is_deleted_before_the_next_test_and_after_success(self):
         pod, _ = _docs()
-        assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
-
-    def test_runs_the_preflight(self):
-        pod, _ = _docs()
-        assert (container(pod)["command"], container(pod)["args"]) == (["agent-bom-backup"], ["preflight"])
+        assert pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
 
     def test_never_checks_backup_age(self):
         pod, _ = _docs()

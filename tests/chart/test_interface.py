@@ -15,14 +15,23 @@ from tests.chart.helm_render import (
     CHART_DIR,
     CRONJOB_TEMPLATE,
     RESTORE_DRILL_TEMPLATE,
+    RESTORE_TEMPLATE,
+    RETENTION_TEMPLATE,
     backup_values,
     env_map,
     render_chart,
 )
 
 INTERFACE = json.loads((CHART_DIR / "interface.json").read_text())
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
-ENTRIES = [("backup", e) for e in INTERFACE["backup"]] + [("restoreDrill", e) for e in INTERFACE["restoreDrill"]]
+#: component -> (its template, the values that turn it on)
+COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "backup": (CRONJOB_TEMPLATE, {}),
+    "restoreDrill": (RESTORE_DRILL_TEMPLATE,
+                     {"restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}}),
+    "restore": (RESTORE_TEMPLATE, {"restore": {"enabled": True, "target": {"existingSecret": "restore-target"}}}),
+    "retention": (RETENTION_TEMPLATE, {"retentionDays": 30}),
+}
+ENTRIES = [(component, e) for component, entries in INTERFACE.items() if not component.startswith("_") for e in entries]
 
 
 def nested(path: str, value: Any) -> dict[str, Any]:
@@ -33,14 +42,13 @@ def nested(path: str, value: Any) -> dict[str, Any]:
 
 
 def rendered_env(component: str, entry: dict[str, Any]) -> dict[str, Any]:
+    template, enabling = COMPONENTS[component]
     overrides: dict[str, Any] = {}
-    if component == "restoreDrill":
-        _deep_merge(overrides, {"restoreDrill": DRILL})
+    _deep_merge(overrides, enabling)
     if entry["value"].startswith("destination.caBundle"):
         _deep_merge(overrides, {"destination": {"endpointUrl": "https://minio.example:9000"}})
     _deep_merge(overrides, entry.get("also", {}))
     _deep_merge(overrides, nested(entry["value"], entry["sample"]))
-    template = RESTORE_DRILL_TEMPLATE if component == "restoreDrill" else CRONJOB_TEMPLATE
     return env_map(render_chart(backup_values(**overrides), show_only=[template])[0])
 
 
@@ -73,6 +81,10 @@ def test_database_urls_come_from_the_named_secret(component: str, entry: dict[st
 @pytest.mark.parametrize(("component", "entry"), ENTRIES, ids=[e["env"] for _, e in ENTRIES])
 def test_every_interface_variable_is_read_by_the_cli(component: str, entry: dict[str, Any]) -> None:
     assert entry["env"] in cli_envvars()
+
+
+def test_every_component_of_the_interface_has_a_template() -> None:
+    assert sorted(c for c in INTERFACE if not c.startswith("_")) == sorted(COMPONENTS)
 
 
 def test_every_cli_variable_the_backup_cronjob_sets_is_documented() -> None:

@@ -22,24 +22,18 @@ class TestNetworkPolicy:
     def test_off_by_default(self):
         assert render_chart(backup_values(), show_only=[self.TEMPLATE]) == []
 
-    def test_kind(self):
-        assert _policy()["kind"] == "NetworkPolicy"
-
     def test_selects_the_backup_family_of_this_release(self):
         assert _policy()["spec"]["podSelector"] == {
             "matchLabels": {"app.kubernetes.io/name": "agent-bom", "app.kubernetes.io/instance": "agent-bom"},
             "matchExpressions": [{
                 "key": "app.kubernetes.io/component", "operator": "In",
-                "values": ["control-plane-backup", "control-plane-restore-drill", "control-plane-backup-test"],
+                "values": ["control-plane-backup", "control-plane-restore", "control-plane-restore-drill",
+                           "control-plane-retention", "control-plane-backup-test"],
             }],
         }
 
-    def test_denies_all_ingress(self):
-        spec = _policy()["spec"]
-        assert ("Ingress" in spec["policyTypes"], "ingress" in spec) == (True, False)
-
-    def test_restricts_egress(self):
-        assert "Egress" in _policy()["spec"]["policyTypes"]
+    def test_no_ingress_rule(self):
+        assert "ingress" not in _policy()["spec"]
 
     def test_dns_rule_allows_port_53_udp_and_tcp(self):
         dns = _policy()["spec"]["egress"][0]
@@ -48,10 +42,6 @@ class TestNetworkPolicy:
     def test_dns_rule_targets_kube_dns(self):
         dns = _policy()["spec"]["egress"][0]
         assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
-
-    def test_database_rule(self):
-        database = _policy()["spec"]["egress"][1]
-        assert database == {"to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 5432}]}
 
     def test_database_port_follows_value(self):
         database = _policy(database={"cidrs": ["10.20.0.0/16"], "port": 6432})["spec"]["egress"][1]
@@ -83,3 +73,67 @@ class TestNetworkPolicy:
     def test_extra_egress_can_replace_database_cidrs(self, overrides):
         egress = _policy(**overrides)["spec"]["egress"]
         assert [r["to"][0] for r in egress][-1] == {"podSelector": {}}
+
+
+def _rules(**overrides: Any) -> list[dict[str, Any]]:
+    return _policy(**overrides)["spec"]["egress"]
+
+
+def _cidrs(rule: dict[str, Any]) -> list[str]:
+    return [peer["ipBlock"]["cidr"] for peer in rule["to"] if "ipBlock" in peer]
+
+
+class TestCredentialEndpoints:
+    """EKS Pod Identity, IMDS and NodeLocal DNSCache live on link-local addresses that the
+    object-storage rule (port 443) does not open."""
+
+    TEMPLATE = NETWORKPOLICY_TEMPLATE
+
+    def test_pod_identity_agent_on_ipv6(self):
+        rules = _rules(podIdentity={"enabled": True}, ipFamilies=["IPv6"])
+        assert [_cidrs(r) for r in rules if r["ports"] == [{"protocol": "TCP", "port": 80}]] == [["fd00:ec2::23/128"]]
+
+    def test_pod_identity_agent_dual_stack(self):
+        rules = _rules(podIdentity={"enabled": True}, ipFamilies=["IPv4", "IPv6"])
+        assert ["169.254.170.23/32", "fd00:ec2::23/128"] in [_cidrs(r) for r in rules]
+
+    def test_instance_metadata_service(self):
+        rules = _rules(instanceMetadata={"enabled": True})
+        assert {"to": [{"ipBlock": {"cidr": "169.254.169.254/32"}}], "ports": [{"protocol": "TCP", "port": 80}]} in rules
+
+    def test_instance_metadata_service_on_ipv6(self):
+        rules = _rules(instanceMetadata={"enabled": True}, ipFamilies=["IPv6"])
+        assert ["fd00:ec2::254/128"] in [_cidrs(r) for r in rules]
+
+    def test_link_local_credential_endpoints_closed_by_default(self):
+        assert [r for r in _rules() if r["ports"] == [{"protocol": "TCP", "port": 80}]] == []
+
+    def test_node_local_dns_cache(self):
+        rules = _rules(dns={"nodeLocal": {"enabled": True}})
+        assert {"to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]} in rules
+
+    def test_node_local_dns_cache_ipv6_address(self):
+        rules = _rules(dns={"nodeLocal": {"enabled": True, "addresses": ["fd00::a"]}})
+        assert ["fd00::a/128"] in [_cidrs(r) for r in rules]
+
+    def test_kube_dns_stays_allowed_with_node_local_dns(self):
+        rules = _rules(dns={"nodeLocal": {"enabled": True}})
+        assert rules[0]["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+
+
+class TestIpFamilies:
+    TEMPLATE = NETWORKPOLICY_TEMPLATE
+
+    def _storage(self, **overrides: Any) -> list[str]:
+        (rule,) = [r for r in _rules(**overrides) if r["ports"] == [{"protocol": "TCP", "port": 443}]]
+        return _cidrs(rule)
+
+    def test_ipv4_only_by_default(self):
+        assert self._storage() == ["0.0.0.0/0"]
+
+    def test_anywhere_includes_ipv6_on_a_dual_stack_cluster(self):
+        assert self._storage(ipFamilies=["IPv4", "IPv6"]) == ["0.0.0.0/0", "::/0"]
+
+    def test_narrow_cidrs_are_kept_as_they_are(self):
+        assert self._storage(ipFamilies=["IPv6"], objectStorage={"cidrs": ["2600:1f18::/32"], "ports": [443]}) == ["2600:1f18::/32"]

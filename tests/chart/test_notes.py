@@ -1,18 +1,24 @@
-"""templates/NOTES.txt: what was scheduled, where backups go, and the runbook's commands with
-this release's names filled in (rendered by `helm install --dry-run=client`, Helm 4)."""
+"""templates/NOTES.txt, for a packaged chart: what was scheduled, where backups go, how to run
+and watch a backup now, pause vs remove, how to restore in the cluster, with this release's
+names filled in and no path of this repository (rendered by `helm install --dry-run=client`)."""
 
 from __future__ import annotations
 
-import functools
+import re
 
 import pytest
 
-from tests.chart.helm_render import RUNBOOK_MINIMAL_VALUES, backup_values, render_notes
+from tests.chart.helm_render import RUNBOOK_VALUES, backup_values, render_notes
+
+RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}}
 
 
-@functools.lru_cache(maxsize=None)
-def _runbook_notes() -> str:
-    return render_notes(RUNBOOK_MINIMAL_VALUES)
+def _lines(notes: str) -> list[str]:
+    return [line.strip() for line in notes.splitlines()]
+
+
+def _runbook() -> str:
+    return render_notes(RUNBOOK_VALUES)
 
 
 class TestNotesEnabled:
@@ -21,37 +27,57 @@ class TestNotesEnabled:
         [
             "kubectl -n agent-bom get cronjob agent-bom-control-plane-backup",
             "kubectl -n agent-bom get jobs -l app.kubernetes.io/component=control-plane-backup",
-            'export AWS_REGION="<your-backup-bucket-region>"',
+            'export AWS_REGION="us-east-1"',
             'aws s3 ls "s3://agent-bom-prod-backups/agent-bom/postgres/" \\',
-            'export BACKUP_URI="s3://agent-bom-prod-backups/agent-bom/postgres/agent-bom-YYYYMMDDTHHMMSSZ.dump"',
-            "deploy/ops/restore-postgres-backup.sh \\",
-            'psql "$RESTORE_POSTGRES_URL" -c "select count(*) from audit_log;"',
-            "scripts/deploy/verify-eks-reference.sh \\",
         ],
-        ids=["get-cronjob", "get-jobs", "region", "s3-ls", "backup-uri", "restore-script", "psql-count", "verify"],
+        ids=["get-cronjob", "get-jobs", "region", "s3-ls"],
     )
     def test_runbook_command_is_printed(self, line):
-        assert line in [s.strip() for s in _runbook_notes().splitlines()]
+        assert line in _lines(_runbook())
 
-    def test_restore_positionals_are_the_runbooks(self):
-        lines = [s.strip() for s in _runbook_notes().splitlines()]
-        start = lines.index("deploy/ops/restore-postgres-backup.sh \\")
-        assert lines[start + 1:start + 4] == ['"$BACKUP_URI" \\', '"$RESTORE_POSTGRES_URL" \\', '"$AWS_REGION"']
+    def test_manual_run_from_the_cronjob(self):
+        assert ('kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-backup '
+                '"agent-bom-control-plane-backup-manual-$(date +%s)"') in _lines(_runbook())
+
+    def test_how_to_watch_it(self):
+        assert "kubectl -n agent-bom get jobs -l app.kubernetes.io/component=control-plane-backup --watch" in _lines(_runbook())
+
+    def test_no_path_of_this_repository(self):
+        assert re.findall(r"\b(deploy|scripts)/[\w./-]+", _runbook()) == []
 
     def test_schedule_is_reported(self):
-        assert 'Schedule:     "0 3 * * *"' in _runbook_notes()
+        assert 'Schedule:     "0 3 * * *"' in _runbook()
 
     def test_destination_is_reported(self):
-        assert "Destination:  s3://agent-bom-prod-backups/agent-bom/postgres/" in _runbook_notes()
+        assert "Destination:  s3://agent-bom-prod-backups/agent-bom/postgres/ (region us-east-1)" in _runbook()
 
-    def test_encryption_is_reported(self):
-        assert "Encryption:   aws:kms (alias/agent-bom-backups)" in _runbook_notes()
+    def test_customer_key_is_reported(self):
+        assert "Encryption:   aws:kms (alias/agent-bom-backups)" in _runbook()
+
+    def test_no_kms_warning_with_a_customer_key(self):
+        assert "aws/s3" not in _runbook()
+
+    def test_sse_kms_without_a_key_is_the_aws_managed_key(self):
+        notes = render_notes(backup_values(destination={"encryption": {"kmsKeyId": ""}}))
+        assert "Encryption:   aws:kms with the AWS-managed key aws/s3" in notes
+
+    def test_sse_kms_without_a_key_warns(self):
+        notes = render_notes(backup_values(destination={"encryption": {"kmsKeyId": ""}}))
+        assert "WARNING: SSE-KMS without controlPlane.backup.destination.encryption.kmsKeyId encrypts with the" in notes
 
     def test_database_secret_is_named(self):
-        assert "Secret agent-bom-postgres, key AGENT_BOM_POSTGRES_URL" in _runbook_notes()
+        assert "Secret agent-bom-postgres, key AGENT_BOM_POSTGRES_URL" in _runbook()
 
-    def test_no_password_in_the_example_restore_url(self):
-        assert "REDACTED@" not in _runbook_notes()
+    def test_maintenance_identity_is_named(self):
+        values = backup_values()
+        values["controlPlane"]["postgresSecrets"] = {"enabled": True, "maintenanceSecretRef": {"name": "maint"}}
+        assert "Secret maint, key AGENT_BOM_POSTGRES_MAINTENANCE_URL (maintenance identity" in render_notes(values)
+
+    def test_suspended_cronjob_is_called_out(self):
+        assert "(SUSPENDED: paused" in render_notes(backup_values(suspend=True))
+
+    def test_pause_and_remove_are_explained(self):
+        assert "--set controlPlane.backup.enabled=false deletes the" in _runbook()
 
     def test_names_follow_release_and_namespace(self):
         notes = render_notes(backup_values(), namespace="platform", name="cp")
@@ -62,18 +88,39 @@ class TestNotesEnabled:
         assert '--endpoint-url "https://minio.example:9000"' in notes
 
     def test_helm_test_command_only_when_enabled(self):
-        assert "helm test agent-bom -n agent-bom" not in _runbook_notes()
+        assert "helm test agent-bom -n agent-bom" not in _runbook()
 
     def test_helm_test_command_when_enabled(self):
         assert "helm test agent-bom -n agent-bom" in render_notes(backup_values(helmTest={"enabled": True}))
 
     def test_missing_alerting_is_called_out(self):
-        assert "No alert is configured" in _runbook_notes()
+        assert "No alert is configured" in _runbook()
+
+    def test_without_in_cluster_restore_says_how_to_enable_it(self):
+        assert "set controlPlane.backup.restore.enabled=true" in _runbook()
+
+
+class TestNotesRestore:
+    def _notes(self, **restore) -> str:
+        return render_notes(backup_values(restore={**RESTORE, **restore}))
+
+    def test_instantiation_command(self):
+        assert ('kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-restore '
+                '"agent-bom-control-plane-restore-$(date +%s)"') in _lines(self._notes())
+
+    def test_override_at_instantiation_with_kubectl_set_env(self):
+        assert "| kubectl set env --local -f - -o yaml \\" in _lines(self._notes())
+
+    def test_report_lost_without_a_claim(self):
+        assert "set controlPlane.backup.restore.persistence.existingClaim to keep reports" in self._notes()
+
+    def test_no_report_warning_with_a_claim(self):
+        assert "existingClaim to keep" not in self._notes(persistence={"existingClaim": "reports"})
 
 
 class TestNotesDisabled:
     def test_says_backups_are_disabled(self):
         assert "backup is disabled" in render_notes({})
 
-    def test_shows_how_to_enable(self):
-        assert "--set controlPlane.backup.enabled=true" in render_notes({})
+    def test_shows_how_to_enable_from_the_registry(self):
+        assert "oci://ghcr.io/agent-bom/charts/agent-bom --version 0.2.0" in render_notes({})

@@ -11,22 +11,28 @@ from tests.chart.helm_render import (
     CRONJOB_TEMPLATE,
     HELM_TEST_TEMPLATE,
     RESTORE_DRILL_TEMPLATE,
+    RESTORE_TEMPLATE,
+    RETENTION_TEMPLATE,
     backup_values,
     pod_spec,
     render_chart,
 )
 
 ALL_PODS = backup_values(
-    restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
+    restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+                  "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+    restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "persistence": {"existingClaim": "reports"},
+             "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+    retentionDays=30,
+    retention={"webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-prune"},
     helmTest={"enabled": True},
     webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
     database={"caBundle": {"secretName": "pg-ca"}},
     destination={"caBundle": {"configMapName": "s3-ca"}},
 )
-ALL_PODS["controlPlane"]["backup"]["restoreDrill"]["webIdentityRoleArn"] = "arn:aws:iam::111122223333:role/agent-bom-restore"
 
-POD_TEMPLATES = [CRONJOB_TEMPLATE, RESTORE_DRILL_TEMPLATE, HELM_TEST_TEMPLATE]
-POD_IDS = ["backup", "restore-drill", "helm-test"]
+POD_TEMPLATES = [CRONJOB_TEMPLATE, RESTORE_TEMPLATE, RESTORE_DRILL_TEMPLATE, RETENTION_TEMPLATE, HELM_TEST_TEMPLATE]
+POD_IDS = ["backup", "restore", "restore-drill", "retention", "helm-test"]
 RESTRICTED_VOLUME_TYPES = {
     "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret",
 }
@@ -102,7 +108,7 @@ class TestRestrictedPodSecurityStandard:
 
     def test_ca_bundles_and_tokens_are_mounted_read_only(self, template):
         mounts = _pod(template)["containers"][0]["volumeMounts"]
-        assert all(m.get("readOnly") is True for m in mounts if m["name"] != "tmp")
+        assert all(m.get("readOnly") is True for m in mounts if m["name"] not in ("tmp", "restore-files"))
 
     def test_api_token_is_not_automounted(self, template):
         assert _pod(template)["automountServiceAccountToken"] is False
@@ -110,6 +116,9 @@ class TestRestrictedPodSecurityStandard:
 
 STATIC_CREDENTIALS = backup_values(
     restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
+    restore={"enabled": True, "target": {"existingSecret": "restore-target"}},
+    retentionDays=30,
+    retention={"staticCredentialsSecret": "prune-creds"},
     helmTest={"enabled": True},
     destination={"staticCredentials": {"enabled": True, "existingSecret": "s3-creds", "sessionTokenKey": "token"}},
 )
@@ -131,7 +140,11 @@ class TestSecretsOnlyByReference:
                    for n in SECRET_ENV & set(env))
 
     def test_the_credentials_are_wired(self, template):
-        assert {"AGENT_BOM_POSTGRES_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(self._env(template))
+        assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(self._env(template))
+
+    def test_the_database_url_is_wired_where_a_database_is_used(self, template):
+        """Every pod but the retention Job's (it only lists and deletes objects)."""
+        assert ("AGENT_BOM_POSTGRES_URL" in self._env(template)) is (template != RETENTION_TEMPLATE)
 
 
 def test_chart_renders_no_secret_object():

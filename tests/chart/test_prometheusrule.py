@@ -36,7 +36,7 @@ class TestPrometheusRule:
         assert render_chart(backup_values(), show_only=[self.TEMPLATE]) == []
 
     def test_validates_against_the_crd_openapi_schema(self, prometheusrule_openapi_schema):
-        validate_prometheusrule(_rule(restoreDrill=DRILL), prometheusrule_openapi_schema)
+        validate_prometheusrule(_rule(restoreDrill=DRILL, retentionDays=30), prometheusrule_openapi_schema)
 
     @pytest.mark.parametrize(
         ("path", "bad"),
@@ -57,17 +57,9 @@ class TestPrometheusRule:
         with pytest.raises(ManifestValidationError):
             validate_prometheusrule(broken, prometheusrule_openapi_schema)
 
-    def test_api_version_and_kind(self):
-        doc = _rule()
-        assert (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
-
     def test_selection_labels_are_added(self):
         doc = _rule(prometheusRule={"labels": {"release": "kube-prometheus-stack"}})
         assert doc["metadata"]["labels"]["release"] == "kube-prometheus-stack"
-
-    def test_stale_backup_alert_uses_last_successful_time(self):
-        expr = _alerts(_rule())["AgentBomControlPlaneBackupTooOld"]["expr"]
-        assert expr == f"time() - max(kube_cronjob_status_last_successful_time{{{SELECTOR}}}) > 93600"
 
     @pytest.mark.parametrize(("hours", "seconds"), [(1, 3600), (26, 93600), (48, 172800)], ids=["1h", "26h", "48h"])
     def test_stale_threshold_follows_max_age(self, hours, seconds):
@@ -107,6 +99,13 @@ class TestPrometheusRule:
     def test_drill_alert_with_the_drill(self):
         expr = _alerts(_rule(restoreDrill=DRILL))["AgentBomControlPlaneRestoreDrillFailed"]["expr"]
         assert 'job_name=~"agent-bom-control-plane-restore-drill-.+"' in expr
+
+    def test_no_retention_alert_without_retention(self):
+        assert "AgentBomControlPlaneRetentionFailed" not in _alerts(_rule())
+
+    def test_retention_alert_with_retention(self):
+        expr = _alerts(_rule(retentionDays=30))["AgentBomControlPlaneRetentionFailed"]["expr"]
+        assert 'job_name=~"agent-bom-control-plane-retention-.+"' in expr
 
     def test_selector_follows_release_namespace(self):
         values = backup_values(prometheusRule={"enabled": True})

@@ -37,16 +37,10 @@ class TestRestoreDrillCronJob:
     def test_off_when_backups_are_disabled(self):
         assert render_chart(backup_values(enabled=False, restoreDrill=DRILL), show_only=[self.TEMPLATE]) == []
 
-    def test_name(self):
-        assert _drill()["metadata"]["name"] == "agent-bom-control-plane-restore-drill"
-
-    def test_component_label_differs_from_the_backup(self):
-        labels = _drill()["spec"]["jobTemplate"]["metadata"]["labels"]
-        assert labels["app.kubernetes.io/component"] == "control-plane-restore-drill"
-
     def test_runbook_job_selector_matches_backups_only(self):
         """`kubectl get jobs -l app.kubernetes.io/component=control-plane-backup` shows backups only."""
-        docs = render_chart(backup_values(restoreDrill=DRILL, helmTest={"enabled": True}))
+        docs = render_chart(backup_values(restoreDrill=DRILL, helmTest={"enabled": True}, retentionDays=30,
+                                          restore={"enabled": True, "target": {"existingSecret": "t"}}))
         matching = [
             d["metadata"]["name"] for d in docs if d["kind"] == "CronJob"
             and d["spec"]["jobTemplate"]["metadata"]["labels"]["app.kubernetes.io/component"] == "control-plane-backup"
@@ -62,9 +56,6 @@ class TestRestoreDrillCronJob:
     def test_command_is_the_cli(self):
         assert container(_drill())["command"] == ["agent-bom-backup"]
 
-    def test_restores_the_latest_backup(self):
-        assert container(_drill())["args"] == ["restore", "latest"]
-
     def test_target_url_comes_from_its_own_secret(self):
         assert env_map(_drill())["AGENT_BOM_RESTORE_POSTGRES_URL"] == {
             "secretKeyRef": {"name": "scratch-db", "key": "AGENT_BOM_RESTORE_POSTGRES_URL"}
@@ -79,7 +70,6 @@ class TestRestoreDrillCronJob:
         ("name", "expected"),
         [
             ("AGENT_BOM_RESTORE_CLEAN", "true"),
-            ("AGENT_BOM_RESTORE_CONFIRM_TARGET", "agent_bom_drill"),
             ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
             ("AGENT_BOM_RESTORE_OPERATOR", "restore-drill"),
             ("AGENT_BOM_RESTORE_NO_OWNER", "true"),
@@ -87,7 +77,7 @@ class TestRestoreDrillCronJob:
             ("AGENT_BOM_BACKUP_SCRATCH_DIR", "/tmp"),
             ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
             ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
-            ("AWS_REGION", "<your-backup-bucket-region>"),
+            ("AWS_REGION", "us-east-1"),
         ],
         ids=lambda v: v,
     )
@@ -117,6 +107,10 @@ class TestRestoreDrillCronJob:
     def test_owner_and_privileges_restored_when_asked(self, flag):
         env_name = {"noOwner": "AGENT_BOM_RESTORE_NO_OWNER", "noPrivileges": "AGENT_BOM_RESTORE_NO_PRIVILEGES"}[flag]
         assert env_name not in env_map(_drill(**{flag: False}))
+
+    def test_restore_failures_fail_the_job_at_once(self):
+        rule = _drill()["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"][0]
+        assert (rule["onExitCodes"]["containerName"], rule["onExitCodes"]["values"]) == ("restore-drill", [2, 3, 7, 8, 9, 11])
 
     def test_uses_its_own_service_account(self):
         assert pod_spec(_drill())["serviceAccountName"] == "agent-bom-control-plane-restore-drill"

@@ -1,5 +1,6 @@
-"""templates/serviceaccount.yaml: the backup ServiceAccount (IRSA and friends) and the
-restore drill's own ServiceAccount."""
+"""templates/serviceaccount.yaml: the backup ServiceAccount (IRSA and friends) and the own
+ServiceAccounts of the restore drill, the in-cluster restore and the retention Job (each reads
+or deletes backups, which the backup identity cannot)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import RUNBOOK_MINIMAL_VALUES, SERVICEACCOUNT_TEMPLATE, backup_values, render_chart
+from tests.chart.helm_render import RUNBOOK_VALUES, SERVICEACCOUNT_TEMPLATE, backup_values, render_chart
 
 DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
 
@@ -20,20 +21,14 @@ class TestBackupServiceAccount:
     TEMPLATE = SERVICEACCOUNT_TEMPLATE
     NAME = "agent-bom-control-plane-backup"
 
-    def test_disabled_renders_nothing(self):
+    def test_default_values_render_nothing(self):
         assert render_chart(show_only=[self.TEMPLATE]) == []
 
-    def test_runbook_values_create_one_service_account(self):
-        assert list(_accounts(RUNBOOK_MINIMAL_VALUES)) == [self.NAME]
-
-    def test_kind(self):
-        assert _accounts(RUNBOOK_MINIMAL_VALUES)[self.NAME]["kind"] == "ServiceAccount"
-
-    def test_runbook_irsa_annotation(self):
-        sa = _accounts(RUNBOOK_MINIMAL_VALUES)[self.NAME]
-        assert sa["metadata"]["annotations"] == {
-            "eks.amazonaws.com/role-arn": "arn:aws:iam::<account-id>:role/agent-bom-backup"
-        }
+    def test_common_annotations_merge_with_its_own(self):
+        values = backup_values()
+        values["commonAnnotations"] = {"owner": "platform", "eks.amazonaws.com/role-arn": "overridden?"}
+        assert _accounts(values)[self.NAME]["metadata"]["annotations"] == {
+            "owner": "platform", "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-bom-backup"}
 
     @pytest.mark.parametrize(
         "annotations",
@@ -53,15 +48,16 @@ class TestBackupServiceAccount:
         assert "annotations" not in _accounts(values)[self.NAME]["metadata"]
 
     def test_api_token_not_automounted(self):
-        assert _accounts(RUNBOOK_MINIMAL_VALUES)[self.NAME]["automountServiceAccountToken"] is False
+        assert _accounts(RUNBOOK_VALUES)[self.NAME]["automountServiceAccountToken"] is False
 
     def test_component_label(self):
-        labels = _accounts(RUNBOOK_MINIMAL_VALUES)[self.NAME]["metadata"]["labels"]
+        labels = _accounts(RUNBOOK_VALUES)[self.NAME]["metadata"]["labels"]
         assert labels["app.kubernetes.io/component"] == "control-plane-backup"
 
     def test_existing_service_account_is_not_created(self):
         values = backup_values(serviceAccount={"create": False, "name": "platform-backup", "annotations": None})
         assert render_chart(values, show_only=[self.TEMPLATE]) == []
+
 
     def test_custom_name(self):
         values = backup_values(serviceAccount={"name": "backup-writer"})
@@ -76,7 +72,7 @@ class TestRestoreDrillServiceAccount:
         assert self.NAME in _accounts(backup_values(restoreDrill=DRILL))
 
     def test_absent_without_the_drill(self):
-        assert self.NAME not in _accounts(RUNBOOK_MINIMAL_VALUES)
+        assert self.NAME not in _accounts(RUNBOOK_VALUES)
 
     def test_carries_its_own_annotations(self):
         drill = {**DRILL, "serviceAccount": {"annotations": {
@@ -91,3 +87,32 @@ class TestRestoreDrillServiceAccount:
     def test_not_created_when_reusing_one(self):
         drill = {**DRILL, "serviceAccount": {"create": False, "name": "restore-reader"}}
         assert self.NAME not in _accounts(backup_values(restoreDrill=drill))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "name", "component"),
+    [
+        ({"restore": {"enabled": True, "target": {"existingSecret": "t"}}}, "agent-bom-control-plane-restore",
+         "control-plane-restore"),
+        ({"retentionDays": 30}, "agent-bom-control-plane-retention", "control-plane-retention"),
+    ],
+    ids=["restore", "retention"],
+)
+class TestOwnServiceAccounts:
+    TEMPLATE = SERVICEACCOUNT_TEMPLATE
+
+    def test_created_with_its_component(self, overrides, name, component):
+        assert _accounts(backup_values(**overrides))[name]["metadata"]["labels"]["app.kubernetes.io/component"] == component
+
+    def test_absent_without_it(self, overrides, name, component):
+        assert name not in _accounts(backup_values())
+
+    def test_carries_its_own_annotations(self, overrides, name, component):
+        key = "restore" if "restore" in overrides else "retention"
+        role = f"arn:aws:iam::111122223333:role/agent-bom-{key}"
+        values = backup_values(**overrides)
+        values["controlPlane"]["backup"].setdefault(key, {})["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": role}}
+        assert _accounts(values)[name]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+
+    def test_api_token_not_automounted(self, overrides, name, component):
+        assert _accounts(backup_values(**overrides))[name]["automountServiceAccountToken"] is False

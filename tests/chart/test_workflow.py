@@ -74,7 +74,7 @@ class TestChartWorkflow:
     def test_validates_three_kubernetes_versions_strictly(self):
         job = _workflow()["jobs"]["kubernetes-validate"]
         assert (job["strategy"]["matrix"]["kube"], "kubernetes-validate --strict" in _runs("kubernetes-validate")) == (
-            ["1.29.0", "1.32.0", "1.35.0"], True,
+            ["1.27.0", "1.32.0", "1.35.0"], True,
         )
 
     def test_runs_the_pytest_chart_suite(self):

@@ -145,6 +145,13 @@ class Mirrored:
 
 Exercise = Runs | Provided | Mirrored
 RUNS = Runs()
+IN_CLUSTER_RESTORE = (
+    "kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-restore restore-inc-1234 "
+    "--dry-run=client -o yaml | kubectl set env --local -f - -o yaml BACKUP_URI=\"$BACKUP_URI\" "
+    "AGENT_BOM_RESTORE_APPROVAL=INC-1234 AGENT_BOM_RESTORE_OPERATOR=\"$USER\" | kubectl -n agent-bom create -f -"
+)
+#: what an operator writes over the runbook's two placeholders
+FILLED_IN = {"<account-id>": "123456789012", "<your-backup-bucket-region>": REGION}
 
 EXERCISES: dict[str, Exercise] = {
     # prerequisites: bucket, KMS, lifecycle, IAM (aws CLI against moto)
@@ -182,6 +189,15 @@ EXERCISES: dict[str, Exercise] = {
     "--set controlPlane.backup.enabled=false": Mirrored("test_helm_disable_renders_no_backup_resources"),
     "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.prometheusRule.enabled=true": Mirrored("test_helm_prometheus_rule_renders"),
+    # in-cluster restore: the chart's suspended restore CronJob, instantiated by hand
+    "kubectl -n agent-bom create secret generic agent-bom-restore-target "
+    "--from-file=AGENT_BOM_RESTORE_POSTGRES_URL=./restore-postgres-url": RUNS,
+    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "--set controlPlane.backup.restore.enabled=true "
+    "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target":
+        Mirrored("test_helm_enables_the_in_cluster_restore"),
+    IN_CLUSTER_RESTORE: Mirrored("test_in_cluster_restore_is_instantiated_as_documented"),
+    "kubectl -n agent-bom logs -f job/restore-inc-1234": RUNS,
     # manual backup check
     'JOB="agent-bom-control-plane-backup-manual-$(date +%s)"': RUNS,
     'kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-backup "$JOB"': RUNS,
@@ -471,8 +487,13 @@ def _helm_template(*args: str, values: str | None = None, tmp_path: Path) -> lis
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-def _documented_values() -> str:
-    return next(b.body for b in BLOCKS if b.file_name == "values.yaml")
+def _documented_values(filled_in: bool = True) -> str:
+    """The runbook's values.yaml, with its placeholders replaced as the runbook tells the reader to."""
+    text = next(b.body for b in BLOCKS if b.file_name == "values.yaml")
+    if filled_in:
+        for placeholder, value in FILLED_IN.items():
+            text = text.replace(placeholder, value)
+    return text
 
 
 def _kinds(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -484,6 +505,15 @@ def test_helm_install_renders_the_documented_values(tmp_path: Path) -> None:
     docs = _helm_template(values=_documented_values(), tmp_path=tmp_path)
     assert {("CronJob", "agent-bom-control-plane-backup"), ("ServiceAccount", "agent-bom-control-plane-backup")} \
         <= _kinds(docs)
+
+
+def test_documented_values_as_written_are_refused_naming_both_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "values.yaml").write_text(_documented_values(filled_in=False))
+    argv = [str(tools.helm_binary(4)), "template", "agent-bom", str(tools.repo_root() / "deploy" / "helm" / "agent-bom"),
+            "-n", "agent-bom", "-f", str(tmp_path / "values.yaml")]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    documented = next(b.body for b in BLOCKS if b.language == "text" and "still holds the placeholder" in b.body)
+    assert [line for line in result.stderr.splitlines() if "placeholder" in line] == documented.splitlines()[1:]
 
 
 def test_helm_disable_renders_no_backup_resources(tmp_path: Path) -> None:
@@ -503,3 +533,37 @@ def test_documented_lifecycle_rule_is_valid_json() -> None:
     rules = json.loads(next(b.body for b in BLOCKS if b.file_name == "lifecycle.json"))["Rules"]
     assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [2]
 
+
+
+_RESTORE_SET = ["--set", "controlPlane.backup.restore.enabled=true",
+                "--set", "controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target"]
+
+
+def test_helm_enables_the_in_cluster_restore(tmp_path: Path) -> None:
+    """`helm upgrade ... --reuse-values --set controlPlane.backup.restore.enabled=true --set ...target...`"""
+    docs = _helm_template(*_RESTORE_SET, values=_documented_values(), tmp_path=tmp_path)
+    (cronjob,) = [d for d in docs if d["metadata"]["name"] == "agent-bom-control-plane-restore" and d["kind"] == "CronJob"]
+    assert cronjob["spec"]["suspend"] is True
+
+
+def test_in_cluster_restore_is_instantiated_as_documented(tmp_path: Path) -> None:
+    """The documented pipeline without a cluster: the Job `kubectl create job --from` builds from the
+    rendered CronJob, through the documented `kubectl set env --local` run by the real kubectl
+    (tests/image/test_restore_pod_spec.py runs such a Job's pod against real servers)."""
+    docs = _helm_template(*_RESTORE_SET, values=_documented_values(), tmp_path=tmp_path)
+    (cronjob,) = [d for d in docs if d["metadata"]["name"] == "agent-bom-control-plane-restore" and d["kind"] == "CronJob"]
+    create, set_env, apply = (stage.strip() for stage in IN_CLUSTER_RESTORE.split("|"))
+    assert (create.split()[6], apply) == ("restore-inc-1234", "kubectl -n agent-bom create -f -")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": create.split()[6]},
+           "spec": cronjob["spec"]["jobTemplate"]["spec"]}
+    uri = f"s3://{DOCS_BUCKET}/{DOCS_PREFIX}/agent-bom-20260309T030000Z.dump"
+    result = subprocess.run(
+        ["bash", "-c", set_env.replace("kubectl", str(tools.kubectl_binary()), 1)],
+        input=yaml.safe_dump(job), capture_output=True, text=True, timeout=60,
+        env={**os.environ, "BACKUP_URI": uri, "USER": "oncall"},
+    )
+    assert result.returncode == 0, result.stderr
+    (pod_container,) = yaml.safe_load(result.stdout)["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in pod_container["env"]}
+    assert (pod_container["args"], env["BACKUP_URI"], env["AGENT_BOM_RESTORE_APPROVAL"], env["AGENT_BOM_RESTORE_OPERATOR"]) \
+        == (["restore", "$(BACKUP_URI)"], uri, "INC-1234", "oncall")

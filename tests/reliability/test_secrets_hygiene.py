@@ -169,6 +169,9 @@ CHART_VALUES: dict[str, Any] = {"controlPlane": {"backup": {
     "database": {"existingSecret": "agent-bom-postgres"},
     "restoreDrill": {"enabled": True, "target": {"existingSecret": "agent-bom-scratch-db",
                                                  "database": "agent_bom_drill"}},
+    "restore": {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}},
+    "retentionDays": 30,
+    "retention": {"staticCredentialsSecret": "agent-bom-prune"},
     "helmTest": {"enabled": True},
 }}}
 
@@ -200,9 +203,10 @@ def rendered(tmp_root: Path) -> tuple[str, list[dict[str, Any]]]:
     return result.stdout, [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
-def test_chart_renders_the_backup_the_drill_and_the_helm_test(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+def test_chart_renders_every_pod_it_has(rendered: tuple[str, list[dict[str, Any]]]) -> None:
+    """The backup, the restore, the drill, the retention Job and the helm test: the checks below see them all."""
     kinds = sorted(d["kind"] for d in rendered[1])
-    assert (kinds.count("CronJob"), kinds.count("Pod")) == (2, 1), kinds
+    assert (kinds.count("CronJob"), kinds.count("Pod")) == (4, 1), kinds
 
 
 def test_chart_renders_no_secret_object(rendered: tuple[str, list[dict[str, Any]]]) -> None:

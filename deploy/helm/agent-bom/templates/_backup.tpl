@@ -1,99 +1,35 @@
 {{/*
-Pod building blocks of the control-plane backup: validation, environment and volumes.
-The chart sets environment variables only; docs/interface.md lists what the CLI reads.
+Pod building blocks shared by every pod of the chart: environment, volumes, placement and the
+Job failure policy. The chart sets environment variables only; docs/configuration.md lists
+what the CLI reads, deploy/helm/agent-bom/interface.json which value sets which variable.
 */}}
 
-{{/* Mount paths of the read-only CA bundles and the projected web-identity token. */}}
+{{/* Mount paths of the read-only CA bundles, the projected web-identity token and restore files. */}}
 {{- define "agent-bom.backup.paths" -}}
 destinationCa: /etc/agent-bom/object-store-ca
 databaseCa: /etc/agent-bom/postgres-ca
 webIdentityToken: /var/run/secrets/agent-bom/aws-token
+restoreFiles: /var/lib/agent-bom/restore
 {{- end }}
 
 {{/*
-Fail early, at `helm install`, with a message naming the value to fix.
-values.schema.json already checks types, enums and patterns.
+Where the source database URL comes from, as JSON {"name", "key", "maintenance"}:
+controlPlane.postgresSecrets (upstream's maintenance identity), else an upstream `env` entry
+AGENT_BOM_POSTGRES_MAINTENANCE_URL from a Secret, else controlPlane.backup.database.
 */}}
-{{- define "agent-bom.backup.validate" -}}
+{{- define "agent-bom.backup.databaseSource" -}}
 {{- $b := .Values.controlPlane.backup }}
-{{- $db := $b.database }}
-{{- $dest := $b.destination }}
-{{- if hasKey $db "url" }}
-{{- fail "controlPlane.backup.database.url: an inline database URL is not supported (it would be stored in the release). Put the URL in a Secret under the key AGENT_BOM_POSTGRES_URL and set controlPlane.backup.database.existingSecret to its name (default agent-bom-postgres)." }}
-{{- end }}
-{{- if not $db.existingSecret }}
-{{- fail "controlPlane.backup.database.existingSecret must name an existing Secret holding the database URL (default agent-bom-postgres), e.g. kubectl create secret generic agent-bom-postgres --from-file=AGENT_BOM_POSTGRES_URL=./postgres-url" }}
-{{- end }}
-{{- if not $db.existingSecretKey }}
-{{- fail "controlPlane.backup.database.existingSecretKey must name the key of the database URL in the Secret (default AGENT_BOM_POSTGRES_URL)." }}
-{{- end }}
-{{- range $b.extraEnv }}
-{{- if and (has .name (list "AGENT_BOM_POSTGRES_URL" "AGENT_BOM_RESTORE_POSTGRES_URL" "PGPASSWORD" "AWS_SECRET_ACCESS_KEY")) (hasKey . "value") }}
-{{- fail (printf "controlPlane.backup.extraEnv: %s must not be set inline (it would be stored in the release); use controlPlane.backup.database.existingSecret / destination.staticCredentials or a valueFrom.secretKeyRef." .name) }}
+{{- $postgresSecrets := dig "postgresSecrets" dict .Values.controlPlane }}
+{{- $source := dict "name" $b.database.existingSecret "key" $b.database.existingSecretKey "maintenance" false }}
+{{- range (concat $b.extraEnv (dig "env" list $b)) }}
+{{- if and (eq .name "AGENT_BOM_POSTGRES_MAINTENANCE_URL") (dig "valueFrom" "secretKeyRef" "name" "" .) }}
+{{- $source = dict "name" .valueFrom.secretKeyRef.name "key" .valueFrom.secretKeyRef.key "maintenance" true }}
 {{- end }}
 {{- end }}
-{{- if not $dest.bucket }}
-{{- fail "controlPlane.backup.destination.bucket is required when controlPlane.backup.enabled=true (the bucket name, without s3://)." }}
+{{- if $postgresSecrets.enabled }}
+{{- $source = dict "name" (dig "maintenanceSecretRef" "name" "" $postgresSecrets) "key" "AGENT_BOM_POSTGRES_MAINTENANCE_URL" "maintenance" true }}
 {{- end }}
-{{- if not $dest.bucketRegion }}
-{{- fail "controlPlane.backup.destination.bucketRegion is required when controlPlane.backup.enabled=true: keep the bucket's region explicit (e.g. us-east-1); do not rely on example regions." }}
-{{- end }}
-{{- if and $dest.encryption.kmsKeyId (not $dest.encryption.enabled) }}
-{{- fail "controlPlane.backup.destination.encryption.kmsKeyId is set but encryption.enabled=false: enable encryption with mode aws:kms, or clear kmsKeyId." }}
-{{- end }}
-{{- if and $dest.encryption.kmsKeyId (ne $dest.encryption.mode "aws:kms") }}
-{{- fail (printf "controlPlane.backup.destination.encryption.kmsKeyId is only used with mode aws:kms (mode is %s): set mode to aws:kms, or clear kmsKeyId for SSE-S3." $dest.encryption.mode) }}
-{{- end }}
-{{- if and $dest.staticCredentials.enabled (not $dest.staticCredentials.existingSecret) }}
-{{- fail "controlPlane.backup.destination.staticCredentials.existingSecret must name an existing Secret when staticCredentials.enabled=true." }}
-{{- end }}
-{{- if and $dest.staticCredentials.enabled (not (and $dest.staticCredentials.accessKeyIdKey $dest.staticCredentials.secretAccessKeyKey)) }}
-{{- fail "controlPlane.backup.destination.staticCredentials.accessKeyIdKey and secretAccessKeyKey must name keys of the credentials Secret." }}
-{{- end }}
-{{- if and $dest.staticCredentials.enabled $b.webIdentity.enabled }}
-{{- fail "controlPlane.backup.destination.staticCredentials and controlPlane.backup.webIdentity are alternatives: enable one of them." }}
-{{- end }}
-{{- if and $b.webIdentity.enabled (not $b.webIdentity.roleArn) }}
-{{- fail "controlPlane.backup.webIdentity.roleArn is required when webIdentity.enabled=true (arn:aws:iam::<account-id>:role/agent-bom-backup)." }}
-{{- end }}
-{{- if and $dest.caBundle.secretName $dest.caBundle.configMapName }}
-{{- fail "controlPlane.backup.destination.caBundle: set secretName or configMapName, not both." }}
-{{- end }}
-{{- if and $db.caBundle.secretName $db.caBundle.configMapName }}
-{{- fail "controlPlane.backup.database.caBundle: set secretName or configMapName, not both." }}
-{{- end }}
-{{- if and (not $b.serviceAccount.create) (not $b.serviceAccount.name) }}
-{{- fail "controlPlane.backup.serviceAccount.name must name an existing ServiceAccount when serviceAccount.create=false." }}
-{{- end }}
-{{- if and (not $b.serviceAccount.create) $b.serviceAccount.annotations }}
-{{- fail "controlPlane.backup.serviceAccount.annotations only apply to a ServiceAccount the chart creates: annotate your existing ServiceAccount instead, or set serviceAccount.create=true." }}
-{{- end }}
-{{- if and $b.networkPolicy.enabled (not $b.networkPolicy.database.cidrs) (not $b.networkPolicy.extraEgress) }}
-{{- fail "controlPlane.backup.networkPolicy.database.cidrs is required when networkPolicy.enabled=true (or allow the database through networkPolicy.extraEgress): the job could not reach the database otherwise." }}
-{{- end }}
-{{- if $b.restoreDrill.enabled }}
-{{- include "agent-bom.restoreDrill.validate" . }}
-{{- end }}
-{{- end }}
-
-{{- define "agent-bom.restoreDrill.validate" -}}
-{{- $b := .Values.controlPlane.backup }}
-{{- $d := $b.restoreDrill }}
-{{- if not $d.target.existingSecret }}
-{{- fail "controlPlane.backup.restoreDrill.target.existingSecret must name an existing Secret holding the scratch database URL when restoreDrill.enabled=true (never the production database)." }}
-{{- end }}
-{{- if not $d.target.existingSecretKey }}
-{{- fail "controlPlane.backup.restoreDrill.target.existingSecretKey must name the key of the scratch database URL (default AGENT_BOM_RESTORE_POSTGRES_URL)." }}
-{{- end }}
-{{- if not $d.target.database }}
-{{- fail "controlPlane.backup.restoreDrill.target.database must name the scratch database: it confirms the drill may clean it." }}
-{{- end }}
-{{- if and $b.webIdentity.enabled (not $d.webIdentityRoleArn) }}
-{{- fail "controlPlane.backup.restoreDrill.webIdentityRoleArn is required when webIdentity.enabled=true: the drill reads backups, which the backup role cannot." }}
-{{- end }}
-{{- if and (not $d.serviceAccount.create) (not $d.serviceAccount.name) }}
-{{- fail "controlPlane.backup.restoreDrill.serviceAccount.name must name an existing ServiceAccount when restoreDrill.serviceAccount.create=false." }}
-{{- end }}
+{{- toJson $source }}
 {{- end }}
 
 {{/* Value of AGENT_BOM_BACKUP_SSE: aws:kms, AES256 or none. */}}
@@ -107,13 +43,13 @@ none
 {{- end }}
 
 {{/*
-Environment shared by every backup-family pod (backup, restore drill, helm test): storage,
-identity, TLS, logging and the source database URL (the drill uses it to refuse restoring over it).
+Storage, identity, TLS and logging environment of every pod of the chart.
 Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 */}}
-{{- define "agent-bom.backup.commonEnv" -}}
+{{- define "agent-bom.backup.storageEnv" -}}
 {{- $b := .context.Values.controlPlane.backup }}
 {{- $dest := $b.destination }}
+{{- $region := include "agent-bom.backup.region" .context }}
 {{- $paths := include "agent-bom.backup.paths" . | fromYaml -}}
 - name: HOME
   value: /tmp
@@ -124,14 +60,14 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 - name: AGENT_BOM_BACKUP_PREFIX
   value: {{ $dest.prefix | quote }}
 - name: AGENT_BOM_BACKUP_REGION
-  value: {{ $dest.bucketRegion | quote }}
+  value: {{ $region | quote }}
 - name: AWS_REGION
-  value: {{ $dest.bucketRegion | quote }}
+  value: {{ $region | quote }}
 - name: AWS_DEFAULT_REGION
-  value: {{ $dest.bucketRegion | quote }}
+  value: {{ $region | quote }}
 - name: AGENT_BOM_BACKUP_VERIFY_REGION
   value: {{ $dest.verifyRegion | quote }}
-{{- with $dest.endpointUrl }}
+{{- with include "agent-bom.backup.endpoint" .context }}
 - name: AGENT_BOM_BACKUP_ENDPOINT_URL
   value: {{ . | quote }}
 {{- end }}
@@ -168,6 +104,25 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 - name: AWS_WEB_IDENTITY_TOKEN_FILE
   value: {{ printf "%s/token" $paths.webIdentityToken | quote }}
 {{- end }}
+- name: AGENT_BOM_BACKUP_LOG_FORMAT
+  value: {{ $b.logging.format | quote }}
+- name: AGENT_BOM_BACKUP_LOG_LEVEL
+  value: {{ $b.logging.level | quote }}
+{{- end }}
+
+{{/*
+The source database: its URL (from a Secret only) and libpq TLS settings. The restore and the
+drill get it too, so the CLI refuses to restore over the live database without an approval.
+*/}}
+{{- define "agent-bom.backup.databaseEnv" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $paths := include "agent-bom.backup.paths" . | fromYaml }}
+{{- $source := include "agent-bom.backup.databaseSource" . | fromJson -}}
+- name: AGENT_BOM_POSTGRES_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $source.name | quote }}
+      key: {{ $source.key | quote }}
 {{- with $b.database.sslMode }}
 - name: PGSSLMODE
   value: {{ . | quote }}
@@ -176,22 +131,36 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 - name: PGSSLROOTCERT
   value: {{ printf "%s/ca.crt" $paths.databaseCa | quote }}
 {{- end }}
-- name: AGENT_BOM_BACKUP_LOG_FORMAT
-  value: {{ $b.logging.format | quote }}
-- name: AGENT_BOM_BACKUP_LOG_LEVEL
-  value: {{ $b.logging.level | quote }}
-- name: AGENT_BOM_POSTGRES_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ $b.database.existingSecret | quote }}
-      key: {{ $b.database.existingSecretKey | quote }}
+{{- end }}
+
+{{/* The user's extra environment: extraEnv, then upstream's env. */}}
+{{- define "agent-bom.backup.extraEnv" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- with (concat $b.extraEnv (dig "env" list $b)) }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The user's envFrom sources: extraEnvFrom, then upstream's envFrom (empty when none). */}}
+{{- define "agent-bom.backup.envFrom" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- with (concat $b.extraEnvFrom (dig "envFrom" list $b)) }}
+envFrom:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/* Environment of the backup container (and of the helm test, which runs its preflight). */}}
 {{- define "agent-bom.backup.env" -}}
 {{- $b := .Values.controlPlane.backup }}
-{{- $dest := $b.destination -}}
-{{- include "agent-bom.backup.commonEnv" (dict "context" . "credentialsSecret" $dest.staticCredentials.existingSecret "roleArn" $b.webIdentity.roleArn) }}
+{{- $dest := $b.destination }}
+{{- $source := include "agent-bom.backup.databaseSource" . | fromJson }}
+{{- $settings := dig "sessionSettings" list $b.dump }}
+{{- if $source.maintenance }}
+{{- $settings = prepend $settings "app.bypass_rls=1" }}
+{{- end -}}
+{{- include "agent-bom.backup.storageEnv" (dict "context" . "credentialsSecret" $dest.staticCredentials.existingSecret "roleArn" $b.webIdentity.roleArn) }}
+{{ include "agent-bom.backup.databaseEnv" . }}
 - name: AGENT_BOM_BACKUP_SSE
   value: {{ include "agent-bom.backup.sse" . | quote }}
 {{- if and $dest.encryption.enabled $dest.encryption.kmsKeyId }}
@@ -214,9 +183,13 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 - name: AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT
   value: {{ $b.dump.lockWaitTimeout | int64 | quote }}
 {{- end }}
-{{- if $b.dump.enableRowSecurity }}
+{{- if or $b.dump.enableRowSecurity $source.maintenance }}
 - name: AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY
   value: "true"
+{{- end }}
+{{- with $settings }}
+- name: AGENT_BOM_BACKUP_SESSION_SETTINGS
+  value: {{ join " " . | quote }}
 {{- end }}
 {{- with $b.upload.partSize }}
 - name: AGENT_BOM_BACKUP_PART_SIZE
@@ -230,8 +203,8 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
 {{- end }}
-{{- with $b.extraEnv }}
-{{ toYaml . }}
+{{- with include "agent-bom.backup.extraEnv" . }}
+{{ . }}
 {{- end }}
 {{- end }}
 
@@ -254,7 +227,10 @@ configMap:
 {{- end }}
 {{- end }}
 
-{{/* Volumes of a backup-family pod. Call with (dict "context" $ "scratchSizeLimit" SIZE). */}}
+{{/*
+Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SIZE
+["claim" PVC]); a claim is mounted read-write at paths.restoreFiles.
+*/}}
 {{- define "agent-bom.backup.volumes" -}}
 {{- $b := .context.Values.controlPlane.backup -}}
 - name: tmp
@@ -278,14 +254,19 @@ configMap:
           expirationSeconds: {{ $b.webIdentity.expirationSeconds | int64 }}
           path: token
 {{- end }}
+{{- with .claim }}
+- name: restore-files
+  persistentVolumeClaim:
+    claimName: {{ . | quote }}
+{{- end }}
 {{- with $b.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* Volume mounts of a backup-family container. */}}
+{{/* Volume mounts of a container of the chart. Call with (dict "context" $ ["claim" PVC]). */}}
 {{- define "agent-bom.backup.volumeMounts" -}}
-{{- $b := .Values.controlPlane.backup }}
+{{- $b := .context.Values.controlPlane.backup }}
 {{- $paths := include "agent-bom.backup.paths" . | fromYaml -}}
 - name: tmp
   mountPath: /tmp
@@ -304,15 +285,28 @@ configMap:
   mountPath: {{ $paths.webIdentityToken }}
   readOnly: true
 {{- end }}
+{{- if .claim }}
+- name: restore-files
+  mountPath: {{ $paths.restoreFiles }}
+{{- end }}
 {{- with $b.extraVolumeMounts }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* Pod placement and pull secrets shared by backup-family pods. */}}
-{{- define "agent-bom.backup.podPlacement" -}}
-{{- $b := .Values.controlPlane.backup -}}
-{{- with $b.image.pullSecrets }}
+{{/*
+Pod-level settings shared by every pod of the chart: identity, security, grace period, pull
+Secrets and placement. Call with (dict "context" $ "serviceAccountName" NAME
+"automountServiceAccountToken" BOOL).
+*/}}
+{{- define "agent-bom.backup.podSpec" -}}
+{{- $b := .context.Values.controlPlane.backup -}}
+serviceAccountName: {{ .serviceAccountName | quote }}
+automountServiceAccountToken: {{ .automountServiceAccountToken }}
+terminationGracePeriodSeconds: {{ dig "terminationGracePeriodSeconds" 120 $b | int64 }}
+securityContext:
+  {{- toYaml $b.podSecurityContext | nindent 2 }}
+{{- with (include "agent-bom.imagePullSecretNames" .context | fromJsonArray) }}
 imagePullSecrets:
   {{- range . }}
   - name: {{ . | quote }}
@@ -333,4 +327,27 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+Job podFailurePolicy: exit codes that no retry can fix fail the Job at once; a pod evicted by a
+node drain or preemption (DisruptionTarget) does not count against backoffLimit; other codes
+(unreachable database or bucket, pg_dump or S3 errors, SIGTERM) are retried up to backoffLimit.
+The codes are the CLI's (image/src/agent_bom_backup/errors.py). Call with
+(dict "container" NAME "failJobExitCodes" LIST).
+*/}}
+{{- define "agent-bom.podFailurePolicy" -}}
+podFailurePolicy:
+  rules:
+    - action: FailJob
+      onExitCodes:
+        containerName: {{ .container }}
+        operator: In
+        values: {{ toJson .failJobExitCodes }}
+      {{- /* an empty list: Kubernetes 1.27's schema requires the field on every rule */}}
+      onPodConditions: []
+    - action: Ignore
+      onPodConditions:
+        - type: DisruptionTarget
+          status: "True"
 {{- end }}

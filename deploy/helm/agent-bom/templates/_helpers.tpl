@@ -1,5 +1,9 @@
 {{/*
-Names, labels, service accounts and the image of the agent-bom chart.
+Names, labels, annotations, service accounts and the image of the agent-bom chart.
+
+Values added after chart 0.1.0 are read with `dig` and the default of values.yaml: with
+`helm upgrade --reuse-values` Helm renders with the *previous* chart's defaults, which lack
+them (tests/chart/test_upgrade.py renders exactly that).
 */}}
 
 {{/* Chart name, truncated to 63 characters (DNS label). */}}
@@ -30,17 +34,29 @@ The release name is used alone when it already contains the chart name.
 {{- end }}
 
 {{/*
-CronJob names must stay <= 52 characters (the controller appends an 11-character
-suffix to Job names), so the prefix is truncated *before* the suffix is added.
-"-control-plane-backup" is 21 characters: 31 remain for the prefix.
+Name of a component's objects: "<fullname>-<suffix>", at most 52 characters (the CronJob
+controller appends an 11-character suffix to Job names), so the prefix is truncated *before*
+the suffix is added. Call with (dict "context" $ "suffix" "control-plane-backup").
 */}}
-{{- define "agent-bom.backup.fullname" -}}
-{{- printf "%s-control-plane-backup" (include "agent-bom.fullname" . | trunc 31 | trimSuffix "-") }}
+{{- define "agent-bom.componentName" -}}
+{{- $room := sub 51 (len .suffix) | int }}
+{{- printf "%s-%s" (include "agent-bom.fullname" .context | trunc $room | trimSuffix "-") .suffix }}
 {{- end }}
 
-{{/* "-control-plane-restore-drill" is 28 characters: 24 remain for the prefix. */}}
+{{- define "agent-bom.backup.fullname" -}}
+{{- include "agent-bom.componentName" (dict "context" . "suffix" "control-plane-backup") }}
+{{- end }}
+
 {{- define "agent-bom.restoreDrill.fullname" -}}
-{{- printf "%s-control-plane-restore-drill" (include "agent-bom.fullname" . | trunc 24 | trimSuffix "-") }}
+{{- include "agent-bom.componentName" (dict "context" . "suffix" "control-plane-restore-drill") }}
+{{- end }}
+
+{{- define "agent-bom.restore.fullname" -}}
+{{- include "agent-bom.componentName" (dict "context" . "suffix" "control-plane-restore") }}
+{{- end }}
+
+{{- define "agent-bom.retention.fullname" -}}
+{{- include "agent-bom.componentName" (dict "context" . "suffix" "control-plane-retention") }}
 {{- end }}
 
 {{/*
@@ -64,7 +80,19 @@ Call with (dict "context" $ "component" "control-plane-backup").
 {{- $_ := set $own "app.kubernetes.io/version" $ctx.Chart.AppVersion -}}
 {{- $_ := set $own "app.kubernetes.io/managed-by" $ctx.Release.Service -}}
 {{- $_ := set $own "app.kubernetes.io/part-of" "agent-bom" -}}
-{{- toYaml (merge $own $ctx.Values.commonLabels) -}}
+{{- toYaml (merge $own (default dict $ctx.Values.commonLabels)) -}}
+{{- end }}
+
+{{/*
+metadata.annotations of an object: commonAnnotations plus the object's own (which win).
+Renders nothing when both are empty. Call with (dict "context" $ "annotations" MAP).
+*/}}
+{{- define "agent-bom.annotations" -}}
+{{- $all := merge (deepCopy (default dict .annotations)) (default dict .context.Values.commonAnnotations) -}}
+{{- with $all -}}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -76,24 +104,45 @@ Call with (dict "context" $ "component" "control-plane-backup").
 {{- toYaml (merge $own .context.Values.controlPlane.backup.podLabels) -}}
 {{- end }}
 
-{{/* Name of the backup ServiceAccount (created or existing). */}}
-{{- define "agent-bom.backup.serviceAccountName" -}}
-{{- $sa := .Values.controlPlane.backup.serviceAccount }}
-{{- if $sa.create }}
-{{- default (include "agent-bom.backup.fullname" .) $sa.name }}
+{{/*
+Name of a ServiceAccount the chart creates or reuses.
+Call with (dict "serviceAccount" MAP "default" NAME).
+*/}}
+{{- define "agent-bom.serviceAccountName" -}}
+{{- $sa := default dict .serviceAccount }}
+{{- if (dig "create" true $sa) }}
+{{- default .default $sa.name }}
 {{- else }}
 {{- $sa.name }}
 {{- end }}
 {{- end }}
 
-{{/* Name of the restore-drill ServiceAccount (created or existing). */}}
-{{- define "agent-bom.restoreDrill.serviceAccountName" -}}
-{{- $sa := .Values.controlPlane.backup.restoreDrill.serviceAccount }}
-{{- if $sa.create }}
-{{- default (include "agent-bom.restoreDrill.fullname" .) $sa.name }}
+{{/* The backup's ServiceAccount: upstream `serviceAccountName` (an existing one) wins. */}}
+{{- define "agent-bom.backup.serviceAccountName" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- with (dig "serviceAccountName" "" $b) }}
+{{- . }}
 {{- else }}
-{{- $sa.name }}
+{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" $b.serviceAccount "default" (include "agent-bom.backup.fullname" .)) }}
 {{- end }}
+{{- end }}
+
+{{/* Whether the chart creates the backup ServiceAccount ("true" or empty). */}}
+{{- define "agent-bom.backup.createsServiceAccount" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- if and (not (dig "serviceAccountName" "" $b)) $b.serviceAccount.create }}true{{ end }}
+{{- end }}
+
+{{- define "agent-bom.restoreDrill.serviceAccountName" -}}
+{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" .Values.controlPlane.backup.restoreDrill.serviceAccount "default" (include "agent-bom.restoreDrill.fullname" .)) }}
+{{- end }}
+
+{{- define "agent-bom.restore.serviceAccountName" -}}
+{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" (dig "restore" "serviceAccount" dict .Values.controlPlane.backup) "default" (include "agent-bom.restore.fullname" .)) }}
+{{- end }}
+
+{{- define "agent-bom.retention.serviceAccountName" -}}
+{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" (dig "retention" "serviceAccount" dict .Values.controlPlane.backup) "default" (include "agent-bom.retention.fullname" .)) }}
 {{- end }}
 
 {{/* Job image: repository@digest when a digest is set, else repository:tag (tag defaults to appVersion). */}}
@@ -104,4 +153,20 @@ Call with (dict "context" $ "component" "control-plane-backup").
 {{- else }}
 {{- printf "%s:%s" $image.repository (default .Chart.AppVersion $image.tag) }}
 {{- end }}
+{{- end }}
+
+{{/* Image pull Secret names: global.imagePullSecrets (names or {name: ...}), then image.pullSecrets, each once. */}}
+{{- define "agent-bom.imagePullSecretNames" -}}
+{{- $names := list }}
+{{- range (dig "imagePullSecrets" list (default dict .Values.global)) }}
+{{- if kindIs "map" . }}
+{{- $names = append $names (get . "name") }}
+{{- else }}
+{{- $names = append $names . }}
+{{- end }}
+{{- end }}
+{{- range .Values.controlPlane.backup.image.pullSecrets }}
+{{- $names = append $names . }}
+{{- end }}
+{{- toJson (compact $names | uniq) }}
 {{- end }}
