@@ -27,7 +27,7 @@ from devstack.podrun import container_run
 from devstack.s3server import MotoServer
 from devstack.seed import tenant_distribution
 from tests.chart.helm_render import RESTORE_TEMPLATE, backup_values, render_chart
-from tests.image.conftest import ContainerEngine
+from devstack.jobimage import ContainerEngine
 from tests.support import cli
 
 pytestmark = pytest.mark.image
