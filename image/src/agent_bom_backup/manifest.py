@@ -51,10 +51,15 @@ def join_key(prefix: str, name: str) -> str:
 
 @dataclass(frozen=True)
 class BackupKeys:
-    """The three object keys of one backup."""
+    """The object keys of one backup: dump, roles, manifest, and the claim that took its id."""
 
     prefix: str
     backup_id: str
+
+    @property
+    def id_prefix(self) -> str:
+        """What every object key of this backup starts with (one listing finds them all)."""
+        return join_key(self.prefix, self.backup_id)
 
     @property
     def dump(self) -> str:
