@@ -19,11 +19,14 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
   waiting for parts still in flight: part uploads run in daemon threads, so neither the
   abort nor the process exit waits for a slow part (Kubernetes allows 30 s by default).
 * A backup id is taken by a conditional write of a small claim object (``<id>.claim``,
-  ``If-None-Match: *``) before anything is uploaded, and the claim is checked again (its
-  ETag in the listing) before the dump is completed: of two runs that picked the same id
-  (same second), exactly one writes a backup; the other is refused (exit 8). The dump is
-  also completed with ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does
-  not on CompleteMultipartUpload; it does on PutObject).
+  ``If-None-Match: *``) before anything is uploaded, and checked again before the dump is
+  completed (one listing of the id's objects: the claim's ETag is still ours, and nothing
+  is at the dump's key): of two runs that picked the same id (same second), exactly one
+  writes a backup; the other is refused (exit 8), on every store, including one that
+  ignores ``If-None-Match``. The preflight's one listing of the id's objects refuses an id
+  already used before anything starts. The dump is also completed with
+  ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does not on
+  CompleteMultipartUpload; it does on PutObject).
 * Requested server-side encryption is confirmed from the store's own answers for every
   object written (:class:`EncryptionCheck`); an unconfirmed write stops the backup before
   its manifest is written (exit 8): some stores accept the header and store plaintext.
