@@ -3,23 +3,25 @@
 **plan** (nothing is written): the upload plan within the memory budget (a budget that
 cannot hold the parts a 5 TiB dump needs is refused before anything else); one database
 connection, which learns the server's major and later holds the snapshot; the pg_dump
-for that major and its compression. Meanwhile, in background threads: the PostgreSQL
-clients are found, and the S3 client is made and the bucket checked (HeadBucket, its
-region, one listing of the new backup id's objects: a backup of the same second is
-refused there). The result is a :class:`BackupPlan`, logged as ``backup plan``.
+for that major and its compression (the PostgreSQL clients are found in a background
+thread meanwhile). The result is a :class:`BackupPlan`, logged as ``backup plan``.
 
-**execute**: ``pg_dumpall --globals-only`` (the roles, kept in memory) runs while the
-snapshot is taken (RLS check, ``pg_export_snapshot()``, sequence states) and ``pg_dump
---snapshot`` starts; the same snapshot is counted and fingerprinted in a thread. Once the
-bucket has answered and the roles are in, the backup id is claimed (conditional write of
-``<id>.claim``, the first write) and the dump streams into a multipart upload; before it
-is completed the claim is checked again and pg_dump's exit status read; then the roles
-object, and the manifest, written last. Every write's requested encryption is confirmed
-from the store's answers; the manifest records it.
+**execute**: the snapshot is taken (RLS check, ``pg_export_snapshot()``, sequence states)
+and ``pg_dump --snapshot`` starts; its output is read ahead into part buffers. Then, in
+background threads: the S3 client is made and the bucket checked (HeadBucket, its region,
+one listing of the new backup id's objects: an id already used is refused there); once
+pg_dump's output has started (its catalog queries come first), ``pg_dumpall
+--globals-only`` (the roles, kept in memory) runs and the same snapshot is counted and
+fingerprinted. Once the bucket has answered and the roles are in, the backup id is
+claimed (conditional write of ``<id>.claim``, the first write) and the parts upload;
+before the upload is completed the claim is checked again and pg_dump's exit status
+read; then the roles object, and the manifest, written last. Every write's requested
+encryption is confirmed from the store's answers; the manifest records it.
 
-pg_dump starts before the bucket has answered: it only reads, and its catalog queries
-(the time to its first byte) overlap the S3 preflight. Nothing is written before the
-bucket check, the roles and the claim have succeeded; a failure kills pg_dump.
+pg_dump starts before the bucket has answered: it only reads, and the S3 preflight (most
+of it the S3 client's imports) overlaps its catalog queries and its first parts. Nothing
+is written before the bucket check, the roles and the claim have succeeded; a failure
+kills pg_dump.
 """
 
 from __future__ import annotations
@@ -122,9 +124,9 @@ class BackupRun:
     conn_info: ConnInfo
     conn: psycopg.Connection
     started: datetime
-    #: the S3 client and bucket preflight, answered in the background
-    storage_ready: Future[Storage]
-    #: pg_dumpall --globals-only, run in the background
+    #: the S3 client and bucket preflight, answered in the background once pg_dump started
+    storage_ready: Future[Storage] | None = None
+    #: pg_dumpall --globals-only, run in the background once pg_dump's output started
     roles_ready: Future[bytes] | None = None
     info: pgcatalog.ServerInfo | None = None
     sequences: list[SequenceRecord] | None = None
@@ -132,6 +134,7 @@ class BackupRun:
 
     @property
     def storage(self) -> Storage:
+        assert self.storage_ready is not None, "the S3 preflight starts with pg_dump"
         return self.storage_ready.result()
 
 
@@ -171,7 +174,6 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
     keys = config.storage.keys(backup_id_for(started))
     config.storage.validate()
-    storage_ready = in_background(lambda: _open_storage(config.storage, keys), "s3-preflight")
     clients_ready = in_background(lambda: _discover_clients(config, conn_info), "pg-clients")
     base = SessionSettings(lock_timeout_ms=config.lock_wait_timeout_s * 1000, row_security=config.enable_row_security,
                            extra=config.session_settings)
@@ -195,8 +197,7 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     event(log, "preflight: database reachable", server=plan.server, server_major=server_major,
           pg_dump=pg_dump.version, compression=str(compression))
     event(log, "backup plan", **plan.to_log())
-    return BackupRun(config=config, plan=plan, conn_info=conn_info, conn=conn, started=started,
-                     storage_ready=storage_ready)
+    return BackupRun(config=config, plan=plan, conn_info=conn_info, conn=conn, started=started)
 
 
 def _open_storage(config: StorageConfig, keys: BackupKeys) -> Storage:
@@ -280,6 +281,9 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
     inspector.start()
     # the dump flows into part buffers while the bucket answers and the id is claimed
     parts = PartReader(plan.upload, fill_with(readinto=dump.readinto))
+    # the S3 client and preflight (~0.3 s of CPU, most of it imports): after pg_dump's start,
+    # so that the connection and the queries before it do not wait for the interpreter lock
+    run.storage_ready = in_background(lambda: _open_storage(config.storage, plan.keys), "s3-preflight")
 
     def dump_roles() -> bytes:
         dump.output_started.wait()
