@@ -183,12 +183,15 @@ MAX_POOL_CONNECTIONS = 40
 DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD = 64 * MiB
 DOWNLOAD_RANGE_SIZE = 16 * MiB
 DOWNLOAD_CONCURRENCY = 8
-#: a store whose ranged GET of 1 MiB takes longer than this x a HEAD plus this slack reads
-#: the whole object per ranged GET (moto, measured: ~48 ms vs ~6 ms at 64 MiB, ~200 ms vs
-#: ~6 ms at 256 MiB; Ceph RGW: ~8 ms vs ~7 ms)
+#: a store whose ranged GET of 1 MiB (while the stream runs) takes longer than this x a
+#: HEAD plus this slack is not worth ranges (Ceph RGW, measured: 8-40 ms vs 5 ms)
 RANGE_PROBE_BYTES = MiB
-RANGE_PROBE_FACTOR = 3
-RANGE_PROBE_SLACK_S = 0.02
+RANGE_PROBE_FACTOR = 4
+RANGE_PROBE_SLACK_S = 0.1
+#: servers (their ``Server`` header) known to read the whole object for every GET, ranged
+#: or not: moto's (Werkzeug), where 8 MiB ranges of a 753 MB object took 40 s instead of
+#: ~1 s, and where even one probe would cost a whole-object read beside the stream
+WHOLE_OBJECT_SERVERS = ("Werkzeug/",)
 #: the endpoint botocore uses when nothing names one
 AWS_S3_ENDPOINT = "https://s3.amazonaws.com"
 
@@ -458,6 +461,15 @@ class UploadResult:
 
 
 ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class RangeProbe:
+    """What a ranged GET said about the store: whether ranges are cheap, else why not."""
+
+    cheap: bool
+    why: str
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def crc32_checksum(data: bytearray) -> str:
@@ -922,81 +934,104 @@ class Storage:
     def download(self, key: str, path: Path, progress: ProgressCallback | None = None,
                  parallel_threshold: int | None = DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD) -> tuple[int, str]:
         """Copy ``key`` to the file ``path`` (created or replaced); returns (size, sha256) of
-        what was read. ``progress`` gets the bytes written so far.
+        what was read, hashed in order. ``progress`` gets the bytes written so far.
 
-        An object of at least ``parallel_threshold`` bytes (None: never) comes as
-        :data:`DOWNLOAD_CONCURRENCY` parallel ranged GETs of :data:`DOWNLOAD_RANGE_SIZE`
-        written at their offsets, and is hashed in order as the ranges complete (read back
-        from the file, which is in the page cache), unless the store cannot serve ranges
-        cheaply (:meth:`_ranges_pay_off`): then, like a smaller object, in one stream.
+        The object comes as one stream. One of at least ``parallel_threshold`` bytes (None:
+        never) is also probed meanwhile (:meth:`_probe_ranges`): when the store serves ranges
+        cheaply, the stream stops and the rest comes as :data:`DOWNLOAD_CONCURRENCY`
+        parallel ranged GETs of :data:`DOWNLOAD_RANGE_SIZE` written at their offsets, hashed
+        in order as they complete (read back from the file, which is in the page cache).
+        The stream never waits for the probe. moto, which reads the whole object for every
+        GET, is known by its server and gets no probe (:data:`WHOLE_OBJECT_SERVERS`).
         """
+        uri = self.config.uri(key)
         try:
-            with open(path, "w+b") as handle:  # read back too: the ranges are hashed from the file
-                size = self._ranges_pay_off(key, parallel_threshold) if parallel_threshold is not None else None
-                if size is None:
-                    return self._download_stream(key, handle, progress)
-                return self._download_ranges(key, handle.fileno(), size, progress)
+            with open(path, "w+b") as handle:  # read back too: ranges are hashed from the file
+                started = time.monotonic()
+                head = self.head(key)
+                head_s = time.monotonic() - started
+                size = int(head.get("ContentLength", 0))
+                probe = None
+                if parallel_threshold is not None and size >= max(parallel_threshold, RANGE_PROBE_BYTES):
+                    server = str(head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server", ""))
+                    if server.startswith(WHOLE_OBJECT_SERVERS):
+                        event(get_logger(), "the store reads the whole object for a ranged GET: downloading in one "
+                              "stream", bytes=size, server=server)
+                    else:
+                        probe = in_background(lambda: self._probe_ranges(key, size, head_s), "range-probe")
+                hasher = hashlib.sha256()
+                position, switched = self._download_stream(key, handle, hasher, progress, probe, size)
+                if not switched:
+                    return position, hasher.hexdigest()
+                self._download_ranges(key, handle.fileno(), position, size, hasher, progress)
+                return size, hasher.hexdigest()
         except OSError as exc:
-            raise _disk_error(exc, self.config.uri(key)) from None
+            raise _disk_error(exc, uri) from None
 
-    def _download_stream(self, key: str, handle: BinaryIO, progress: ProgressCallback | None) -> tuple[int, str]:
-        hasher = hashlib.sha256()
-        size = 0
-        for chunk in self.stream(key):
-            hasher.update(chunk)
-            handle.write(chunk)
-            size += len(chunk)
-            if progress:
-                progress(size)
-        return size, hasher.hexdigest()
-
-    def _ranges_pay_off(self, key: str, threshold: int) -> int | None:
-        """The object's size when parallel ranges pay off for it, else None: it is smaller
-        than ``threshold``; the store ignores ranges; or a ranged GET of 1 MiB takes much
-        longer than a HEAD, i.e. the store reads the whole object for every ranged GET
-        (moto does: 8 MiB ranges of a 753 MB object took 40 s instead of ~1 s). The faster
-        of two probes counts (the first MiB and the last: a cold first read is no verdict);
-        1 MiB, not 1 byte: a tiny answer can wait 40 ms for a delayed TCP ACK."""
-        started = time.monotonic()
-        size = int(self.head(key).get("ContentLength", 0))
-        head_s = time.monotonic() - started
-        if size < max(threshold, 2 * RANGE_PROBE_BYTES):
-            return None
-        probes = []
-        for start in (0, size - RANGE_PROBE_BYTES):
-            started = time.monotonic()
-            try:
-                response = self.client.get_object(Bucket=self.config.bucket, Key=key,
-                                                  Range=f"bytes={start}-{start + RANGE_PROBE_BYTES - 1}")
-                response["Body"].read()
-            except (ClientError, BotoCoreError) as exc:
-                raise storage_error(exc, "downloading", self.config.uri(key)) from None
-            probes.append(time.monotonic() - started)
-            if not str(response.get("ContentRange", "")).startswith(f"bytes {start}-"):
-                event(get_logger(), "the store ignores ranged GETs: downloading in one stream", bytes=size)
-                return None
-        probe_s = min(probes)
-        if probe_s > RANGE_PROBE_FACTOR * head_s + RANGE_PROBE_SLACK_S:
-            event(get_logger(), "the store reads the whole object for a ranged GET: downloading in one stream",
-                  bytes=size, head_seconds=round(head_s, 3), ranged_get_seconds=round(probe_s, 3))
-            return None
-        event(get_logger(), "downloading in parallel ranges", bytes=size, range_size=DOWNLOAD_RANGE_SIZE,
-              concurrency=DOWNLOAD_CONCURRENCY)
-        return size
-
-    def _download_ranges(self, key: str, fd: int, size: int, progress: ProgressCallback | None) -> tuple[int, str]:
-        """Ranges in worker threads, hashed here in order as each completes."""
+    def _download_stream(self, key: str, handle: BinaryIO, hasher: Any, progress: ProgressCallback | None,
+                         probe: Future[RangeProbe] | None, size: int) -> tuple[int, bool]:
+        """Stream the object into ``handle`` until it ends, or until ``probe`` finds ranges
+        cheap; returns the bytes written and whether the rest is for ranges to fetch."""
+        position = 0
+        log = get_logger()
         try:
-            os.posix_fallocate(fd, 0, size)  # no space: fail now, not at the last range
+            response = self.client.get_object(Bucket=self.config.bucket, Key=key)
+            body = response["Body"]
+            while True:
+                if probe is not None and probe.done():
+                    verdict = probe.result() if probe.exception() is None else RangeProbe(False, "the probe failed")
+                    probe = None
+                    if verdict.cheap and size - position > DOWNLOAD_RANGE_SIZE:
+                        event(log, "downloading in parallel ranges", bytes=size, offset=position,
+                              range_size=DOWNLOAD_RANGE_SIZE, concurrency=DOWNLOAD_CONCURRENCY, **verdict.timings)
+                        body.close()
+                        return position, True
+                    if not verdict.cheap:
+                        event(log, f"{verdict.why}: downloading in one stream", bytes=size, **verdict.timings)
+                chunk = body.read(MiB)
+                if not chunk:
+                    return position, False
+                hasher.update(chunk)
+                handle.write(chunk)
+                position += len(chunk)
+                if progress:
+                    progress(position)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "downloading", self.config.uri(key)) from None
+
+    def _probe_ranges(self, key: str, size: int, head_s: float) -> RangeProbe:
+        """Whether ranged GETs are cheap on this store: a ranged GET of the object's last
+        MiB answers not much slower than a HEAD (one that reads the whole object for every
+        ranged GET takes far longer), and with that range (a store that ignores ranges
+        answers with the whole object). 1 MiB, not 1 byte: a tiny answer can wait 40 ms for
+        a delayed TCP ACK."""
+        start = size - RANGE_PROBE_BYTES
+        started = time.monotonic()
+        response = self.client.get_object(Bucket=self.config.bucket, Key=key, Range=f"bytes={start}-{size - 1}")
+        answered = str(response.get("ContentRange", ""))
+        response["Body"].close()
+        timings = {"head_seconds": round(head_s, 3), "ranged_get_seconds": round(time.monotonic() - started, 3)}
+        if not answered.startswith(f"bytes {start}-"):
+            return RangeProbe(False, "the store ignores ranged GETs", timings)
+        if timings["ranged_get_seconds"] > RANGE_PROBE_FACTOR * head_s + RANGE_PROBE_SLACK_S:
+            return RangeProbe(False, "the store reads the whole object for a ranged GET", timings)
+        return RangeProbe(True, "", timings)
+
+    def _download_ranges(self, key: str, fd: int, offset: int, size: int, hasher: Any,
+                         progress: ProgressCallback | None) -> None:
+        """``offset`` to ``size`` in ranges fetched by worker threads, hashed here in order
+        as each completes."""
+        try:
+            os.posix_fallocate(fd, offset, size - offset)  # no space: fail now, not at the last range
         except OSError as exc:
             if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
                 raise
-        ranges = [(start, min(start + DOWNLOAD_RANGE_SIZE, size)) for start in range(0, size, DOWNLOAD_RANGE_SIZE)]
+        ranges = [(start, min(start + DOWNLOAD_RANGE_SIZE, size)) for start in range(offset, size, DOWNLOAD_RANGE_SIZE)]
         results: list[Future[None]] = [Future() for _ in ranges]
         pending = iter(range(len(ranges)))
         lock = threading.Lock()
         stop = threading.Event()
-        written = [0]
+        written = [offset]
 
         def wrote(count: int) -> None:
             with lock:
@@ -1022,7 +1057,6 @@ class Storage:
 
         for number in range(min(DOWNLOAD_CONCURRENCY, len(ranges))):
             threading.Thread(target=worker, name=f"download-{number}", daemon=True).start()
-        hasher = hashlib.sha256()
         try:
             for (start, end), result in zip(ranges, results):
                 result.result()
@@ -1037,7 +1071,6 @@ class Storage:
             stop.set()
             for result in results:
                 result.cancel()
-        return size, hasher.hexdigest()
 
     def _fetch_range(self, key: str, fd: int, start: int, end: int, stop: threading.Event,
                      wrote: Callable[[int], None]) -> None:
