@@ -12,7 +12,8 @@ the runbook's restore script — from each ``--src`` tree in turn (``PYTHONPATH`
   (interpreter and imports), ``pg_dump started``, ``pg_dump first byte`` (the start-up cost
   issue 18 judges), ``upload started`` (the first part's upload may begin: newer trees);
 * wall time, the CLI's CPU seconds and its peak RSS (psutil, as run.py measures them);
-* with ``--restore``: the restore's wall time and its download phase.
+* with ``--restore``: the restore's wall time, its download phase, whether the download
+  switched to parallel ranges (1) and its peak RSS.
 
     git archive 1998421 image/src | tar -x -C /tmp/before
     bench/compare.py --src before=/tmp/before/image/src --src after=image/src --reps 15
@@ -76,8 +77,10 @@ def restore_once(src: Path, env: dict[str, str], uri: str, target_url: str, cwd:
                         "AGENT_BOM_RESTORE_OPERATOR": "compare", "AGENT_BOM_RESTORE_JOBS": "2"}
     m = measure.run([str(RESTORE_SCRIPT), uri, target_url, DEFAULT_REGION], script_env, cwd=cwd, timeout=3600)
     m.check(f"restore from {src}")
-    download = log_events(m.stderr).get("dump downloaded and verified", {})
+    events = log_events(m.stderr)
+    download = events.get("dump downloaded and verified", {})
     return {"restore wall": m.seconds, "restore download": float(download.get("seconds", 0.0)),
+            "restore in ranges": float("downloading in parallel ranges" in events),
             "restore peak RSS MiB": m.peak_rss_main / MiB}
 
 
@@ -160,7 +163,7 @@ def _database(bench_run: Any, cluster: Any, state: dict[str, Any], work_dir: Pat
 
 def _print(args: argparse.Namespace, results: dict[str, list[dict[str, float]]]) -> None:
     columns = [c for c in [*(name for name, _ in SPANS), "backup wall", "backup CPU", "backup peak RSS MiB",
-                           "restore wall", "restore download", "restore peak RSS MiB"]
+                           "restore wall", "restore download", "restore in ranges", "restore peak RSS MiB"]
                if any(c in r for runs in results.values() for r in runs)]
     print(f"{args.reps} interleaved repetitions, scale {args.scale}, {args.s3}, compression "
           f"{args.compression or 'auto'}; median (min); spans in seconds from process start:")
