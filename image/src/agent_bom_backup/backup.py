@@ -168,7 +168,8 @@ def run_backup(config: BackupConfig) -> Manifest:
 
 # --------------------------------------------------------------------------- the plan
 def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
-    """Every check that writes nothing; the S3 side answers in the background."""
+    """Every check that writes nothing and needs neither S3 (asked once pg_dump runs) nor a
+    snapshot; the connection it opens becomes the snapshot's."""
     log = get_logger()
     conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
     upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
