@@ -158,10 +158,7 @@ def test_missing_bucket_fails_preflight_with_one_error(s3: MotoServer, source15:
 @pytest.fixture(scope="module")
 def bulk_source(pg15: PgCluster) -> cli.Database:
     """~10 MiB of row data: more than one 5 MiB part when dumped uncompressed."""
-    name = cli.new_database(pg15, "bulk")
-    pg15.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
-                 "FROM generate_series(1, 10240) g", name)
-    return cli.Database(pg15, name, {})
+    return cli.blob_database(pg15, "bulk", 10)
 
 
 @pytest.fixture(scope="module")

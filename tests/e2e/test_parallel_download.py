@@ -120,10 +120,7 @@ def rgw_store(request: pytest.FixtureRequest) -> Store:
 @pytest.fixture(scope="module")
 def ranged_source(pg15: PgCluster) -> cli.Database:
     """~50 MiB of row data: with compression none, a dump of a few ranges."""
-    name = cli.new_database(pg15, "ranged")
-    pg15.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
-                 "FROM generate_series(1, 51200) g", name)
-    return cli.Database(pg15, name, {})
+    return cli.blob_database(pg15, "ranged", 50)
 
 
 @pytest.fixture(scope="module")

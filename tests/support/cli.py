@@ -388,6 +388,15 @@ def connect(cluster: PgCluster, dbname: str) -> psycopg.Connection:
     return psycopg.connect(cluster.conninfo(dbname), autocommit=True)
 
 
+def blob_database(cluster: PgCluster, prefix: str, mib: int) -> Database:
+    """A new database holding ~``mib`` MiB of incompressible-looking rows (one table, no
+    roles or tenants): a dump of that size with compression none."""
+    name = new_database(cluster, prefix)
+    cluster.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
+                    f"FROM generate_series(1, {mib * 1024}) g", name)
+    return Database(cluster, name, {})
+
+
 def new_database(cluster: PgCluster, prefix: str) -> str:
     """A new empty database with a unique name; returns the name."""
     name = unique_name(prefix)
