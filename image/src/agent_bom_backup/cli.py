@@ -93,12 +93,14 @@ def operation(func: F) -> F:
     @wraps(func)
     def wrapper(**kwargs: Any) -> None:
         redactor = Redactor()
+        # a URL's password, not the whole URL: the report must still say which server it means
         for name in ("AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_VERIFY_SCRATCH_URL",
-                     "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                     "AGENT_BOM_POSTGRES_MAINTENANCE_URL"):
             value = os.environ.get(name)
             if value:
-                redactor.add(value)
                 _add_url_password(redactor, value)
+        for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            redactor.add(os.environ.get(name))
         log = setup_logging(kwargs.pop("log_format"), kwargs.pop("log_level"), redactor)
 
         def on_signal(signum: int, _frame: object) -> None:
