@@ -405,7 +405,7 @@ def measure_entry(bench: Bench, entry: Entry, database: str, label: str, rep: in
 # ----------------------------------------------------------------------------- main
 def rendered_pod(endpoint_url: str, image_tag: str) -> dict[str, Any]:
     """The chart's CronJob pod spec, rendered with helm for this S3 server and image."""
-    from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
+    from devstack.chart import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
 
     repository, tag = image_tag.rsplit(":", 1)
     values = backup_values(
