@@ -1,6 +1,6 @@
 """The failure-mode table: one row per fault, driving both the reliability tests
 (tests/reliability/test_failure_modes.py) and docs/failure-modes.md
-(scripts/gen_failure_modes.py; a test fails when the page is stale).
+(tests/reliability/failure_modes_page.py; a test fails when the page is stale).
 
 ``message`` is the JSON error line's ``message`` exactly as the operator reads it, with
 ``<...>`` standing for the parts that vary (bucket, key, host, sizes); the tests match it
