@@ -33,8 +33,6 @@ class ServerInfo:
     version_num: int
     database: str
     current_user: str
-    is_superuser: bool
-    bypass_rls: bool
     in_recovery: bool
     replay_timestamp: str | None
     snapshot_time: str
@@ -52,12 +50,10 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
         SELECT current_setting('server_version'),
                current_setting('server_version_num')::int,
                current_database(), current_user,
-               r.rolsuper, r.rolbypassrls,
                pg_is_in_recovery(),
                CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp() END,
                now(),
                pg_database_size(current_database())
-        FROM pg_roles r WHERE r.rolname = current_user
         """
     ).fetchone()
     assert row is not None
@@ -66,13 +62,11 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
         version_num=row[1],
         database=row[2],
         current_user=row[3],
-        is_superuser=bool(row[4]),
-        bypass_rls=bool(row[5]),
-        in_recovery=bool(row[6]),
-        replay_timestamp=_iso(row[7]),
-        snapshot_time=_iso(row[8]) or "",
+        in_recovery=bool(row[4]),
+        replay_timestamp=_iso(row[5]),
+        snapshot_time=_iso(row[6]) or "",
         system_identifier=system_identifier(conn),
-        database_size=int(row[9]),
+        database_size=int(row[7]),
     )
 
 
@@ -113,10 +107,6 @@ class TableCount:
     name: str
     rows: int
     tenants: dict[str, int] | None  # tenant value (as text; "<null>" for NULL) -> rows
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 NULL_TENANT = "<null>"
@@ -293,10 +283,6 @@ def fingerprint_digest(fingerprint: dict[str, list[str]]) -> str:
 def extensions(conn: psycopg.Connection) -> dict[str, str]:
     return {name: version for name, version in conn.execute(
         "SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()}
-
-
-def available_extensions(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
 
 
 def referenced_roles(conn: psycopg.Connection) -> dict[str, list[str]]:
