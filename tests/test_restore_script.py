@@ -25,6 +25,8 @@ BASE_PATH = "/usr/bin:/bin"
 # records argv and the variables it was given as JSON into $RECORD
 RECORDER = """#!/usr/bin/python3
 import json, os, sys
+
+pytestmark = pytest.mark.unit
 names = ("AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_BACKUP_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 with open(os.environ["RECORD"], "w") as fh:
     json.dump({"argv": sys.argv, "env": {n: os.environ.get(n) for n in names}}, fh)

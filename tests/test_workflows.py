@@ -17,6 +17,8 @@ import yaml
 
 from devstack.tools import repo_root
 
+pytestmark = pytest.mark.unit
+
 WORKFLOWS_DIR = repo_root() / ".github" / "workflows"
 SCHEMA_FILE = repo_root().parent / "shared" / "reference" / "github-workflow.schema.json"
 GUARDRAIL = WORKFLOWS_DIR / "backup-restore.yml"

@@ -9,6 +9,8 @@ import pytest
 
 from tests.chart.helm_render import REPO
 
+pytestmark = pytest.mark.unit
+
 SCRIPT = REPO / "scripts" / "bootstrap-chart-tools.sh"
 
 

@@ -44,6 +44,7 @@ def _cronjob() -> dict[str, Any]:
 
 
 class TestProductionValues:
+    @pytest.mark.unit
     def test_the_file_holds_the_rest_of_agent_bom(self):
         """Guards the fixture: it is a full agent-bom values file, not just the backup block."""
         assert {"scanner", "monitor", "networkPolicy", "serviceAccount", "pdb"} <= set(_values(filled=True))

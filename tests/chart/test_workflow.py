@@ -12,6 +12,8 @@ import yaml
 
 from tests.chart.helm_render import REPO
 
+pytestmark = pytest.mark.unit
+
 WORKFLOW = REPO / ".github" / "workflows" / "chart.yaml"
 
 

@@ -415,22 +415,26 @@ def _moto_credentials() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- the mapping's own checks
+@pytest.mark.unit
 def test_every_documented_command_is_exercised() -> None:
     missing = [normalize(c) for b in SHELL_BLOCKS for c in commands(b) if exercise_of(c) is None]
     assert missing == [], "add these runbook commands to EXERCISES (run them or mirror them):\n" + "\n".join(missing)
 
 
+@pytest.mark.unit
 def test_every_exercise_is_still_documented() -> None:
     documented = {normalize(c) for b in SHELL_BLOCKS for c in commands(b)}
     assert sorted(set(EXERCISES) - documented) == []
 
 
+@pytest.mark.unit
 def test_every_mirror_names_a_test_in_this_module() -> None:
     defined = {node.name for node in ast.parse(Path(__file__).read_text()).body if isinstance(node, ast.FunctionDef)}
     mirrors = {e.test for e in EXERCISES.values() if isinstance(e, Mirrored)}
     assert sorted(mirrors - defined) == []
 
 
+@pytest.mark.unit
 def test_the_runbook_has_shell_blocks_to_check() -> None:
     assert len(RUNNABLE_BLOCKS) >= 10
 
@@ -529,6 +533,7 @@ def test_helm_prometheus_rule_renders(tmp_path: Path) -> None:
     assert ("PrometheusRule", "agent-bom-control-plane-backup") in _kinds(docs)
 
 
+@pytest.mark.unit
 def test_documented_lifecycle_rule_is_valid_json() -> None:
     rules = json.loads(next(b.body for b in BLOCKS if b.file_name == "lifecycle.json"))["Rules"]
     assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [2]

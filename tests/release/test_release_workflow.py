@@ -14,6 +14,8 @@ import pytest
 import release
 from tests.test_workflows import WORKFLOWS_DIR, load_workflow
 
+pytestmark = pytest.mark.unit
+
 WORKFLOW = WORKFLOWS_DIR / release.WORKFLOW_FILE
 PUBLISH_GATE = "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
 #: steps that reach out: log in, push, sign, attest, release
