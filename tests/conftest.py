@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from devstack import tools
 from tests.support.cli import fresh_bucket
@@ -28,6 +29,11 @@ from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_jo
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.rgw import RgwServer
 from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+
+#: property tests (hypothesis): no per-example deadline (machines are noisy, speed is measured
+#: in bench/), the same examples on every run, nothing written to the checkout
+settings.register_profile("agent-bom", deadline=None, derandomize=True, database=None)
+settings.load_profile("agent-bom")
 
 
 @pytest.fixture(scope="session")
