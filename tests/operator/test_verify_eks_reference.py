@@ -11,7 +11,7 @@ import pytest
 
 from tests.operator import helpers
 from tests.operator.fakes.cluster import (
-    CLUSTER, CRONJOB, NAMESPACE, REGION, SCRIPT, FakeCluster, cronjob_backing_up_to, fixture, table,
+    CLUSTER, CRONJOB, NAMESPACE, REGION, FakeCluster, cronjob_backing_up_to, fixture, table,
 )
 from tests.operator.conftest import SessionBackup
 from tests.operator.helpers import Planter
@@ -257,15 +257,6 @@ def test_cronjob_fixture_env_matches_the_chart(tmp_path: Path) -> None:
                       "AGENT_BOM_BACKUP_ENDPOINT_URL", "AGENT_BOM_BACKUP_PATH_STYLE", "AGENT_BOM_BACKUP_CHECKSUM_MODE"}
     assert {n for n in read_by_script if f"name: {n}\n" in rendered} == read_by_script and \
         read_by_script - {"AGENT_BOM_BACKUP_ENDPOINT_URL"} <= recorded
-
-
-def test_script_is_shellcheck_clean() -> None:
-    import shutil
-
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is required: apt-get install -y shellcheck (scripts/bootstrap.sh)"
-    result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout
 
 
 def test_unreachable_api_server_is_not_blamed_on_the_chart(cluster: FakeCluster) -> None:
