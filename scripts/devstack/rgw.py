@@ -49,7 +49,7 @@ from botocore.config import Config
 from devstack import tools
 from devstack.pgcluster import free_port
 from devstack.process import StartStop, log_tail, stop_process_group
-from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY
+from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, abort_open_uploads
 from devstack.tls import ServesTls, write_server_tls
 
 HOST = "127.0.0.1"
@@ -363,9 +363,7 @@ class RgwServer(StartStop, ServesTls):
     def delete_bucket(self, name: str) -> None:
         """Abort open multipart uploads, delete every object, then the bucket (frees RAM)."""
         s3 = self.client()
-        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in page.get("Uploads", []):
-                s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        abort_open_uploads(s3, name)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
             for item in page.get("Contents", []):
                 s3.delete_object(Bucket=name, Key=item["Key"])

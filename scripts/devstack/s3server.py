@@ -59,6 +59,13 @@ AWS_VARIABLES_TO_CLEAR = (
 )
 
 
+def abort_open_uploads(client: BaseClient, bucket: str) -> None:
+    """Abort every open multipart upload in ``bucket`` (before deleting it)."""
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
 class MotoServerError(RuntimeError):
     """moto_server did not start or answer; carries its log tail."""
 
@@ -158,9 +165,7 @@ class MotoServer(StartStop, ServesTls):
     def delete_bucket(self, name: str) -> None:
         """Delete every object version, open multipart upload and then the bucket itself."""
         s3 = self.client()
-        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in page.get("Uploads", []):
-                s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        abort_open_uploads(s3, name)
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
             doomed = [
                 {"Key": item["Key"], "VersionId": item["VersionId"]}

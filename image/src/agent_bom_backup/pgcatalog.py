@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -86,9 +87,15 @@ def _iso(value: object) -> str | None:
     return value.isoformat()  # type: ignore[attr-defined]
 
 
+def first_column(conn: psycopg.Connection, query: str) -> list[Any]:
+    """The first column of every row ``query`` returns."""
+    return [row[0] for row in conn.execute(query).fetchall()]
+
+
 def rls_filtered_tables(conn: psycopg.Connection) -> list[str]:
     """Tables whose rows row-level security would hide from the current role."""
-    rows = conn.execute(
+    return first_column(
+        conn,
         f"""
         SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -96,9 +103,8 @@ def rls_filtered_tables(conn: psycopg.Connection) -> list[str]:
           AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
           AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))
         ORDER BY 1
-        """
-    ).fetchall()
-    return [r[0] for r in rows]
+        """,
+    )
 
 
 @dataclass(frozen=True)
@@ -327,7 +333,7 @@ def referenced_roles(conn: psycopg.Connection) -> dict[str, list[str]]:
 
 
 def existing_roles(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+    return set(first_column(conn, "SELECT rolname FROM pg_roles"))
 
 
 def user_objects(conn: psycopg.Connection) -> list[str]:
@@ -369,7 +375,8 @@ def undroppable_objects(conn: psycopg.Connection) -> list[str]:
     """What --clean must drop but the current role may not: schemas, publications and
     large objects it does not own (directly or through a role whose privileges it
     inherits), and every event trigger unless it is a superuser."""
-    rows = conn.execute(
+    return first_column(
+        conn,
         f"""
         WITH me AS (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
         SELECT 'schema ' || quote_ident(n.nspname) || ' (owner ' || pg_get_userbyid(n.nspowner) || ')'
@@ -386,9 +393,8 @@ def undroppable_objects(conn: psycopg.Connection) -> list[str]:
         SELECT 'event trigger ' || quote_ident(e.evtname) || ' (only a superuser may drop it)'
         FROM pg_event_trigger e, me WHERE NOT me.rolsuper
         ORDER BY 1
-        """
-    ).fetchall()
-    return [r[0] for r in rows]
+        """,
+    )
 
 
 @dataclass(frozen=True)

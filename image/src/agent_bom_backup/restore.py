@@ -890,8 +890,7 @@ def _wipe(ctx: RestoreContext) -> None:
             for (name,) in conn.execute("SELECT pubname FROM pg_publication").fetchall():
                 conn.execute(psycopg.sql.SQL("DROP PUBLICATION {}").format(ident(name)))
             conn.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata")
-            schemas = [r[0] for r in conn.execute(
-                f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}").fetchall()]
+            schemas = pgcatalog.first_column(conn, f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}")
             for schema in schemas:
                 conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(ident(schema)))
             conn.execute(f"CREATE SCHEMA public AUTHORIZATION {public_owner}")
