@@ -6,16 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import (
-    CRONJOB_TEMPLATE,
-    backup_values,
-    container,
-    env_map,
-    mounts_by_name,
-    pod_spec,
-    render_chart,
-    volumes_by_name,
-)
+from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, container, env_map, mounts_by_name, pod_spec
+from tests.chart.helm_render import render_chart, volumes_by_name
 
 
 def _cronjob(**overrides: Any) -> dict[str, Any]:

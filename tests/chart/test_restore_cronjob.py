@@ -10,17 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import (
-    CRONJOB_TEMPLATE,
-    RESTORE_TEMPLATE,
-    backup_values,
-    container,
-    env_map,
-    mounts_by_name,
-    pod_spec,
-    render_chart,
-    volumes_by_name,
-)
+from tests.chart.helm_render import CRONJOB_TEMPLATE, RESTORE_TEMPLATE, backup_values, container, env_map
+from tests.chart.helm_render import mounts_by_name, pod_spec, render_chart, volumes_by_name
 
 RESTORE = {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}}
 

@@ -651,26 +651,21 @@ def _restore_nonexistent(stage: Stage) -> Outcome:
     return _restore(stage, "restore-nonexistent-uri", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
 
 
-@scenario("restore-nonexistent-bucket")
-def _restore_nonexistent_bucket(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-nonexistent-bucket",
-                    f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}")
+#: rows whose restore is given a URI that names no readable backup (no bucket of the stage)
+URIS_OF_NOTHING = {
+    "restore-nonexistent-bucket": f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}",
+    "restore-malformed-uri-single-slash": "s3:/x",
+    "restore-malformed-uri-http": f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}",
+    "restore-malformed-uri-no-bucket": "s3://",
+}
 
 
-@scenario("restore-malformed-uri-single-slash")
-def _restore_single_slash(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-single-slash", "s3:/x")
+def _restore_of(case_id: str, uri: str) -> Callable[[Stage], Outcome]:
+    return lambda stage: _restore(stage, case_id, uri)
 
 
-@scenario("restore-malformed-uri-http")
-def _restore_http(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-http",
-                    f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}")
-
-
-@scenario("restore-malformed-uri-no-bucket")
-def _restore_no_bucket(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-no-bucket", "s3://")
+for _case_id, _uri in URIS_OF_NOTHING.items():
+    scenario(_case_id)(_restore_of(_case_id, _uri))
 
 
 @scenario("restore-not-a-backup")
