@@ -72,7 +72,8 @@ class TestProductionValues:
 
     def test_the_app_and_admin_identities_are_not_used(self):
         refs = str(container(_cronjob())["env"])
-        assert ("agent-bom-control-plane-db" in refs, "agent-bom-control-plane-admin" in refs) == (False, False)
+        assert "agent-bom-control-plane-db" not in refs
+        assert "agent-bom-control-plane-admin" not in refs
 
     def test_service_account_carries_the_filled_in_role(self):
         (sa,) = [d for d in _docs() if d["kind"] == "ServiceAccount"]

@@ -98,7 +98,8 @@ def test_dry_run_reports_its_status(dry_run: helpers.CleanRestore) -> None:
 
 
 def test_dry_run_touches_nothing(dry_run: helpers.CleanRestore) -> None:
-    assert (dry_run.after, dry_run.safety_dir.exists()) == (dry_run.before, False)
+    assert dry_run.after == dry_run.before
+    assert not dry_run.safety_dir.exists()
 
 
 # ------------------------------------------------------------------ a failure after the wipe
