@@ -26,7 +26,7 @@ assert _spec is not None and _spec.loader is not None
 report = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(report)
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 RUN_SH = tools.repo_root() / "bench" / "run.sh"
 KINDS = {
