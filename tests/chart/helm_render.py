@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pytest
 import yaml
 
 from devstack import chart, tools
@@ -187,6 +188,12 @@ def _notes(helm: str, values_json: str, namespace: str, name: str, chart_dir: st
     if marker not in proc.stdout:
         raise HelmError(f"no NOTES in helm output:\n{proc.stdout[-2000:]}")
     return proc.stdout.split(marker, 1)[1]
+
+
+def env_cases(*cases: tuple[str, Any]) -> pytest.MarkDecorator:
+    """``@env_cases((NAME, VALUE), ...)`` on ``test_...(self, name, expected)``: one test per
+    environment variable a container must set, named for the variable and its value."""
+    return pytest.mark.parametrize(("name", "expected"), cases, ids=lambda v: v)
 
 
 def env_map(doc: dict[str, Any]) -> dict[str, Any]:
