@@ -11,6 +11,8 @@ import pytest
 
 from devstack import tools
 
+pytestmark = pytest.mark.slow
+
 #: the encryption each server confirms (RGW 16 has no SSE-S3: the drill asks it for SSE-KMS)
 CONFIRMED = {"moto": "encryption confirmed by the store: AES256",
              "rgw-https": "encryption confirmed by the store: aws:kms (KMS key"}

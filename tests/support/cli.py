@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,6 +387,17 @@ def new_database(cluster: PgCluster, prefix: str) -> str:
     name = unique_name(prefix)
     cluster.create_database(name)
     return name
+
+
+def backup_and_restore(env: dict[str, str], cluster: PgCluster,
+                       prepare_target: Callable[[str], None] | None = None) -> Run:
+    """Back up with the job's ``env``, then restore that backup into a new empty database of
+    ``cluster`` (handed to ``prepare_target`` first); the restore's run."""
+    uri = backup(env).uri
+    target = new_database(cluster, "restore")
+    if prepare_target is not None:
+        prepare_target(target)
+    return restore(env, uri, cluster.superuser_url(target))
 
 
 def user_relations(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
