@@ -232,15 +232,7 @@ class Bench:
             ).check("aws s3 cp")
         finally:
             dump_file.unlink(missing_ok=True)
-        return {
-            "seconds": dump.seconds + upload.seconds,
-            "dump_seconds": dump.seconds,
-            "upload_seconds": upload.seconds,
-            "peak_rss_main_mib": max(dump.peak_rss_main, upload.peak_rss_main) / MiB,
-            "peak_rss_tree_mib": max(dump.peak_rss_tree, upload.peak_rss_tree) / MiB,
-            "cpu": _cpu_sum(dump, upload),
-            "bytes": size,
-        }
+        return two_steps(("dump", dump), ("upload", upload)) | {"bytes": size}
 
     def baseline_and_limit_b(self, runner: Runner, bucket: str, key: str, archive_major: int,
                              target: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -257,14 +249,7 @@ class Bench:
         finally:
             dump_file.unlink(missing_ok=True)
             drop_database(self.cluster, target)
-        baseline = {
-            "seconds": download.seconds + restore.seconds,
-            "download_seconds": download.seconds,
-            "pg_restore_seconds": restore.seconds,
-            "peak_rss_main_mib": max(download.peak_rss_main, restore.peak_rss_main) / MiB,
-            "peak_rss_tree_mib": max(download.peak_rss_tree, restore.peak_rss_tree) / MiB,
-            "cpu": _cpu_sum(download, restore),
-        }
+        baseline = two_steps(("download", download), ("pg_restore", restore))
         transfer = json.loads(upload.stdout.strip().splitlines()[-1])
         limit_b = measure_record(upload) | {
             "seconds": transfer["seconds"],  # the transfer alone, without the interpreter's start-up
@@ -281,6 +266,19 @@ class Bench:
             return runner.restore_ours(uri, target)
         finally:
             drop_database(self.cluster, target)
+
+
+def two_steps(*steps: tuple[str, measure.Measured]) -> dict[str, Any]:
+    """A record of steps run one after the other: total and per-step seconds, the peak
+    RSS of any step, CPU summed."""
+    measured = [m for _, m in steps]
+    return {
+        "seconds": sum(m.seconds for m in measured),
+        **{f"{name}_seconds": m.seconds for name, m in steps},
+        "peak_rss_main_mib": max(m.peak_rss_main for m in measured) / MiB,
+        "peak_rss_tree_mib": max(m.peak_rss_tree for m in measured) / MiB,
+        "cpu": _cpu_sum(*measured),
+    }
 
 
 def _cpu_sum(*measured: measure.Measured) -> dict[str, float]:
@@ -405,7 +403,7 @@ def measure_entry(bench: Bench, entry: Entry, database: str, label: str, rep: in
 # ----------------------------------------------------------------------------- main
 def rendered_pod(endpoint_url: str, image_tag: str) -> dict[str, Any]:
     """The chart's CronJob pod spec, rendered with helm for this S3 server and image."""
-    from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
+    from devstack.chart import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
 
     repository, tag = image_tag.rsplit(":", 1)
     values = backup_values(

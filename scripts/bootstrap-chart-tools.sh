@@ -33,34 +33,11 @@ TOOLS_DIR=${AGENT_BOM_TOOLS_DIR:-$REPO_ROOT/.tools}
 STAMP_DIR=$TOOLS_DIR/stamps
 WITH_CHECKOV=${AGENT_BOM_WITH_CHECKOV:-0}
 QUIET=0
+BOOTSTRAP_NAME=bootstrap-chart-tools
+# log, die, run_logged, stamps
+# shellcheck source=lib/bootstrap-common.sh
+source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
-log() {
-    if [[ $QUIET -eq 0 ]]; then
-        printf 'bootstrap-chart-tools: %s\n' "$*"
-    fi
-}
-die() {
-    printf 'bootstrap-chart-tools: error: %s\n' "$*" >&2
-    exit 1
-}
-
-stamp_matches() { [[ -f "$STAMP_DIR/$1" && "$(cat "$STAMP_DIR/$1")" == "$2" ]]; }
-write_stamp() {
-    mkdir -p "$STAMP_DIR"
-    printf '%s' "$2" >"$STAMP_DIR/$1"
-}
-
-# run_logged NAME CMD...: run CMD with its output in a log file; show its tail on failure.
-run_logged() {
-    local name=$1
-    shift
-    local logfile="$TOOLS_DIR/logs/$name.log"
-    mkdir -p "$TOOLS_DIR/logs"
-    if ! "$@" >"$logfile" 2>&1; then
-        tail -n 40 "$logfile" >&2
-        die "$name failed (full log: $logfile)"
-    fi
-}
 
 install_readme_generator() {
     local prefix="$TOOLS_DIR/npm"

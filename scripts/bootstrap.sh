@@ -60,74 +60,11 @@ PG_CACHE=${AGENT_BOM_PG_CACHE:-/var/cache/agent-bom-backup}
 STAMP_DIR=$TOOLS_DIR/stamps
 VENV=$TOOLS_DIR/venv
 QUIET=0
-APT_UPDATED=0
+BOOTSTRAP_NAME=bootstrap
+# log, warn, die, run_logged, stamps, apt_install, ensure_cmd
+# shellcheck source=lib/bootstrap-common.sh
+source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
-log() {
-    if [[ $QUIET -eq 0 ]]; then
-        printf 'bootstrap: %s\n' "$*"
-    fi
-}
-warn() { printf 'bootstrap: warning: %s\n' "$*" >&2; }
-die() {
-    printf 'bootstrap: error: %s\n' "$*" >&2
-    exit 1
-}
-
-# run_logged NAME CMD...: run CMD with its output in a log file; show the log on failure.
-run_logged() {
-    local name=$1
-    shift
-    local logfile="$TOOLS_DIR/logs/$name.log"
-    mkdir -p "$TOOLS_DIR/logs"
-    if ! "$@" >"$logfile" 2>&1; then
-        tail -n 40 "$logfile" >&2
-        die "$name failed (full log: $logfile)"
-    fi
-}
-
-stamp_matches() { [[ -f "$STAMP_DIR/$1" && "$(cat "$STAMP_DIR/$1")" == "$2" ]]; }
-write_stamp() {
-    mkdir -p "$STAMP_DIR"
-    printf '%s' "$2" >"$STAMP_DIR/$1"
-}
-
-need_root() {
-    [[ $(id -u) -eq 0 ]] || die "installing $1 needs root (apt-get); run as root or install it yourself"
-}
-
-deb_installed() {
-    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
-}
-
-# apt_install [--no-install-recommends] PKG...: install the Debian packages that are missing;
-# apt-get update at most once.
-apt_install() {
-    local missing=() pkg options=()
-    if [[ ${1:-} == --no-install-recommends ]]; then
-        options+=("$1")
-        shift
-    fi
-    for pkg in "$@"; do
-        deb_installed "$pkg" || missing+=("$pkg")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    need_root "${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    if [[ $APT_UPDATED -eq 0 ]]; then
-        log "apt-get update"
-        run_logged apt-update apt-get update
-        APT_UPDATED=1
-    fi
-    log "apt-get install ${missing[*]}"
-    run_logged apt-install apt-get install -y "${options[@]}" "${missing[@]}"
-}
-
-ensure_cmd() { # ensure_cmd COMMAND DEBIAN_PACKAGE...
-    local cmd=$1
-    shift
-    command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
-    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is still missing after installing $*"
-}
 
 # npm_unpack SPEC DEST: npm pack SPEC and extract its 'package/' folder into DEST.
 npm_unpack() {

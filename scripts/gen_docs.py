@@ -8,12 +8,12 @@ on disk differs (run by the test suite).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import click
+from devstack import pages
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "image" / "src"))
@@ -107,19 +107,8 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="store_true", help="fail if docs/configuration.md is stale")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print("docs/configuration.md is stale: run scripts/gen_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET.relative_to(REPO)}")
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    return pages.generate(TARGET, render, command="scripts/gen_docs.py", description=__doc__, argv=argv)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,11 @@ reach.
 
 Every tool comes from ``scripts/bootstrap.sh`` (``scripts/test.sh`` runs it first); a
 missing one fails the test with the command to run, never a skip.
+
+Tiers (markers, README "Tests"): ``unit`` tests start no server and no helm (checked here:
+a unit test that asks for a server fixture is a collection error, one that runs helm
+fails); ``e2e`` tests run against real PostgreSQL and S3 servers; ``image`` tests build and
+run the job image; the rest (chart rendering, linters, scripts) sit in between.
 """
 
 from __future__ import annotations
@@ -13,14 +18,22 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import settings
 
+from devstack import tools
 from tests.support.cli import fresh_bucket
 from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.rgw import RgwServer
 from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
+
+#: property tests (hypothesis): no per-example deadline (machines are noisy, speed is measured
+#: in bench/), the same examples on every run, nothing written to the checkout
+settings.register_profile("agent-bom", deadline=None, derandomize=True, database=None)
+settings.load_profile("agent-bom")
 
 
 @pytest.fixture(scope="session")
@@ -166,3 +179,44 @@ def pytest_report_header(config: pytest.Config) -> str:
     """Show where the tools come from in the pytest header."""
     tools_dir = os.environ.get("AGENT_BOM_TOOLS_DIR", "<repo>/.tools")
     return f"agent-bom tools: {tools_dir} (scripts/bootstrap.sh)"
+
+
+#: fixtures that start a server or build the image (and, through them, every fixture that
+#: depends on one): a ``unit`` test may use none of them
+SERVER_FIXTURES = frozenset({"pg_cluster_factory", "s3", "rgw", "job_image_build", "iam_world"})
+OTHER_TIERS = ("e2e", "image")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A ``unit`` test is in no other tier."""
+    for item in items:
+        if item.get_closest_marker("unit") is None:
+            continue
+        tiers = [tier for tier in OTHER_TIERS if item.get_closest_marker(tier) is not None]
+        if tiers:
+            raise pytest.UsageError(f"{item.nodeid} is marked unit and {', '.join(tiers)}: pick one tier")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+    """A ``unit`` test that starts a server fails, however it asked for it (argument or
+    ``request.getfixturevalue``); under ``-m unit`` every server is started by one."""
+    if fixturedef.argname not in SERVER_FIXTURES:
+        return
+    item = getattr(request, "_pyfuncitem", None)
+    if item is not None and item.get_closest_marker("unit") is not None:
+        pytest.fail(f"{item.nodeid} is marked unit but starts a server ({fixturedef.argname}): drop the unit marker",
+                    pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_run_no_helm(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a ``unit`` test, asking for the helm binary fails the test."""
+    if request.node.get_closest_marker("unit") is None:
+        return
+
+    def refuse(major: int = 4) -> Path:
+        raise AssertionError(f"{request.node.nodeid} is marked unit but runs helm {major}: drop the unit marker")
+
+    monkeypatch.setattr(tools, "helm_binary", refuse)

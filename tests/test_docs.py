@@ -9,6 +9,8 @@ import pytest
 
 from devstack import tools
 
+pytestmark = pytest.mark.unit
+
 
 def test_configuration_reference_is_current() -> None:
     result = subprocess.run(

@@ -226,7 +226,8 @@ class TestMoto:
         client = s3.client()
         client.put_object(Bucket=bucket, Key="enc", Body=b"x", ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_id)
         head = client.head_object(Bucket=bucket, Key="enc")
-        assert (head["ServerSideEncryption"], kms_key_id in head["SSEKMSKeyId"]) == ("aws:kms", True)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert kms_key_id in head["SSEKMSKeyId"]
 
     def test_dummy_credentials_are_in_the_environment(self) -> None:
         assert (os.environ["AWS_ACCESS_KEY_ID"], os.environ.get("AWS_PROFILE")) == ("testing", None)

@@ -17,6 +17,8 @@ import yaml
 
 from devstack.tools import repo_root
 
+pytestmark = pytest.mark.unit
+
 WORKFLOWS_DIR = repo_root() / ".github" / "workflows"
 SCHEMA_FILE = repo_root().parent / "shared" / "reference" / "github-workflow.schema.json"
 GUARDRAIL = WORKFLOWS_DIR / "backup-restore.yml"
@@ -158,7 +160,8 @@ def test_bench_publishes_what_bench_run_wrote() -> None:
     job = _bench_job()
     (upload,) = [step for step in job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
     run = _step_running(job, "bench/run.sh")["run"]
-    assert ('--results-dir "$RESULTS_DIR"' in run, upload["with"]["path"]) == (True, "${{ env.RESULTS_DIR }}/")
+    assert '--results-dir "$RESULTS_DIR"' in run
+    assert upload["with"]["path"] == "${{ env.RESULTS_DIR }}/"
 
 
 def test_bench_artifact_fails_when_the_run_wrote_nothing() -> None:

@@ -76,6 +76,23 @@ def wait_until_ready(
     raise error(f"{name} did not answer within {timeout_s:g}s{log_tail(log_file)}")
 
 
+def start_logged(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_file: Path,
+    answers: Callable[[], bool],
+    *,
+    name: str,
+    timeout_s: float,
+    error: type[Exception],
+) -> subprocess.Popen[bytes]:
+    """:func:`spawn_logged`, then :func:`wait_until_ready`: the process once it answers, or
+    ``error`` (the process stopped)."""
+    process = spawn_logged(argv, env, log_file)
+    wait_until_ready(process, answers, name=name, log_file=log_file, timeout_s=timeout_s, error=error)
+    return process
+
+
 def stop_process_group(process: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM the process's group, then SIGKILL if it is still there. Idempotent."""
     if process is None or process.poll() is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from devstack import tools
 from devstack.pgcluster import free_port
-from devstack.process import StartStop, spawn_logged, stop_process_group, wait_until_ready
+from devstack.process import StartStop, start_logged, stop_process_group
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30
@@ -48,6 +48,8 @@ class OciRegistry(StartStop):
     def __init__(self, work_dir: Path | str, port: int | None = None) -> None:
         self.work_dir = Path(work_dir)
         self.port = port if port is not None else free_port()
+        self.log_file = self.work_dir / "registry.log"
+        self.config_file = self.work_dir / "config.yml"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,14 +61,6 @@ class OciRegistry(StartStop):
     def url(self) -> str:
         return f"http://{self.address}"
 
-    @property
-    def log_file(self) -> Path:
-        return self.work_dir / "registry.log"
-
-    @property
-    def config_file(self) -> Path:
-        return self.work_dir / "config.yml"
-
     def start(self) -> OciRegistry:
         """Write the config, start the server and wait until ``/v2/`` answers."""
         if self._process is not None:
@@ -76,13 +70,8 @@ class OciRegistry(StartStop):
         self.config_file.write_text(registry_config(storage, self.port))
         argv = [str(tools.registry_binary()), "serve", str(self.config_file)]
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.work_dir)}
-        self._process = spawn_logged(argv, env, self.log_file)
-        try:
-            wait_until_ready(self._process, self._serving, name="docker-registry", log_file=self.log_file,
-                             timeout_s=START_TIMEOUT_S, error=RegistryError)
-        except RegistryError:
-            self._process = None
-            raise
+        self._process = start_logged(argv, env, self.log_file, self._serving, name="docker-registry",
+                                     timeout_s=START_TIMEOUT_S, error=RegistryError)
         return self
 
     def _serving(self) -> bool:

@@ -49,8 +49,8 @@ from botocore.config import Config
 from devstack import tools
 from devstack.pgcluster import free_port
 from devstack.process import StartStop, log_tail, stop_process_group
-from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY
-from devstack.tls import make_ca
+from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, abort_open_uploads
+from devstack.tls import ServesTls, write_server_tls
 
 HOST = "127.0.0.1"
 #: the stock zonegroup's API name, which GetBucketLocation reports
@@ -72,7 +72,7 @@ class RgwError(RuntimeError):
     """The cluster could not be created, started or asked something; carries the daemons' log tails."""
 
 
-class RgwServer(StartStop):
+class RgwServer(StartStop, ServesTls):
     """A throwaway single-node Ceph cluster with radosgw, in ``base_dir``.
 
     ``endpoint_url`` is plain http; with ``tls=True`` ``https_endpoint_url`` serves the
@@ -80,6 +80,8 @@ class RgwServer(StartStop):
     dummy ones (:data:`devstack.s3server.ACCESS_KEY`), so the same AWS environment talks
     to either server. Use as a context manager or call :meth:`start` / :meth:`stop`.
     """
+
+    tls_error = RgwError
 
     def __init__(
         self,
@@ -99,22 +101,12 @@ class RgwServer(StartStop):
         self.tls_port = free_port() if tls else None
         self.mon_port = free_port()
         self.kms_key = os.urandom(32)
+        self.conf_file = self.base_dir / "ceph.conf"
+        self.log_dir = self.base_dir / "log"
+        self.run_dir = self.base_dir / "run"
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
-        self._ca_file: Path | None = None
 
-    # ------------------------------------------------------------ paths and URLs
-    @property
-    def conf_file(self) -> Path:
-        return self.base_dir / "ceph.conf"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.base_dir / "log"
-
-    @property
-    def run_dir(self) -> Path:
-        return self.base_dir / "run"
-
+    # ------------------------------------------------------------ URLs
     @property
     def endpoint_url(self) -> str:
         """The plain-http S3 endpoint."""
@@ -126,13 +118,6 @@ class RgwServer(StartStop):
         if self.tls_port is None:
             raise RgwError("this RgwServer was not created with tls=True")
         return f"https://{HOST}:{self.tls_port}"
-
-    @property
-    def ca_file(self) -> Path:
-        """The CA bundle that verifies :attr:`https_endpoint_url` (``tls=True``, after start)."""
-        if self._ca_file is None:
-            raise RgwError("this RgwServer was not started with tls=True")
-        return self._ca_file
 
     @property
     def kms_key_id(self) -> str:
@@ -151,13 +136,8 @@ class RgwServer(StartStop):
         return frontend
 
     def _write_tls_files(self) -> None:
-        ca = make_ca("agent-bom RGW test CA")
-        cert_pem, key_pem = ca.issue_server_cert(hosts=(HOST, "localhost"))
-        pem = self.base_dir / "tls.pem"
-        pem.write_bytes(cert_pem + key_pem)
-        pem.chmod(0o600)
-        self._ca_file = self.base_dir / "ca.crt"
-        self._ca_file.write_bytes(ca.cert_pem)
+        """The https endpoint's certificate and key in one PEM; :attr:`ca_file` verifies it."""
+        self._ca_file = write_server_tls("agent-bom RGW test CA", self.base_dir / "ca.crt", self.base_dir / "tls.pem")
 
     def _write_config(self) -> None:
         base = self.base_dir
@@ -388,9 +368,7 @@ class RgwServer(StartStop):
     def delete_bucket(self, name: str) -> None:
         """Abort open multipart uploads, delete every object, then the bucket (frees RAM)."""
         s3 = self.client()
-        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in page.get("Uploads", []):
-                s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        abort_open_uploads(s3, name)
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
             for item in page.get("Contents", []):
                 s3.delete_object(Bucket=name, Key=item["Key"])

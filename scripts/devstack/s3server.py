@@ -19,8 +19,8 @@ from botocore.config import Config
 
 from devstack import tools
 from devstack.pgcluster import free_port
-from devstack.process import StartStop, spawn_logged, stop_process_group, wait_until_ready
-from devstack.tls import make_ca
+from devstack.process import StartStop, start_logged, stop_process_group
+from devstack.tls import ServesTls, write_server_tls
 
 HOST = "127.0.0.1"
 ACCESS_KEY = "testing"
@@ -59,49 +59,41 @@ AWS_VARIABLES_TO_CLEAR = (
 )
 
 
+def abort_open_uploads(client: BaseClient, bucket: str) -> None:
+    """Abort every open multipart upload in ``bucket`` (before deleting it)."""
+    for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+        for upload in page.get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+
 class MotoServerError(RuntimeError):
     """moto_server did not start or answer; carries its log tail."""
 
 
-class MotoServer(StartStop):
+class MotoServer(StartStop, ServesTls):
     """``moto_server -H 127.0.0.1 -p PORT`` as a subprocess; logs go to ``log_dir``.
 
     With ``tls=True`` it serves HTTPS with a certificate from a fresh test CA
     (:attr:`ca_file`), for CA-bundle tests.
     """
 
+    tls_error = MotoServerError
+
     def __init__(self, log_dir: Path | str, port: int | None = None, *, tls: bool = False) -> None:
         self.log_dir = Path(log_dir)
         self.port = port if port is not None else free_port()
         self.tls = tls
+        self.log_file = self.log_dir / "moto_server.log"
         self._process: subprocess.Popen[bytes] | None = None
-        self._ca_file: Path | None = None
-
-    @property
-    def log_file(self) -> Path:
-        return self.log_dir / "moto_server.log"
 
     @property
     def endpoint_url(self) -> str:
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{HOST}:{self.port}"
 
-    @property
-    def ca_file(self) -> Path:
-        """The CA bundle that verifies the server (``tls=True`` only)."""
-        if self._ca_file is None:
-            raise MotoServerError("this MotoServer was not started with tls=True")
-        return self._ca_file
-
     def _tls_args(self) -> list[str]:
-        ca = make_ca("agent-bom moto CA")
-        cert_pem, key_pem = ca.issue_server_cert(hosts=("localhost", HOST))
-        self._ca_file = self.log_dir / "moto-ca.crt"
-        self._ca_file.write_bytes(ca.cert_pem)
         cert_file, key_file = self.log_dir / "moto.crt", self.log_dir / "moto.key"
-        cert_file.write_bytes(cert_pem)
-        key_file.write_bytes(key_pem)
-        key_file.chmod(0o600)
+        self._ca_file = write_server_tls("agent-bom moto CA", self.log_dir / "moto-ca.crt", cert_file, key_file)
         return ["-c", str(cert_file), "-k", str(key_file)]
 
     # ------------------------------------------------------------ lifecycle
@@ -115,13 +107,8 @@ class MotoServer(StartStop):
             argv += self._tls_args()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.log_dir),
                "PYTHONUNBUFFERED": "1", **dummy_aws_env()}
-        self._process = spawn_logged(argv, env, self.log_file)
-        try:
-            wait_until_ready(self._process, self._answers, name="moto_server", log_file=self.log_file,
-                             timeout_s=START_TIMEOUT_S, error=MotoServerError)
-        except MotoServerError:
-            self._process = None
-            raise
+        self._process = start_logged(argv, env, self.log_file, self._answers, name="moto_server",
+                                     timeout_s=START_TIMEOUT_S, error=MotoServerError)
         return self
 
     def _request(self, method: str, path: str, timeout: float = 5) -> bytes:
@@ -178,9 +165,7 @@ class MotoServer(StartStop):
     def delete_bucket(self, name: str) -> None:
         """Delete every object version, open multipart upload and then the bucket itself."""
         s3 = self.client()
-        for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
-            for upload in page.get("Uploads", []):
-                s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+        abort_open_uploads(s3, name)
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
             doomed = [
                 {"Key": item["Key"], "VersionId": item["VersionId"]}

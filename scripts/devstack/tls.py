@@ -9,6 +9,7 @@ import datetime
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -100,3 +101,40 @@ def make_ca(common_name: str) -> CertificateAuthority:
         .sign(key, hashes.SHA256())
     )
     return CertificateAuthority(name=name, key=key, cert=cert)
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
+
+
+def write_server_tls(ca_name: str, ca_file: Path, cert_file: Path, key_file: Path | None = None,
+                     hosts: Iterable[str] = LOOPBACK_HOSTS) -> Path:
+    """A fresh CA's certificate in ``ca_file`` and a server certificate it issued for
+    ``hosts`` in ``cert_file``, its key in ``key_file`` (mode 0600), or appended to
+    ``cert_file`` when ``key_file`` is None (one PEM, as radosgw reads it; then that file is
+    0600). Returns ``ca_file``, the bundle clients verify the server with."""
+    ca = make_ca(ca_name)
+    cert_pem, key_pem = ca.issue_server_cert(hosts)
+    ca_file.write_bytes(ca.cert_pem)
+    if key_file is None:
+        cert_file.write_bytes(cert_pem + key_pem)
+        cert_file.chmod(0o600)
+    else:
+        cert_file.write_bytes(cert_pem)
+        key_file.write_bytes(key_pem)
+        key_file.chmod(0o600)
+    return ca_file
+
+
+class ServesTls:
+    """A test server that can serve TLS with a certificate from a fresh test CA (written
+    when it starts): :attr:`ca_file` is the bundle that verifies it."""
+
+    _ca_file: Path | None = None
+    #: what :attr:`ca_file` raises on a server without TLS
+    tls_error: type[Exception] = RuntimeError
+
+    @property
+    def ca_file(self) -> Path:
+        if self._ca_file is None:
+            raise self.tls_error(f"this {type(self).__name__} serves no TLS (create it with TLS on and start it)")
+        return self._ca_file

@@ -6,16 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import (
-    CRONJOB_TEMPLATE,
-    backup_values,
-    container,
-    env_map,
-    mounts_by_name,
-    pod_spec,
-    render_chart,
-    volumes_by_name,
-)
+from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, container, env_cases, env_map, mounts_by_name
+from tests.chart.helm_render import pod_spec, render_chart, volumes_by_name
 
 
 def _cronjob(**overrides: Any) -> dict[str, Any]:
@@ -287,23 +279,19 @@ class TestDatabaseUrl:
 class TestDestination:
     TEMPLATE = CRONJOB_TEMPLATE
 
-    @pytest.mark.parametrize(
-        ("name", "expected"),
-        [
-            ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
-            ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
-            ("AGENT_BOM_BACKUP_REGION", "us-east-1"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AGENT_BOM_BACKUP_VERIFY_REGION", "true"),
-            ("AGENT_BOM_BACKUP_PATH_STYLE", "false"),
-            ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "auto"),
-            ("AGENT_BOM_BACKUP_COMPRESSION", "auto"),
-            ("AGENT_BOM_BACKUP_TENANT_COLUMN", "team_id"),
-            ("AGENT_BOM_BACKUP_LOG_FORMAT", "json"),
-            ("AGENT_BOM_BACKUP_LOG_LEVEL", "info"),
-        ],
-        ids=lambda v: v,
+    @env_cases(
+        ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
+        ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
+        ("AGENT_BOM_BACKUP_REGION", "us-east-1"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AGENT_BOM_BACKUP_VERIFY_REGION", "true"),
+        ("AGENT_BOM_BACKUP_PATH_STYLE", "false"),
+        ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "auto"),
+        ("AGENT_BOM_BACKUP_COMPRESSION", "auto"),
+        ("AGENT_BOM_BACKUP_TENANT_COLUMN", "team_id"),
+        ("AGENT_BOM_BACKUP_LOG_FORMAT", "json"),
+        ("AGENT_BOM_BACKUP_LOG_LEVEL", "info"),
     )
     def test_env_from_runbook_values(self, name, expected):
         assert env_map(_cronjob())[name] == expected

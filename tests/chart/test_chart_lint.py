@@ -13,7 +13,7 @@ from yamllint import linter
 from yamllint.config import YamlLintConfig
 
 from tests.chart.helm_render import CHART_DIR, HELM_MAJORS, REPO
-from devstack.tools import helm_binary
+from devstack import tools
 
 CT_CONFIG = REPO / "ci" / "ct.yaml"
 LINT_CONF = REPO / "ci" / "lintconf.yaml"
@@ -27,12 +27,13 @@ YAML_FILES = [CHART_DIR / "Chart.yaml", CHART_DIR / "values.yaml", CT_CONFIG, LI
 
 
 def _helm_lint(helm_major: int, *values: Path) -> subprocess.CompletedProcess[str]:
-    args = [str(helm_binary(helm_major)), "lint", "--strict", str(CHART_DIR)]
+    args = [str(tools.helm_binary(helm_major)), "lint", "--strict", str(CHART_DIR)]
     for path in values:
         args += ["--values", str(path)]
     return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.unit
 class TestChartTestingConfig:
     def test_ct_points_at_the_shipped_lint_config_and_schema(self):
         config = yaml.safe_load(CT_CONFIG.read_text())
@@ -46,6 +47,7 @@ class TestChartTestingConfig:
         assert len(CI_VALUES) >= 3
 
 
+@pytest.mark.unit
 class TestYamale:
     def test_chart_yaml_matches_the_chart_testing_schema(self):
         schema = yamale.make_schema(str(CHART_SCHEMA))
@@ -69,6 +71,7 @@ def _annotation(name: str):
     return yaml.safe_load(_chart()["annotations"][name])
 
 
+@pytest.mark.unit
 class TestChartMetadata:
     """Chart.yaml as Artifact Hub reads it (artifacthub.io/docs/topics/annotations/helm)."""
 
@@ -129,6 +132,7 @@ class TestChartMetadata:
         assert "cosign verify" in readme and "--certificate-oidc-issuer https://token.actions.githubusercontent.com" in readme
 
 
+@pytest.mark.unit
 class TestYamllint:
     @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(REPO)))
     def test_file_is_lint_clean(self, path: Path):

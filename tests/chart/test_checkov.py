@@ -104,6 +104,7 @@ class TestCheckov:
         assert failed == set(SKIPPED_CHECKS)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("check_id", sorted(SKIPPED_CHECKS))
 def test_skip_is_justified_in_the_template(check_id):
     comments = "\n".join(p.read_text() for p in (CHART_DIR / "templates").rglob("*.yaml"))

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, SERVICEACCOUNT_TEMPLATE, env_map, render_chart
+from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, SERVICEACCOUNT_TEMPLATE, env_cases, env_map, render_chart
 
 EXAMPLES = REPO / "examples"
 
@@ -22,12 +20,8 @@ class TestEksIrsaKms:
         (sa,) = render_chart(values_files=[EXAMPLES / "eks-irsa-kms.yaml"], show_only=[SERVICEACCOUNT_TEMPLATE])
         assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
 
-    @pytest.mark.parametrize(
-        ("name", "expected"),
-        [("AGENT_BOM_BACKUP_SSE", "aws:kms"), ("AGENT_BOM_BACKUP_KMS_KEY_ID", "alias/agent-bom-backups"),
-         ("PGSSLMODE", "verify-full")],
-        ids=lambda v: v,
-    )
+    @env_cases(("AGENT_BOM_BACKUP_SSE", "aws:kms"), ("AGENT_BOM_BACKUP_KMS_KEY_ID", "alias/agent-bom-backups"),
+               ("PGSSLMODE", "verify-full"))
     def test_env(self, name, expected):
         assert _env("eks-irsa-kms")[name] == expected
 
@@ -36,12 +30,8 @@ class TestEksIrsaKms:
 
 
 class TestGkeHmac:
-    @pytest.mark.parametrize(
-        ("name", "expected"),
-        [("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://storage.googleapis.com"), ("AGENT_BOM_BACKUP_SSE", "none"),
-         ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required")],
-        ids=lambda v: v,
-    )
+    @env_cases(("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://storage.googleapis.com"), ("AGENT_BOM_BACKUP_SSE", "none"),
+               ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"))
     def test_env(self, name, expected):
         assert _env("gke-hmac")[name] == expected
 
@@ -52,16 +42,12 @@ class TestGkeHmac:
 
 
 class TestMinio:
-    @pytest.mark.parametrize(
-        ("name", "expected"),
-        [
-            ("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://minio.minio.svc.cluster.local:9000"),
-            ("AGENT_BOM_BACKUP_PATH_STYLE", "true"),
-            ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"),
-            ("AGENT_BOM_BACKUP_SSE", "none"),
-            ("AGENT_BOM_BACKUP_CA_BUNDLE", "/etc/agent-bom/object-store-ca/ca.crt"),
-        ],
-        ids=lambda v: v,
+    @env_cases(
+        ("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://minio.minio.svc.cluster.local:9000"),
+        ("AGENT_BOM_BACKUP_PATH_STYLE", "true"),
+        ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"),
+        ("AGENT_BOM_BACKUP_SSE", "none"),
+        ("AGENT_BOM_BACKUP_CA_BUNDLE", "/etc/agent-bom/object-store-ca/ca.crt"),
     )
     def test_env(self, name, expected):
         assert _env("minio")[name] == expected

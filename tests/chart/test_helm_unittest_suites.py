@@ -29,6 +29,7 @@ def _load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
+@pytest.mark.unit
 class TestSuiteFiles:
     def test_every_template_has_a_suite(self):
         templates = {p.relative_to(CHART_DIR / "templates").as_posix() for p in (CHART_DIR / "templates").rglob("*.yaml")}
@@ -79,6 +80,7 @@ def passes(assertion: dict[str, Any], rendered: Rendered = ONE) -> bool:
     return True
 
 
+@pytest.mark.unit
 class TestPluginSemantics:
     """The runner agrees with helm-unittest's DOCUMENT.md on each assertion type the suites use."""
 

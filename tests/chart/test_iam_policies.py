@@ -10,6 +10,8 @@ from parliament import analyze_policy_string
 
 from tests.chart.helm_render import REPO
 
+pytestmark = pytest.mark.unit
+
 IAM_DIR = REPO / "deploy" / "iam"
 POLICIES = sorted(IAM_DIR.glob("*-role-policy.json"))
 BUCKET_ARN = "arn:aws:s3:::agent-bom-prod-backups"

@@ -11,7 +11,7 @@ import pytest
 
 from agent_bom_backup.cli import main as cli_main
 from tests.chart.helm_render import (
-    _deep_merge,
+    deep_merge,
     CHART_DIR,
     CRONJOB_TEMPLATE,
     RESTORE_DRILL_TEMPLATE,
@@ -44,11 +44,11 @@ def nested(path: str, value: Any) -> dict[str, Any]:
 def rendered_env(component: str, entry: dict[str, Any]) -> dict[str, Any]:
     template, enabling = COMPONENTS[component]
     overrides: dict[str, Any] = {}
-    _deep_merge(overrides, enabling)
+    deep_merge(overrides, enabling)
     if entry["value"].startswith("destination.caBundle"):
-        _deep_merge(overrides, {"destination": {"endpointUrl": "https://minio.example:9000"}})
-    _deep_merge(overrides, entry.get("also", {}))
-    _deep_merge(overrides, nested(entry["value"], entry["sample"]))
+        deep_merge(overrides, {"destination": {"endpointUrl": "https://minio.example:9000"}})
+    deep_merge(overrides, entry.get("also", {}))
+    deep_merge(overrides, nested(entry["value"], entry["sample"]))
     return env_map(render_chart(backup_values(**overrides), show_only=[template])[0])
 
 
@@ -78,11 +78,13 @@ def test_database_urls_come_from_the_named_secret(component: str, entry: dict[st
     assert rendered_env(component, entry)[entry["env"]]["secretKeyRef"]["name"] == entry["sample"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("component", "entry"), ENTRIES, ids=[e["env"] for _, e in ENTRIES])
 def test_every_interface_variable_is_read_by_the_cli(component: str, entry: dict[str, Any]) -> None:
     assert entry["env"] in cli_envvars()
 
 
+@pytest.mark.unit
 def test_every_component_of_the_interface_has_a_template() -> None:
     assert sorted(c for c in INTERFACE if not c.startswith("_")) == sorted(COMPONENTS)
 

@@ -13,6 +13,8 @@ import pytest
 from tests.chart.helm_render import CHART_DIR
 from devstack.tools import tools_dir
 
+pytestmark = pytest.mark.unit
+
 README = CHART_DIR / "README.md"
 
 

@@ -10,17 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import (
-    CRONJOB_TEMPLATE,
-    RESTORE_TEMPLATE,
-    backup_values,
-    container,
-    env_map,
-    mounts_by_name,
-    pod_spec,
-    render_chart,
-    volumes_by_name,
-)
+from tests.chart.helm_render import CRONJOB_TEMPLATE, RESTORE_TEMPLATE, backup_values, container, env_map
+from tests.chart.helm_render import mounts_by_name, pod_spec, render_chart, volumes_by_name
 
 RESTORE = {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}}
 
@@ -61,7 +52,8 @@ class TestRestoreCronJob:
 
     def test_name_stays_within_52_characters_for_long_releases(self):
         (doc,) = render_chart(backup_values(restore=RESTORE), show_only=[self.TEMPLATE], name="a" * 53)
-        assert (len(doc["metadata"]["name"]), doc["metadata"]["name"].endswith("-control-plane-restore")) == (52, True)
+        assert len(doc["metadata"]["name"]) == 52
+        assert doc["metadata"]["name"].endswith("-control-plane-restore")
 
     def test_runbook_job_selector_does_not_match_it(self):
         assert _restore()["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"][

@@ -12,6 +12,7 @@ from tests.chart.helm_render import (
     RESTORE_DRILL_TEMPLATE,
     backup_values,
     container,
+    env_cases,
     env_map,
     pod_spec,
     render_chart,
@@ -66,20 +67,16 @@ class TestRestoreDrillCronJob:
             "secretKeyRef": {"name": "agent-bom-postgres", "key": "AGENT_BOM_POSTGRES_URL"}
         }
 
-    @pytest.mark.parametrize(
-        ("name", "expected"),
-        [
-            ("AGENT_BOM_RESTORE_CLEAN", "true"),
-            ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
-            ("AGENT_BOM_RESTORE_OPERATOR", "restore-drill"),
-            ("AGENT_BOM_RESTORE_NO_OWNER", "true"),
-            ("AGENT_BOM_RESTORE_NO_PRIVILEGES", "true"),
-            ("AGENT_BOM_BACKUP_SCRATCH_DIR", "/tmp"),
-            ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
-            ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
-            ("AWS_REGION", "us-east-1"),
-        ],
-        ids=lambda v: v,
+    @env_cases(
+        ("AGENT_BOM_RESTORE_CLEAN", "true"),
+        ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
+        ("AGENT_BOM_RESTORE_OPERATOR", "restore-drill"),
+        ("AGENT_BOM_RESTORE_NO_OWNER", "true"),
+        ("AGENT_BOM_RESTORE_NO_PRIVILEGES", "true"),
+        ("AGENT_BOM_BACKUP_SCRATCH_DIR", "/tmp"),
+        ("AGENT_BOM_BACKUP_BUCKET", "agent-bom-prod-backups"),
+        ("AGENT_BOM_BACKUP_PREFIX", "agent-bom/postgres"),
+        ("AWS_REGION", "us-east-1"),
     )
     def test_env_defaults(self, name, expected):
         assert env_map(_drill())[name] == expected

@@ -14,6 +14,8 @@ import yaml
 
 from tests.chart.helm_render import CHART_DIR
 
+pytestmark = pytest.mark.unit
+
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
 VALUES_TEXT = (CHART_DIR / "values.yaml").read_text()

@@ -14,7 +14,7 @@ import yaml
 from devstack.pgcluster import PgCluster
 from devstack.rgw import RgwServer
 from devstack.s3server import ACCESS_KEY, SECRET_KEY
-from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, _deep_merge, container, render_chart
+from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, deep_merge, container, render_chart
 from tests.e2e import helpers
 from tests.support import cli
 
@@ -39,7 +39,7 @@ def chart_env(rgw: RgwServer, bucket: str, database_url: str) -> dict[str, str]:
     """The CronJob container's environment for the example, pointed at the RGW test
     server's https endpoint and bucket (nothing else changed)."""
     values: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
-    _deep_merge(values, {"controlPlane": {"backup": {"destination": {
+    deep_merge(values, {"controlPlane": {"backup": {"destination": {
         "bucket": bucket, "endpointUrl": rgw.https_endpoint_url}}}})
     (cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
     destination = values["controlPlane"]["backup"]["destination"]

@@ -36,6 +36,16 @@ def role_url(pg: PgCluster, role: str, database: str, password: str = "s3cret-pa
     return pg.url(database, role, password, **params)
 
 
+def backup_as_new_role(pg: PgCluster, database: str, bucket: str, s3: MotoServer, attributes: str,
+                       *setup: str) -> tuple[str, cli.Run]:
+    """A backup of ``database`` by a new role with ``attributes``, after the ``setup``
+    statements (``{role}`` in them is the role's name); the role and the run."""
+    role = make_role(pg, attributes)
+    for statement in setup:
+        pg.run_sql(statement.format(role=role))
+    return role, cli.backup(cli.job_env(s3.endpoint_url, bucket, role_url(pg, role, database)))
+
+
 def manifest_of(s3: MotoServer, bucket: str, uri: str) -> dict[str, object]:
     return cli.read_manifest(s3.client(), bucket, uri.split(f"s3://{bucket}/", 1)[1])
 
@@ -56,42 +66,35 @@ def plain_db(pg15: PgCluster) -> Iterator[str]:
 def test_read_all_data_role_backs_up_tables_without_rls(
     pg15: PgCluster, plain_db: str, bucket: str, s3: MotoServer
 ) -> None:
-    role = make_role(pg15, "LOGIN NOSUPERUSER NOBYPASSRLS")
-    pg15.run_sql(f"GRANT pg_read_all_data TO {role}")
-    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, plain_db))
-    result = cli.backup(env)
+    role, result = backup_as_new_role(pg15, plain_db, bucket, s3, "LOGIN NOSUPERUSER NOBYPASSRLS",
+                                      "GRANT pg_read_all_data TO {role}")
     assert result.returncode == 0, result.stderr
     assert manifest_of(s3, bucket, result.uri)["source"]["backup_role"] == role  # type: ignore[index]
 
 
 def test_role_filtered_by_rls_fails_clearly(pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer) -> None:
-    role = make_role(pg15, "LOGIN NOSUPERUSER NOBYPASSRLS")
-    pg15.run_sql(f"GRANT pg_read_all_data TO {role}")
-    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
-    result = cli.backup(env)
+    _, result = backup_as_new_role(pg15, seeded_db, bucket, s3, "LOGIN NOSUPERUSER NOBYPASSRLS",
+                                   "GRANT pg_read_all_data TO {role}")
     assert result.returncode == 4 and "would not see every tenant's rows" in result.stderr
 
 
 def test_role_level_tiny_timeouts_do_not_break_backup(
     pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer
 ) -> None:
-    role = make_role(pg15, "LOGIN SUPERUSER")
-    for name, value in TINY_TIMEOUTS.items():
-        pg15.run_sql(f"ALTER ROLE {role} SET {name} = '{value}'")
-    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
-    result = cli.backup(env)
+    _, result = backup_as_new_role(pg15, seeded_db, bucket, s3, "LOGIN SUPERUSER",
+                                   *(f"ALTER ROLE {{role}} SET {name} = '{value}'" for name, value in TINY_TIMEOUTS.items()))
     assert result.returncode == 0, result.stderr
 
 
 def test_database_level_tiny_timeouts_do_not_break_restore(
     pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer
 ) -> None:
+    def tiny_timeouts(target: str) -> None:
+        for name, value in TINY_TIMEOUTS.items():
+            pg15.run_sql(f"ALTER DATABASE {target} SET {name} = '{value}'")
+
     env = cli.job_env(s3.endpoint_url, bucket, pg15.superuser_url(seeded_db))
-    uri = cli.backup(env).uri
-    target = cli.new_database(pg15, "restore")
-    for name, value in TINY_TIMEOUTS.items():
-        pg15.run_sql(f"ALTER DATABASE {target} SET {name} = '{value}'")
-    result = cli.restore(env, uri, pg15.superuser_url(target))
+    result = cli.backup_and_restore(env, pg15, prepare_target=tiny_timeouts)
     assert result.returncode == 0, result.stderr
 
 
@@ -120,10 +123,9 @@ def test_lock_wait_leaves_no_object(pg15: PgCluster, seeded_db: str, bucket: str
 def test_default_transaction_read_only_role_backs_up(
     pg15: PgCluster, seeded_db: str, bucket: str, s3: MotoServer
 ) -> None:
-    role = make_role(pg15, "LOGIN SUPERUSER")
-    pg15.run_sql(f"ALTER ROLE {role} SET default_transaction_read_only = on")
-    env = cli.job_env(s3.endpoint_url, bucket, role_url(pg15, role, seeded_db))
-    assert cli.backup(env).returncode == 0
+    _, result = backup_as_new_role(pg15, seeded_db, bucket, s3, "LOGIN SUPERUSER",
+                                   "ALTER ROLE {role} SET default_transaction_read_only = on")
+    assert result.returncode == 0
 
 
 def test_url_reserved_characters_in_the_password_reach_psycopg_and_pg_dump(
@@ -190,8 +192,5 @@ def test_backup_from_a_hot_standby_restores_every_tenant(
     standby_pair: tuple[PgCluster, PgCluster, str], pg15: PgCluster, bucket: str, s3: MotoServer
 ) -> None:
     primary, standby, name = standby_pair
-    env = cli.job_env(s3.endpoint_url, bucket, standby.superuser_url(name))
-    uri = cli.backup(env).uri
-    target = cli.new_database(primary, "restore")
-    result = cli.restore(env, uri, primary.superuser_url(target))
+    result = cli.backup_and_restore(cli.job_env(s3.endpoint_url, bucket, standby.superuser_url(name)), primary)
     assert result.returncode == 0, result.stderr

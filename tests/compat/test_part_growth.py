@@ -11,6 +11,8 @@ from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
 from devstack.s3server import MotoServer
 
+pytestmark = pytest.mark.slow
+
 MiB = 1024 * 1024
 
 

@@ -29,10 +29,7 @@ def test_custom_endpoint_defaults_to_when_required_and_backs_up(
 def test_backup_through_strict_store_restores(
     pg15: PgCluster, seeded_db: str, bucket: str, strict_proxy: S3Proxy
 ) -> None:
-    env = cli.job_env(strict_proxy.endpoint_url, bucket, pg15.superuser_url(seeded_db))
-    uri = cli.backup(env).uri
-    target = cli.new_database(pg15, "restore")
-    result = cli.restore(env, uri, pg15.superuser_url(target))
+    result = cli.backup_and_restore(cli.job_env(strict_proxy.endpoint_url, bucket, pg15.superuser_url(seeded_db)), pg15)
     assert (result.returncode, strict_proxy.rejected) == (0, []), result.stderr
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, _deep_merge, container, render_chart
+from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, deep_merge, container, render_chart
 from tests.support import cli
 from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
@@ -19,7 +19,7 @@ def chart_env(proxy: S3Proxy, bucket: str, database_url: str) -> dict[str, str]:
     """The CronJob container's environment for examples/minio.yaml, pointed at the proxy,
     with its secretKeyRefs resolved (CA bundle left out: the proxy speaks plain HTTP)."""
     values: dict[str, Any] = yaml.safe_load((REPO / "examples" / "minio.yaml").read_text())
-    _deep_merge(values, {"controlPlane": {"backup": {"destination": {
+    deep_merge(values, {"controlPlane": {"backup": {"destination": {
         "bucket": bucket, "endpointUrl": proxy.endpoint_url, "caBundle": {"configMapName": ""}}}}})
     (cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
     backup = values["controlPlane"]["backup"]

@@ -20,7 +20,7 @@ from psycopg import sql
 from devstack.pgcluster import PgCluster
 from devstack.s3server import ACCESS_KEY, SECRET_KEY, MotoServer
 from devstack.seed import tenant_distribution
-from tests.chart.helm_render import CRONJOB_TEMPLATE, _deep_merge, container, render_chart
+from tests.chart.helm_render import CRONJOB_TEMPLATE, deep_merge, container, render_chart
 from tests.chart.test_upstream_values import FILLED_IN, PRODUCTION
 from tests.e2e.helpers import table_counts
 from tests.support import cli
@@ -66,7 +66,7 @@ def rendered_environment(s3: MotoServer, bucket: str, source: Source) -> tuple[l
     for placeholder, value in FILLED_IN.items():
         text = text.replace(placeholder, value)
     values: dict[str, Any] = yaml.safe_load(text)
-    _deep_merge(values, {"controlPlane": {"backup": {"destination": {
+    deep_merge(values, {"controlPlane": {"backup": {"destination": {
         "bucket": bucket, "endpointUrl": s3.endpoint_url, "pathStyle": True,
         "encryption": {"mode": "AES256", "kmsKeyId": ""},
         "staticCredentials": {"enabled": True, "existingSecret": "agent-bom-backup-s3"}}}}})

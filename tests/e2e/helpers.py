@@ -6,6 +6,7 @@ and new databases are :mod:`tests.support.cli`.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,3 +82,32 @@ def database_state(cluster: PgCluster, dbname: str) -> dict[str, Any]:
         "policies": policies,
         "roles": [r[0] for r in roles],
     }
+
+
+@dataclass(frozen=True)
+class CleanRestore:
+    """A restore with ``--clean`` over a non-empty database: the run, the target's state
+    (:func:`database_state`) before and after, and the safety-backup folder it was given."""
+
+    run: cli.Run
+    before: dict[str, Any]
+    after: dict[str, Any]
+    safety_dir: Path
+
+
+def clean_restore(env: dict[str, str], uri: str, cluster: PgCluster, target: str, safety_dir: Path,
+                  *args: str) -> CleanRestore:
+    """Restore ``uri`` over database ``target`` with ``--clean --confirm-target`` (and ``args``)."""
+    before = database_state(cluster, target)
+    run = cli.restore(env, uri, cluster.superuser_url(target), "--clean", "--confirm-target", target,
+                      "--safety-backup-dir", str(safety_dir), *args)
+    return CleanRestore(run, before, database_state(cluster, target), safety_dir)
+
+
+@dataclass(frozen=True)
+class RestoreOf:
+    """A restore of ``backup``: the run and the JSON report it wrote."""
+
+    backup: cli.Backup
+    run: cli.Run
+    report: dict[str, Any]

@@ -76,40 +76,30 @@ def test_clean_restore_is_verified(cleaned: Cleaned) -> None:
 
 
 # ------------------------------------------------------------------ dry run
-@dataclass(frozen=True)
-class DryRun:
-    run: cli.Run
-    before: dict[str, Any]
-    after: dict[str, Any]
-    safety_dir: Path
-
-
 @pytest.fixture(scope="module")
-def dry_run(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> DryRun:
+def dry_run(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> helpers.CleanRestore:
     target = cli.seeded_database(pg15, "keep_me", OTHER_DATA).name
-    safety_dir = tmp_root / cli.unique_name("safety")
-    before = helpers.database_state(pg15, target)
-    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
-                          "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir), "--dry-run")
-    return DryRun(run, before, helpers.database_state(pg15, target), safety_dir)
+    return helpers.clean_restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15, target,
+                                 tmp_root / cli.unique_name("safety"), "--dry-run")
 
 
-def test_dry_run_succeeds(dry_run: DryRun) -> None:
+def test_dry_run_succeeds(dry_run: helpers.CleanRestore) -> None:
     assert (dry_run.run.returncode, dry_run.run.errors) == (0, []), str(dry_run.run)
 
 
-def test_dry_run_prints_the_plan(dry_run: DryRun) -> None:
+def test_dry_run_prints_the_plan(dry_run: helpers.CleanRestore) -> None:
     plan = dry_run.run.stdout.split("plan:\n", 1)[1]
     assert [step in plan for step in ("download ", "take a safety pg_dump", "drop every user schema", "pg_restore 15",
                                       "verify 5 tables, 4 tenants")] == [True] * 5
 
 
-def test_dry_run_reports_its_status(dry_run: DryRun) -> None:
+def test_dry_run_reports_its_status(dry_run: helpers.CleanRestore) -> None:
     assert "status:            DRY-RUN" in dry_run.run.stdout.splitlines()
 
 
-def test_dry_run_touches_nothing(dry_run: DryRun) -> None:
-    assert (dry_run.after, dry_run.safety_dir.exists()) == (dry_run.before, False)
+def test_dry_run_touches_nothing(dry_run: helpers.CleanRestore) -> None:
+    assert dry_run.after == dry_run.before
+    assert not dry_run.safety_dir.exists()
 
 
 # ------------------------------------------------------------------ a failure after the wipe

@@ -168,15 +168,8 @@ def test_clean_drops_large_objects_event_triggers_and_publications(wiped: Wiped)
 
 
 # ------------------------------------------------------------------ sequences that lag or descend
-@dataclass(frozen=True)
-class Sequenced:
-    backup: cli.Backup
-    run: cli.Run
-    report: dict[str, Any]
-
-
 @pytest.fixture(scope="module")
-def sequenced(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tmp_root: Path) -> Sequenced:
+def sequenced(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tmp_root: Path) -> helpers.RestoreOf:
     """A sequence that lags its column's explicitly inserted ids, and a descending one."""
     source = cli.new_database(pg15, "sequences")
     pg15.run_sql("CREATE TABLE imported (id bigserial PRIMARY KEY, note text); "
@@ -190,20 +183,20 @@ def sequenced(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tm
     report = tmp_root / cli.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri,
                       pg15.superuser_url(cli.new_database(pg15, "sequences_target")), "--report", str(report))
-    return Sequenced(backup, run, json.loads(report.read_text()))
+    return helpers.RestoreOf(backup, run, json.loads(report.read_text()))
 
 
-def test_lagging_and_descending_sequences_verify(sequenced: Sequenced) -> None:
+def test_lagging_and_descending_sequences_verify(sequenced: helpers.RestoreOf) -> None:
     assert (sequenced.run.returncode, sequenced.report["verification"]["sequence_problems"]) == (0, []), \
         str(sequenced.run)
 
 
-def test_manifest_records_the_source_sequence_state(sequenced: Sequenced) -> None:
+def test_manifest_records_the_source_sequence_state(sequenced: helpers.RestoreOf) -> None:
     states = {s["name"]: (s["increment"], s["last_value"], s["is_called"]) for s in sequenced.backup.manifest["sequences"]}
     assert states == {"countdown": (-1, 97, True), "imported_id_seq": (1, 2, True)}
 
 
-def test_a_sequence_behind_the_recorded_state_fails_verification(s3: MotoServer, sequenced: Sequenced,
+def test_a_sequence_behind_the_recorded_state_fails_verification(s3: MotoServer, sequenced: helpers.RestoreOf,
                                                                  pg15: PgCluster) -> None:
     with cli.fresh_bucket(s3, "abb-seq") as bucket:
         client = s3.client()

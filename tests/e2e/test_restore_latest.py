@@ -18,13 +18,6 @@ from devstack.s3server import DEFAULT_REGION, MotoServer
 INCOMPLETE_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z.dump"
 
 
-@dataclass(frozen=True)
-class Latest:
-    complete: cli.Backup
-    run: cli.Run
-    report: dict[str, Any]
-
-
 @pytest.fixture(scope="module")
 def complete(s3: MotoServer, source15: cli.Database) -> Iterator[cli.Backup]:
     """A bucket holding one complete backup and a newer one whose job died after the dump."""
@@ -37,25 +30,25 @@ def complete(s3: MotoServer, source15: cli.Database) -> Iterator[cli.Backup]:
 
 @pytest.fixture(scope="module", params=["latest", "prefix-uri"])
 def latest(request: pytest.FixtureRequest, s3: MotoServer, source15: cli.Database, complete: cli.Backup,
-           tmp_root: Path) -> Latest:
+           tmp_root: Path) -> helpers.RestoreOf:
     target = cli.new_database(source15.cluster, "target")
     report = tmp_root / cli.unique_name("report")
     uri = "latest" if request.param == "latest" else f"s3://{complete.bucket}/{cli.PREFIX}/"
     run = cli.restore_script(cli.job_env(s3.endpoint_url, complete.bucket), uri, source15.cluster.superuser_url(target),
                                  DEFAULT_REGION, "--report", str(report))
-    return Latest(complete, run, json.loads(report.read_text()))
+    return helpers.RestoreOf(complete, run, json.loads(report.read_text()))
 
 
-def test_latest_restores_the_newest_complete_backup(latest: Latest) -> None:
-    assert (latest.run.returncode, latest.report["backup_uri"]) == (0, latest.complete.uri), str(latest.run)
+def test_latest_restores_the_newest_complete_backup(latest: helpers.RestoreOf) -> None:
+    assert (latest.run.returncode, latest.report["backup_uri"]) == (0, latest.backup.uri), str(latest.run)
 
 
-def test_latest_says_it_skipped_the_incomplete_backup(latest: Latest) -> None:
+def test_latest_says_it_skipped_the_incomplete_backup(latest: helpers.RestoreOf) -> None:
     skipped = [r for r in latest.run.log if r["level"] == "warning" and r["message"].startswith("skipping incomplete")]
     assert [r["backup"] for r in skipped] == ["agent-bom-29991231T235959Z"]
 
 
-def test_latest_restore_is_verified(latest: Latest) -> None:
+def test_latest_restore_is_verified(latest: helpers.RestoreOf) -> None:
     assert latest.report["status"] == "verified"
 
 

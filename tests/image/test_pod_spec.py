@@ -199,39 +199,29 @@ def test_image_restore_uses_the_image_pg_restore_of_the_archive_major(
     assert version.split(".")[0] == str(CASES[major][0]), version
 
 
-@dataclass(frozen=True)
-class HostRefusal:
-    run: cli.Run
-    before: dict[str, Any]
-    after: dict[str, Any]
-    safety_dir: Path
-
-
 @pytest.fixture(scope="module")
 def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer, module_bucket: str,
-                 tmp_root: Path) -> HostRefusal:
+                 tmp_root: Path) -> helpers.CleanRestore:
     """The image's zstd backup restored by this host's CLI, whose pg_restore 15 (Debian)
     and 18 (wheel) lack zstd, with --clean over a non-empty database."""
     backup = pod_backup(15)
     target, _ = seeded_database(backup.pg)
-    before = helpers.database_state(backup.pg, target)
-    safety_dir = tmp_root / cli.unique_name("safety")
-    run = cli.restore(cli.job_env(s3.endpoint_url, module_bucket), backup.uri, backup.pg.superuser_url(target),
-                      "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir))
-    return HostRefusal(run, before, helpers.database_state(backup.pg, target), safety_dir)
+    return helpers.clean_restore(cli.job_env(s3.endpoint_url, module_bucket), backup.uri, backup.pg, target,
+                                 tmp_root / cli.unique_name("safety"))
 
 
-def test_zstd_backup_on_a_host_without_a_zstd_pg_restore_is_a_preflight_refusal(host_refusal: HostRefusal) -> None:
+def test_zstd_backup_on_a_host_without_a_zstd_pg_restore_is_a_preflight_refusal(host_refusal: helpers.CleanRestore) -> None:
     assert (host_refusal.run.returncode, host_refusal.run.error_message.startswith(
         "no pg_restore here can read a zstd-compressed archive")) == (4, True), str(host_refusal.run)
 
 
-def test_zstd_refusal_points_at_the_job_image(host_refusal: HostRefusal) -> None:
+def test_zstd_refusal_points_at_the_job_image(host_refusal: helpers.CleanRestore) -> None:
     assert "AGENT_BOM_BACKUP_IMAGE" in host_refusal.run.error_message, str(host_refusal.run)
 
 
-def test_zstd_refusal_leaves_the_target_as_it_was(host_refusal: HostRefusal) -> None:
-    assert (host_refusal.after, host_refusal.safety_dir.exists()) == (host_refusal.before, False)
+def test_zstd_refusal_leaves_the_target_as_it_was(host_refusal: helpers.CleanRestore) -> None:
+    assert host_refusal.after == host_refusal.before
+    assert not host_refusal.safety_dir.exists()
 
 
 def test_server_newer_than_every_client_in_the_image_fails_clearly(

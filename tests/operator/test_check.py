@@ -43,20 +43,22 @@ def test_stale_output_is_one_line(planter: Planter, cli_env: dict[str, str]) -> 
 
 def test_no_backup_exits_stale(cli_env: dict[str, str]) -> None:
     run = cli.run_cli(["check", "--max-age", "26h"], cli_env)
-    assert (run.returncode, run.stdout.startswith("STALE: no complete backup under s3://")) == (ExitCode.STALE, True)
+    assert run.returncode == ExitCode.STALE, str(run)
+    assert run.stdout.startswith("STALE: no complete backup under s3://")
 
 
 def test_newer_incomplete_backup_does_not_count(planter: Planter, cli_env: dict[str, str]) -> None:
     planter.plant(helpers.backup_id_aged(hours=30))
     planter.plant(helpers.backup_id_aged(hours=1), manifest=False)
     run = cli.run_cli(["check", "--max-age", "26h"], cli_env)
-    assert (run.returncode, "1 newer incomplete backup(s)" in run.stdout) == (ExitCode.STALE, True)
+    assert run.returncode == ExitCode.STALE, str(run)
+    assert "1 newer incomplete backup(s)" in run.stdout
 
 
 def test_max_age_from_the_environment(planter: Planter, cli_env: dict[str, str]) -> None:
     planter.plant(helpers.backup_id_aged(hours=2))
     run = cli.run_cli(["check"], {**cli_env, "AGENT_BOM_BACKUP_MAX_AGE": "1h"})
-    assert run.returncode == ExitCode.STALE
+    assert run.returncode == ExitCode.STALE, str(run)
 
 
 def test_session_backup_just_taken_is_fresh(op_backup: Any, s3: MotoServer) -> None:
@@ -66,7 +68,7 @@ def test_session_backup_just_taken_is_fresh(op_backup: Any, s3: MotoServer) -> N
 
 def test_bad_max_age_is_a_usage_error(cli_env: dict[str, str]) -> None:
     run = cli.run_cli(["check", "--max-age", "soon"], cli_env)
-    assert run.returncode == ExitCode.USAGE
+    assert run.returncode == ExitCode.USAGE, str(run)
 
 
 def test_check_sends_list_requests_only(planter: Planter, s3: MotoServer, bucket: str) -> None:

@@ -415,27 +415,32 @@ def _moto_credentials() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- the mapping's own checks
+@pytest.mark.unit
 def test_every_documented_command_is_exercised() -> None:
     missing = [normalize(c) for b in SHELL_BLOCKS for c in commands(b) if exercise_of(c) is None]
     assert missing == [], "add these runbook commands to EXERCISES (run them or mirror them):\n" + "\n".join(missing)
 
 
+@pytest.mark.unit
 def test_every_exercise_is_still_documented() -> None:
     documented = {normalize(c) for b in SHELL_BLOCKS for c in commands(b)}
     assert sorted(set(EXERCISES) - documented) == []
 
 
+@pytest.mark.unit
 def test_every_mirror_names_a_test_in_this_module() -> None:
     defined = {node.name for node in ast.parse(Path(__file__).read_text()).body if isinstance(node, ast.FunctionDef)}
     mirrors = {e.test for e in EXERCISES.values() if isinstance(e, Mirrored)}
     assert sorted(mirrors - defined) == []
 
 
+@pytest.mark.unit
 def test_the_runbook_has_shell_blocks_to_check() -> None:
     assert len(RUNNABLE_BLOCKS) >= 10
 
 
 # ----------------------------------------------------------------------------- running them
+@pytest.mark.slow
 @pytest.mark.parametrize("block", RUNNABLE_BLOCKS, ids=[b.id for b in RUNNABLE_BLOCKS])
 def test_documented_block_runs(drill: Drill, block: Block) -> None:
     result = drill.results[block.id]
@@ -447,29 +452,34 @@ def _output_of(drill: Drill, command_fragment: str) -> str:
     return drill.results[block.id].stdout
 
 
+@pytest.mark.slow
 def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: cli.Database) -> None:
     output = _output_of(drill, "group by team_id order by team_id")
     rows = dict(re.findall(r"^\s*(team-[a-z]+)\s*\|\s*(\d+)\s*$", output, flags=re.MULTILINE))
     assert {team: int(n) for team, n in rows.items()} == op_source.audit_rows
 
 
+@pytest.mark.slow
 def test_runbook_aws_ls_shows_the_backup_objects(drill: Drill) -> None:
     output = _output_of(drill, 'aws s3 ls "s3://agent-bom-prod-backups/agent-bom/postgres/"')
     assert sorted(re.findall(r"\.(dump|roles\.sql|manifest\.json)$", output, flags=re.MULTILINE)) == [
         "dump", "manifest.json", "roles.sql"]
 
 
+@pytest.mark.slow
 def test_runbook_production_restore_writes_the_incident_report(drill: Drill) -> None:
     report = json.loads((drill.workdir / "restore-INC-1234.json").read_text())
     assert (report["status"], report["approval"], report["operator"]) == ("verified", "INC-1234", "oncall")
 
 
+@pytest.mark.slow
 def test_runbook_managed_restore_is_verified_as_the_admin(drill: Drill) -> None:
     report = json.loads((drill.workdir / "restore-managed.json").read_text())
     assert (report["status"], report["restore_role"], report["memberships_granted"]) == (
         "verified", "dbadmin", ["agent_bom_owner"])
 
 
+@pytest.mark.slow
 def test_runbook_smoke_checks_report_no_failure(drill: Drill) -> None:
     output = _output_of(drill, "scripts/deploy/verify-eks-reference.sh")
     assert output.splitlines()[-1] == "10 passed, 0 failed, 0 skipped"
@@ -529,6 +539,7 @@ def test_helm_prometheus_rule_renders(tmp_path: Path) -> None:
     assert ("PrometheusRule", "agent-bom-control-plane-backup") in _kinds(docs)
 
 
+@pytest.mark.unit
 def test_documented_lifecycle_rule_is_valid_json() -> None:
     rules = json.loads(next(b.body for b in BLOCKS if b.file_name == "lifecycle.json"))["Rules"]
     assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [2]

@@ -5,6 +5,8 @@ their previous versions."""
 
 from __future__ import annotations
 
+import pytest
+
 from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.prune import apply_prune, plan_prune
 from agent_bom_backup.storage import Storage, StorageConfig
@@ -56,10 +58,13 @@ def test_keep_last_keeps_that_many_old_backups(planter: Planter, cli_env: dict[s
     assert planter.keys() == sorted(k for backup_id in ids[:3] for k in _objects(backup_id))
 
 
-def test_expired_dump_without_manifest_is_removed(planter: Planter, cli_env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("missing", "days"), [("manifest", 8), ("dump", 9)],
+                         ids=["dump-without-manifest", "manifest-without-dump"])
+def test_expired_incomplete_backup_is_removed(planter: Planter, cli_env: dict[str, str], missing: str,
+                                              days: int) -> None:
     planter.plant(helpers.backup_id_aged(days=1))
-    failed = helpers.backup_id_aged(days=8)
-    planter.plant(failed, manifest=False)
+    failed = helpers.backup_id_aged(days=days)
+    planter.plant(failed, **{missing: False})
     _prune(cli_env, "--keep-days", "7", "--yes")
     assert not [k for k in planter.keys() if failed in k]
 
@@ -80,14 +85,6 @@ def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter:
     planter.plant(running, manifest=False)
     _prune(cli_env, "--keep-days", "0", "--yes")
     assert helpers.key(running, cli.DUMP) in planter.keys()
-
-
-def test_orphan_manifest_without_dump_is_removed_when_expired(planter: Planter, cli_env: dict[str, str]) -> None:
-    planter.plant(helpers.backup_id_aged(days=1))
-    orphan = helpers.backup_id_aged(days=9)
-    planter.plant(orphan, dump=False)
-    _prune(cli_env, "--keep-days", "7", "--yes")
-    assert not [k for k in planter.keys() if orphan in k]
 
 
 def test_dry_run_is_the_default_and_deletes_nothing(planter: Planter, cli_env: dict[str, str]) -> None:
@@ -142,12 +139,13 @@ def test_manifests_are_deleted_before_dumps(planter: Planter, s3: MotoServer, bu
 
 def test_keep_last_zero_is_a_usage_error(cli_env: dict[str, str]) -> None:
     run = cli.run_cli(["prune", "--keep-days", "30", "--keep-last", "0"], cli_env)
-    assert run.returncode == ExitCode.USAGE
+    assert run.returncode == ExitCode.USAGE, str(run)
 
 
 def test_keep_days_is_required(cli_env: dict[str, str]) -> None:
     run = cli.run_cli(["prune"], cli_env)
-    assert (run.returncode, "--keep-days" in run.stderr) == (ExitCode.USAGE, True)
+    assert run.returncode == ExitCode.USAGE, str(run)
+    assert "--keep-days" in run.stderr
 
 
 # ----------------------------------------------------------------------------- versioned bucket
@@ -155,25 +153,31 @@ def _enable_versioning(s3: MotoServer, bucket: str) -> None:
     s3.client().put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
 
 
-def test_versioned_bucket_prune_hides_the_backup(planter: Planter, cli_env: dict[str, str], s3: MotoServer,
-                                                 bucket: str) -> None:
+@pytest.fixture
+def pruned_versioned(planter: Planter, cli_env: dict[str, str], s3: MotoServer, bucket: str) -> str:
+    """A versioned bucket with a recent and an expired backup, pruned; the expired id."""
     _enable_versioning(s3, bucket)
     planter.plant(helpers.backup_id_aged(days=1))
     expired = helpers.backup_id_aged(days=50)
     planter.plant(expired)
     _prune(cli_env, "--keep-days", "30", "--yes")
-    assert not [k for k in planter.keys() if expired in k]
+    return expired
 
 
-def test_versioned_bucket_keeps_previous_versions(planter: Planter, cli_env: dict[str, str], s3: MotoServer,
-                                                  bucket: str) -> None:
-    _enable_versioning(s3, bucket)
-    planter.plant(helpers.backup_id_aged(days=1))
-    expired = helpers.backup_id_aged(days=50)
-    planter.plant(expired)
-    _prune(cli_env, "--keep-days", "30", "--yes")
-    versions = s3.client().list_object_versions(Bucket=bucket, Prefix=helpers.key(expired, ""))
-    assert (len(versions.get("Versions", [])), len(versions.get("DeleteMarkers", []))) == (3, 3)
+def test_versioned_bucket_prune_hides_the_backup(planter: Planter, pruned_versioned: str) -> None:
+    assert not [k for k in planter.keys() if pruned_versioned in k]
+
+
+def _versions(s3: MotoServer, bucket: str, backup_id: str) -> dict[str, list[object]]:
+    return s3.client().list_object_versions(Bucket=bucket, Prefix=helpers.key(backup_id, ""))
+
+
+def test_versioned_bucket_keeps_previous_versions(pruned_versioned: str, s3: MotoServer, bucket: str) -> None:
+    assert len(_versions(s3, bucket, pruned_versioned).get("Versions", [])) == 3
+
+
+def test_versioned_bucket_gets_a_delete_marker_per_object(pruned_versioned: str, s3: MotoServer, bucket: str) -> None:
+    assert len(_versions(s3, bucket, pruned_versioned).get("DeleteMarkers", [])) == 3
 
 
 def test_versioned_bucket_output_says_current_versions_only(planter: Planter, cli_env: dict[str, str],

@@ -12,6 +12,8 @@ import yaml
 import release
 from tests.release.test_release_workflow import run_text
 
+pytestmark = pytest.mark.unit
+
 README = (release.REPO_ROOT / "README.md").read_text()
 RELEASING = (release.REPO_ROOT / "docs" / "releasing.md").read_text()
 INSTALL = re.compile(r"^helm install (?P<release>\S+) (?P<chart>oci://\S+) --version (?P<version>\S+) -n (?P<namespace>\S+)"

@@ -19,29 +19,14 @@ import yaml
 
 import release
 from devstack import tools
+from devstack.chart import NAMESPACE, RELEASE, backup_values
 from devstack.jobimage import ContainerEngine, JobImage
 from devstack.registry import OciRegistry
 
 pytestmark = pytest.mark.image
 
-RELEASE_NAME = "agent-bom"
-NAMESPACE = "agent-bom"
-#: a user's values for the backup (no placeholders left)
-USER_VALUES: dict[str, Any] = {
-    "controlPlane": {
-        "backup": {
-            "enabled": True,
-            "serviceAccount": {
-                "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-bom-backup"},
-            },
-            "destination": {
-                "bucket": "agent-bom-prod-backups",
-                "bucketRegion": "eu-west-1",
-                "encryption": {"enabled": True, "mode": "aws:kms", "kmsKeyId": "alias/agent-bom-backups"},
-            },
-        }
-    }
-}
+#: a user's values for the backup (the runbook's, no placeholders left), in another region
+USER_VALUES = backup_values(destination={"bucketRegion": "eu-west-1"})
 
 
 @dataclass(frozen=True)
@@ -155,7 +140,7 @@ def test_show_chart_carries_the_release_version(published: Published, field: str
 
 @pytest.mark.parametrize("helm_major", [3, 4])
 def test_template_runs_the_pushed_image_by_digest(published: Published, user_values_file: Path, helm_major: int) -> None:
-    manifests = published.helm(helm_major, "template", RELEASE_NAME, published.chart_reference,
+    manifests = published.helm(helm_major, "template", RELEASE, published.chart_reference,
                                "--namespace", NAMESPACE, "--values", str(user_values_file)).stdout
     (container,) = _backup_cronjob(manifests)["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert container["image"] == f"{published.image_repository}@{published.image_digest}"

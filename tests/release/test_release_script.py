@@ -13,6 +13,8 @@ import yaml
 
 import release
 
+pytestmark = pytest.mark.unit
+
 VALUES_FILE = release.CHART_DIR / "values.yaml"
 DIGEST = "sha256:" + "ab" * 32
 NESTED = """\

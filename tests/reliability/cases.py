@@ -1,6 +1,6 @@
 """The failure-mode table: one row per fault, driving both the reliability tests
 (tests/reliability/test_failure_modes.py) and docs/failure-modes.md
-(scripts/gen_failure_modes.py; a test fails when the page is stale).
+(tests/reliability/failure_modes_page.py; a test fails when the page is stale).
 
 ``message`` is the JSON error line's ``message`` exactly as the operator reads it, with
 ``<...>`` standing for the parts that vary (bucket, key, host, sizes); the tests match it
@@ -86,6 +86,19 @@ CASES: tuple[Case, ...] = (
         exit_code=4,
         message="bucket <bucket> does not exist (create it or fix destination.bucket)",
         action="Create the bucket or fix `controlPlane.backup.destination.bucket`.",
+    ),
+    Case(
+        id="s3-denies-a-part-mid-upload",
+        group=STORAGE, command="backup",
+        fault="S3 refuses a part upload with `403 AccessDenied` after the first part was stored (the role's policy, "
+        "its credentials or the KMS key policy changed while the backup ran).",
+        exit_code=6,
+        message=f"uploading failed: access denied to {DUMP_URI} (AccessDenied) "
+        "(check the role's IAM policy (deploy/iam/) and the credentials in use)",
+        action="Find what changed in the role's policy, its credentials or the KMS key policy "
+        "(`deploy/iam/backup-role-policy.json` lists what the role needs); the next scheduled run retries.",
+        leaves="The run's claim object (`<id>.claim`): `list` shows an incomplete backup, `prune` removes it. The "
+        "multipart upload is aborted: no dump, no manifest, no open upload.",
     ),
     Case(
         id="wrong-region",
@@ -208,6 +221,27 @@ CASES: tuple[Case, ...] = (
         message="pg_dump was killed by signal 9",
         action="Check the Pod's memory limit and events (OOMKilled); rerun. The truncated dump was never "
         "completed: pg_dump's exit status is checked before the upload is.",
+    ),
+    Case(
+        id="pg-dump-fails-after-the-archive",
+        group=DATABASE, command="backup",
+        fault="pg_dump streams the whole archive and then exits 1 (an error it reports at the end). The stream "
+        "looks complete; only the exit status says it is not.",
+        exit_code=5,
+        message="pg_dump exited with code 1: <pg_dump's first error line>",
+        action="Read pg_dump's error in the message and fix its cause; rerun. The upload is completed only after "
+        "pg_dump's exit status is checked, so the archive was never committed.",
+        leaves="The run's claim object (`<id>.claim`): `list` shows an incomplete backup, `prune` removes it.",
+    ),
+    Case(
+        id="pg-dumpall-fails",
+        group=DATABASE, command="backup",
+        fault="`pg_dumpall --globals-only` (the roles object) fails.",
+        exit_code=5,
+        message="pg_dumpall --globals-only failed: <pg_dumpall's first error line>",
+        action="Read pg_dumpall's error in the message (a role that may not read the role catalog, a client that "
+        "cannot reach the server) and fix it; rerun. The roles are read before anything is written, so nothing "
+        "is left, not even a claim.",
     ),
     # ------------------------------------------------------------------ runs
     Case(

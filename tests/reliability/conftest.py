@@ -16,9 +16,12 @@ from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
 
+HERE = Path(__file__).parent
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/reliability/" in item.nodeid:
+        if item.path.is_relative_to(HERE) and item.get_closest_marker("unit") is None:
             item.add_marker(pytest.mark.e2e)
 
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from pathlib import Path
 
 from botocore.client import BaseClient
 from psycopg import sql
 
-from tests.support import cli
+from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.seed import SeedSpec
+from tests.support import cli
 
 SMALL_SEED = SeedSpec(audit_rows_per_tenant=30, payload_bytes=64)
 #: other data, for a non-empty target a restore replaces
@@ -66,3 +68,40 @@ def database_digest(cluster: PgCluster, dbname: str) -> str:
         digest.update(repr(conn.execute("SELECT tablename, policyname, roles::text, qual FROM pg_policies ORDER BY 1, 2").fetchall()).encode())
         digest.update(repr(conn.execute("SELECT rolname FROM pg_roles ORDER BY 1").fetchall()).encode())
     return digest.hexdigest()
+
+
+#: a pg_dump that writes the whole archive (the real pg_dump's), then reports an error;
+#: ``@MARKER@`` is created once the real pg_dump has finished
+PG_DUMP_FAILS_AT_END = """#!/bin/sh
+case " $* " in *" --version "*) exec @REAL@ "$@" ;; esac
+case " $* " in *" --schema-only "*) exec @REAL@ "$@" ;; esac
+@REAL@ "$@" || exit
+touch @MARKER@
+echo "pg_dump: error: could not write to output file: Input/output error" >&2
+exit 1
+"""
+#: a pg_dumpall that fails at once; ``@MARKER@`` is created when it runs
+PG_DUMPALL_FAILS = """#!/bin/sh
+case " $* " in *" --version "*) exec @REAL@ "$@" ;; esac
+touch @MARKER@
+echo "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid" >&2
+exit 1
+"""
+
+
+def failing_clients(path: Path, **scripts: str) -> Path:
+    """``path`` holding PostgreSQL 15's pg_dump, pg_dumpall, pg_restore and psql, except the
+    programs named in ``scripts`` (e.g. ``pg_dump=PG_DUMP_FAILS_AT_END``), written as
+    scripts: ``@REAL@`` stands for the real program, ``@MARKER@`` for ``path/<program>.ran``.
+    For ``--pg-bin-dir``: its major-15 programs come before any other."""
+    path.mkdir(parents=True, exist_ok=True)
+    real_dir = tools.pg_bin_dir(15)
+    for program in ("pg_dump", "pg_dumpall", "pg_restore", "psql"):
+        target = path / program
+        if program in scripts:
+            target.write_text(scripts[program].replace("@REAL@", str(real_dir / program))
+                              .replace("@MARKER@", str(path / f"{program}.ran")))
+            target.chmod(0o755)
+        else:
+            target.symlink_to(real_dir / program)
+    return path

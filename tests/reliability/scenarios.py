@@ -277,6 +277,19 @@ def _bucket_missing(stage: Stage) -> Outcome:
     return _backup_outcome(stage, "bucket-missing", bucket, run, [], bucket_should_exist=False)
 
 
+@scenario("s3-denies-a-part-mid-upload")
+def _part_denied(stage: Stage) -> Outcome:
+    bucket, proxy = stage.new_bucket(), stage.proxy()
+    proxy.add(Rule(method="PUT", query_key="partNumber", status=403, code="AccessDenied", message="Access Denied",
+                   after=1))
+    run = cli.backup(cli.job_env(proxy.endpoint_url, bucket, stage.fixture("large_source").url, **LARGE_DUMP))
+    return _backup_outcome(stage, "s3-denies-a-part-mid-upload", bucket, run, [], expected_claims=1, facts={
+        "one part was stored before the refusal": proxy.statuses(lambda r: r.is_part)[:2] == [200, 403],
+        "the multipart upload was aborted": proxy.statuses(
+            lambda r: r.method == "DELETE" and "uploadId" in r.query) == [204],
+    })
+
+
 @scenario("wrong-region")
 def _wrong_region(stage: Stage) -> Outcome:
     bucket = stage.new_bucket(region="eu-west-1")
@@ -428,6 +441,29 @@ def _pg_dump_killed(stage: Stage) -> Outcome:
     return _backup_outcome(stage, "pg-dump-killed", bucket, run, [], expected_claims=1, facts={
         "pg_dump was killed mid-stream": len(pids) == 1,
     })
+
+
+def _failing_client_backup(stage: Stage, case_id: str, program: str, script: str, **kwargs: Any) -> Outcome:
+    """A backup of the small source whose ``program`` is ``script`` (harness.failing_clients)."""
+    bin_dir = harness.failing_clients(stage.tmp_dir("clients"), **{program: script})
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url),
+                     "--pg-bin-dir", str(bin_dir))
+    facts = {f"the failing {program} ran": (bin_dir / f"{program}.ran").exists()}
+    return _backup_outcome(stage, case_id, bucket, run, [], facts=facts, **kwargs)
+
+
+@scenario("pg-dump-fails-after-the-archive")
+def _pg_dump_fails_at_end(stage: Stage) -> Outcome:
+    outcome = _failing_client_backup(stage, "pg-dump-fails-after-the-archive", "pg_dump",
+                                     harness.PG_DUMP_FAILS_AT_END, expected_claims=1)
+    outcome.facts = {"the real pg_dump wrote the whole archive first": outcome.facts.pop("the failing pg_dump ran")}
+    return outcome
+
+
+@scenario("pg-dumpall-fails")
+def _pg_dumpall_fails(stage: Stage) -> Outcome:
+    return _failing_client_backup(stage, "pg-dumpall-fails", "pg_dumpall", harness.PG_DUMPALL_FAILS)
 
 
 @scenario("sigterm-mid-upload")
@@ -615,26 +651,21 @@ def _restore_nonexistent(stage: Stage) -> Outcome:
     return _restore(stage, "restore-nonexistent-uri", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
 
 
-@scenario("restore-nonexistent-bucket")
-def _restore_nonexistent_bucket(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-nonexistent-bucket",
-                    f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}")
+#: rows whose restore is given a URI that names no readable backup (no bucket of the stage)
+URIS_OF_NOTHING = {
+    "restore-nonexistent-bucket": f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}",
+    "restore-malformed-uri-single-slash": "s3:/x",
+    "restore-malformed-uri-http": f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}",
+    "restore-malformed-uri-no-bucket": "s3://",
+}
 
 
-@scenario("restore-malformed-uri-single-slash")
-def _restore_single_slash(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-single-slash", "s3:/x")
+def _restore_of(case_id: str, uri: str) -> Callable[[Stage], Outcome]:
+    return lambda stage: _restore(stage, case_id, uri)
 
 
-@scenario("restore-malformed-uri-http")
-def _restore_http(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-http",
-                    f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}")
-
-
-@scenario("restore-malformed-uri-no-bucket")
-def _restore_no_bucket(stage: Stage) -> Outcome:
-    return _restore(stage, "restore-malformed-uri-no-bucket", "s3://")
+for _case_id, _uri in URIS_OF_NOTHING.items():
+    scenario(_case_id)(_restore_of(_case_id, _uri))
 
 
 @scenario("restore-not-a-backup")

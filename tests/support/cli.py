@@ -27,7 +27,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -389,8 +389,8 @@ def connect(cluster: PgCluster, dbname: str) -> psycopg.Connection:
 
 
 def blob_database(cluster: PgCluster, prefix: str, mib: int) -> Database:
-    """A new database holding ~``mib`` MiB of incompressible-looking rows (one table, no
-    roles or tenants): a dump of that size with compression none."""
+    """A new database holding ~``mib`` MiB of row data in one table (no roles or tenants):
+    a dump of about that size with compression none."""
     name = new_database(cluster, prefix)
     cluster.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
                     f"FROM generate_series(1, {mib * 1024}) g", name)
@@ -402,6 +402,17 @@ def new_database(cluster: PgCluster, prefix: str) -> str:
     name = unique_name(prefix)
     cluster.create_database(name)
     return name
+
+
+def backup_and_restore(env: dict[str, str], cluster: PgCluster,
+                       prepare_target: Callable[[str], None] | None = None) -> Run:
+    """Back up with the job's ``env``, then restore that backup into a new empty database of
+    ``cluster`` (handed to ``prepare_target`` first); the restore's run."""
+    uri = backup(env).uri
+    target = new_database(cluster, "restore")
+    if prepare_target is not None:
+        prepare_target(target)
+    return restore(env, uri, cluster.superuser_url(target))
 
 
 def user_relations(conn: psycopg.Connection) -> list[tuple[str, str, str]]:

@@ -6,6 +6,7 @@ import pytest
 
 from agent_bom_backup.errors import VerifyError
 from agent_bom_backup.manifest import BackupKeys, Manifest, backup_id_for
+from tests.unit.samples import manifest_json
 
 
 def test_backup_id_uses_the_runbook_format_in_utc() -> None:
@@ -47,42 +48,49 @@ def test_bad_manifests_are_verify_errors(text: str, message: str) -> None:
 
 
 def _minimal(version: int, **extra: object) -> str:
-    import json
-
-    data = {
-        "format": "agent-bom-backup-manifest", "format_version": version, "backup_id": "agent-bom-20261125T030007Z",
-        "started_at": "2026-11-25T03:00:07+00:00", "finished_at": "2026-11-25T03:01:00+00:00",
-        "snapshot_time": "2026-11-25T03:00:08+00:00",
-        "dump": {"key": "p/agent-bom-20261125T030007Z.dump", "size": 1, "sha256": "00", "parts": 1},
-        "roles": None,
-        "source": {"database": "d", "host": "h", "server_version": "15.1", "server_major": 15,
-                   "system_identifier": None, "is_standby": False, "replay_timestamp": None, "database_size": 1,
-                   "backup_role": "r"},
-        "client": {"pg_dump_version": "15.1", "pg_dump_major": 15, "compression": "gzip:1",
-                   "compression_note": "", "row_security": False},
-        "tenant_column": "team_id", "tables": [], "schema_fingerprint": {}, "schema_fingerprint_sha256": "",
-        "extensions": {}, "referenced_roles": {},
-    }
-    data.update(extra)
-    return json.dumps(data)
+    return manifest_json(version, roles=None, **extra)
 
 
-def test_format_1_is_read_without_sequence_state() -> None:
-    manifest = Manifest.from_json(_minimal(1))
-    assert (manifest.format_version, manifest.sequences, manifest.inspection_settings) == (1, None, {})
+def test_format_1_is_read() -> None:
+    assert Manifest.from_json(_minimal(1)).format_version == 1
+
+
+def test_format_1_has_no_sequence_state() -> None:
+    assert Manifest.from_json(_minimal(1)).sequences is None
+
+
+def test_format_1_was_inspected_with_postgresql_s_defaults() -> None:
+    assert Manifest.from_json(_minimal(1)).inspection_settings == {}
+
+
+def test_format_1_ignores_sequences_a_later_writer_would_not_put_there() -> None:
+    assert Manifest.from_json(_minimal(1, sequences=[])).sequences is None
+
+
+SEQUENCES = [{"schema": "public", "name": "s", "increment": -1, "last_value": 97, "is_called": True,
+              "owned_by": "public.t.id"}]
 
 
 def test_format_2_reads_the_sequence_state() -> None:
-    sequences = [{"schema": "public", "name": "s", "increment": -1, "last_value": 97, "is_called": True,
-                  "owned_by": "public.t.id"}]
-    manifest = Manifest.from_json(_minimal(2, sequences=sequences, inspection_settings={"search_path": "pg_catalog"}))
-    assert (manifest.sequences[0].next_value, manifest.inspection_settings) == (96, {"search_path": "pg_catalog"})
+    manifest = Manifest.from_json(_minimal(2, sequences=SEQUENCES))
+    assert manifest.sequences is not None and manifest.sequences[0].next_value == 96
+
+
+def test_format_2_reads_the_inspection_settings() -> None:
+    manifest = Manifest.from_json(_minimal(2, sequences=SEQUENCES, inspection_settings={"search_path": "pg_catalog"}))
+    assert manifest.inspection_settings == {"search_path": "pg_catalog"}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_written_manifest_reads_back_the_same(version: int) -> None:
+    manifest = Manifest.from_json(_minimal(version))
+    assert Manifest.from_json(manifest.to_json()) == manifest
 
 
 def test_fields_of_a_newer_writer_are_ignored() -> None:
     text = _minimal(2, sequences=[], some_new_field=1)
     text = text.replace('"parts": 1}', '"parts": 1, "checksum_crc32": "x"}')
-    assert Manifest.from_json(text).dump.size == 1
+    assert Manifest.from_json(text).dump.size == 100
 
 
 def test_a_sequence_never_called_starts_at_its_last_value() -> None:

@@ -1,6 +1,8 @@
 """The multipart part-size schedule: no size ceiling below S3's 5 TiB, bounded memory."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_bom_backup.errors import ConfigError
 from agent_bom_backup.parts import (
@@ -103,3 +105,10 @@ def test_parts_of_a_100gb_backup_are_64mib_with_defaults() -> None:
 def test_part_size_outside_s3_limits_is_a_config_error(initial: int) -> None:
     with pytest.raises(ConfigError, match="outside S3's limits"):
         PartSchedule(initial).validate()
+
+
+@given(st.integers(min_value=MIN_PART_SIZE, max_value=MAX_PART_SIZE), st.integers(min_value=1, max_value=5000),
+       st.integers(min_value=1, max_value=MAX_PARTS - 1))
+def test_parts_never_shrink_and_stay_within_s3_s_limits(initial: int, growth_interval: int, part: int) -> None:
+    schedule = PartSchedule(initial, growth_interval)
+    assert MIN_PART_SIZE <= schedule.size(part) <= schedule.size(part + 1) <= MAX_PART_SIZE

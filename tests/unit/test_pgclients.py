@@ -4,6 +4,8 @@ Compression: ``auto`` is zstd:1 where the chosen pg_dump has it, else gzip:1."""
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_bom_backup.errors import ConfigError, PreflightError
 from agent_bom_backup.pgclients import (
@@ -11,6 +13,7 @@ from agent_bom_backup.pgclients import (
     PgClient,
     choose_compression,
     discover,
+    program_version,
     select_dump_client,
     select_restore_client,
 )
@@ -116,3 +119,47 @@ def test_zstd_archive_without_a_zstd_pg_restore_is_a_preflight_error_naming_the_
 def test_restore_of_a_zstd_archive_skips_pg_restore_without_zstd() -> None:
     installed = [with_compressions(17, zstd=True), with_compressions(18, zstd=False)]
     assert select_restore_client(installed, 17, 18, "zstd:1").major == 17
+
+
+# ------------------------------------------------------------------ compression: as requested
+def test_a_supported_request_is_taken_as_requested() -> None:
+    assert choose_compression(with_compressions(17, lz4=True), "lz4:3", None) == (Compression("lz4", 3), "as requested")
+
+
+def test_the_fallback_is_taken_when_pg_dump_lacks_the_request() -> None:
+    assert choose_compression(with_compressions(17, zstd=False), "zstd:3", "gzip:1") == (
+        Compression("gzip", 1), "fallback: pg_dump 17 lacks zstd")
+
+
+def test_neither_request_nor_fallback_supported_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="pg_dump 17 cannot compress with zstd"):
+        choose_compression(with_compressions(17, zstd=False, lz4=False), "zstd", "lz4")
+
+
+def test_gzip_needs_no_probe() -> None:
+    assert choose_compression(PgClient(major=15, version="15.1", bin_dir=Path("/nonexistent")), "gzip:9", None)[0] == (
+        Compression("gzip", 9))
+
+
+@given(st.sampled_from(["gzip", "lz4", "zstd"]), st.one_of(st.none(), st.integers(min_value=0, max_value=22)))
+def test_a_compression_spec_reads_back_as_written(algorithm: str, level: int | None) -> None:
+    spec = algorithm + (f":{level}" if level is not None else "")
+    assert str(Compression.parse(spec.upper())) == spec
+
+
+# ------------------------------------------------------------------ the version probe
+@pytest.mark.parametrize(("answer", "version"), [
+    ("pg_dump (PostgreSQL) 17.2 (Debian 17.2-1.pgdg120+1)", (17, "17.2")),
+    ("postgres (PostgreSQL) 18.0", (18, "18.0")),
+    ("pg_dump (PostgreSQL) 16beta2", (16, "16")),
+    ("something else 1.0", None),
+], ids=["debian-17", "server-18", "beta", "not-postgresql"])
+def test_program_version_reads_the_version_line(tmp_path: Path, answer: str, version: tuple[int, str] | None) -> None:
+    program = tmp_path / "pg_dump"
+    program.write_text(f"#!/bin/sh\necho '{answer}'\n")
+    program.chmod(0o755)
+    assert program_version(program) == version
+
+
+def test_program_version_of_a_missing_program_is_none(tmp_path: Path) -> None:
+    assert program_version(tmp_path / "pg_dump") is None

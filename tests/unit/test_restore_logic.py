@@ -2,6 +2,8 @@
 role that is not a superuser, and which owners such a role can give objects to."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_bom_backup.manifest import Manifest
 from agent_bom_backup.restore import (
@@ -25,9 +27,39 @@ def test_clean_exit_is_success() -> None:
     assert judge_pg_restore(0, "", tolerate_transaction_timeout=False).errors == []
 
 
-def test_transaction_timeout_errors_are_tolerated_when_asked() -> None:
-    outcome = judge_pg_restore(1, _errors(TT, TT) + "pg_restore: warning: errors ignored on restore: 1\n", True)
-    assert (outcome.errors, outcome.tolerated) == ([], 2)
+TOLERATED = _errors(TT, TT) + "pg_restore: warning: errors ignored on restore: 1\n"
+
+
+def test_transaction_timeout_errors_are_no_failure_when_asked() -> None:
+    assert judge_pg_restore(1, TOLERATED, True).errors == []
+
+
+def test_tolerated_transaction_timeout_errors_are_counted() -> None:
+    assert judge_pg_restore(1, TOLERATED, True).tolerated == 2
+
+
+def test_transaction_timeout_errors_fail_when_not_asked_to_tolerate_them() -> None:
+    assert judge_pg_restore(1, TOLERATED, False).errors != []
+
+
+# stderr that pg_restore prints on success (warnings, progress): no error message, no error count
+QUIET = st.text(st.characters(blacklist_categories=("Cs",)), max_size=200).filter(
+    lambda t: "error: " not in t and "errors ignored on restore" not in t)
+
+
+@given(QUIET, st.booleans())
+def test_exit_0_without_an_error_message_is_success(stderr: str, tolerate: bool) -> None:
+    assert judge_pg_restore(0, stderr, tolerate).errors == []
+
+
+@given(st.integers(min_value=2, max_value=255), QUIET, st.booleans())
+def test_an_exit_code_above_1_is_a_failure_whatever_was_printed(code: int, stderr: str, tolerate: bool) -> None:
+    assert judge_pg_restore(code, stderr, tolerate).errors[0].startswith(f"pg_restore exited with code {code}")
+
+
+@given(st.integers(min_value=1, max_value=64), st.text(max_size=200), st.booleans())
+def test_a_signal_is_the_first_error_whatever_was_printed(signum: int, stderr: str, tolerate: bool) -> None:
+    assert judge_pg_restore(-signum, stderr, tolerate).errors[0] == f"pg_restore was killed by signal {signum}"
 
 
 def test_exit_1_without_any_error_message_is_a_failure() -> None:

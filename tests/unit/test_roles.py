@@ -2,6 +2,8 @@
 PostgreSQL major, and what is left out."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent_bom_backup.roles import Grantor, UndefinedRolesError, parse_globals, plan_roles
 
@@ -85,3 +87,46 @@ def test_plan_refuses_roles_the_object_does_not_define() -> None:
 ])
 def test_self_grant_matches_the_major(major: int, statement: str) -> None:
     assert Grantor("admin", major, False, True).self_grant("agent_bom_owner") == statement
+
+
+# ------------------------------------------------------------------ parse_globals on any role name
+def _quote_ident(name: str) -> str:
+    """As pg_dumpall writes a name: bare when it is a plain lower-case identifier, else quoted."""
+    import re
+
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+ROLE_NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30).filter(
+    lambda n: n.strip() == n and "\n" not in n)
+
+
+def _globals(member: str, role: str) -> str:
+    return (f"CREATE ROLE {_quote_ident(member)};\n"
+            f"ALTER ROLE {_quote_ident(member)} WITH NOSUPERUSER INHERIT LOGIN PASSWORD 'md5x';\n"
+            f"GRANT {_quote_ident(role)} TO {_quote_ident(member)} GRANTED BY postgres;\n")
+
+
+@given(ROLE_NAMES, ROLE_NAMES)
+def test_any_role_name_reads_back_with_its_attributes(member: str, role: str) -> None:
+    assert parse_globals(_globals(member, role))[member].attribute_list == ["LOGIN"]
+
+
+@given(ROLE_NAMES, ROLE_NAMES)
+def test_any_membership_reads_back(member: str, role: str) -> None:
+    assert parse_globals(_globals(member, role))[member].member_of == [role]
+
+
+@given(st.lists(st.sampled_from(["SUPERUSER", "CREATEDB", "CREATEROLE", "LOGIN", "REPLICATION", "BYPASSRLS",
+                                 "NOINHERIT", "CONNECTION LIMIT 3"]), unique=True))
+def test_exactly_the_attributes_that_differ_from_the_defaults_are_kept(attributes: list[str]) -> None:
+    defaults = "NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT NOLOGIN NOREPLICATION NOBYPASSRLS"
+    text = f"CREATE ROLE r;\nALTER ROLE r WITH {' '.join(attributes) or defaults} PASSWORD 'md5x';\n"
+    assert parse_globals(text)["r"].attribute_list == attributes
+
+
+def test_a_role_set_in_a_database_keeps_its_setting() -> None:
+    text = 'CREATE ROLE r;\nALTER ROLE r IN DATABASE "agent bom" SET work_mem TO \'64MB\';\n'
+    assert parse_globals(text)["r"].settings == ['ALTER ROLE r IN DATABASE "agent bom" SET work_mem TO \'64MB\';']

@@ -27,6 +27,7 @@ data the backup holds.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 from .errors import BackupError, ConfigError, RefusedError, StorageError, VerifyError
 from .log import event, get_logger, redact_url
 from .manifest import BackupKeys, Manifest, backup_time
-from .storage import BackupEntry, ObjectInfo, Storage, parse_s3_uri
+from .storage import BackupEntry, ObjectInfo, Storage, StorageConfig, parse_s3_uri
 from .units import human_age
 
 COMPLETE, INCOMPLETE, UNREADABLE, ARCHIVED = "complete", "incomplete", "unreadable", "archived"
@@ -104,7 +105,9 @@ def _objects(entry: BackupEntry) -> list[tuple[str, ObjectInfo]]:
     return [(kind, info) for kind, info in found if info is not None]
 
 
-def _from_listing(storage: Storage, entry: BackupEntry, now: datetime) -> BackupStatus:
+def classify_listing(config: StorageConfig, entry: BackupEntry, now: datetime) -> BackupStatus:
+    """A backup's state from the listing alone (which objects are there, their storage
+    classes); reading the manifest may downgrade it later (:func:`list_backups`)."""
     created = backup_time(entry.keys.backup_id)
     assert created is not None  # Storage.list_backups only returns keys that match the naming
     state, reason = COMPLETE, None
@@ -117,10 +120,10 @@ def _from_listing(storage: Storage, entry: BackupEntry, now: datetime) -> Backup
     elif _archived(entry.dump) or _archived(entry.manifest):
         archived = entry.dump if _archived(entry.dump) else entry.manifest
         assert archived is not None
-        state, reason = ARCHIVED, _archived_reason(storage, archived)
+        state, reason = ARCHIVED, _archived_reason(config, archived)
     return BackupStatus(
         backup_id=entry.keys.backup_id,
-        uri=storage.config.uri(entry.keys.dump),
+        uri=config.uri(entry.keys.dump),
         created_at=created,
         age_seconds=(now - created).total_seconds(),
         size=entry.dump.size if entry.dump else None,
@@ -132,9 +135,9 @@ def _from_listing(storage: Storage, entry: BackupEntry, now: datetime) -> Backup
     )
 
 
-def _archived_reason(storage: Storage, info: ObjectInfo) -> str:
+def _archived_reason(config: StorageConfig, info: ObjectInfo) -> str:
     return (f"{info.key.rsplit('/', 1)[-1]} is in {info.storage_class}: restore it from the archive first "
-            f"(aws s3api restore-object --bucket {storage.config.bucket} --key {info.key} "
+            f"(aws s3api restore-object --bucket {config.bucket} --key {info.key} "
             "--restore-request Days=2), then retry")
 
 
@@ -207,7 +210,7 @@ def list_backups(storage: Storage, *, read_manifests: bool = True, prefix: str |
     moment = _now(now)
     statuses = []
     for entry in storage.list_backups(prefix):
-        status = _from_listing(storage, entry, moment)
+        status = classify_listing(storage.config, entry, moment)
         if read_manifests and status.state in (COMPLETE, ARCHIVED):
             _read_manifest(storage, entry, status)
         status.by_listing = not read_manifests
@@ -256,7 +259,7 @@ def resolve(storage: Storage, source: str, *, allow_older: bool = False) -> Reso
     skipped: list[BackupStatus] = []
     for status in list_backups(storage, prefix=prefix):
         if status.state == INCOMPLETE:
-            event(log, "skipping incomplete backup", level=30, backup=status.backup_id, reason=status.reason)
+            event(log, "skipping incomplete backup", level=logging.WARNING, backup=status.backup_id, reason=status.reason)
             continue
         if status.state == COMPLETE:
             assert status.manifest is not None and status.keys is not None
@@ -268,7 +271,7 @@ def resolve(storage: Storage, source: str, *, allow_older: bool = False) -> Reso
                 "newest complete backup instead, with a wider data-loss window",
                 status=status,
             )
-        event(log, f"skipping {status.state} backup (--allow-older)", level=30, backup=status.backup_id,
+        event(log, f"skipping {status.state} backup (--allow-older)", level=logging.WARNING, backup=status.backup_id,
               reason=status.reason)
         skipped.append(status)
     raise VerifyError(

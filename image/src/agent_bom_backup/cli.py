@@ -68,9 +68,47 @@ def storage_options(func: F) -> F:
         click.option("--log-level", envvar="AGENT_BOM_BACKUP_LOG_LEVEL", default="info", show_default=True,
                      show_envvar=True, type=click.Choice(["debug", "info", "warning", "error"])),
     ]
+    return _apply(func, options)
+
+
+def _apply(func: F, options: list[Callable[[F], F]]) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+pg_bin_dir_option = click.option(
+    "--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True, show_envvar=True,
+    help="Directory with PostgreSQL binaries, searched first (repeatable; env: colon-separated).")
+only_pg_bin_dirs_option = click.option(
+    "--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
+    default=False, show_envvar=True,
+    help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
+lock_wait_timeout_option = click.option(
+    "--lock-wait-timeout", envvar="AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", default=300, show_default=True,
+    show_envvar=True, type=click.IntRange(1),
+    help="Seconds to wait for a lock (on a table to dump, on the restore target) before failing.")
+scratch_dir_option = click.option(
+    "--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
+    help="Directory for the downloaded dump (restore, verify --deep; default: TMPDIR).")
+
+
+def pg_client_options(func: F) -> F:
+    """Where the PostgreSQL client programs come from (backup, restore)."""
+    return _apply(func, [pg_bin_dir_option, only_pg_bin_dirs_option])
+
+
+def pg_bin_dirs(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """``--pg-bin-dir`` values (each may hold a colon-separated list, as the env var does)."""
+    return tuple(d for value in kwargs.pop("pg_bin_dirs") for d in value.split(":") if d)
+
+
+def database_url() -> str:
+    """The source database's URL, from the environment only (never argv)."""
+    url = os.environ.get("AGENT_BOM_POSTGRES_URL", "")
+    if not url:
+        raise ConfigError("AGENT_BOM_POSTGRES_URL is not set", hint="the chart sets it from the database Secret")
+    return url
 
 
 def storage_config(kwargs: dict[str, Any], **extra: Any) -> StorageConfig:
@@ -94,12 +132,14 @@ def operation(func: F) -> F:
     @wraps(func)
     def wrapper(**kwargs: Any) -> None:
         redactor = Redactor()
+        # a URL's password, not the whole URL: the report must still say which server it means
         for name in ("AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_VERIFY_SCRATCH_URL",
-                     "PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                     "AGENT_BOM_POSTGRES_MAINTENANCE_URL"):
             value = os.environ.get(name)
             if value:
-                redactor.add(value)
                 _add_url_password(redactor, value)
+        for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            redactor.add(os.environ.get(name))
         log = setup_logging(kwargs.pop("log_format"), kwargs.pop("log_level"), redactor)
 
         def on_signal(signum: int, _frame: object) -> None:
@@ -163,8 +203,7 @@ def main() -> None:
               show_envvar=True, help="Used when the chosen pg_dump lacks the requested algorithm.")
 @click.option("--tenant-column", envvar="AGENT_BOM_BACKUP_TENANT_COLUMN", default="team_id", show_default=True,
               show_envvar=True, help="Column whose values are counted per tenant.")
-@click.option("--lock-wait-timeout", envvar="AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", default=300, show_default=True,
-              show_envvar=True, type=click.IntRange(1), help="Seconds to wait for a table lock before failing.")
+@lock_wait_timeout_option
 @click.option("--enable-row-security/--no-enable-row-security", envvar="AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY",
               default=False, show_envvar=True,
               help="Dump with row security on (needs a --session-setting bypass your policies honour).")
@@ -185,11 +224,7 @@ def main() -> None:
 @click.option("--memory-limit", envvar="AGENT_BOM_BACKUP_MEMORY_LIMIT", default=None, show_envvar=True,
               help="The container's memory limit (the chart passes limits.memory through the downward API); "
               "the default --memory-budget is 60% of it.")
-@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
-              show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable; env: colon-separated).")
-@click.option("--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
-              default=False, show_envvar=True,
-              help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
+@pg_client_options
 @click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
               help="Write Prometheus textfile metrics here after a successful backup.")
 @operation
@@ -201,9 +236,7 @@ def backup(**kwargs: Any) -> None:
     from .backup import BackupConfig, run_backup
     from .resources import memory_budget
 
-    url = os.environ.get("AGENT_BOM_POSTGRES_URL", "")
-    if not url:
-        raise ConfigError("AGENT_BOM_POSTGRES_URL is not set", hint="the chart sets it from the database Secret")
+    url = database_url()
     storage = storage_config(
         kwargs, sse=kwargs.pop("sse"), kms_key_id=kwargs.pop("kms_key_id"), storage_class=kwargs.pop("storage_class")
     )
@@ -222,7 +255,7 @@ def backup(**kwargs: Any) -> None:
             parse_size(kwargs["memory_budget"], "--memory-budget") if kwargs["memory_budget"] else None,
             parse_size(kwargs["memory_limit"], "--memory-limit") if kwargs["memory_limit"] else None,
         ),
-        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        pg_bin_dirs=pg_bin_dirs(kwargs),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         metrics_file=kwargs["metrics_file"],
     )
@@ -244,10 +277,6 @@ def _settings(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 def _threshold(value: str) -> int | None:
     """--parallel-download-threshold: a size, or off (None)."""
     return None if value.strip().lower() == "off" else parse_size(value, "--parallel-download-threshold")
-
-
-def _dirs(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(d for value in values for d in value.split(":") if d)
 
 
 @main.command()
@@ -285,15 +314,9 @@ def _dirs(values: tuple[str, ...]) -> tuple[str, ...]:
               show_envvar=True, help="Skip the safety pg_dump of a target replaced by --clean.")
 @click.option("--safety-backup-dir", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_DIR", default=None, show_envvar=True,
               help="Where the safety dump goes (default: ./agent-bom-safety-backups).")
-@click.option("--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
-              help="Directory for the downloaded dump (default: TMPDIR).")
-@click.option("--lock-wait-timeout", envvar="AGENT_BOM_BACKUP_LOCK_WAIT_TIMEOUT", default=300, show_default=True,
-              show_envvar=True, type=click.IntRange(1), help="Seconds to wait for a lock on the target.")
-@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
-              show_envvar=True, help="Directory with PostgreSQL client binaries (repeatable).")
-@click.option("--only-pg-bin-dirs", "pg_bin_dirs_only", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY", is_flag=True,
-              default=False, show_envvar=True,
-              help="Use only the --pg-bin-dir directories (skip /usr/lib/postgresql, the embedded wheel and PATH).")
+@scratch_dir_option
+@lock_wait_timeout_option
+@pg_client_options
 @click.option("--allow-older/--no-allow-older", envvar="AGENT_BOM_RESTORE_ALLOW_OLDER", default=False,
               show_envvar=True, help="With latest or a prefix: when the newest backup is unreadable or archived, "
               "restore the newest complete one instead (the report records what was passed over).")
@@ -326,7 +349,7 @@ def restore(**kwargs: Any) -> None:
         safety_backup=not kwargs["no_safety_backup"],
         safety_backup_dir=kwargs["safety_backup_dir"],
         scratch_dir=kwargs["scratch_dir"],
-        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        pg_bin_dirs=pg_bin_dirs(kwargs),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
         allow_older=kwargs["allow_older"],
@@ -350,10 +373,7 @@ def preflight(**kwargs: Any) -> None:
     storage = Storage(storage_config(kwargs))
     log = get_logger()
     if not kwargs["skip_database"]:
-        url = os.environ.get("AGENT_BOM_POSTGRES_URL", "")
-        if not url:
-            raise ConfigError("AGENT_BOM_POSTGRES_URL is not set", hint="the chart sets it from the database Secret")
-        conn_info = ConnInfo.parse(url, what="AGENT_BOM_POSTGRES_URL")
+        conn_info = ConnInfo.parse(database_url(), what="AGENT_BOM_POSTGRES_URL")
         major = probe_server_major(conn_info)
         event(log, "database reachable", server=conn_info.display(), server_major=major)
     storage.preflight()
@@ -422,10 +442,8 @@ def list_command(**kwargs: Any) -> None:
 @click.option("--scratch-url", envvar="AGENT_BOM_VERIFY_SCRATCH_URL", default=None, show_envvar=True,
               help="Server for --deep (a database is created and dropped there; prefer the env var). "
               "Default: a throwaway local cluster when PostgreSQL server binaries are installed.")
-@click.option("--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
-              help="Directory for the dump downloaded by --deep (default: TMPDIR).")
-@click.option("--pg-bin-dir", "pg_bin_dirs", envvar="AGENT_BOM_BACKUP_PG_BIN_DIRS", multiple=True,
-              show_envvar=True, help="Directory with PostgreSQL binaries (repeatable; env: colon-separated).")
+@scratch_dir_option
+@pg_bin_dir_option
 @operation
 def verify(**kwargs: Any) -> None:
     """Check a backup's size and SHA-256 against its manifest (streamed, no temp file).
@@ -442,7 +460,7 @@ def verify(**kwargs: Any) -> None:
         kwargs["backup_uri"],
         deep=kwargs["deep"],
         scratch_url=kwargs["scratch_url"] or None,
-        pg_bin_dirs=_dirs(kwargs["pg_bin_dirs"]),
+        pg_bin_dirs=pg_bin_dirs(kwargs),
         scratch_dir=kwargs["scratch_dir"],
     )
     click.echo(f"backup {result.backup_id}: {result.uri}")

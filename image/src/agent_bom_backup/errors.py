@@ -95,10 +95,6 @@ class RestoreError(BackupError):
     exit_code = ExitCode.RESTORE
 
 
-class StaleBackupError(BackupError):
-    exit_code = ExitCode.STALE
-
-
 class ChangedError(BackupError):
     """A restore failed after it changed the target: wraps the underlying failure."""
 

@@ -49,6 +49,16 @@ def join_key(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
 
 
+class _ObjectKey:
+    """``keys.dump``, ``keys.roles``, ...: the key of one of a backup's objects."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, keys: BackupKeys, owner: type | None = None) -> str:
+        return join_key(keys.prefix, keys.backup_id + self.suffix)
+
+
 @dataclass(frozen=True)
 class BackupKeys:
     """The object keys of one backup: dump, roles, manifest, and the claim that took its id."""
@@ -56,26 +66,15 @@ class BackupKeys:
     prefix: str
     backup_id: str
 
+    dump = _ObjectKey(DUMP_SUFFIX)
+    roles = _ObjectKey(ROLES_SUFFIX)
+    manifest = _ObjectKey(MANIFEST_SUFFIX)
+    claim = _ObjectKey(CLAIM_SUFFIX)
+
     @property
     def id_prefix(self) -> str:
         """What every object key of this backup starts with (one listing finds them all)."""
         return join_key(self.prefix, self.backup_id)
-
-    @property
-    def dump(self) -> str:
-        return join_key(self.prefix, self.backup_id + DUMP_SUFFIX)
-
-    @property
-    def roles(self) -> str:
-        return join_key(self.prefix, self.backup_id + ROLES_SUFFIX)
-
-    @property
-    def manifest(self) -> str:
-        return join_key(self.prefix, self.backup_id + MANIFEST_SUFFIX)
-
-    @property
-    def claim(self) -> str:
-        return join_key(self.prefix, self.backup_id + CLAIM_SUFFIX)
 
     @classmethod
     def from_any_key(cls, key: str) -> "BackupKeys | None":

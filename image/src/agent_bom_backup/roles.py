@@ -17,6 +17,7 @@ on roles it created, and the grant must carry ``INHERIT TRUE, SET TRUE``.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -68,10 +69,6 @@ class StoredRole:
                 found.append(normal)
         return found
 
-    @property
-    def can_login(self) -> bool:
-        return "LOGIN" in self.attribute_list
-
 
 def parse_globals(sql_text: str) -> dict[str, StoredRole]:
     roles: dict[str, StoredRole] = {}
@@ -105,10 +102,6 @@ class Grantor:
     createdb: bool = False
     bypassrls: bool = False
     replication: bool = False
-
-    @property
-    def may_create_roles(self) -> bool:
-        return self.superuser or self.createrole
 
     def may_grant(self, attribute: str) -> bool:
         word = attribute.split()[0]
@@ -219,7 +212,7 @@ def apply_roles(conn: psycopg.Connection, plan: RolePlan) -> RolesApplied:
                     result.need_password.append(role.name)
                 for attribute in role.dropped:
                     event(log, "created role without an attribute the restore role may not grant: a platform admin "
-                          "grants it if the application needs it", level=30, role=role.name, attribute=attribute)
+                          "grants it if the application needs it", level=logging.WARNING, role=role.name, attribute=attribute)
             for role in plan.create:
                 for setting in role.settings:
                     if not _optional(conn, setting):
@@ -245,7 +238,7 @@ def _optional(conn: psycopg.Connection, statement: str) -> bool:
         with conn.transaction():
             conn.execute(statement)
     except psycopg.Error as exc:
-        event(get_logger(), "left out of the recreated roles (the restore role may not run it)", level=30,
+        event(get_logger(), "left out of the recreated roles (the restore role may not run it)", level=logging.WARNING,
               statement=statement, error=str(exc).strip().splitlines()[0])
         return False
     return True

@@ -21,8 +21,8 @@ scratch URL.
 
 from __future__ import annotations
 
+import logging
 import os
-import re
 import secrets
 import shutil
 import subprocess
@@ -39,14 +39,13 @@ from psycopg.conninfo import make_conninfo
 
 from .errors import ConfigError, PreflightError
 from .log import event, get_logger
-from .pgclients import candidate_dirs
+from .pgclients import candidate_dirs, program_version
 from .pgconn import ConnInfo, SessionSettings
 
 SERVER_PROGRAMS = ("initdb", "pg_ctl", "postgres")
 SERVER_OS_USER = "postgres"
 SCRATCH_PORT = 5432
 START_TIMEOUT_S = 60
-_VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)")
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def _database_on_server(url: str, min_major: int, what: str = "scratch URL") -> 
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}" + force).format(sql.Identifier(name)))
             event(get_logger(), "scratch database dropped", database=name)
         except (psycopg.Error, PreflightError) as exc:
-            event(get_logger(), "could not drop the scratch database: drop it by hand", level=40,
+            event(get_logger(), "could not drop the scratch database: drop it by hand", level=logging.ERROR,
                   database=name, server=server.display(), error=str(exc).strip().splitlines()[0])
 
 
@@ -141,14 +140,9 @@ def find_server_binaries(min_major: int, extra_dirs: tuple[str, ...] = ()) -> Se
     least as new as the one that was dumped)."""
     found: dict[int, Path] = {}
     for bin_dir in candidate_dirs(extra_dirs, programs=SERVER_PROGRAMS):
-        try:
-            out = subprocess.run([str(bin_dir / "postgres"), "--version"], capture_output=True, text=True,
-                                 timeout=30).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        match = _VERSION.search(out)
-        if match:
-            found.setdefault(int(match.group(1)), bin_dir)
+        version = program_version(bin_dir / "postgres")
+        if version is not None:
+            found.setdefault(version[0], bin_dir)
     usable = sorted(m for m in found if m >= min_major)
     if not usable:
         have = ", ".join(str(m) for m in sorted(found)) or "none"
@@ -275,7 +269,7 @@ class ThrowawayCluster:
                 self._run(self.binaries.bin_dir / "pg_ctl", "-D", self.data_dir, "-m", "immediate", "-w", "stop",
                           timeout=60)
             except (PreflightError, subprocess.SubprocessError) as exc:
-                event(get_logger(), "could not stop the throwaway cluster", level=40, error=str(exc))
+                event(get_logger(), "could not stop the throwaway cluster", level=logging.ERROR, error=str(exc))
         shutil.rmtree(self.base, ignore_errors=True)
         event(get_logger(), "throwaway scratch cluster removed")
         self.base = None

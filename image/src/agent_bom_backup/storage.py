@@ -1137,14 +1137,6 @@ class Storage:
             raise storage_error(exc, "listing", f"s3://{self.config.bucket}/{list_prefix}") from None
         return sorted(entries.values(), key=lambda e: e.keys.backup_id, reverse=True)
 
-    def list_incomplete_uploads(self, prefix: str | None = None) -> list[dict[str, Any]]:
-        prefix = (self.config.prefix if prefix is None else prefix).strip("/")
-        try:
-            response = self.client.list_multipart_uploads(Bucket=self.config.bucket, Prefix=prefix)
-        except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "listing multipart uploads", f"s3://{self.config.bucket}/{prefix}") from None
-        return list(response.get("Uploads", []))
-
 
 def multipart_etag(parts: list[dict[str, Any]]) -> str | None:
     """S3's ETag of a completed multipart object: MD5 of the parts' binary MD5s, "-N"."""

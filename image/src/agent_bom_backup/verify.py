@@ -76,10 +76,13 @@ class VerificationResult:
         return lines
 
     def to_dict(self) -> dict[str, object]:
-        data = asdict(self)
-        data["ok"] = self.ok
-        data["problems"] = self.problems()
-        return data
+        return with_verdict(self)
+
+
+def with_verdict(result: Any) -> dict[str, Any]:
+    """A verification result (a dataclass with ``ok`` and ``problems()``) as JSON: its
+    fields, its verdict and its problems, derived once, here."""
+    return {**asdict(result), "ok": result.ok, "problems": result.problems()}
 
 
 def _n(value: int | None) -> str:
@@ -264,10 +267,7 @@ class VerifyResult:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ok"] = self.ok
-        data["problems"] = self.problems()
-        return data
+        return with_verdict(self)
 
 
 def _hash_stream(chunks: Iterator[bytes]) -> tuple[int, str]:

@@ -1,0 +1,80 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/bootstrap.sh and scripts/bootstrap-chart-tools.sh (sourced, not run).
+#
+# The sourcing script sets, before calling any of them:
+#   BOOTSTRAP_NAME   prefix of every message (e.g. "bootstrap")
+#   TOOLS_DIR        the cache folder (.tools); logs go to $TOOLS_DIR/logs, stamps to $STAMP_DIR
+#   STAMP_DIR        where component stamps live
+#   QUIET            1: log prints nothing (warnings and errors still do)
+
+APT_UPDATED=0
+
+log() {
+    if [[ ${QUIET:-0} -eq 0 ]]; then
+        printf '%s: %s\n' "$BOOTSTRAP_NAME" "$*"
+    fi
+}
+warn() { printf '%s: warning: %s\n' "$BOOTSTRAP_NAME" "$*" >&2; }
+die() {
+    printf '%s: error: %s\n' "$BOOTSTRAP_NAME" "$*" >&2
+    exit 1
+}
+
+# run_logged NAME CMD...: run CMD with its output in $TOOLS_DIR/logs/NAME.log; on failure show
+# the log's tail and die.
+run_logged() {
+    local name=$1
+    shift
+    local logfile="$TOOLS_DIR/logs/$name.log"
+    mkdir -p "$TOOLS_DIR/logs"
+    if ! "$@" >"$logfile" 2>&1; then
+        tail -n 40 "$logfile" >&2
+        die "$name failed (full log: $logfile)"
+    fi
+}
+
+# stamp_matches NAME VALUE: whether component NAME was installed as VALUE (its stamp file).
+stamp_matches() { [[ -f "$STAMP_DIR/$1" && "$(cat "$STAMP_DIR/$1")" == "$2" ]]; }
+write_stamp() {
+    mkdir -p "$STAMP_DIR"
+    printf '%s' "$2" >"$STAMP_DIR/$1"
+}
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "installing $1 needs root (apt-get); run as root or install it yourself"
+}
+
+deb_installed() {
+    [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
+}
+
+# apt_install [--no-install-recommends] PKG...: install the Debian packages that are missing;
+# apt-get update at most once per run.
+apt_install() {
+    local missing=() pkg options=()
+    if [[ ${1:-} == --no-install-recommends ]]; then
+        options+=("$1")
+        shift
+    fi
+    for pkg in "$@"; do
+        deb_installed "$pkg" || missing+=("$pkg")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    need_root "${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        run_logged apt-update apt-get update
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    run_logged apt-install apt-get install -y "${options[@]}" "${missing[@]}"
+}
+
+# ensure_cmd COMMAND DEBIAN_PACKAGE...: install the packages when COMMAND is missing.
+ensure_cmd() {
+    local cmd=$1
+    shift
+    command -v "$cmd" >/dev/null 2>&1 || apt_install "$@"
+    command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is still missing after installing $*"
+}

@@ -1,0 +1,57 @@
+"""Every shell script of the project is shellcheck-clean, checked together with the helpers
+it sources (.shellcheckrc follows them), and runs in strict mode."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from devstack import tools
+
+pytestmark = pytest.mark.unit
+
+REPO = tools.repo_root()
+#: scripts that run (a sourced helper, scripts/lib/*.sh, is checked through them and on its own)
+SCRIPTS = sorted([*REPO.glob("scripts/**/*.sh"), *REPO.glob("deploy/**/*.sh"), *REPO.glob("bench/*.sh"),
+                  REPO / ".ci" / "run"])
+LIBRARIES = sorted(REPO.glob("scripts/lib/*.sh"))
+
+
+def _ids(paths: list[Path]) -> list[str]:
+    return [str(p.relative_to(REPO)) for p in paths]
+
+
+def test_the_scripts_are_found() -> None:
+    assert {"scripts/bootstrap.sh", "scripts/bootstrap-chart-tools.sh", "deploy/ops/restore-postgres-backup.sh",
+            "scripts/deploy/verify-eks-reference.sh"} <= set(_ids(SCRIPTS))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
+def test_is_shellcheck_clean(script: Path) -> None:
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: run scripts/bootstrap.sh shellcheck"
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, timeout=60, cwd="/")
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in LIBRARIES], ids=_ids([s for s in SCRIPTS
+                                                                                         if s not in LIBRARIES]))
+def test_runs_in_strict_mode(script: Path) -> None:
+    assert "set -euo pipefail" in script.read_text()
+
+
+BOOTSTRAPS = ["scripts/bootstrap.sh", "scripts/bootstrap-chart-tools.sh"]
+
+
+@pytest.mark.parametrize("script", BOOTSTRAPS)
+def test_the_bootstraps_source_the_shared_helpers(script: str) -> None:
+    assert 'source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"' in (REPO / script).read_text()
+
+
+@pytest.mark.parametrize("script", BOOTSTRAPS)
+def test_the_bootstraps_define_no_helper_of_their_own(script: str) -> None:
+    text = (REPO / script).read_text()
+    assert [name for name in ("log", "die", "run_logged", "stamp_matches", "apt_install") if f"\n{name}() {{" in text] == []
