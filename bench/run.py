@@ -200,7 +200,7 @@ class Bench:
 
     # -- the peer and the plain-boto3 transfers ------------------------------------
     def s3io_env(self, bucket: str) -> dict[str, str]:
-        from agent_bom_backup.storage import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE
+        from agent_bom_backup.parts import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE
         from agent_bom_backup.units import parse_size
 
         assert self.store is not None

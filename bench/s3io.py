@@ -22,7 +22,7 @@ import sys
 import time
 
 import boto3
-from agent_bom_backup.storage import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE
+from agent_bom_backup.parts import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 

@@ -2,7 +2,7 @@
 
 Image, command and args, environment (``value`` and ``secretKeyRef``/``configMapKeyRef``
 resolved from dicts standing in for the cluster's Secrets and ConfigMaps, ``fieldRef`` to the
-pod's name and namespace), the kubelet's ``$(VAR)`` expansion in env values (earlier variables)
+pod's name and namespace, ``resourceFieldRef`` to the container's requests and limits), the kubelet's ``$(VAR)`` expansion in env values (earlier variables)
 and in command and args, user and group, read-only root filesystem, dropped capabilities, no
 privilege escalation, and the volumes: ``emptyDir`` as a sized tmpfs, ``secret``/``configMap``
 as read-only files, ``persistentVolumeClaim`` as a host folder standing in for the claim.
@@ -12,10 +12,12 @@ environment), so no secret ever reaches an argv.
 
 from __future__ import annotations
 
+import math
 import re
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +57,33 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _REFERENCE.sub(replace, text)
 
 
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+_QUANTITY_SUFFIXES = {None: 1, "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+                      "E": 10**18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity(text: str) -> Fraction:
+    """A Kubernetes resource quantity (``2560Mi``, ``500m``, ``1.5Gi``, ``1e3``) as a number."""
+    match = _QUANTITY.match(str(text).strip())
+    if not match:
+        raise UnsupportedPodSpec(f"{text!r} is not a Kubernetes quantity")
+    return Fraction(match.group(1)) * _QUANTITY_SUFFIXES[match.group(2)]
+
+
+def resource_field_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """What the kubelet puts in an env var with ``resourceFieldRef``: the container's request
+    or limit divided by ``divisor`` (default 1), rounded up, e.g. ``limits.memory`` in bytes.
+    (A container without that limit gets the node's allocatable: not modelled.)"""
+    kind, _, name = str(ref["resource"]).partition(".")
+    value = container.get("resources", {}).get(kind, {}).get(name)
+    if value is None:
+        raise UnsupportedPodSpec(f"resourceFieldRef {ref['resource']}: the container sets no {ref['resource']} "
+                                 "(the kubelet would give the node's allocatable, which is not modelled)")
+    return str(math.ceil(quantity(value) / quantity(ref.get("divisor", "1"))))
+
+
 def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], configmaps: dict[str, dict[str, str]],
-               fields: dict[str, str], earlier: dict[str, str]) -> str | None:
+               fields: dict[str, str], earlier: dict[str, str], container: dict[str, Any]) -> str | None:
     if "value" in entry:
         return expand(str(entry["value"]), earlier)
     source = entry.get("valueFrom", {})
@@ -74,6 +101,8 @@ def _env_value(entry: dict[str, Any], secrets: dict[str, dict[str, str]], config
         if path not in fields:
             raise UnsupportedPodSpec(f"env {entry['name']}: fieldRef {path} is not modelled")
         return fields[path]
+    if "resourceFieldRef" in source:
+        return resource_field_value(container, source["resourceFieldRef"])
     raise UnsupportedPodSpec(f"env {entry['name']}: unsupported valueFrom {sorted(source)}")
 
 
@@ -149,7 +178,7 @@ def container_run(
 
     env: dict[str, str] = {}
     for entry in container.get("env", []):
-        value = _env_value(entry, secrets, configmaps, fields, env)
+        value = _env_value(entry, secrets, configmaps, fields, env, container)
         if value is not None:
             env[entry["name"]] = value
     env.update(env_overrides or {})

@@ -56,7 +56,7 @@ HOST = "127.0.0.1"
 #: the stock zonegroup's API name, which GetBucketLocation reports
 ZONEGROUP_API_NAME = "default"
 #: RAM the memstore OSD may use for objects (it allocates as objects arrive)
-DEFAULT_MEMSTORE_BYTES = 1024**3
+DEFAULT_MEMSTORE_BYTES = 4 * 1024**3
 #: the testing KMS backend's one key (the name examples/ceph-rgw.yaml uses)
 KMS_KEY_ID = "6f1c3a52-2d1e-4b7a-9c57-0e2f4d8a9b13"
 START_TIMEOUT_S = 120
@@ -359,6 +359,11 @@ class RgwServer(StartStop, ServesTls):
             raise RgwError(f"the RGW test cluster has one zonegroup; cannot create a bucket in {region}")
         self.client().create_bucket(Bucket=name)
         return name
+
+    def collect_garbage(self) -> None:
+        """Free deleted objects' data now: RGW's garbage collector runs after 2 hours by
+        default, and the memstore OSD holds the data in RAM until then."""
+        self._run("radosgw-admin", "gc", "process", "--include-all", timeout=300, what="radosgw-admin gc process")
 
     def delete_bucket(self, name: str) -> None:
         """Abort open multipart uploads, delete every object, then the bucket (frees RAM)."""

@@ -95,3 +95,9 @@ def test_every_cli_variable_the_backup_cronjob_sets_is_documented() -> None:
                            metricsFile="/tmp/m.prom")
     rendered = env_map(render_chart(values, show_only=[CRONJOB_TEMPLATE])[0])
     assert {name for name in rendered if name.startswith("AGENT_BOM_")} - documented == set()
+
+
+def test_the_backup_gets_its_memory_limit_from_the_downward_api() -> None:
+    """The CLI's memory budget is 60% of this (docs/limits.md); the kubelet fills it in."""
+    rendered = env_map(render_chart(backup_values(), show_only=[CRONJOB_TEMPLATE])[0])
+    assert rendered["AGENT_BOM_BACKUP_MEMORY_LIMIT"] == {"resourceFieldRef": {"resource": "limits.memory"}}

@@ -5,7 +5,8 @@ defaults plus the previous release's user values).
 
 --reuse-values is modelled exactly: a copy of this chart whose values.yaml is 0.1.0's
 (tests/chart/fixtures/chart-0.1.0-values.yaml), rendered with the old release's user values and
-the upgrade's --set flags."""
+the upgrade's --set flags. One default grew since 0.1.0 and must be set on such an upgrade: the
+backup's memory limit (0.1.0's 1Gi gives a memory budget the backup refuses, docs/limits.md)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.helm_render import CHART_DIR, HELM_MAJORS, HelmError, render_chart, render_notes
+from tests.chart.helm_render import (
+    CHART_DIR,
+    CRONJOB_TEMPLATE,
+    HELM_MAJORS,
+    HelmError,
+    container,
+    render_chart,
+    render_notes,
+)
 
 RUNBOOK = CHART_DIR / "ci" / "runbook-minimal-values.yaml"
 ALL_FEATURES = CHART_DIR / "ci" / "all-features-values.yaml"
@@ -23,6 +32,8 @@ DISABLED = CHART_DIR / "ci" / "disabled-values.yaml"
 FIXTURES = Path(__file__).parent / "fixtures"
 OLD_DEFAULTS = FIXTURES / "chart-0.1.0-values.yaml"
 OLD_ALL_FEATURES = FIXTURES / "chart-0.1.0-all-features-values.yaml"
+#: what `helm upgrade --reuse-values` from 0.1.0 must set (the chart README says so)
+RAISED_DEFAULTS = ["controlPlane.backup.resources.limits.memory=2560Mi"]
 NEW_BLOCKS = [
     "controlPlane.backup.restore.enabled=true",
     "controlPlane.backup.restore.target.existingSecret=restore-target",
@@ -53,11 +64,18 @@ class TestReuseValuesFrom010:
     @pytest.mark.parametrize("helm_major", HELM_MAJORS, ids=lambda m: f"helm{m}")
     @pytest.mark.parametrize("user_values", [RUNBOOK, OLD_ALL_FEATURES], ids=["runbook", "0.1.0-all-features"])
     def test_renders_what_the_new_defaults_render(self, chart_with_old_defaults, user_values, helm_major):
-        reused = render_chart(values_files=[user_values], chart=chart_with_old_defaults, helm_major=helm_major)
+        reused = render_chart(values_files=[user_values], set_values=RAISED_DEFAULTS, chart=chart_with_old_defaults,
+                              helm_major=helm_major)
         assert reused == render_chart(values_files=[user_values], helm_major=helm_major)
 
+    def test_the_old_memory_limit_is_kept_unless_set(self, chart_with_old_defaults):
+        """Why RAISED_DEFAULTS: without it the 0.1.0 limit stays, and the backup refuses it at start."""
+        docs = render_chart(values_files=[RUNBOOK], chart=chart_with_old_defaults, show_only=[CRONJOB_TEMPLATE])
+        assert container(docs[0])["resources"]["limits"]["memory"] == "1Gi"
+
     def test_turning_on_blocks_0_1_0_did_not_have_renders_what_the_new_defaults_render(self, chart_with_old_defaults):
-        reused = render_chart(values_files=[RUNBOOK], set_values=NEW_BLOCKS, chart=chart_with_old_defaults)
+        reused = render_chart(values_files=[RUNBOOK], set_values=NEW_BLOCKS + RAISED_DEFAULTS,
+                              chart=chart_with_old_defaults)
         assert reused == render_chart(values_files=[RUNBOOK], set_values=NEW_BLOCKS)
 
     def test_the_new_blocks_did_render(self, chart_with_old_defaults):

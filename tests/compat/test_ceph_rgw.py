@@ -285,3 +285,16 @@ def test_missing_bucket_on_rgw_is_one_clear_line(rgw: RgwServer, source: cli.Dat
     message = _single_error(run)
     assert (run.returncode, message.startswith(f"checking for an existing object failed: bucket of s3://{bucket}/"),
             message.endswith(" does not exist (check the bucket name)")) == (6, True, True), message
+
+
+def test_parts_carry_their_checksum_as_a_header_not_an_aws_chunked_trailer(rgw: RgwServer, rgw_bucket: str) -> None:
+    """With request checksums on (AWS's own endpoints' default, forced here), the uploader
+    sends each part's CRC32 itself: botocore would otherwise copy the part buffer into an
+    io.BytesIO for an aws-chunked trailer (one more part in memory per part in flight), the
+    body RGW over https answers with 411."""
+    config = StorageConfig(bucket=rgw_bucket, region="us-east-1", endpoint_url=rgw.https_endpoint_url,
+                           path_style=True, ca_bundle=str(rgw.ca_file), checksum_mode="when_supported")
+    data = os.urandom(MIN_PART_SIZE + 1000)
+    uploader = StreamUploader(make_client(config), config, KEY, PartSchedule(MIN_PART_SIZE), concurrency=2)
+    result = uploader.upload(io.BytesIO(data).read)
+    assert (result.parts, cli.sha256(cli.get_object(rgw.client(), rgw_bucket, KEY))) == (2, cli.sha256(data))

@@ -37,6 +37,7 @@ from botocore.client import BaseClient
 
 from devstack import tools
 from devstack.pgcluster import PgCluster
+from devstack.podrun import resource_field_value
 from devstack.rgw import RgwServer
 from devstack.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
 from devstack.seed import SeedSpec, seed
@@ -84,14 +85,19 @@ def job_env(endpoint: str, bucket: str, database_url: str | None = None, **extra
 
 
 def container_env(container: dict[str, Any], secrets: dict[str, dict[str, str]]) -> dict[str, str]:
-    """The environment the kubelet gives ``container``: plain values, and ``secretKeyRef``
-    values looked up in ``secrets`` (Secret name -> data). A reference to a missing Secret
-    or key fails, as the pod would (CreateContainerConfigError)."""
+    """The environment the kubelet gives ``container``: plain values, ``secretKeyRef``
+    values looked up in ``secrets`` (Secret name -> data), and ``resourceFieldRef`` values
+    from the container's resources. A reference to a missing Secret or key fails, as the
+    pod would (CreateContainerConfigError)."""
     assert "envFrom" not in container, "envFrom is not resolved by this helper"
     env: dict[str, str] = {}
     for item in container.get("env", []):
         if "value" in item:
             env[item["name"]] = str(item["value"])
+            continue
+        resource = item.get("valueFrom", {}).get("resourceFieldRef")
+        if resource is not None:
+            env[item["name"]] = resource_field_value(container, resource)
             continue
         ref = item.get("valueFrom", {}).get("secretKeyRef")
         assert ref is not None, f"unsupported env source for {item['name']}: {item.get('valueFrom')}"
@@ -380,6 +386,15 @@ def unique_name(prefix: str) -> str:
 def connect(cluster: PgCluster, dbname: str) -> psycopg.Connection:
     """Superuser connection over the socket, autocommit."""
     return psycopg.connect(cluster.conninfo(dbname), autocommit=True)
+
+
+def blob_database(cluster: PgCluster, prefix: str, mib: int) -> Database:
+    """A new database holding ~``mib`` MiB of row data in one table (no roles or tenants):
+    a dump of about that size with compression none."""
+    name = new_database(cluster, prefix)
+    cluster.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
+                    f"FROM generate_series(1, {mib * 1024}) g", name)
+    return Database(cluster, name, {})
 
 
 def new_database(cluster: PgCluster, prefix: str) -> str:

@@ -60,3 +60,35 @@ def test_a_claim_without_a_folder_is_refused():
                  mounts=[{"name": "files", "mountPath": "/files"}])
     with pytest.raises(UnsupportedPodSpec, match="no host folder for claim reports"):
         _run(spec)
+
+
+def _with_limits(env, limits):
+    spec = _spec(env)
+    spec["containers"][0]["resources"] = {"limits": limits}
+    return spec
+
+
+MEMORY_LIMIT = [{"name": "LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}]
+
+
+@pytest.mark.parametrize(("limit", "expected"), [
+    ("2560Mi", "2684354560"), ("1Gi", "1073741824"), ("1.5Gi", "1610612736"), ("512M", "512000000"),
+    ("1e9", "1000000000"),
+], ids=["Mi", "Gi", "fractional-Gi", "decimal-M", "exponent"])
+def test_resource_field_ref_gives_the_memory_limit_in_bytes(limit, expected):
+    assert _run(_with_limits(MEMORY_LIMIT, {"memory": limit})).env["LIMIT"] == expected
+
+
+def test_resource_field_ref_rounds_cpus_up():
+    env = [{"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]
+    assert _run(_with_limits(env, {"cpu": "1500m"})).env["CPUS"] == "2"
+
+
+def test_resource_field_ref_divides_by_the_divisor():
+    env = [{"name": "LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}}]
+    assert _run(_with_limits(env, {"memory": "2560Mi"})).env["LIMIT"] == "2560"
+
+
+def test_resource_field_ref_without_the_limit_is_not_modelled():
+    with pytest.raises(UnsupportedPodSpec, match="sets no limits.memory"):
+        _run(_with_limits(MEMORY_LIMIT, {"cpu": "1"}))

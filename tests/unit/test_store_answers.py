@@ -2,6 +2,8 @@
 and whether an answer confirms the requested server-side encryption. The servers' real
 answers are exercised in tests/compat/test_ceph_rgw.py and tests/e2e/test_backup.py."""
 
+import os
+
 import pytest
 
 from agent_bom_backup.errors import RefusedError
@@ -115,3 +117,13 @@ def test_nothing_requested_confirms_without_recording() -> None:
 def test_unconfirmed_manifest_says_it_was_written() -> None:
     error = EncryptionCheck("AES256").unconfirmed("s3://b/p/agent-bom-20260101T000000Z.manifest.json", "PutObject")
     assert "the manifest was written: remove this backup with `agent-bom-backup prune`" in str(error)
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * 1024 * 1024 + 7], ids=["empty", "one-byte", "a-part"])
+def test_the_part_checksum_is_the_one_botocore_would_send(size: int) -> None:
+    from botocore.httpchecksum import Crc32Checksum
+
+    from agent_bom_backup.storage import crc32_checksum
+
+    data = bytearray(os.urandom(size))
+    assert crc32_checksum(data) == Crc32Checksum().handle(bytes(data))

@@ -1,11 +1,27 @@
-"""The backup operation run by the CronJob.
+"""The backup operation run by the CronJob: a plan, then its execution.
 
-preflight (connect, server major, client choice, bucket, region, key collision) →
-roles (pg_dumpall --globals-only, kept in memory) → RLS check → claim the backup id
-(conditional write of ``<id>.claim``) → export a snapshot → pg_dump --snapshot streamed
-into a multipart upload while the same snapshot is counted and fingerprinted → the claim
-checked again → dump completed → roles object → manifest, written last. Every write's
-requested encryption is confirmed from the store's answers; the manifest records it.
+**plan** (nothing is written): the upload plan within the memory budget (a budget that
+cannot hold the parts a 5 TiB dump needs is refused before anything else); one database
+connection, which learns the server's major and later holds the snapshot; the pg_dump
+for that major and its compression (the PostgreSQL clients are found in a background
+thread meanwhile). The result is a :class:`BackupPlan`, logged as ``backup plan``.
+
+**execute**: the snapshot is taken (RLS check, ``pg_export_snapshot()``, sequence states)
+and ``pg_dump --snapshot`` starts; its output is read ahead into part buffers. Then, in
+background threads: the S3 client is made and the bucket checked (HeadBucket, its region,
+one listing of the new backup id's objects: an id already used is refused there); once
+pg_dump's output has started (its catalog queries come first), ``pg_dumpall
+--globals-only`` (the roles, kept in memory) runs and the same snapshot is counted and
+fingerprinted. Once the bucket has answered and the roles are in, the backup id is
+claimed (conditional write of ``<id>.claim``, the first write) and the parts upload;
+before the upload is completed the claim is checked again and pg_dump's exit status
+read; then the roles object, and the manifest, written last. Every write's requested
+encryption is confirmed from the store's answers; the manifest records it.
+
+pg_dump starts before the bucket has answered: it only reads, and the S3 preflight (most
+of it the S3 client's imports) overlaps its catalog queries and its first parts. Nothing
+is written before the bucket check, the roles and the claim have succeeded; a failure
+kills pg_dump.
 """
 
 from __future__ import annotations
@@ -13,31 +29,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import select
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import psycopg
 
 from . import __version__, pgcatalog
+from .background import in_background
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError
-from .log import event, get_logger
-from .manifest import ClientRecord, Manifest, ObjectRecord, SourceRecord, TableRecord, backup_id_for
-from .pgclients import PgClient, choose_compression, discover, require_tls, select_dump_client
-from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, probe_server_major
-from .storage import (
-    DEFAULT_CONCURRENCY,
-    Claim,
-    PartSchedule,
-    Storage,
-    StorageConfig,
-    StreamUploader,
-    same_second_refusal,
+from .log import Progress, event, get_logger
+from .manifest import (
+    BackupKeys,
+    ClientRecord,
+    Manifest,
+    ObjectRecord,
+    SequenceRecord,
+    SourceRecord,
+    TableRecord,
+    backup_id_for,
 )
+from .parts import DEFAULT_CONCURRENCY, PartReader, PartSchedule, UploadPlan, fill_with, plan_upload
+from .pgclients import AUTO_PREFERENCE, Compression, PgClient, choose_compression, discover, require_tls, select_dump_client
+from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, connect_learning_major
+from .resources import MemoryBudget, memory_budget
+from .storage import Storage, StorageConfig, StreamUploader, UploadResult, same_second_refusal
+
+#: seconds between "uploading" progress lines
+PROGRESS_INTERVAL_S = 15
 
 
 @dataclass(frozen=True)
@@ -52,9 +76,31 @@ class BackupConfig:
     session_settings: tuple[tuple[str, str], ...] = ()
     part_schedule: PartSchedule = PartSchedule()
     upload_concurrency: int = DEFAULT_CONCURRENCY
+    memory_budget: MemoryBudget = field(default_factory=memory_budget)
     pg_bin_dirs: tuple[str, ...] = ()
     pg_bin_dirs_only: bool = False
     metrics_file: str | None = None
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """What this run does, decided before anything is written."""
+
+    keys: BackupKeys
+    server: str
+    server_major: int
+    pg_dump: PgClient
+    pg_dumpall: PgClient
+    compression: Compression
+    compression_note: str
+    #: the settings of every connection the tools open (the snapshot's adds the inspection settings)
+    session: SessionSettings
+    upload: UploadPlan
+
+    def to_log(self) -> dict[str, object]:
+        return {"backup_id": self.keys.backup_id, "server": self.server, "server_major": self.server_major,
+                "pg_dump": self.pg_dump.version, "pg_dumpall": self.pg_dumpall.version,
+                "compression": str(self.compression), **self.upload.to_log()}
 
 
 @dataclass
@@ -68,73 +114,43 @@ class _Inspection:
     error: BaseException | None = None
 
 
+@dataclass
+class BackupRun:
+    """One run: its configuration and plan, the connection that holds the snapshot, the
+    work started in the background, and what the execution produced so far."""
+
+    config: BackupConfig
+    plan: BackupPlan
+    conn_info: ConnInfo
+    conn: psycopg.Connection
+    started: datetime
+    #: the S3 client and bucket preflight, answered in the background once pg_dump started
+    storage_ready: Future[Storage] | None = None
+    #: pg_dumpall --globals-only, run in the background once pg_dump's output started
+    roles_ready: Future[bytes] | None = None
+    info: pgcatalog.ServerInfo | None = None
+    sequences: list[SequenceRecord] | None = None
+    inspection: _Inspection = field(default_factory=_Inspection)
+
+    @property
+    def storage(self) -> Storage:
+        assert self.storage_ready is not None, "the S3 preflight starts with pg_dump"
+        return self.storage_ready.result()
+
+
 def run_backup(config: BackupConfig) -> Manifest:
     log = get_logger()
     started = datetime.now(timezone.utc)
     started_monotonic = time.monotonic()
     # process start -> here is the interpreter and its imports (bench/ reads the timestamp)
     event(log, "backup starting", version=__version__)
-    conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
-    config.part_schedule.validate()
-
-    server_major = probe_server_major(conn_info)
-    session = SessionSettings(
-        server_major=server_major,
-        lock_timeout_ms=config.lock_wait_timeout_s * 1000,
-        row_security=config.enable_row_security,
-        extra=config.session_settings,
-    )
-    clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
-    client = select_dump_client(clients, server_major, conn_info.sslmode)
-    _warn_if_unencrypted(client, conn_info)
-    compression, compression_note = choose_compression(client, config.compression, config.compression_fallback)
-    event(log, "preflight: database reachable", server=conn_info.display(), server_major=server_major,
-          pg_dump=client.version, compression=str(compression))
-
-    storage = Storage(config.storage)
-    storage.preflight()
-    backup_id = backup_id_for(started)
-    keys = config.storage.keys(backup_id)
-    if storage.exists(keys.dump) or storage.exists(keys.manifest) or storage.exists(keys.claim):
-        raise same_second_refusal(config.storage.uri(keys.dump))
-    event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
-    # the roles first: if pg_dumpall fails, no dump object is left without its manifest
-    roles_client = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or client
-    roles_sql = dump_globals(roles_client, conn_info, session)
-
-    # the inspection session pins search_path, TimeZone and the like, so the fingerprint
-    # and tenant keys do not depend on the backup role's or the database's own settings
-    snapshot_conn = conn_info.connect(session.inspecting(), autocommit=False)
+    run = plan_backup(config, started)
     try:
-        snapshot_conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        snapshot_conn.read_only = True
-        info = pgcatalog.server_info(snapshot_conn)
-        if not config.enable_row_security:
-            filtered = pgcatalog.rls_filtered_tables(snapshot_conn)
-            if filtered:
-                raise PreflightError(
-                    f"role {info.current_user} would not see every tenant's rows: row-level security "
-                    f"applies to {', '.join(filtered[:5])}{' ...' if len(filtered) > 5 else ''}",
-                    hint="back up with a role that has BYPASSRLS (or owns the tables without FORCE), "
-                    "or set --enable-row-security with a session setting your policies honour",
-                )
-        # the last step before anything is uploaded: of two runs in the same second, one goes on
-        claim = storage.claim(keys)
-        snapshot_id = snapshot_conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-        # before pg_dump starts: it reads the sequences later, so the archive holds this
-        # state or one further along (sequences are not transactional)
-        sequences = pgcatalog.sequence_states(snapshot_conn)
-        manifest = _dump_and_upload(
-            config, conn_info, session, client, compression, storage, keys.dump, snapshot_id, snapshot_conn, info,
-            started, compression_note, claim,
-        )
-    except psycopg.Error as exc:
-        raise PreflightError(f"database query failed: {str(exc).strip().splitlines()[0]}") from None
+        manifest = execute(run)
     finally:
-        snapshot_conn.close()
-
-    manifest.sequences = sequences
-    manifest.inspection_settings = dict(INSPECTION_SETTINGS)
+        run.conn.close()
+    storage, keys = run.storage, run.plan.keys
+    roles_sql = run.roles_ready.result() if run.roles_ready else b""
     storage.put_bytes(keys.roles, roles_sql, "application/sql")
     manifest.roles = ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
     manifest.finished_at = datetime.now(timezone.utc).isoformat()
@@ -150,43 +166,131 @@ def run_backup(config: BackupConfig) -> Manifest:
     return manifest
 
 
-def _dump_and_upload(
-    config: BackupConfig,
-    conn_info: ConnInfo,
-    session: SessionSettings,
-    client: PgClient,
-    compression,  # type: ignore[no-untyped-def]
-    storage: Storage,
-    dump_key: str,
-    snapshot_id: str,
-    snapshot_conn: psycopg.Connection,
-    info: pgcatalog.ServerInfo,
-    started: datetime,
-    compression_note: str,
-    claim: Claim,
-) -> Manifest:
+# --------------------------------------------------------------------------- the plan
+def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
+    """Every check that writes nothing and needs neither S3 (asked once pg_dump runs) nor a
+    snapshot; the connection it opens becomes the snapshot's."""
     log = get_logger()
+    conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
+    upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
+    keys = config.storage.keys(backup_id_for(started))
+    config.storage.validate()
+    clients_ready = in_background(lambda: _discover_clients(config, conn_info), "pg-clients")
+    base = SessionSettings(lock_timeout_ms=config.lock_wait_timeout_s * 1000, row_security=config.enable_row_security,
+                           extra=config.session_settings)
+    # the inspection session pins search_path, TimeZone and the like, so the fingerprint
+    # and tenant keys do not depend on the backup role's or the database's own settings
+    conn, server_major = connect_learning_major(conn_info, base.inspecting())
+    try:
+        session = SessionSettings(server_major=server_major, lock_timeout_ms=base.lock_timeout_ms,
+                                  row_security=base.row_security, extra=base.extra)
+        clients = clients_ready.result()
+        pg_dump = select_dump_client(clients, server_major, conn_info.sslmode)
+        _warn_if_unencrypted(pg_dump, conn_info)
+        compression, compression_note = choose_compression(pg_dump, config.compression, config.compression_fallback)
+        pg_dumpall = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or pg_dump
+    except BaseException:
+        conn.close()
+        raise
+    plan = BackupPlan(keys=keys, server=conn_info.display(), server_major=server_major, pg_dump=pg_dump,
+                      pg_dumpall=pg_dumpall, compression=compression, compression_note=compression_note,
+                      session=session, upload=upload)
+    event(log, "preflight: database reachable", server=plan.server, server_major=server_major,
+          pg_dump=pg_dump.version, compression=str(compression))
+    event(log, "backup plan", **plan.to_log())
+    return BackupRun(config=config, plan=plan, conn_info=conn_info, conn=conn, started=started)
+
+
+def _open_storage(config: StorageConfig, keys: BackupKeys) -> Storage:
+    """The S3 client and the bucket preflight; refuses a backup id whose objects exist."""
+    storage = Storage(config)
+    existing = storage.preflight(list_prefix=keys.id_prefix)
+    if {keys.dump, keys.roles, keys.manifest, keys.claim} & set(existing):
+        raise same_second_refusal(config.uri(keys.dump))
+    return storage
+
+
+def _discover_clients(config: BackupConfig, conn_info: ConnInfo) -> list[PgClient]:
+    """The installed clients, with the answers the plan will ask of them (TLS, the
+    compression algorithm) probed here, off the start-up's critical path."""
+    clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
+    wanted = config.compression.strip().lower()
+    algorithms = {a.algorithm for a in AUTO_PREFERENCE} if wanted == "auto" else {wanted.partition(":")[0]}
+    probes = [partial(client.supports_compression, a) for client in clients for a in algorithms if a in ("lz4", "zstd")]
+    if conn_info.over_tcp:
+        probes += [client.supports_ssl for client in clients]
+    for answer in [in_background(probe, "pg-client-probe") for probe in probes]:
+        answer.result()
+    return clients
+
+
+# --------------------------------------------------------------------------- the execution
+def execute(run: BackupRun) -> Manifest:
+    """The snapshot, then the dump streamed to S3."""
+    config, conn = run.config, run.conn
+    try:
+        conn.autocommit = False
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        run.info = info = pgcatalog.server_info(conn)
+        if not config.enable_row_security:
+            filtered = pgcatalog.rls_filtered_tables(conn)
+            if filtered:
+                raise PreflightError(
+                    f"role {info.current_user} would not see every tenant's rows: row-level security "
+                    f"applies to {', '.join(filtered[:5])}{' ...' if len(filtered) > 5 else ''}",
+                    hint="back up with a role that has BYPASSRLS (or owns the tables without FORCE), "
+                    "or set --enable-row-security with a session setting your policies honour",
+                )
+        snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+        # before pg_dump starts: it reads the sequences later, so the archive holds this
+        # state or one further along (sequences are not transactional)
+        run.sequences = pgcatalog.sequence_states(conn)
+        manifest = _dump_and_upload(run, snapshot_id)
+    except psycopg.Error as exc:
+        raise PreflightError(f"database query failed: {str(exc).strip().splitlines()[0]}") from None
+    manifest.sequences = run.sequences
+    manifest.inspection_settings = dict(INSPECTION_SETTINGS)
+    return manifest
+
+
+def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
+    """pg_dump --snapshot streamed into the upload, the snapshot counted meanwhile; the
+    first write (the claim) once the bucket and the roles are ready."""
+    log = get_logger()
+    config, plan, conn = run.config, run.plan, run.conn
     options = DumpOptions(
-        compression=compression,
+        compression=plan.compression,
         snapshot=snapshot_id,
         lock_wait_timeout_s=config.lock_wait_timeout_s,
         enable_row_security=config.enable_row_security,
     )
-    inspection = _Inspection()
+    inspection = run.inspection
 
     def gather() -> None:
         try:
-            inspection.counts = pgcatalog.row_counts(snapshot_conn, config.tenant_column)
-            inspection.fingerprint = pgcatalog.schema_fingerprint(snapshot_conn)
-            inspection.extensions = pgcatalog.extensions(snapshot_conn)
-            inspection.roles = pgcatalog.referenced_roles(snapshot_conn)
+            dump.output_started.wait()  # pg_dump's catalog queries first: they delay its first byte
+            inspection.counts = pgcatalog.row_counts(conn, config.tenant_column)
+            inspection.fingerprint = pgcatalog.schema_fingerprint(conn)
+            inspection.extensions = pgcatalog.extensions(conn)
+            inspection.roles = pgcatalog.referenced_roles(conn)
         except BaseException as exc:  # handed to the main thread
             inspection.error = exc
 
-    dump = DumpStream(pg_dump_argv(client, conn_info, session, options), conn_info.tool_env())
-    _log_first_output(dump)
+    dump = DumpStream(pg_dump_argv(plan.pg_dump, run.conn_info, plan.session, options), run.conn_info.tool_env())
     inspector = threading.Thread(target=gather, name="inspect", daemon=True)
     inspector.start()
+    # the dump flows into part buffers while the bucket answers and the id is claimed
+    parts = PartReader(plan.upload, fill_with(readinto=dump.readinto))
+    # the S3 client and preflight (~0.3 s of CPU, most of it imports): after pg_dump's start,
+    # so that the connection and the queries before it do not wait for the interpreter lock
+    run.storage_ready = in_background(lambda: _open_storage(config.storage, plan.keys), "s3-preflight")
+
+    def dump_roles() -> bytes:
+        dump.output_started.wait()
+        return dump_globals(plan.pg_dumpall, run.conn_info, plan.session)
+
+    run.roles_ready = in_background(dump_roles, "pg_dumpall")
 
     def before_complete() -> None:
         # an inspection error aborts the snapshot transaction, which can make pg_dump fail
@@ -200,34 +304,49 @@ def _dump_and_upload(
         dump.finish()
         if config.enable_row_security:
             # before completing: a filtered dump must not be left behind as an object
-            _verify_bypass_sees_all_rows(snapshot_conn, inspection.counts)
-        storage.check_claim(claim, dump_key)
+            _verify_bypass_sees_all_rows(conn, inspection.counts)
+        storage.check_claim(claim, plan.keys.dump)
 
-    uploader = StreamUploader(
-        storage.client, config.storage, dump_key, config.part_schedule, config.upload_concurrency,
-        progress=_progress_logger(), encryption=storage.encryption,
-    )
     try:
-        result = uploader.upload(dump.read, before_complete=before_complete)
+        storage = run.storage
+        event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
+        assert run.roles_ready is not None
+        run.roles_ready.result()  # if pg_dumpall failed, nothing is written
+        # the first write: of two runs in the same second, one goes on
+        claim = storage.claim(plan.keys)
+        progress = Progress("uploading", PROGRESS_INTERVAL_S)
+        uploader = StreamUploader(
+            storage.client, config.storage, plan.keys.dump, config.part_schedule, config.upload_concurrency,
+            progress=lambda total: progress.update(bytes=total), encryption=storage.encryption,
+            budget=config.memory_budget,
+        )
+        result = uploader.upload(parts=parts, before_complete=before_complete)
     except BaseException:
+        parts.close()
         if inspector.is_alive():
-            snapshot_conn.cancel_safe()
+            conn.cancel_safe()
         raise
     finally:
         dump.kill()
         inspector.join(timeout=30)
-    _end_snapshot(snapshot_conn)
-    event(log, "dump uploaded", key=dump_key, bytes=result.size, parts=result.parts)
+    _end_snapshot(conn)
+    event(log, "dump uploaded", key=plan.keys.dump, bytes=result.size, parts=result.parts)
+    return _manifest(run, result)
+
+
+def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
+    config, plan, info, inspection = run.config, run.plan, run.info, run.inspection
+    assert info is not None
     return Manifest(
-        backup_id=dump_key.rsplit("/", 1)[-1].removesuffix(".dump"),
-        started_at=started.isoformat(),
+        backup_id=plan.keys.backup_id,
+        started_at=run.started.isoformat(),
         finished_at="",
         snapshot_time=info.snapshot_time,
         dump=ObjectRecord(key=result.key, size=result.size, sha256=result.sha256, parts=result.parts),
         roles=None,
         source=SourceRecord(
             database=info.database,
-            host=conn_info.host,
+            host=run.conn_info.host,
             server_version=info.version,
             server_major=info.major,
             system_identifier=info.system_identifier,
@@ -237,10 +356,10 @@ def _dump_and_upload(
             backup_role=info.current_user,
         ),
         client=ClientRecord(
-            pg_dump_version=client.version,
-            pg_dump_major=client.major,
-            compression=str(compression),
-            compression_note=compression_note,
+            pg_dump_version=plan.pg_dump.version,
+            pg_dump_major=plan.pg_dump.major,
+            compression=str(plan.compression),
+            compression_note=plan.compression_note,
             row_security=config.enable_row_security,
         ),
         tenant_column=config.tenant_column,
@@ -258,28 +377,6 @@ def _dump_and_upload(
         },
         tool_version=__version__,
     )
-
-
-def _log_first_output(dump: DumpStream) -> None:
-    """Log when pg_dump's first bytes are ready to read: the end of the fixed start-up cost
-    (process start to here; bench/ reads it from the log) and, when pg_dump waits for a
-    lock, the line that does not come. Waits on the pipe without reading from it."""
-    log = get_logger()
-    stdout = dump.process.stdout
-    assert stdout is not None
-    poller = select.poll()
-    poller.register(stdout.fileno(), select.POLLIN)
-
-    def wait() -> None:
-        try:
-            ready = poller.poll()
-        except (OSError, ValueError):
-            return
-        # POLLHUP alone: pg_dump ended without output (its error is reported elsewhere)
-        if any(mask & select.POLLIN for _, mask in ready):
-            event(log, "pg_dump output started")
-
-    threading.Thread(target=wait, name="first-output", daemon=True).start()
 
 
 def _end_snapshot(conn: psycopg.Connection) -> None:
@@ -325,19 +422,6 @@ def _warn_if_unencrypted(client: PgClient, conn_info: ConnInfo) -> None:
 def _client_with(clients: list[PgClient], tool: str, server_major: int) -> PgClient | None:
     usable = [c for c in clients if c.major >= server_major and c.has(tool)]
     return min(usable, key=lambda c: c.major) if usable else None
-
-
-def _progress_logger():  # type: ignore[no-untyped-def]
-    log = get_logger()
-    last = [time.monotonic()]
-
-    def progress(total: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 15:
-            last[0] = now
-            event(log, "uploading", bytes=total)
-
-    return progress
 
 
 def write_metrics(path: Path, manifest: Manifest, duration: float) -> None:

@@ -20,7 +20,8 @@ import click
 from . import __version__, units
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
 from .log import Redactor, event, get_logger, password_candidates, setup_logging
-from .storage import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule, StorageConfig
+from .parts import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule
+from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, StorageConfig
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -214,7 +215,15 @@ def main() -> None:
               default=DEFAULT_GROWTH_INTERVAL, show_default=True, show_envvar=True, type=click.IntRange(1),
               help="The part size doubles every this many parts.")
 @click.option("--upload-concurrency", envvar="AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY", default=DEFAULT_CONCURRENCY,
-              show_default=True, show_envvar=True, type=click.IntRange(1, 32), help="Parts uploaded in parallel.")
+              show_default=True, show_envvar=True, type=click.IntRange(1, 32),
+              help="Parts uploaded in parallel (fewer as parts grow, within --memory-budget).")
+@click.option("--memory-budget", envvar="AGENT_BOM_BACKUP_MEMORY_BUDGET", default=None, show_envvar=True,
+              help="Memory the backup may use (its part buffers and the process itself; default: 60% of "
+              "--memory-limit, else of the cgroup's memory limit, else 2GiB); refused at start when it cannot hold "
+              "the parts a 5 TiB dump needs.")
+@click.option("--memory-limit", envvar="AGENT_BOM_BACKUP_MEMORY_LIMIT", default=None, show_envvar=True,
+              help="The container's memory limit (the chart passes limits.memory through the downward API); "
+              "the default --memory-budget is 60% of it.")
 @pg_client_options
 @click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
               help="Write Prometheus textfile metrics here after a successful backup.")
@@ -225,6 +234,7 @@ def backup(**kwargs: Any) -> None:
     The database URL is read from the environment only, so it never appears in argv.
     """
     from .backup import BackupConfig, run_backup
+    from .resources import memory_budget
 
     url = database_url()
     storage = storage_config(
@@ -241,6 +251,10 @@ def backup(**kwargs: Any) -> None:
         session_settings=_settings(kwargs["session_settings"]),
         part_schedule=PartSchedule(parse_size(kwargs["part_size"], "--part-size"), kwargs["part_growth_interval"]),
         upload_concurrency=kwargs["upload_concurrency"],
+        memory_budget=memory_budget(
+            parse_size(kwargs["memory_budget"], "--memory-budget") if kwargs["memory_budget"] else None,
+            parse_size(kwargs["memory_limit"], "--memory-limit") if kwargs["memory_limit"] else None,
+        ),
         pg_bin_dirs=pg_bin_dirs(kwargs),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         metrics_file=kwargs["metrics_file"],
@@ -258,6 +272,11 @@ def _settings(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
                 raise ConfigError(f"session setting {item!r} is not NAME=VALUE")
             pairs.append((name, setting))
     return tuple(pairs)
+
+
+def _threshold(value: str) -> int | None:
+    """--parallel-download-threshold: a size, or off (None)."""
+    return None if value.strip().lower() == "off" else parse_size(value, "--parallel-download-threshold")
 
 
 @main.command()
@@ -279,8 +298,14 @@ def _settings(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
               show_envvar=True, help="Do not restore object owners (scratch copies).")
 @click.option("--no-privileges/--privileges", "no_privileges", envvar="AGENT_BOM_RESTORE_NO_PRIVILEGES",
               default=False, show_envvar=True, help="Do not restore grants (scratch copies).")
-@click.option("--jobs", envvar="AGENT_BOM_RESTORE_JOBS", default=2, show_default=True, show_envvar=True,
-              type=click.IntRange(1, 64), help="Parallel pg_restore jobs.")
+@click.option("--jobs", envvar="AGENT_BOM_RESTORE_JOBS", default=None, show_envvar=True,
+              type=click.IntRange(1, 64),
+              help="Parallel pg_restore jobs (default: the CPUs this process may use: its CPU affinity, fewer under "
+              "a cgroup CPU quota).")
+@click.option("--parallel-download-threshold", envvar="AGENT_BOM_RESTORE_PARALLEL_DOWNLOAD_THRESHOLD",
+              default=f"{DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD // MiB}MiB", show_default=True, show_envvar=True,
+              help="Download dumps at least this large in parallel ranged GETs (off: always one stream; stores "
+              "that read the whole object for every ranged GET are detected and get one stream).")
 @click.option("--report", "report_path", envvar="AGENT_BOM_RESTORE_REPORT", default=None, show_envvar=True,
               help="Write the JSON restore report here (the summary goes to stdout).")
 @click.option("--dry-run", envvar="AGENT_BOM_RESTORE_DRY_RUN", is_flag=True, default=False, show_envvar=True,
@@ -319,6 +344,7 @@ def restore(**kwargs: Any) -> None:
         no_owner=kwargs["no_owner"],
         no_privileges=kwargs["no_privileges"],
         jobs=kwargs["jobs"],
+        parallel_download_threshold=_threshold(kwargs["parallel_download_threshold"]),
         dry_run=kwargs["dry_run"],
         safety_backup=not kwargs["no_safety_backup"],
         safety_backup_dir=kwargs["safety_backup_dir"],

@@ -8,6 +8,7 @@ exit, and the uploader calls it *before* completing the multipart upload.
 
 from __future__ import annotations
 
+import io
 import subprocess
 import threading
 from collections import deque
@@ -76,15 +77,27 @@ class DumpStream:
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         event(get_logger(), "starting pg_dump", argv=redact_url(" ".join(argv[:1] + argv[1:4])))
+        # unbuffered: each read returns what the pipe holds (the reader fills part buffers)
         self.process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env, bufsize=0
         )
         assert self.process.stdout is not None and self.process.stderr is not None
         self._stdout = self.process.stdout
-        self._stderr = _StderrTail(self.process.stderr)
+        self._stderr = _StderrTail(io.BufferedReader(self.process.stderr))
+        #: set when pg_dump's first bytes arrive, or it ended without any
+        self.output_started = threading.Event()
 
-    def read(self, size: int) -> bytes:
-        return self._stdout.read(size)
+    def readinto(self, view: memoryview) -> int:
+        """Read what pg_dump wrote into ``view`` (the upload's part buffer: no copy); 0 at
+        its end. The first bytes are logged: the end of the backup's fixed start-up cost
+        (process start to here; bench/ reads it) and, when pg_dump waits for a lock, the
+        line that does not come."""
+        count = self._stdout.readinto(view)
+        if not self.output_started.is_set():
+            if count:
+                event(get_logger(), "pg_dump output started")
+            self.output_started.set()
+        return count or 0
 
     def finish(self) -> None:
         """Wait for pg_dump; raise DumpError with its own words if it failed."""
@@ -94,6 +107,7 @@ class DumpStream:
             raise DumpError(self._explain(code))
 
     def kill(self) -> None:
+        self.output_started.set()
         if self.process.poll() is None:
             self.process.terminate()
             try:

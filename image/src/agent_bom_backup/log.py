@@ -10,7 +10,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -158,3 +160,24 @@ def scrub(text: str) -> str:
 def event(logger: logging.Logger, message: str, level: int = logging.INFO, **fields: object) -> None:
     """Log ``message`` with structured ``fields`` (JSON keys, or key=value in text)."""
     logger.log(level, message, extra={"fields": fields})
+
+
+class Progress:
+    """Progress of long work as a log line at most every ``interval_s`` seconds, so it
+    never looks hung and never floods the log: :meth:`update` is cheap to call often (per
+    chunk or part) and logs ``message`` with the latest fields when the interval passed."""
+
+    def __init__(self, message: str, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.message = message
+        self.interval_s = interval_s
+        self._clock = clock
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def update(self, **fields: object) -> None:
+        now = self._clock()
+        with self._lock:
+            if now - self._last < self.interval_s:
+                return
+            self._last = now
+        event(get_logger(), self.message, **fields)

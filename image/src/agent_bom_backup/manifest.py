@@ -61,7 +61,7 @@ class _ObjectKey:
 
 @dataclass(frozen=True)
 class BackupKeys:
-    """The object keys of one backup."""
+    """The object keys of one backup: dump, roles, manifest, and the claim that took its id."""
 
     prefix: str
     backup_id: str
@@ -70,6 +70,11 @@ class BackupKeys:
     roles = _ObjectKey(ROLES_SUFFIX)
     manifest = _ObjectKey(MANIFEST_SUFFIX)
     claim = _ObjectKey(CLAIM_SUFFIX)
+
+    @property
+    def id_prefix(self) -> str:
+        """What every object key of this backup starts with (one listing finds them all)."""
+        return join_key(self.prefix, self.backup_id)
 
     @classmethod
     def from_any_key(cls, key: str) -> "BackupKeys | None":

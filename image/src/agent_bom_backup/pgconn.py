@@ -60,17 +60,20 @@ class SessionSettings:
             ("lock_timeout", str(self.lock_timeout_ms)),
             ("idle_in_transaction_session_timeout", "0"),
         ]
-        major = self.server_major or 0
-        if major >= 14:
-            settings.append(("idle_session_timeout", "0"))
-        if major >= 17:
-            settings.append(("transaction_timeout", "0"))
+        settings += self.version_settings()
         settings.append(("row_security", "on" if self.row_security else "off"))
         # psycopg parses dates and intervals in these styles only; a role or database set
         # to another (DateStyle = 'SQL, DMY') would make reading now() fail
         settings += [("DateStyle", "ISO, MDY"), ("IntervalStyle", "postgres")]
         settings.extend(self.extra)
         return " ".join(f"-c {name}={_escape_option(value)}" for name, value in settings)
+
+    def version_settings(self) -> list[tuple[str, str]]:
+        """The timeouts only some majors have (a server refuses to start a session that
+        names a setting it does not know): none until the major is known."""
+        major = self.server_major or 0
+        return [(name, "0") for name, since in (("idle_session_timeout", 14), ("transaction_timeout", 17))
+                if major >= since]
 
     def inspecting(self, settings: tuple[tuple[str, str], ...] = INSPECTION_SETTINGS) -> "SessionSettings":
         """These settings plus the pinned ones of an inspection session."""
@@ -166,6 +169,23 @@ class ConnInfo:
                 f"cannot connect to {self.display()}: {_first_line(exc)}",
                 hint="check the URL, network policy, credentials and that the server is up",
             ) from None
+
+
+def connect_learning_major(conn_info: ConnInfo, session: SessionSettings) -> tuple[psycopg.Connection, int]:
+    """One connection (autocommit) that learns the server's major version from the startup
+    answer and sets the timeouts of that major (:meth:`SessionSettings.version_settings`)
+    as its first statement: the backup's probe and, later, its snapshot, on one connection."""
+    conn = conn_info.connect(session)
+    major = conn.info.server_version // 10000
+    late = replace(session, server_major=major).version_settings()
+    if late:
+        try:
+            conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in late),
+                         [value for setting in late for value in setting])
+        except psycopg.Error as exc:
+            conn.close()
+            raise PreflightError(f"cannot configure the session on {conn_info.display()}: {_first_line(exc)}") from None
+    return conn, major
 
 
 def probe_server_major(conn_info: ConnInfo) -> int:

@@ -55,19 +55,23 @@ from .errors import (
     StorageError,
     VerifyError,
 )
-from .log import event, get_logger, redact_url
+from .log import Progress, event, get_logger, redact_url
 from .manifest import BackupKeys, Manifest, backup_time
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
-from .storage import Storage, StorageConfig, parse_s3_uri
+from .resources import cpu_count
+from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, Storage, StorageConfig, parse_s3_uri
 from .verify import VerificationResult, inspection_settings, verify_database
 
 TRANSACTION_TIMEOUT_ERROR = 'unrecognized configuration parameter "transaction_timeout"'
 TRANSACTION_TIMEOUT_QUERY_ERROR = f"could not execute query: ERROR:  {TRANSACTION_TIMEOUT_ERROR}"
 TRANSACTION_TIMEOUT_STATEMENT = "Command was: SET transaction_timeout = 0;"
 SCRATCH_HEADROOM = 16 * 1024 * 1024
+#: seconds between "downloading" and "restoring" progress lines
+DOWNLOAD_PROGRESS_INTERVAL_S = 5
+RESTORE_PROGRESS_INTERVAL_S = 10
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,10 @@ class RestoreConfig:
     create_missing_roles: bool = False
     no_owner: bool = False
     no_privileges: bool = False
-    jobs: int = 2
+    #: parallel pg_restore jobs; None: the CPUs this process may use (resources.cpu_count)
+    jobs: int | None = None
+    #: objects at least this large download in parallel ranges; None: one stream
+    parallel_download_threshold: int | None = DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD
     dry_run: bool = False
     safety_backup: bool = True
     safety_backup_dir: str | None = None
@@ -378,7 +385,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         wipe=wipe,
         safety_backup_dir=str(_safety_dir(config)) if wipe and config.safety_backup else None,
         pg_restore_version=client.version,
-        jobs=max(1, config.jobs),
+        jobs=max(1, config.jobs or cpu_count()),
         no_owner=config.no_owner,
         no_privileges=config.no_privileges,
         phased=not target.role.superuser,
@@ -694,7 +701,7 @@ def execute(ctx: RestoreContext) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
         ctx.step("prepare")
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
-        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path)
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
         toc = _read_toc(ctx.client, dump_path)
         _apply_roles(ctx)
         try:
@@ -721,20 +728,16 @@ def execute(ctx: RestoreContext) -> None:
             raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
 
 
-def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path) -> None:
+def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path,
+                       parallel_threshold: int | None) -> None:
     log = get_logger()
     started = time.monotonic()
-    last = [started]
+    progress = Progress("downloading", DOWNLOAD_PROGRESS_INTERVAL_S)
 
-    def progress(done: int) -> None:
-        now = time.monotonic()
-        if now - last[0] >= 5:
-            last[0] = now
-            event(log, "downloading", bytes=done, of=manifest.dump.size,
-                  percent=round(100 * done / max(manifest.dump.size, 1), 1))
+    def downloaded(done: int) -> None:
+        progress.update(bytes=done, of=manifest.dump.size, percent=round(100 * done / max(manifest.dump.size, 1), 1))
 
-    with open(path, "wb") as handle:
-        size, digest = storage.download(keys.dump, handle, progress=progress)
+    size, digest = storage.download(keys.dump, path, progress=downloaded, parallel_threshold=parallel_threshold)
     if size != manifest.dump.size or digest != manifest.dump.sha256:
         raise VerifyError(
             f"{storage.config.uri(keys.dump)} does not match its manifest "
@@ -986,7 +989,7 @@ def restore_passes(toc: list[str], phased: bool) -> list[tuple[str, list[str]]]:
 def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: Path) -> list[str]:
     config, target, client = ctx.config, ctx.target, ctx.client
     passes = restore_passes(toc, ctx.plan.phased)
-    event(get_logger(), "running pg_restore", version=client.version, jobs=config.jobs, toc_entries=len(toc),
+    event(get_logger(), "running pg_restore", version=client.version, jobs=ctx.plan.jobs, toc_entries=len(toc),
           passes=len(passes))
     done = 0
     tolerated = 0
@@ -995,7 +998,7 @@ def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: P
             str(client.tool("pg_restore")),
             f"--dbname={target.conn_info.conninfo(target.session)}",
             "--no-password",
-            f"--jobs={max(1, config.jobs) if len(entries) > 1 else 1}",
+            f"--jobs={ctx.plan.jobs if len(entries) > 1 else 1}",
         ]
         if config.no_owner:
             argv.append("--no-owner")
@@ -1026,7 +1029,7 @@ def _run_with_progress(argv: list[str], env: dict[str, str], total: int, done_be
     """Run pg_restore --verbose, logging progress every 10 s so a long restore (one big
     table's COPY prints nothing for minutes) never looks hung; returns the exit code and
     the redacted stderr."""
-    log = get_logger()
+    progress = Progress("restoring", RESTORE_PROGRESS_INTERVAL_S)
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
     assert process.stderr is not None
     lines: list[str] = []
@@ -1042,12 +1045,12 @@ def _run_with_progress(argv: list[str], env: dict[str, str], total: int, done_be
     try:
         while True:
             try:
-                returncode = process.wait(timeout=10)
+                returncode = process.wait(timeout=RESTORE_PROGRESS_INTERVAL_S)
                 break
             except subprocess.TimeoutExpired:
                 done = sum(1 for line in list(lines) if _PROGRESS_LINE.search(line))
-                event(log, "restoring", items_done=done_before + done, toc_entries=total,
-                      seconds=round(time.monotonic() - started))
+                progress.update(items_done=done_before + done, toc_entries=total,
+                                seconds=round(time.monotonic() - started))
     finally:
         if process.poll() is None:
             process.terminate()

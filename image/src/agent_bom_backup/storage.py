@@ -1,10 +1,17 @@
-"""S3-compatible object storage: the only module that imports boto3.
+"""S3-compatible object storage: the only module that imports boto3's botocore.
+
+botocore is imported directly, not through boto3 (whose ``boto3.compat`` pulls in
+s3transfer and multiprocessing: ~0.1 s of start-up for nothing this tool uses), and
+lazily: ``botocore.session`` and ``botocore.config`` when the first client is made (the
+backup makes it in a thread while it connects to the database); only the exception
+classes load with this module.
 
 Uploads stream from a reader of unknown length into a multipart upload whose part
-size grows as the upload proceeds (see ``PartSchedule``), so there is no size
-ceiling short of S3's 5 TiB object limit while memory stays bounded by
-``current part size x (concurrency + 1)``. Any failure aborts the multipart upload:
-no partial object is ever left looking complete.
+size grows as the upload proceeds (``parts.PartSchedule``), so there is no size
+ceiling short of S3's 5 TiB object limit, while the part buffers in flight stay within
+a memory budget (``parts.UploadPlan``). Any failure aborts the multipart upload: no
+partial object is ever left looking complete. Large downloads run as parallel ranged
+GETs into the destination file, hashed in order as ranges complete.
 
 Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md):
 
@@ -12,11 +19,14 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
   waiting for parts still in flight: part uploads run in daemon threads, so neither the
   abort nor the process exit waits for a slow part (Kubernetes allows 30 s by default).
 * A backup id is taken by a conditional write of a small claim object (``<id>.claim``,
-  ``If-None-Match: *``) before anything is uploaded, and the claim is checked again (its
-  ETag in the listing) before the dump is completed: of two runs that picked the same id
-  (same second), exactly one writes a backup; the other is refused (exit 8). The dump is
-  also completed with ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does
-  not on CompleteMultipartUpload; it does on PutObject).
+  ``If-None-Match: *``) before anything is uploaded, and checked again before the dump is
+  completed (one listing of the id's objects: the claim's ETag is still ours, and nothing
+  is at the dump's key): of two runs that picked the same id (same second), exactly one
+  writes a backup; the other is refused (exit 8), on every store, including one that
+  ignores ``If-None-Match``. The preflight's one listing of the id's objects refuses an id
+  already used before anything starts. The dump is also completed with
+  ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does not on
+  CompleteMultipartUpload; it does on PutObject).
 * Requested server-side encryption is confirmed from the store's own answers for every
   object written (:class:`EncryptionCheck`); an unconfirmed write stops the backup before
   its manifest is written (exit 8): some stores accept the header and store plaintext.
@@ -28,6 +38,8 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
 
 from __future__ import annotations
 
+import base64
+import errno
 import hashlib
 import json
 import logging
@@ -35,17 +47,19 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -55,20 +69,23 @@ from botocore.exceptions import (
     SSLError,
 )
 
+from .background import in_background
 from .errors import ConfigError, PreflightError, RefusedError, StorageError
 from .log import event, get_logger, redact_url
 from .manifest import CLAIM_SUFFIX, DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
+from .parts import (
+    DEFAULT_CONCURRENCY,
+    MiB,
+    Part,
+    PartReader,
+    PartSchedule,
+    UploadPlan,
+    fill_with,
+    plan_upload,
+)
+from .parts import MIN_PART_SIZE as MIN_PART_SIZE  # for callers that stage uploads with the smallest part
+from .resources import MemoryBudget, memory_budget
 
-MiB = 1024 * 1024
-GiB = 1024 * MiB
-TiB = 1024 * GiB
-MIN_PART_SIZE = 5 * MiB
-MAX_PART_SIZE = 5 * GiB
-MAX_PARTS = 10_000
-MAX_OBJECT_SIZE = 5 * TiB
-DEFAULT_PART_SIZE = 8 * MiB
-DEFAULT_GROWTH_INTERVAL = 900
-DEFAULT_CONCURRENCY = 4
 UNREACHABLE_HINT = "check endpointUrl, egress and that the store is up"
 #: after an abort, how long to wait for parts still in flight before aborting again
 ABORT_GRACE_S = 5.0
@@ -158,37 +175,68 @@ class StorageConfig:
         return args
 
 
+#: connections botocore keeps per client: the most parts in flight (--upload-concurrency
+#: at most 32) or ranges of a download, and the requests beside them
+MAX_POOL_CONNECTIONS = 40
+#: parallel ranged downloads (restore): objects from this size on, in ranges of this size,
+#: this many at a time (what ``aws s3 cp`` does: 8 MiB ranges, 10 threads)
+DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD = 64 * MiB
+DOWNLOAD_RANGE_SIZE = 16 * MiB
+DOWNLOAD_CONCURRENCY = 8
+#: a store whose ranged GET of 1 MiB (while the stream runs) takes longer than this x a
+#: HEAD plus this slack is not worth ranges (Ceph RGW, measured: 8-40 ms vs 5 ms)
+RANGE_PROBE_BYTES = MiB
+RANGE_PROBE_FACTOR = 4
+RANGE_PROBE_SLACK_S = 0.1
+#: servers (their ``Server`` header) known to read the whole object for every GET, ranged
+#: or not: moto's (Werkzeug), where 8 MiB ranges of a 753 MB object took 40 s instead of
+#: ~1 s, and where even one probe would cost a whole-object read beside the stream
+WHOLE_OBJECT_SERVERS = ("Werkzeug/",)
+#: the endpoint botocore uses when nothing names one
+AWS_S3_ENDPOINT = "https://s3.amazonaws.com"
+
+
 def make_client(config: StorageConfig) -> Any:
     """The one factory for S3 clients.
 
-    The endpoint botocore will use is resolved first (``--endpoint-url``, else the SDK's
-    own ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` / config-file ``endpoint_url``,
-    else AWS), so ``auto`` checksums and the default region treat every non-AWS store alike.
+    ``auto`` checksums and the default region depend on whether the endpoint botocore
+    uses is AWS's own: ``--endpoint-url``, else the SDK's own ``AWS_ENDPOINT_URL_S3`` /
+    ``AWS_ENDPOINT_URL`` / config-file ``endpoint_url``, else AWS. The client is built for
+    the endpoint these name and checked against the one it resolved; only when they
+    disagree (an endpoint from the config file) is it built again.
     """
-    session = boto3.session.Session()
-    resolved = session.client("s3", region_name=config.region, endpoint_url=config.endpoint_url or None,
-                              config=Config(user_agent_extra="agent-bom-backup")).meta.endpoint_url
-    custom = not is_aws_endpoint(resolved)
-    # S3-compatible stores often have no regions; SigV4 still needs a name to sign with
-    region = config.region or session.region_name or ("us-east-1" if custom else None)
-    checksum_mode = config.checksum_mode_for(resolved)
-    botocore_config = Config(
-        region_name=region,
-        s3={"addressing_style": "path" if config.path_style else "auto"},
-        retries=_retries(config),
-        request_checksum_calculation=checksum_mode,
-        response_checksum_validation=checksum_mode,
-        connect_timeout=10,
-        read_timeout=120,
-        max_pool_connections=max(10, DEFAULT_CONCURRENCY * 2),
-        user_agent_extra="agent-bom-backup",
-    )
-    return session.client(
-        "s3",
-        endpoint_url=config.endpoint_url or None,
-        config=botocore_config,
-        verify=config.ca_bundle or None,
-    )
+    from botocore.config import Config
+    from botocore.session import Session
+
+    session = Session()
+    named = config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+    def build(endpoint: str) -> Any:
+        """A client whose region default and ``auto`` checksums suit ``endpoint``."""
+        custom = not is_aws_endpoint(endpoint)
+        # S3-compatible stores often have no regions; SigV4 still needs a name to sign with
+        region = config.region or session.get_config_variable("region") or ("us-east-1" if custom else None)
+        checksum_mode = config.checksum_mode_for(endpoint)
+        botocore_config = Config(
+            region_name=region,
+            s3={"addressing_style": "path" if config.path_style else "auto"},
+            retries=_retries(config),
+            request_checksum_calculation=checksum_mode,
+            response_checksum_validation=checksum_mode,
+            connect_timeout=10,
+            read_timeout=120,
+            max_pool_connections=MAX_POOL_CONNECTIONS,
+            user_agent_extra="agent-bom-backup",
+        )
+        return session.create_client("s3", endpoint_url=config.endpoint_url or None, config=botocore_config,
+                                     verify=config.ca_bundle or None)
+
+    expected = named or AWS_S3_ENDPOINT
+    client = build(expected)
+    resolved = client.meta.endpoint_url
+    if is_aws_endpoint(resolved) != is_aws_endpoint(expected):
+        client = build(resolved)
+    return client
 
 
 def _retries(config: StorageConfig) -> dict[str, Any]:
@@ -276,39 +324,6 @@ def storage_error(exc: Exception, action: str, uri: str, *, sse: str = "none") -
     if isinstance(exc, HTTPClientError):  # connection closed or read timeout mid-request
         return StorageError(f"{action} failed: lost the connection to the S3 endpoint for {uri}", hint=UNREACHABLE_HINT)
     return StorageError(f"{action} failed for {uri}: {redact_url(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__}")
-
-
-@dataclass(frozen=True)
-class PartSchedule:
-    """Part sizes for a stream of unknown length.
-
-    Part n (1-based) is ``initial x 2**((n-1) // growth_interval)``, capped at 5 GiB.
-    With the defaults (8 MiB, doubling every 900 parts) 10,000 parts hold ~11.9 TiB,
-    well past S3's 5 TiB object limit; any start size >= 5 MiB reaches it.
-    """
-
-    initial: int = DEFAULT_PART_SIZE
-    growth_interval: int = DEFAULT_GROWTH_INTERVAL
-
-    def validate(self) -> None:
-        if self.initial < MIN_PART_SIZE or self.initial > MAX_PART_SIZE:
-            raise ConfigError(
-                f"part size {self.initial} is outside S3's limits",
-                hint="use 5MiB..5GiB (e.g. 8MiB)",
-            )
-        if self.growth_interval < 1:
-            raise ConfigError("part growth interval must be at least 1 part")
-
-    def size(self, part_number: int) -> int:
-        steps = (part_number - 1) // self.growth_interval
-        return min(self.initial << min(steps, 40), MAX_PART_SIZE)
-
-    def capacity(self, parts: int = MAX_PARTS) -> int:
-        """Bytes that ``parts`` parts can hold."""
-        total = 0
-        for n in range(1, parts + 1):
-            total += self.size(n)
-        return total
 
 
 def kms_key_matches(requested: str | None, answered: str) -> bool:
@@ -443,14 +458,52 @@ class UploadResult:
     size: int
     sha256: str
     parts: int
-    part_sizes: list[int] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class RangeProbe:
+    """What a ranged GET said about the store: whether ranges are cheap, else why not."""
+
+    cheap: bool
+    why: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def crc32_checksum(data: bytearray) -> str:
+    """The base64 CRC32 S3 takes as ``ChecksumCRC32``."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def _returns_buffer(reader: PartReader, part: Part, slots: threading.BoundedSemaphore) -> Callable[[Future[Any]], None]:
+    """A done-callback freeing the part's upload slot and giving its buffer back. It lets
+    go of the part when it runs: a future keeps its callbacks, and a buffer still
+    referenced after the pool dropped it (parts grew) would be memory outside the budget."""
+    holder = [part]
+
+    def give_back(_future: Future[Any]) -> None:
+        if holder:
+            done = holder.pop()
+            slots.release()
+            reader.buffers.give_back(done.data, done.size)
+
+    return give_back
+
+
 class StreamUploader:
-    """Multipart upload of a stream of unknown length with bounded memory."""
+    """Multipart upload of a stream of unknown length within a memory budget.
+
+    Parts are read into reused buffers (:class:`parts.PartBuffers`): ``concurrency`` parts
+    upload while the next is read, fewer as parts grow, so that the buffers never take more
+    than the plan allows (:func:`parts.plan_upload`; ``budget`` defaults to what
+    :func:`resources.memory_budget` finds). A part goes to botocore as the buffer itself;
+    where the client calculates request checksums (AWS's own endpoints) the part's CRC32 is
+    computed here and sent as ``ChecksumCRC32``, because botocore would otherwise copy the
+    buffer into an ``io.BytesIO`` to send the checksum as a trailer: one more part-sized
+    copy per part in flight, outside the budget.
+    """
 
     def __init__(
         self,
@@ -461,68 +514,60 @@ class StreamUploader:
         concurrency: int = DEFAULT_CONCURRENCY,
         progress: ProgressCallback | None = None,
         encryption: EncryptionCheck | None = None,
+        budget: MemoryBudget | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.key = key
-        self.schedule = schedule
-        self.concurrency = max(1, concurrency)
+        self.plan: UploadPlan = plan_upload(schedule, concurrency, budget or memory_budget())
         self.progress = progress
         self.encryption = encryption or EncryptionCheck.for_config(config)
+        self._part_checksums = client.meta.config.request_checksum_calculation == "when_supported"
         self._parts_confirmed = 0
         self._parts_lock = threading.Lock()
 
-    def upload(self, read: Callable[[int], bytes], before_complete: Callable[[], None] | None = None) -> UploadResult:
-        """Upload everything ``read`` returns until it returns b"".
+    def upload(self, read: Callable[[int], bytes] | None = None, before_complete: Callable[[], None] | None = None,
+               *, parts: PartReader | None = None) -> UploadResult:
+        """Upload the stream ``read`` (``read(n)`` returns up to ``n`` bytes, exactly ``n``
+        unless at the end), or ``parts`` being read already (the dump: read ahead while the
+        bucket is checked), until it ends.
 
-        ``read(n)`` must return up to ``n`` bytes (exactly ``n`` unless at the end).
         ``before_complete`` runs after the last part is sent and before the upload is
         completed; raising there (e.g. because pg_dump exited non-zero) aborts it.
         Requested encryption is confirmed from the answers (:class:`EncryptionCheck`):
-        the CreateMultipartUpload answer before a byte is read, so an unconfirmed
+        the CreateMultipartUpload answer before a part is sent, so an unconfirmed
         upload is aborted at once.
         """
+        reader = parts if parts is not None else PartReader(self.plan, fill_with(read=read))
         uri = self.config.uri(self.key)
-        try:
-            created = self.client.create_multipart_upload(
-                Bucket=self.config.bucket, Key=self.key, **self.config.put_extra_args(storage_class=True)
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "starting the upload", uri, sse=self.config.sse) from None
-        upload_id = created["UploadId"]
         log = get_logger()
-        hasher = hashlib.sha256()
-        slots = threading.BoundedSemaphore(self.concurrency)
         futures: list[Future[dict[str, Any]]] = []
-        part_sizes: list[int] = []
-        total = 0
         completed = False
+        upload_id: str | None = None
         try:
+            try:
+                created = self.client.create_multipart_upload(
+                    Bucket=self.config.bucket, Key=self.key, **self.config.put_extra_args(storage_class=True)
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise storage_error(exc, "starting the upload", uri, sse=self.config.sse) from None
+            upload_id = created["UploadId"]
+            event(log, "upload started", key=self.key, read_ahead=reader.total, **reader.plan.to_log())
             if not self.encryption.answer(uri, self.key, "CreateMultipartUpload", created):
                 raise self.encryption.unconfirmed(uri, "CreateMultipartUpload")
-            part_number = 0
-            while True:
-                part_number += 1
-                if part_number > MAX_PARTS:
-                    raise StorageError(f"upload of {uri} exceeds {MAX_PARTS} parts", hint="raise --part-size")
-                data = read(self.schedule.size(part_number))
-                if not data and part_number > 1:
-                    break
-                hasher.update(data)
-                total += len(data)
-                if total > MAX_OBJECT_SIZE:
-                    raise StorageError(f"backup exceeds S3's 5 TiB object limit at {uri}")
-                part_sizes.append(len(data))
-                self._raise_failed(futures)
+            # at most ``concurrency`` parts upload at once (fewer when the buffers are fewer);
+            # the reader fills the next buffer meanwhile
+            slots = threading.BoundedSemaphore(self.plan.concurrency)
+            for part in reader:
                 slots.acquire()
-                future = self._start_part(upload_id, part_number, data)
-                future.add_done_callback(lambda _f: slots.release())
+                self._raise_failed(futures)
+                future = in_background(partial(self._upload_part, upload_id, part.number, part.data),
+                                       f"upload-part-{part.number}")
+                future.add_done_callback(_returns_buffer(reader, part, slots))
                 futures.append(future)
+                del part  # the callback gives the buffer back; nothing else may keep it
                 if self.progress:
-                    self.progress(total)
-                del data
-                if not part_sizes[-1]:
-                    break
+                    self.progress(reader.total)
             etags = [f.result() for f in futures]
             if before_complete:
                 before_complete()
@@ -533,31 +578,14 @@ class StreamUploader:
             raise storage_error(exc, "uploading", uri, sse=self.config.sse) from None
         finally:
             if not completed:
+                reader.close()
                 for future in futures:
                     future.cancel()
-                self._abort(upload_id, uri, [f for f in futures if not f.done()])
-        event(log, "object uploaded", key=self.key, bytes=total, parts=len(part_sizes))
-        return UploadResult(key=self.key, size=total, sha256=hasher.hexdigest(), parts=len(part_sizes), part_sizes=part_sizes)
-
-    def _start_part(self, upload_id: str, part_number: int, data: bytes) -> Future[dict[str, Any]]:
-        """Upload one part in a daemon thread.
-
-        Not a ThreadPoolExecutor: the interpreter joins its workers at exit, so a SIGTERM
-        would wait for every part in flight (minutes for a large part on a slow link)
-        before the process could end; the Pod would be killed with the upload still open.
-        """
-        future: Future[dict[str, Any]] = Future()
-
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(self._upload_part(upload_id, part_number, data))
-            except BaseException as exc:  # handed to the main thread
-                future.set_exception(exc)
-
-        threading.Thread(target=run, name=f"upload-part-{part_number}", daemon=True).start()
-        return future
+                if upload_id is not None:
+                    self._abort(upload_id, uri, [f for f in futures if not f.done()])
+        event(log, "object uploaded", key=self.key, bytes=reader.total, parts=len(futures),
+              buffer_peak=reader.buffers.peak)
+        return UploadResult(key=self.key, size=reader.total, sha256=reader.hasher.hexdigest(), parts=len(futures))
 
     def _confirm_completed(self, answer: dict[str, Any], parts: int, uri: str) -> None:
         """The completed object's encryption: the completion's answer, else every part's,
@@ -613,9 +641,11 @@ class StreamUploader:
                 return str(obj.get("ETag", "")).strip('"')
         return None
 
-    def _upload_part(self, upload_id: str, part_number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, upload_id: str, part_number: int, data: bytearray) -> dict[str, Any]:
+        checksum = {"ChecksumCRC32": crc32_checksum(data)} if self._part_checksums else {}
         response = self.client.upload_part(
-            Bucket=self.config.bucket, Key=self.key, UploadId=upload_id, PartNumber=part_number, Body=data
+            Bucket=self.config.bucket, Key=self.key, UploadId=upload_id, PartNumber=part_number, Body=data,
+            **checksum,
         )
         # raises (and so aborts the upload) when the answer names another mode or key
         if self.encryption.answer(self.config.uri(self.key), self.key, "UploadPart", response, note=False):
@@ -709,12 +739,14 @@ class Storage:
         return not is_aws_endpoint(self.client.meta.endpoint_url)
 
     # --- preflight -------------------------------------------------------
-    def preflight(self) -> None:
+    def preflight(self, list_prefix: str | None = None) -> list[str]:
         """Cheap reachability check: the bucket exists, we may list, the region matches.
 
         ``HeadBucket`` is authorised by ``s3:ListBucket`` *without* a prefix, so the
         least-privilege policies (deploy/iam/: ``s3:ListBucket`` only under the prefix)
-        are denied it: a 403 there proves nothing, and the prefix listing decides.
+        are denied it: a 403 there proves nothing, and the prefix listing decides. The
+        listing is of ``list_prefix`` (under the prefix) when given, and its keys are
+        returned: the backup lists its new backup id's objects, one request for both.
         """
         uri = f"s3://{self.config.bucket}/{self.config.prefix.strip('/')}/"
         try:
@@ -736,13 +768,16 @@ class Storage:
             raise _as_preflight(storage_error(exc, "checking the bucket", uri)) from None
         self._check_region(uri)
         try:
-            self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=self.config.prefix.strip("/") + "/", MaxKeys=1)
+            response = self.client.list_objects_v2(
+                Bucket=self.config.bucket, Prefix=list_prefix or self.config.prefix.strip("/") + "/",
+                MaxKeys=10 if list_prefix else 1)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code", "") in ("NoSuchBucket", "404"):
                 raise self._no_such_bucket() from None
             raise _as_preflight(storage_error(exc, "listing the prefix", uri)) from None
         except BotoCoreError as exc:
             raise _as_preflight(storage_error(exc, "listing the prefix", uri)) from None
+        return [str(obj["Key"]) for obj in response.get("Contents", [])] if list_prefix else []
 
     def _no_such_bucket(self) -> PreflightError:
         return PreflightError(f"bucket {self.config.bucket} does not exist", hint="create it or fix destination.bucket")
@@ -840,22 +875,31 @@ class Storage:
         return Claim(key=keys.claim, etag=etag)
 
     def check_claim(self, claim: Claim, dump_key: str) -> None:
-        """Refuse unless the claim is still ours (its ETag in the listing is the one our
-        PutObject got): a store that ignored ``If-None-Match`` let another run overwrite
-        it. Needs s3:ListBucket only."""
+        """Refuse unless the backup id is still this run's, just before its dump is
+        completed: the claim's ETag in the listing is the one our PutObject got (a store
+        that ignored ``If-None-Match`` let another run overwrite it), and nothing is at the
+        dump's key yet (a run of the same second that completed before this one claimed,
+        on a store that also ignores ``If-None-Match`` on CompleteMultipartUpload, like Ceph
+        RGW 16). One listing of the id's objects; needs s3:ListBucket only."""
+        try:
+            response = self.client.list_objects_v2(Bucket=self.config.bucket,
+                                                    Prefix=claim.key.removesuffix(CLAIM_SUFFIX), MaxKeys=10)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "checking the backup id's claim", self.config.uri(claim.key)) from None
+        listed = {str(o["Key"]): str(o.get("ETag", "")).strip('"') for o in response.get("Contents", [])}
+        if dump_key in listed:
+            raise RefusedError(
+                f"{self.config.uri(dump_key)} is taken: another backup of the same second completed it first "
+                "(the store ignored If-None-Match); nothing of this run was completed",
+                hint=SAME_SECOND_HINT,
+            )
         if not claim.etag:
             event(get_logger(), "the store returned no ETag for the claim; not checked again", level=logging.WARNING)
             return
-        try:
-            response = self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=claim.key, MaxKeys=5)
-        except (ClientError, BotoCoreError) as exc:
-            raise storage_error(exc, "checking the backup id's claim", self.config.uri(claim.key)) from None
-        listed = next((str(o.get("ETag", "")).strip('"') for o in response.get("Contents", [])
-                       if o["Key"] == claim.key), None)
-        if listed != claim.etag:
+        if listed.get(claim.key) != claim.etag:
             raise RefusedError(
                 f"{self.config.uri(dump_key)} is taken: another backup started in the same second and "
-                f"{'replaced' if listed else 'removed'} this run's claim {self.config.uri(claim.key)} "
+                f"{'replaced' if claim.key in listed else 'removed'} this run's claim {self.config.uri(claim.key)} "
                 "(the store ignored If-None-Match); nothing of this run was completed",
                 hint=SAME_SECOND_HINT,
             )
@@ -887,23 +931,170 @@ class Storage:
         except (ClientError, BotoCoreError) as exc:
             raise storage_error(exc, "downloading", self.config.uri(key)) from None
 
-    def download(self, key: str, destination: BinaryIO, progress: ProgressCallback | None = None) -> tuple[int, str]:
-        """Copy ``key`` to ``destination``; returns (size, sha256) of what was read."""
-        hasher = hashlib.sha256()
-        size = 0
-        for chunk in self.stream(key):
-            hasher.update(chunk)
-            try:
-                destination.write(chunk)
-            except OSError as exc:
-                raise StorageError(
-                    f"cannot write the download of {self.config.uri(key)} to local disk: {exc.strerror}",
-                    hint="free space in the scratch directory or point --scratch-dir at a larger volume",
-                ) from None
-            size += len(chunk)
+    def download(self, key: str, path: Path, progress: ProgressCallback | None = None,
+                 parallel_threshold: int | None = DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD) -> tuple[int, str]:
+        """Copy ``key`` to the file ``path`` (created or replaced); returns (size, sha256) of
+        what was read, hashed in order. ``progress`` gets the bytes written so far.
+
+        The object comes as one stream. One of at least ``parallel_threshold`` bytes (None:
+        never) is also probed meanwhile (:meth:`_probe_ranges`): when the store serves ranges
+        cheaply, the stream stops and the rest comes as :data:`DOWNLOAD_CONCURRENCY`
+        parallel ranged GETs of :data:`DOWNLOAD_RANGE_SIZE` written at their offsets, hashed
+        in order as they complete (read back from the file, which is in the page cache).
+        The stream never waits for the probe. moto, which reads the whole object for every
+        GET, is known by its server and gets no probe (:data:`WHOLE_OBJECT_SERVERS`).
+        """
+        uri = self.config.uri(key)
+        try:
+            with open(path, "w+b") as handle:  # read back too: ranges are hashed from the file
+                started = time.monotonic()
+                head = self.head(key)
+                head_s = time.monotonic() - started
+                size = int(head.get("ContentLength", 0))
+                probe = None
+                if parallel_threshold is not None and size >= max(parallel_threshold, RANGE_PROBE_BYTES):
+                    server = str(head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("server", ""))
+                    if server.startswith(WHOLE_OBJECT_SERVERS):
+                        event(get_logger(), "the store reads the whole object for a ranged GET: downloading in one "
+                              "stream", bytes=size, server=server)
+                    else:
+                        probe = in_background(lambda: self._probe_ranges(key, size, head_s), "range-probe")
+                hasher = hashlib.sha256()
+                position, switched = self._download_stream(key, handle, hasher, progress, probe, size)
+                if not switched:
+                    return position, hasher.hexdigest()
+                self._download_ranges(key, handle.fileno(), position, size, hasher, progress)
+                return size, hasher.hexdigest()
+        except OSError as exc:
+            raise _disk_error(exc, uri) from None
+
+    def _download_stream(self, key: str, handle: BinaryIO, hasher: Any, progress: ProgressCallback | None,
+                         probe: Future[RangeProbe] | None, size: int) -> tuple[int, bool]:
+        """Stream the object into ``handle`` until it ends, or until ``probe`` finds ranges
+        cheap; returns the bytes written and whether the rest is for ranges to fetch."""
+        position = 0
+        log = get_logger()
+        try:
+            response = self.client.get_object(Bucket=self.config.bucket, Key=key)
+            body = response["Body"]
+            while True:
+                if probe is not None and probe.done():
+                    verdict = probe.result() if probe.exception() is None else RangeProbe(False, "the probe failed")
+                    probe = None
+                    if verdict.cheap and size - position > DOWNLOAD_RANGE_SIZE:
+                        event(log, "downloading in parallel ranges", bytes=size, offset=position,
+                              range_size=DOWNLOAD_RANGE_SIZE, concurrency=DOWNLOAD_CONCURRENCY, **verdict.timings)
+                        body.close()
+                        return position, True
+                    if not verdict.cheap:
+                        event(log, f"{verdict.why}: downloading in one stream", bytes=size, **verdict.timings)
+                chunk = body.read(MiB)
+                if not chunk:
+                    return position, False
+                hasher.update(chunk)
+                handle.write(chunk)
+                position += len(chunk)
+                if progress:
+                    progress(position)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "downloading", self.config.uri(key)) from None
+
+    def _probe_ranges(self, key: str, size: int, head_s: float) -> RangeProbe:
+        """Whether ranged GETs are cheap on this store: a ranged GET of the object's last
+        MiB answers not much slower than a HEAD (one that reads the whole object for every
+        ranged GET takes far longer), and with that range (a store that ignores ranges
+        answers with the whole object). 1 MiB, not 1 byte: a tiny answer can wait 40 ms for
+        a delayed TCP ACK."""
+        start = size - RANGE_PROBE_BYTES
+        started = time.monotonic()
+        response = self.client.get_object(Bucket=self.config.bucket, Key=key, Range=f"bytes={start}-{size - 1}")
+        answered = str(response.get("ContentRange", ""))
+        response["Body"].close()
+        timings = {"head_seconds": round(head_s, 3), "ranged_get_seconds": round(time.monotonic() - started, 3)}
+        if not answered.startswith(f"bytes {start}-"):
+            return RangeProbe(False, "the store ignores ranged GETs", timings)
+        if timings["ranged_get_seconds"] > RANGE_PROBE_FACTOR * head_s + RANGE_PROBE_SLACK_S:
+            return RangeProbe(False, "the store reads the whole object for a ranged GET", timings)
+        return RangeProbe(True, "", timings)
+
+    def _download_ranges(self, key: str, fd: int, offset: int, size: int, hasher: Any,
+                         progress: ProgressCallback | None) -> None:
+        """``offset`` to ``size`` in ranges fetched by worker threads, hashed here in order
+        as each completes."""
+        try:
+            os.posix_fallocate(fd, offset, size - offset)  # no space: fail now, not at the last range
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
+        ranges = [(start, min(start + DOWNLOAD_RANGE_SIZE, size)) for start in range(offset, size, DOWNLOAD_RANGE_SIZE)]
+        results: list[Future[None]] = [Future() for _ in ranges]
+        pending = iter(range(len(ranges)))
+        lock = threading.Lock()
+        stop = threading.Event()
+        written = [offset]
+
+        def wrote(count: int) -> None:
+            with lock:
+                written[0] += count
+                done = written[0]
             if progress:
-                progress(size)
-        return size, hasher.hexdigest()
+                progress(done)
+
+        def worker() -> None:
+            while not stop.is_set():
+                with lock:
+                    index = next(pending, None)
+                if index is None:
+                    return
+                result = results[index]
+                if not result.set_running_or_notify_cancel():
+                    continue
+                try:
+                    self._fetch_range(key, fd, *ranges[index], stop, wrote)
+                    result.set_result(None)
+                except BaseException as exc:  # handed to the hashing thread
+                    result.set_exception(exc)
+
+        for number in range(min(DOWNLOAD_CONCURRENCY, len(ranges))):
+            threading.Thread(target=worker, name=f"download-{number}", daemon=True).start()
+        try:
+            for (start, end), result in zip(ranges, results):
+                result.result()
+                position = start
+                while position < end:
+                    chunk = os.pread(fd, min(MiB, end - position), position)
+                    if not chunk:
+                        raise StorageError(f"the download of {self.config.uri(key)} is shorter than its ranges")
+                    hasher.update(chunk)
+                    position += len(chunk)
+        finally:
+            stop.set()
+            for result in results:
+                result.cancel()
+
+    def _fetch_range(self, key: str, fd: int, start: int, end: int, stop: threading.Event,
+                     wrote: Callable[[int], None]) -> None:
+        uri = self.config.uri(key)
+        try:
+            response = self.client.get_object(Bucket=self.config.bucket, Key=key, Range=f"bytes={start}-{end - 1}")
+            answered = str(response.get("ContentRange", ""))
+            if not answered.startswith(f"bytes {start}-{end - 1}/"):
+                raise StorageError(f"downloading {uri} failed: the store answered the range {start}-{end - 1} with "
+                                   f"{answered or 'the whole object'}", hint=UNREACHABLE_HINT)
+            body = response["Body"]
+            position = start
+            while position < end and not stop.is_set():
+                chunk = body.read(min(MiB, end - position))
+                if not chunk:
+                    raise StorageError(f"downloading {uri} failed: the range {start}-{end - 1} ended early")
+                view = memoryview(chunk)
+                while view:
+                    count = os.pwrite(fd, view, position)
+                    view = view[count:]
+                    position += count
+                wrote(len(chunk))
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "downloading", uri) from None
 
     def delete(self, keys: list[str]) -> None:
         """Delete ``keys`` in order, one ``DeleteObject`` each.
@@ -959,6 +1150,13 @@ def multipart_etag(parts: list[dict[str, Any]]) -> str | None:
         except ValueError:
             return None
     return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+def _disk_error(exc: OSError, uri: str) -> StorageError:
+    return StorageError(
+        f"cannot write the download of {redact_url(uri)} to local disk: {exc.strerror}",
+        hint="free space in the scratch directory or point --scratch-dir at a larger volume",
+    )
 
 
 def _first(exc: Exception) -> str:

@@ -199,6 +199,11 @@ envFrom:
 - name: AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY
   value: {{ $b.upload.concurrency | int64 | quote }}
 {{- end }}
+{{- /* the container's memory limit in bytes: the CLI's memory budget is 60% of it */}}
+- name: AGENT_BOM_BACKUP_MEMORY_LIMIT
+  valueFrom:
+    resourceFieldRef:
+      resource: limits.memory
 {{- with $b.metricsFile }}
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
