@@ -2,7 +2,7 @@
 -- PostgreSQL database cluster dump
 --
 
-\restrict 5wSWIEMjDPzcj4HaOXH4JauNrdu8CLL1J1QHgRK2dwrsd8BADp84f1EnrIl9y4S
+\restrict qEfs1WTxpSJdg2Dem6B00EKJrIeBLVfQoYluOQd1P8YdRRUvhaK7J0pO2OQtvWx
 
 SET default_transaction_read_only = off;
 
@@ -38,7 +38,7 @@ GRANT agent_bom_readonly TO agent_bom_app GRANTED BY postgres;
 
 
 
-\unrestrict 5wSWIEMjDPzcj4HaOXH4JauNrdu8CLL1J1QHgRK2dwrsd8BADp84f1EnrIl9y4S
+\unrestrict qEfs1WTxpSJdg2Dem6B00EKJrIeBLVfQoYluOQd1P8YdRRUvhaK7J0pO2OQtvWx
 
 --
 -- PostgreSQL database cluster dump complete
