@@ -7,6 +7,7 @@ the target."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -83,40 +84,38 @@ def servers(pg_cluster_factory: PgClusterPool) -> dict[int, PgCluster]:
     return {major: pg_cluster_factory(major) for major in (15, 17, 18)}
 
 
-@pytest.fixture(scope="module")
-def module_bucket(s3: MotoServer) -> Iterator[str]:
-    with cli.fresh_bucket(s3, "abb-pod") as name:
-        yield name
-
-
 @dataclass(frozen=True)
 class PodBackup:
     pg: PgCluster
+    bucket: str
     seeded: dict[str, int]
     uri: str
     manifest: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, module_bucket: str, job_image: str,
-               container_engine: ContainerEngine) -> Callable[[int], PodBackup]:
+def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
+               container_engine: ContainerEngine) -> Iterator[Callable[[int], PodBackup]]:
     """``pod_backup(major)``: the rendered pod's backup of a seeded database on the server
-    of ``major`` (taken once per module)."""
+    of ``major`` (taken once per module), each in its own bucket: two backups that start in
+    the same second are refused in one bucket and prefix."""
     taken: dict[int, PodBackup] = {}
 
-    def take(major: int) -> PodBackup:
-        if major not in taken:
-            pg = servers[major]
-            database, seeded = seeded_database(pg)
-            result = run_pod(container_engine, rendered_pod(s3, module_bucket, job_image), pg, database)
-            assert result.returncode == 0, result.stderr
-            uri = result.stdout.strip().splitlines()[-1]
-            key = uri.split(f"s3://{module_bucket}/", 1)[1].replace(".dump", ".manifest.json")
-            manifest = json.loads(s3.client().get_object(Bucket=module_bucket, Key=key)["Body"].read())
-            taken[major] = PodBackup(pg, seeded, uri, manifest)
-        return taken[major]
+    with contextlib.ExitStack() as buckets:
+        def take(major: int) -> PodBackup:
+            if major not in taken:
+                pg = servers[major]
+                bucket = buckets.enter_context(cli.fresh_bucket(s3, f"abb-pod{major}"))
+                database, seeded = seeded_database(pg)
+                result = run_pod(container_engine, rendered_pod(s3, bucket, job_image), pg, database)
+                assert result.returncode == 0, result.stderr
+                uri = result.stdout.strip().splitlines()[-1]
+                key = uri.split(f"s3://{bucket}/", 1)[1].replace(".dump", ".manifest.json")
+                manifest = json.loads(s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+                taken[major] = PodBackup(pg, bucket, seeded, uri, manifest)
+            return taken[major]
 
-    return take
+        yield take
 
 
 @dataclass(frozen=True)
@@ -200,13 +199,13 @@ def test_image_restore_uses_the_image_pg_restore_of_the_archive_major(
 
 
 @pytest.fixture(scope="module")
-def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer, module_bucket: str,
+def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer,
                  tmp_root: Path) -> helpers.CleanRestore:
     """The image's zstd backup restored by this host's CLI, whose pg_restore 15 (Debian)
     and 18 (wheel) lack zstd, with --clean over a non-empty database."""
     backup = pod_backup(15)
     target, _ = seeded_database(backup.pg)
-    return helpers.clean_restore(cli.job_env(s3.endpoint_url, module_bucket), backup.uri, backup.pg, target,
+    return helpers.clean_restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri, backup.pg, target,
                                  tmp_root / cli.unique_name("safety"))
 
 

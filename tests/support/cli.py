@@ -19,6 +19,7 @@ The S3 endpoint that misbehaves on cue is :class:`tests.support.s3proxy.S3Proxy`
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import hashlib
 import json
@@ -361,11 +362,23 @@ class Backup:
         return f"s3://{bucket}/{self.key}"
 
 
+#: bucket -> the start second (epoch) of the newest backup take_backup wrote into it
+_newest_backup_second: dict[str, int] = {}
+
+
 def take_backup(s3: MotoServer, bucket: str, database_url: str, *args: str, **env: str) -> Backup:
-    """Run ``backup`` of ``database_url`` into ``bucket``, insist on success and return what it wrote."""
+    """Run ``backup`` of ``database_url`` into ``bucket``, insist on success and return what
+    it wrote. A backup id is its start second and the tool refuses a second backup in the
+    same second (by design; the failure-mode table tests that), so a backup into a bucket
+    that already got one this second starts in the next."""
+    newest = _newest_backup_second.get(bucket)
+    if newest is not None and time.time() < newest + 1:
+        time.sleep(newest + 1 - time.time() + 0.01)
     result = backup(job_env(s3.endpoint_url, bucket, database_url, **env), *args)
     assert result.returncode == 0, str(result)
     key = result.uri.removeprefix(f"s3://{bucket}/")
+    backup_id = key.rsplit("/", 1)[-1].removesuffix(".dump")
+    _newest_backup_second[bucket] = calendar.timegm(time.strptime(backup_id.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ"))
     return Backup(bucket, key, read_manifest(s3.client(), bucket, key), result)
 
 
