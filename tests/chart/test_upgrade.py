@@ -5,8 +5,9 @@ defaults plus the previous release's user values).
 
 --reuse-values is modelled exactly: a copy of this chart whose values.yaml is 0.1.0's
 (tests/chart/fixtures/chart-0.1.0-values.yaml), rendered with the old release's user values and
-the upgrade's --set flags. One default grew since 0.1.0 and must be set on such an upgrade: the
-backup's memory limit (0.1.0's 1Gi gives a memory budget the backup refuses, docs/limits.md)."""
+the upgrade's --set flags. One default grew since 0.1.0 and is set on such an upgrade: the backup's
+memory limit (0.1.0's 1Gi gives a memory budget that holds dumps up to 2.7 TiB, not 5 TiB;
+the backup says so at every start, docs/limits.md)."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ class TestReuseValuesFrom010:
         assert reused == render_chart(values_files=[user_values], helm_major=helm_major)
 
     def test_the_old_memory_limit_is_kept_unless_set(self, chart_with_old_defaults):
-        """Why RAISED_DEFAULTS: without it the 0.1.0 limit stays, and the backup refuses it at start."""
+        """Why RAISED_DEFAULTS: without it the 0.1.0 limit stays (dumps up to 2.7 TiB, said at start)."""
         docs = render_chart(values_files=[RUNBOOK], chart=chart_with_old_defaults, show_only=[CRONJOB_TEMPLATE])
         assert container(docs[0])["resources"]["limits"]["memory"] == "1Gi"
 

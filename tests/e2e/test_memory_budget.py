@@ -5,7 +5,8 @@ into Ceph RGW with a 5 MiB first part doubling every 2 parts, so parts grow past
 within seconds, under a 640 MiB budget: 544 MiB for buffers (the rest is the process),
 so parts stop at 544 MiB and concurrency falls to one part at a time. The uploader
 process's memory is sampled from /proc while it runs; without the budget, 5 buffers of
-640 MiB would be 3.2 GiB. The refusal at start runs the real CLI. The arithmetic:
+640 MiB would be 3.2 GiB. What the real CLI says at start of a budget (a smaller dump
+ceiling, or a refusal when not even one part fits) runs the CLI itself. The arithmetic:
 tests/unit/test_upload_plan.py.
 """
 
@@ -116,36 +117,52 @@ def test_the_stream_hashed_is_the_stream_read(streamed: Streamed) -> None:
 
 
 # ----------------------------------------------------------------------------- at start
-def _refused(**env: str) -> cli.Run:
+def _started(**env: str) -> cli.Run:
     """The CLI with a budget, a database nobody listens on and a bucket on no endpoint:
-    the budget is checked before either is asked."""
+    the budget is judged before either is asked (exit 3), else the database is (exit 4)."""
     job = cli.job_env("http://127.0.0.1:9", "abb-never", "postgresql://nobody@127.0.0.1:9/none", **env)
     return cli.backup(job)
 
 
-def test_a_budget_that_cannot_hold_the_5tib_part_is_refused_at_start() -> None:
-    run = _refused(AGENT_BOM_BACKUP_MEMORY_BUDGET="1GiB")
+def _ceiling_warnings(run: cli.Run) -> list[dict[str, object]]:
+    return [r for r in run.log if r.get("level") == "warning" and "holds upload parts of at most" in str(r["message"])]
+
+
+def test_a_budget_below_the_5tib_parts_goes_on_to_the_database() -> None:
+    run = _started(AGENT_BOM_BACKUP_MEMORY_BUDGET="1GiB")
+    assert run.returncode == 4, str(run)
+    assert run.error_message.startswith("cannot connect to"), str(run)
+
+
+def test_a_budget_below_the_5tib_parts_says_how_large_a_dump_it_holds() -> None:
+    (warning,) = _ceiling_warnings(_started(AGENT_BOM_BACKUP_MEMORY_BUDGET="1GiB"))
+    assert "parts of at most 928.0 MiB: dumps up to 4.1 TiB" in str(warning["message"]), warning
+    assert "AGENT_BOM_BACKUP_MEMORY_BUDGET" in str(warning["hint"]) and "1313MiB" in str(warning["hint"]), warning
+
+
+def test_a_budget_that_cannot_hold_one_part_is_refused_at_start() -> None:
+    run = _started(AGENT_BOM_BACKUP_MEMORY_BUDGET="100MiB")
     assert (run.returncode, len(run.errors)) == (3, 1), str(run)
 
 
 def test_the_refusal_says_what_to_set() -> None:
-    run = _refused(AGENT_BOM_BACKUP_MEMORY_BUDGET="1GiB")
+    run = _started(AGENT_BOM_BACKUP_MEMORY_BUDGET="100MiB")
     hint = run.errors[0].get("hint", "") + run.errors[0]["message"]
-    assert "AGENT_BOM_BACKUP_MEMORY_BUDGET" in hint and "1313MiB" in hint, str(run)
+    assert "AGENT_BOM_BACKUP_MEMORY_BUDGET" in hint and "104MiB" in hint, str(run)
 
 
 def test_the_container_memory_limit_sets_the_budget() -> None:
-    run = _refused(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(GiB))
-    assert "60% of the container's memory limit 1.0 GiB" in run.error_message, str(run)
+    (warning,) = _ceiling_warnings(_started(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(GiB)))
+    assert "60% of the container's memory limit 1.0 GiB" in str(warning["message"]), warning
 
 
-def test_a_limit_that_holds_the_5tib_part_goes_on_to_the_database() -> None:
-    run = _refused(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(2560 * MiB))
-    assert (run.returncode, run.error_message.startswith("cannot connect to")) == (4, True), str(run)
+def test_a_limit_that_holds_the_5tib_part_says_nothing_of_a_ceiling() -> None:
+    run = _started(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(2560 * MiB))
+    assert (run.returncode, _ceiling_warnings(run)) == (4, []), str(run)
 
 
-def test_the_chart_default_limit_is_not_refused() -> None:
+def test_the_chart_default_limit_holds_5tib() -> None:
     values = yaml.safe_load((tools.repo_root() / "deploy" / "helm" / "agent-bom" / "values.yaml").read_text())
     limit = values["controlPlane"]["backup"]["resources"]["limits"]["memory"]
-    run = _refused(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(int(quantity(limit))))
-    assert run.returncode == 4, str(run)
+    run = _started(AGENT_BOM_BACKUP_MEMORY_LIMIT=str(int(quantity(limit))))
+    assert (run.returncode, _ceiling_warnings(run)) == (4, []), str(run)

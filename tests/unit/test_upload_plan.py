@@ -1,5 +1,6 @@
 """The memory budget of an upload: buffers in flight per part size, the largest part, the
-refusal at start, and the buffers and the read-ahead that keep to it (parts.py). The real
+dump size a small budget holds (said at start) and the refusal of one that holds no part,
+and the buffers and the read-ahead that keep to it (parts.py). The real
 uploader under a budget, with its RSS sampled: tests/e2e/test_memory_budget.py."""
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import time
 
 import pytest
 
-from agent_bom_backup.errors import ConfigError
+from agent_bom_backup import parts
+from agent_bom_backup.errors import ConfigError, StorageError
 from agent_bom_backup.parts import (
     MAX_OBJECT_SIZE,
     MAX_PARTS,
@@ -40,8 +42,8 @@ def part_sizes(schedule: PartSchedule) -> list[int]:
     return sorted({schedule.size(n) for n in range(1, MAX_PARTS + 1)})
 
 
-@pytest.mark.parametrize("limit", [CHART_BUDGET.limit, 2 * GiB, 8 * GiB, 1400 * MiB],
-                         ids=["chart-default", "2GiB", "8GiB", "1400MiB"])
+@pytest.mark.parametrize("limit", [CHART_BUDGET.limit, 2 * GiB, 8 * GiB, 1400 * MiB, int(GiB * 0.6)],
+                         ids=["chart-default", "2GiB", "8GiB", "1400MiB", "60%-of-1GiB"])
 @pytest.mark.parametrize("concurrency", [1, 4, 32], ids=lambda c: f"concurrency-{c}")
 def test_buffers_in_flight_never_exceed_the_budget_at_any_part_size(limit: int, concurrency: int) -> None:
     plan = plan_upload(PartSchedule(), concurrency, budget(limit))
@@ -79,25 +81,63 @@ def test_parts_keep_their_size_below_the_cap() -> None:
     assert [plan.schedule.size(n) // MiB for n in (1, 901, 1801, 2701)] == [8, 16, 32, 64]
 
 
-def test_a_budget_without_room_for_the_5tib_part_is_refused() -> None:
-    with pytest.raises(ConfigError) as refused:
-        plan_upload(PartSchedule(), 4, MemoryBudget(int(GiB * 0.6), "60% of the container's memory limit 1.0 GiB"))
-    assert "needs parts of 1.2 GiB" in refused.value.message
+#: 60 % of the 1 GiB limit the 0.1.0 chart set: 518 MiB for buffers, below the 1217 MiB
+#: parts a 5 TiB dump needs with the default schedule
+SMALL_BUDGET = MemoryBudget(int(GiB * 0.6), "60% of the container's memory limit 1.0 GiB")
+
+
+def test_a_budget_without_room_for_the_5tib_part_caps_the_parts() -> None:
+    assert plan_upload(PartSchedule(), 4, SMALL_BUDGET).schedule.max_size == 518 * MiB
+
+
+def test_a_budget_without_room_for_the_5tib_part_holds_a_smaller_dump() -> None:
+    plan = plan_upload(PartSchedule(), 4, SMALL_BUDGET)
+    assert plan.max_dump_size == plan.schedule.capacity() < MAX_OBJECT_SIZE
+
+
+def test_the_smaller_ceiling_is_said_with_its_size() -> None:
+    warning = plan_upload(PartSchedule(), 4, SMALL_BUDGET).ceiling_warning()
+    assert warning is not None
+    assert "holds upload parts of at most 518.0 MiB: dumps up to 2.7 TiB" in warning[0]
+
+
+def test_the_smaller_ceiling_says_what_to_set() -> None:
+    warning = plan_upload(PartSchedule(), 4, budget(GiB)).ceiling_warning()
+    assert warning is not None
+    assert "at least 1313MiB" in warning[1] and "at least 2189MiB" in warning[1]
+
+
+def test_the_chart_default_says_nothing_of_a_ceiling() -> None:
+    assert plan_upload(PartSchedule(), 4, CHART_BUDGET).ceiling_warning() is None
+
+
+def test_the_suggested_budget_holds_5tib() -> None:
+    assert plan_upload(PartSchedule(), 4, budget(1313 * MiB)).ceiling_warning() is None
+
+
+def test_the_suggested_container_limit_holds_5tib() -> None:
+    assert plan_upload(PartSchedule(), 4, budget(int(2189 * MiB * 0.6))).ceiling_warning() is None
+
+
+def test_a_budget_that_cannot_hold_one_part_is_refused() -> None:
+    with pytest.raises(ConfigError, match="less than one 8.0 MiB part"):
+        plan_upload(PartSchedule(), 4, budget(100 * MiB))
 
 
 def test_the_refusal_says_what_to_set() -> None:
     with pytest.raises(ConfigError) as refused:
-        plan_upload(PartSchedule(), 4, budget(GiB))
+        plan_upload(PartSchedule(), 4, budget(100 * MiB))
     assert refused.value.hint is not None
-    assert "at least 1313MiB" in refused.value.hint and "at least 2189MiB" in refused.value.hint
+    assert "at least 104MiB" in refused.value.hint and "at least 174MiB" in refused.value.hint
 
 
-def test_the_suggested_budget_is_accepted() -> None:
-    assert plan_upload(PartSchedule(), 4, budget(1313 * MiB)).schedule.capacity() >= MAX_OBJECT_SIZE
-
-
-def test_the_suggested_container_limit_gives_an_accepted_budget() -> None:
-    assert plan_upload(PartSchedule(), 4, budget(int(2189 * MiB * 0.6))).buffer_bytes > 0
+def test_a_dump_past_the_ceiling_fails_naming_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parts, "MAX_PARTS", 3)  # three 5 MiB parts stand for 10,000 capped ones
+    plan = UploadPlan(PartSchedule(5 * MiB, 1).capped(5 * MiB), 1, budget(PROCESS_RESERVE + 20 * MiB))
+    reader = PartReader(plan, fill_with(read=io.BytesIO(b"z" * (20 * MiB)).read))
+    with pytest.raises(StorageError, match=r"that 3 parts of at most 5.0 MiB hold \(memory budget 116.0 MiB"):
+        for part in reader:
+            reader.buffers.give_back(part.data, part.size)
 
 
 def test_a_schedule_that_cannot_reach_5tib_is_refused() -> None:

@@ -1,7 +1,7 @@
 """The backup operation run by the CronJob: a plan, then its execution.
 
-**plan** (nothing is written): the upload plan within the memory budget (a budget that
-cannot hold the parts a 5 TiB dump needs is refused before anything else); one database
+**plan** (nothing is written): the upload plan within the memory budget (a warning when
+the budget keeps dumps below S3's 5 TiB, a refusal when it cannot hold one part); one database
 connection, which learns the server's major and later holds the snapshot; the pg_dump
 for that major and its compression (the PostgreSQL clients are found in a background
 thread meanwhile). The result is a :class:`BackupPlan`, logged as ``backup plan``.
@@ -173,6 +173,9 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     log = get_logger()
     conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
     upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
+    ceiling = upload.ceiling_warning()
+    if ceiling:
+        event(log, ceiling[0], level=logging.WARNING, hint=ceiling[1], max_dump_size=upload.max_dump_size)
     keys = config.storage.keys(backup_id_for(started))
     config.storage.validate()
     clients_ready = in_background(lambda: _discover_clients(config, conn_info), "pg-clients")
@@ -416,7 +419,7 @@ def _warn_if_unencrypted(client: PgClient, conn_info: ConnInfo) -> None:
     without TLS: say so, and how to require it."""
     if conn_info.over_tcp and (conn_info.sslmode or "prefer") in ("prefer", "allow") and not client.supports_ssl():
         event(get_logger(), f"pg_dump {client.major} has no TLS support: its connection is unencrypted",
-              level=30, hint="set sslmode=require (or verify-full) to refuse unencrypted connections")
+              level=logging.WARNING, hint="set sslmode=require (or verify-full) to refuse unencrypted connections")
 
 
 def _client_with(clients: list[PgClient], tool: str, server_major: int) -> PgClient | None:

@@ -219,8 +219,8 @@ def main() -> None:
               help="Parts uploaded in parallel (fewer as parts grow, within --memory-budget).")
 @click.option("--memory-budget", envvar="AGENT_BOM_BACKUP_MEMORY_BUDGET", default=None, show_envvar=True,
               help="Memory the backup may use (its part buffers and the process itself; default: 60% of "
-              "--memory-limit, else of the cgroup's memory limit, else 2GiB); refused at start when it cannot hold "
-              "the parts a 5 TiB dump needs.")
+              "--memory-limit, else of the cgroup's memory limit, else 2GiB); below what the parts of a 5 TiB dump "
+              "need it caps the dump size (said at start), and one that cannot hold a first part is refused.")
 @click.option("--memory-limit", envvar="AGENT_BOM_BACKUP_MEMORY_LIMIT", default=None, show_envvar=True,
               help="The container's memory limit (the chart passes limits.memory through the downward API); "
               "the default --memory-budget is 60% of it.")

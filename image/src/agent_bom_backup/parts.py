@@ -6,9 +6,11 @@ is held in memory while it uploads (S3 needs its length up front, and a retry se
 again), so the parts in flight are what the backup's memory grows with. An
 :class:`UploadPlan` keeps them within a memory budget at every dump size: the number of
 buffers falls as parts grow (down to one: read a part, upload it, read the next), parts
-stop growing at what the budget holds, and a budget that cannot hold the parts a 5 TiB
-dump needs is refused before anything starts. :class:`PartBuffers` hands out the
-buffers and takes them back when a part's upload finishes.
+stop growing at what the budget holds. A budget too small for the parts a 5 TiB dump
+needs caps them lower, which caps the dump size too: the backup says so at start and a
+dump that outgrows it fails cleanly (only a budget that cannot hold one first part is
+refused). :class:`PartBuffers` hands out the buffers and takes them back when a part's
+upload finishes.
 """
 
 from __future__ import annotations
@@ -117,6 +119,27 @@ class UploadPlan:
         """The budget less the process's own memory: what part buffers may take."""
         return self.budget.limit - PROCESS_RESERVE
 
+    @property
+    def max_dump_size(self) -> int:
+        """The largest dump this plan uploads: what 10,000 parts hold, at most S3's 5 TiB."""
+        return min(self.schedule.capacity(), MAX_OBJECT_SIZE)
+
+    def ceiling_warning(self) -> tuple[str, str] | None:
+        """(message, hint) when the budget keeps the dump below S3's 5 TiB object limit."""
+        if self.max_dump_size >= MAX_OBJECT_SIZE:
+            return None
+        full = replace(self.schedule, max_size=MAX_PART_SIZE)
+        needed = full.smallest_cap_reaching(MAX_OBJECT_SIZE) or MAX_PART_SIZE
+        minimum = needed + PROCESS_RESERVE
+        return (
+            f"memory budget {self.budget} holds upload parts of at most {human_size(self.schedule.max_size)}: "
+            f"dumps up to {human_size(self.max_dump_size)} (S3 allows 5 TiB); a larger dump fails when it gets "
+            "there, leaving no object",
+            f"for dumps up to 5 TiB set --memory-budget (AGENT_BOM_BACKUP_MEMORY_BUDGET) to at least "
+            f"{_round_up_mib(minimum)}, or a container memory limit of at least "
+            f"{_round_up_mib(int(minimum / BUDGET_SHARE))} (chart: controlPlane.backup.resources.limits.memory)",
+        )
+
     def buffers(self, part_size: int) -> int:
         """Part buffers allowed while parts are ``part_size`` bytes (at least one)."""
         return max(1, min(self.concurrency + 1, self.buffer_bytes // max(part_size, 1)))
@@ -125,16 +148,19 @@ class UploadPlan:
         return {"part_size": self.schedule.initial, "part_growth_interval": self.schedule.growth_interval,
                 "max_part_size": self.schedule.max_size, "upload_concurrency": self.concurrency,
                 "memory_budget": self.budget.limit, "memory_budget_source": self.budget.source,
-                "buffer_bytes": self.buffer_bytes}
+                "buffer_bytes": self.buffer_bytes, "max_dump_size": self.max_dump_size}
 
 
 def plan_upload(schedule: PartSchedule, concurrency: int, budget: MemoryBudget) -> UploadPlan:
     """The upload plan, or a :class:`ConfigError` (exit 3, before anything is touched) when
-    the schedule cannot reach S3's 5 TiB object limit or the budget cannot hold one part
-    of the size such a dump needs.
+    the schedule cannot reach S3's 5 TiB object limit or the budget cannot hold even the
+    first part.
 
     Parts stop growing at half of what the budget holds for buffers (two parts: one
     uploading while the next is read) when that still reaches 5 TiB, else at all of it.
+    A budget below what a 5 TiB dump's parts need caps them there: the plan then holds a
+    smaller dump (:meth:`UploadPlan.ceiling_warning` says how large), and refusing every
+    backup of a database far below that size would help nobody.
     """
     schedule.validate()
     needed = schedule.smallest_cap_reaching(MAX_OBJECT_SIZE)
@@ -145,14 +171,15 @@ def plan_upload(schedule: PartSchedule, concurrency: int, budget: MemoryBudget) 
             hint="lower --part-growth-interval (AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL) or raise --part-size",
         )
     room = budget.limit - PROCESS_RESERVE
-    if room < needed:
-        minimum = needed + PROCESS_RESERVE
+    if room < schedule.initial:
+        least, full = schedule.initial + PROCESS_RESERVE, needed + PROCESS_RESERVE
         raise ConfigError(
-            f"memory budget {budget} leaves {human_size(max(room, 0))} for upload buffers, but a dump reaching "
-            f"S3's 5 TiB object limit needs parts of {human_size(needed)} with part schedule {schedule.describe()}",
-            hint=f"set --memory-budget (AGENT_BOM_BACKUP_MEMORY_BUDGET) to at least {_round_up_mib(minimum)}, or a "
-            f"container memory limit of at least {_round_up_mib(int(minimum / BUDGET_SHARE))} "
-            "(chart: controlPlane.backup.resources.limits.memory)",
+            f"memory budget {budget} leaves {human_size(max(room, 0))} for upload buffers, less than one "
+            f"{human_size(schedule.initial)} part (part schedule {schedule.describe()})",
+            hint=f"set --memory-budget (AGENT_BOM_BACKUP_MEMORY_BUDGET) to at least {_round_up_mib(least)}, or a "
+            f"container memory limit of at least {_round_up_mib(int(least / BUDGET_SHARE))} (chart: "
+            f"controlPlane.backup.resources.limits.memory); {_round_up_mib(full)} and "
+            f"{_round_up_mib(int(full / BUDGET_SHARE))} hold dumps up to S3's 5 TiB",
         )
     pair = (room // 2) // MiB * MiB
     if pair >= needed:
@@ -301,7 +328,12 @@ class PartReader:
             while True:
                 number += 1
                 if number > MAX_PARTS:
-                    raise StorageError(f"the dump needs more than {MAX_PARTS} parts", hint="raise --part-size")
+                    raise StorageError(
+                        f"the dump is larger than the {human_size(self.plan.max_dump_size)} that {MAX_PARTS} parts of "
+                        f"at most {human_size(self.plan.schedule.max_size)} hold (memory budget {self.plan.budget})",
+                        hint="raise the memory budget (--memory-budget, or the container's memory limit) so parts "
+                        "may grow larger, or raise --part-size",
+                    )
                 size = self.plan.schedule.size(number)
                 buffer = self.buffers.take(size)
                 length = self._fill(buffer)

@@ -792,7 +792,7 @@ class Storage:
             if code in ("NoSuchBucket", "404"):
                 raise self._no_such_bucket() from None
             if code in ("AccessDenied", "NotImplemented"):
-                event(get_logger(), "cannot read the bucket location; region not verified", level=30, code=code)
+                event(get_logger(), "cannot read the bucket location; region not verified", level=logging.WARNING, code=code)
                 return
             raise _as_preflight(storage_error(exc, "reading the bucket location", uri)) from None
         except BotoCoreError as exc:
