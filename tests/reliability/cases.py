@@ -521,6 +521,20 @@ CASES: tuple[Case, ...] = (
         message="--part-size: 'abc' is not a size (e.g. 8MiB) (use a whole number with a unit, e.g. 8MiB or 64MiB)",
         action="Fix the value (5MiB to 5GiB); nothing was dumped or uploaded.",
     ),
+    Case(
+        id="backup-memory-budget-holds-no-part",
+        group=CONFIGURATION, command="backup",
+        fault="The memory budget (`--memory-budget`, else 60 % of the container's memory limit, chart "
+        "`resources.limits.memory`) cannot hold the process and one first part (here 100MiB).",
+        exit_code=3,
+        message="memory budget 100.0 MiB (--memory-budget) leaves 4.0 MiB for upload buffers, less than one 8.0 MiB "
+        "part (part schedule <schedule>) (set --memory-budget (AGENT_BOM_BACKUP_MEMORY_BUDGET) to at least <size>, "
+        "or a container memory limit of at least <size> (chart: controlPlane.backup.resources.limits.memory); "
+        "<sizes> hold dumps up to S3's 5 TiB)",
+        action="Raise the memory limit (the chart's default 2560Mi holds the parts of a 5 TiB dump) or the budget; "
+        "the database and the bucket were not asked anything. A budget above this but below what a 5 TiB dump "
+        "needs is not refused: the backup runs and warns at start how large a dump it holds.",
+    ),
 )
 
 CASES_BY_ID = {case.id: case for case in CASES}

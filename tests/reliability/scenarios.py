@@ -803,6 +803,17 @@ def _backup_bad_part_size(stage: Stage) -> Outcome:
     })
 
 
+@scenario("backup-memory-budget-holds-no-part")
+def _backup_memory_budget_holds_no_part(stage: Stage) -> Outcome:
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
+                                 AGENT_BOM_BACKUP_MEMORY_BUDGET="100MiB"))
+    return _backup_outcome(stage, "backup-memory-budget-holds-no-part", bucket, run, [], facts={
+        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
+        "the database was not asked": not any("database reachable" in str(r["message"]) for r in run.log),
+    })
+
+
 @scenario("restore-scratch-too-small")
 def _restore_scratch_too_small(stage: Stage) -> Outcome:
     bucket, _ = _copy_backup(stage)
