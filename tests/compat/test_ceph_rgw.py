@@ -18,9 +18,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from agent_bom_backup.parts import MIN_PART_SIZE, PartSchedule, plan_upload
+from agent_bom_backup.resources import memory_budget
 from agent_bom_backup.storage import (
-    MIN_PART_SIZE,
-    PartSchedule,
     StorageConfig,
     StreamUploader,
     make_client,
@@ -137,7 +137,7 @@ def test_encryption_over_http_is_refused_by_rgw_with_a_clear_line(
 # ------------------------------------------------------------------ 2. empty ETag on completion
 def _rgw_uploader(rgw: RgwServer, bucket: str) -> StreamUploader:
     config = StorageConfig(bucket=bucket, region="us-east-1", endpoint_url=rgw.endpoint_url, path_style=True)
-    return StreamUploader(make_client(config), config, KEY, PartSchedule(MIN_PART_SIZE), concurrency=2)
+    return StreamUploader(make_client(config), config, KEY, plan_upload(PartSchedule(MIN_PART_SIZE), 2, memory_budget()))
 
 
 def test_rgw_completes_multipart_uploads_with_an_empty_etag(rgw: RgwServer, rgw_bucket: str) -> None:
@@ -295,6 +295,6 @@ def test_parts_carry_their_checksum_as_a_header_not_an_aws_chunked_trailer(rgw: 
     config = StorageConfig(bucket=rgw_bucket, region="us-east-1", endpoint_url=rgw.https_endpoint_url,
                            path_style=True, ca_bundle=str(rgw.ca_file), checksum_mode="when_supported")
     data = os.urandom(MIN_PART_SIZE + 1000)
-    uploader = StreamUploader(make_client(config), config, KEY, PartSchedule(MIN_PART_SIZE), concurrency=2)
+    uploader = StreamUploader(make_client(config), config, KEY, plan_upload(PartSchedule(MIN_PART_SIZE), 2, memory_budget()))
     result = uploader.upload(io.BytesIO(data).read)
     assert (result.parts, cli.sha256(cli.get_object(rgw.client(), rgw_bucket, KEY))) == (2, cli.sha256(data))

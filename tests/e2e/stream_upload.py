@@ -15,7 +15,7 @@ import json
 import resource
 import sys
 
-from agent_bom_backup.parts import PartReader, PartSchedule, fill_with
+from agent_bom_backup.parts import PartReader, PartSchedule, fill_with, plan_upload
 from agent_bom_backup.resources import MemoryBudget
 from agent_bom_backup.storage import StorageConfig, StreamUploader, make_client
 
@@ -24,8 +24,7 @@ def main(argv: list[str]) -> int:
     endpoint, bucket, key, size, budget, first_part, growth_interval = argv
     config = StorageConfig(bucket=bucket, region="us-east-1", endpoint_url=endpoint, path_style=True)
     schedule = PartSchedule(int(first_part), int(growth_interval))
-    uploader = StreamUploader(make_client(config), config, key, schedule, concurrency=4,
-                              budget=MemoryBudget(int(budget), "test"))
+    uploader = StreamUploader(make_client(config), config, key, plan_upload(schedule, 4, MemoryBudget(int(budget), "test")))
     zeros = open("/dev/zero", "rb", buffering=0)  # noqa: SIM115 - read until the process ends
     remaining = int(size)
 

@@ -12,7 +12,9 @@ from collections.abc import Callable
 
 import pytest
 from agent_bom_backup.errors import RefusedError
-from agent_bom_backup.storage import MIN_PART_SIZE, PartSchedule, StorageConfig, StreamUploader, make_client, multipart_etag
+from agent_bom_backup.parts import MIN_PART_SIZE, PartSchedule, plan_upload
+from agent_bom_backup.resources import memory_budget
+from agent_bom_backup.storage import StorageConfig, StreamUploader, make_client, multipart_etag
 
 from tests.support import cli
 from devstack.s3server import MotoServer
@@ -22,7 +24,7 @@ KEY = f"{cli.PREFIX}/agent-bom-20000101T000000Z.dump"
 
 def _upload(s3: MotoServer, bucket: str, data: bytes) -> Callable[[], object]:
     config = StorageConfig(bucket=bucket, region="us-east-1", endpoint_url=s3.endpoint_url, path_style=True)
-    uploader = StreamUploader(make_client(config), config, KEY, PartSchedule(MIN_PART_SIZE), concurrency=2)
+    uploader = StreamUploader(make_client(config), config, KEY, plan_upload(PartSchedule(MIN_PART_SIZE), 2, memory_budget()))
     return lambda: uploader.upload(io.BytesIO(data).read)
 
 

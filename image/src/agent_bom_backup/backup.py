@@ -319,9 +319,8 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
         claim = storage.claim(plan.keys)
         progress = Progress("uploading", PROGRESS_INTERVAL_S)
         uploader = StreamUploader(
-            storage.client, config.storage, plan.keys.dump, config.part_schedule, config.upload_concurrency,
+            storage.client, config.storage, plan.keys.dump, plan.upload,
             progress=lambda total: progress.update(bytes=total), encryption=storage.encryption,
-            budget=config.memory_budget,
         )
         result = uploader.upload(parts=parts, before_complete=before_complete)
     except BaseException:

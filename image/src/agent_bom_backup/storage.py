@@ -73,18 +73,7 @@ from .background import in_background
 from .errors import ConfigError, PreflightError, RefusedError, StorageError
 from .log import event, get_logger, redact_url
 from .manifest import CLAIM_SUFFIX, DUMP_SUFFIX, MANIFEST_SUFFIX, ROLES_SUFFIX, BackupKeys
-from .parts import (
-    DEFAULT_CONCURRENCY,
-    MiB,
-    Part,
-    PartReader,
-    PartSchedule,
-    UploadPlan,
-    fill_with,
-    plan_upload,
-)
-from .parts import MIN_PART_SIZE as MIN_PART_SIZE  # for callers that stage uploads with the smallest part
-from .resources import MemoryBudget, memory_budget
+from .parts import MiB, Part, PartReader, UploadPlan, fill_with
 
 UNREACHABLE_HINT = "check endpointUrl, egress and that the store is up"
 #: after an abort, how long to wait for parts still in flight before aborting again
@@ -497,8 +486,7 @@ class StreamUploader:
 
     Parts are read into reused buffers (:class:`parts.PartBuffers`): ``concurrency`` parts
     upload while the next is read, fewer as parts grow, so that the buffers never take more
-    than the plan allows (:func:`parts.plan_upload`; ``budget`` defaults to what
-    :func:`resources.memory_budget` finds). A part goes to botocore as the buffer itself;
+    than ``plan`` allows (:func:`parts.plan_upload`). A part goes to botocore as the buffer itself;
     where the client calculates request checksums (AWS's own endpoints) the part's CRC32 is
     computed here and sent as ``ChecksumCRC32``, because botocore would otherwise copy the
     buffer into an ``io.BytesIO`` to send the checksum as a trailer: one more part-sized
@@ -510,16 +498,14 @@ class StreamUploader:
         client: Any,
         config: StorageConfig,
         key: str,
-        schedule: PartSchedule,
-        concurrency: int = DEFAULT_CONCURRENCY,
+        plan: UploadPlan,
         progress: ProgressCallback | None = None,
         encryption: EncryptionCheck | None = None,
-        budget: MemoryBudget | None = None,
     ) -> None:
         self.client = client
         self.config = config
         self.key = key
-        self.plan: UploadPlan = plan_upload(schedule, concurrency, budget or memory_budget())
+        self.plan = plan
         self.progress = progress
         self.encryption = encryption or EncryptionCheck.for_config(config)
         self._part_checksums = client.meta.config.request_checksum_calculation == "when_supported"
