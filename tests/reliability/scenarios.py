@@ -793,25 +793,25 @@ def _restore_report_unwritable(stage: Stage) -> Outcome:
                     })
 
 
+def _backup_refused_by_its_configuration(stage: Stage, case_id: str, **env: str) -> Outcome:
+    """A backup whose ``env`` setting is refused before the database or the bucket is asked."""
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url, **env))
+    return _backup_outcome(stage, case_id, bucket, run, [], facts={
+        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
+        "the database was not asked": not any("database reachable" in str(r["message"]) for r in run.log),
+    })
+
+
 @scenario("backup-bad-part-size")
 def _backup_bad_part_size(stage: Stage) -> Outcome:
-    bucket = stage.new_bucket()
-    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
-                                 AGENT_BOM_BACKUP_PART_SIZE="abc"))
-    return _backup_outcome(stage, "backup-bad-part-size", bucket, run, [], facts={
-        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
-    })
+    return _backup_refused_by_its_configuration(stage, "backup-bad-part-size", AGENT_BOM_BACKUP_PART_SIZE="abc")
 
 
 @scenario("backup-memory-budget-holds-no-part")
 def _backup_memory_budget_holds_no_part(stage: Stage) -> Outcome:
-    bucket = stage.new_bucket()
-    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url,
-                                 AGENT_BOM_BACKUP_MEMORY_BUDGET="100MiB"))
-    return _backup_outcome(stage, "backup-memory-budget-holds-no-part", bucket, run, [], facts={
-        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
-        "the database was not asked": not any("database reachable" in str(r["message"]) for r in run.log),
-    })
+    return _backup_refused_by_its_configuration(stage, "backup-memory-budget-holds-no-part",
+                                               AGENT_BOM_BACKUP_MEMORY_BUDGET="100MiB")
 
 
 @scenario("restore-scratch-too-small")
