@@ -19,7 +19,6 @@ The S3 endpoint that misbehaves on cue is :class:`tests.support.s3proxy.S3Proxy`
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import hashlib
 import json
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from agent_bom_backup.manifest import backup_time
 from botocore.client import BaseClient
 
 from devstack import tools
@@ -377,9 +377,11 @@ def take_backup(s3: MotoServer, bucket: str, database_url: str, *args: str, **en
     result = backup(job_env(s3.endpoint_url, bucket, database_url, **env), *args)
     assert result.returncode == 0, str(result)
     key = result.uri.removeprefix(f"s3://{bucket}/")
-    backup_id = key.rsplit("/", 1)[-1].removesuffix(".dump")
-    _newest_backup_second[bucket] = calendar.timegm(time.strptime(backup_id.rsplit("-", 1)[-1], "%Y%m%dT%H%M%SZ"))
-    return Backup(bucket, key, read_manifest(s3.client(), bucket, key), result)
+    taken = Backup(bucket, key, read_manifest(s3.client(), bucket, key), result)
+    started = backup_time(taken.manifest["backup_id"])
+    assert started is not None, taken.manifest["backup_id"]
+    _newest_backup_second[bucket] = int(started.timestamp())
+    return taken
 
 
 def copy_backup(client: BaseClient, backup: Backup, bucket: str,
