@@ -64,11 +64,11 @@ apt_install() {
     export DEBIAN_FRONTEND=noninteractive
     if [[ $APT_UPDATED -eq 0 ]]; then
         log "apt-get update"
-        run_logged apt-update apt-get update
+        run_logged apt-update apt-get -o DPkg::Lock::Timeout=900 update
         APT_UPDATED=1
     fi
     log "apt-get install ${missing[*]}"
-    run_logged apt-install apt-get install -y "${options[@]}" "${missing[@]}"
+    run_logged apt-install apt-get -o DPkg::Lock::Timeout=900 install -y "${options[@]}" "${missing[@]}"
 }
 
 # ensure_cmd COMMAND DEBIAN_PACKAGE...: install the packages when COMMAND is missing.

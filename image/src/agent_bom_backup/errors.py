@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     RESTORE = 9  # a restore step failed before the target was changed (target untouched)
     STALE = 10  # check: newest complete backup too old, or none
     CHANGED = 11  # restore: failed after changing the target (the report says what and how to go back)
+    INCOMPLETE = 12  # restore: data verified, but items the backup recorded were not restored (listed with statements)
     INTERRUPTED = 143  # SIGTERM/SIGINT: upload aborted, nothing left behind
 
 
@@ -47,6 +48,9 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.CHANGED: "restore failed after changing the target (pg_restore error or signal, verification "
     "mismatch, lost connection): the message names the cause, what was changed and how to go back (the safety "
     "dump's pg_restore command, or restore again with --clean)",
+    ExitCode.INCOMPLETE: "restore: the data is verified, but items the backup recorded (database settings or "
+    "privileges, role settings, memberships) could not be restored by the restore role; the report lists each "
+    "under \"not restored\" with the statement a platform admin runs",
     ExitCode.INTERRUPTED: "stopped by SIGTERM/SIGINT (e.g. activeDeadlineSeconds); multipart upload aborted",
 }
 

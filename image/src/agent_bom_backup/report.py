@@ -16,9 +16,15 @@ if TYPE_CHECKING:
     from .restore import RestorePlan
     from .verify import VerificationResult
 
-#: the statuses a report ends in
-VERIFIED, DRY_RUN, REFUSED, FAILED, FAILED_AFTER_CHANGES = (
-    "verified", "dry-run", "refused", "failed", "failed-after-changes")
+#: the statuses a report ends in (one set for restore, verify --deep and the drill):
+#: verified (exit 0): everything the backup recorded is back;
+#: verified-with-exclusions (exit 0): as verified, but tables left out of the backup by
+#: configuration (listed under "not in this backup, by configuration");
+#: incomplete (exit 12): data verified, items the backup recorded listed as "not restored",
+#: each with its statement; dry-run; refused (nothing changed); failed (before any change);
+#: failed-after-changes (exit 11).
+VERIFIED, VERIFIED_WITH_EXCLUSIONS, INCOMPLETE, DRY_RUN, REFUSED, FAILED, FAILED_AFTER_CHANGES = (
+    "verified", "verified-with-exclusions", "incomplete", "dry-run", "refused", "failed", "failed-after-changes")
 
 
 @dataclass
