@@ -37,6 +37,8 @@ Components:
   podman      podman, debootstrap and runc from Debian (image tests)
   registry    docker-registry from Debian (CNCF distribution): the local OCI registry
               the release tests push the image and the chart to
+  age         age and age-keygen from Debian: the tests decrypt backups with the
+              standard tool (the by-hand path in docs/runbook.md)
   rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
@@ -286,6 +288,13 @@ install_charttools() {
     "$REPO_ROOT/scripts/bootstrap-chart-tools.sh" "${args[@]}"
 }
 
+install_age() {
+    apt_install age
+    command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 ||
+        die "'age' or 'age-keygen' is missing after installing age"
+    log "age: $(age --version)"
+}
+
 install_podman() {
     apt_install podman debootstrap runc
     log "podman: $(podman --version)"
@@ -333,8 +342,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman | registry | rgw) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman registry rgw) ;;
+        python | helm | postgres | shellcheck | age | charttools | podman | registry | rgw) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck age charttools podman registry rgw) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -342,7 +351,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry rgw)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry rgw)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS
