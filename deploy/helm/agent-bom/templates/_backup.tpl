@@ -10,6 +10,19 @@ destinationCa: /etc/agent-bom/object-store-ca
 databaseCa: /etc/agent-bom/postgres-ca
 webIdentityToken: /var/run/secrets/agent-bom/aws-token
 restoreFiles: /var/lib/agent-bom/restore
+ageIdentity: /etc/agent-bom/age-identity
+{{- end }}
+
+{{/*
+The age identity file of a restore or drill pod (client-side encryption), from
+(dict "encryption" RESTORE_OR_DRILL.encryption): its env entry, or nothing. The backup pod never
+calls this: it holds public keys only.
+*/}}
+{{- define "agent-bom.backup.identityEnv" -}}
+{{- with dig "existingSecret" "" .encryption }}
+- name: AGENT_BOM_RESTORE_IDENTITY_FILE
+  value: {{ printf "%s/identity.txt" (include "agent-bom.backup.paths" . | fromYaml).ageIdentity | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -208,6 +221,17 @@ envFrom:
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
 {{- end }}
+{{- $ce := dig "clientEncryption" dict $b }}
+{{- if dig "recipients" list $ce }}
+- name: AGENT_BOM_BACKUP_ENCRYPT_TO
+  value: {{ join "\n" $ce.recipients | quote }}
+{{- else if dig "recipientsConfigMap" "" $ce }}
+- name: AGENT_BOM_BACKUP_ENCRYPT_TO
+  valueFrom:
+    configMapKeyRef:
+      name: {{ $ce.recipientsConfigMap | quote }}
+      key: {{ $ce.recipientsConfigMapKey | default "recipients" | quote }}
+{{- end }}
 {{- with include "agent-bom.backup.extraEnv" . }}
 {{ . }}
 {{- end }}
@@ -264,6 +288,15 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
   persistentVolumeClaim:
     claimName: {{ . | quote }}
 {{- end }}
+{{- with dig "existingSecret" "" (.encryption | default dict) }}
+- name: age-identity
+  secret:
+    secretName: {{ . | quote }}
+    defaultMode: 0440
+    items:
+      - key: {{ dig "existingSecretKey" "identity.txt" $.encryption | quote }}
+        path: identity.txt
+{{- end }}
 {{- with $b.extraVolumes }}
 {{ toYaml . }}
 {{- end }}
@@ -293,6 +326,11 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
 {{- if .claim }}
 - name: restore-files
   mountPath: {{ $paths.restoreFiles }}
+{{- end }}
+{{- if dig "existingSecret" "" (.encryption | default dict) }}
+- name: age-identity
+  mountPath: {{ $paths.ageIdentity }}
+  readOnly: true
 {{- end }}
 {{- with $b.extraVolumeMounts }}
 {{ toYaml . }}

@@ -198,6 +198,16 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- $errors = append $errors "controlPlane.backup.networkPolicy.database.cidrs is required when networkPolicy.enabled=true (or allow the database through networkPolicy.extraEgress): the job could not reach the database otherwise" }}
 {{- end }}
 
+{{- /* ---- client-side encryption: public keys in the backup pod, identities only where backups are read ---- */}}
+{{- $ce := dig "clientEncryption" dict $b }}
+{{- $clientEncrypted := or (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
+{{- if and (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
+{{- $errors = append $errors "controlPlane.backup.clientEncryption: set recipients or recipientsConfigMap, not both" }}
+{{- end }}
+{{- if and $drill.enabled $clientEncrypted (not (dig "encryption" "existingSecret" "" $drill)) }}
+{{- $errors = append $errors "controlPlane.backup.restoreDrill.encryption.existingSecret must name the Secret holding an age identity of one of clientEncryption's recipients: the drill cannot decrypt the backups otherwise (kubectl create secret generic agent-bom-age-identity --from-file=identity.txt=./key.txt)" }}
+{{- end }}
+
 {{- /* ---- restore drill, in-cluster restore, retention: each reads or deletes with its own identity ---- */}}
 {{- if $drill.enabled }}
 {{- if not $drill.target.existingSecret }}
