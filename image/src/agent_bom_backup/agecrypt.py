@@ -192,6 +192,10 @@ class EncryptedStream:
                 self._chunks.get_nowait()
         except queue.Empty:
             pass
+        try:  # wake a reader waiting for the next chunk: the stream ends here
+            self._chunks.put_nowait(None)
+        except queue.Full:
+            pass
 
 
 def encrypt_bytes(data: bytes, recipients: Recipients) -> bytes:

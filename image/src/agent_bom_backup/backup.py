@@ -18,6 +18,11 @@ before the upload is completed the claim is checked again and pg_dump's exit sta
 read; then the roles object, and the manifest, written last. Every write's requested
 encryption is confirmed from the store's answers; the manifest records it.
 
+With ``--encrypt-to`` (client-side encryption, :mod:`agecrypt`) pg_dump's output goes
+through age before the part buffers (no plaintext on disk; a 1 MiB queue besides the
+parts), the roles object is encrypted too, and the manifest records the recipients and
+each object's plaintext size and SHA-256 next to the stored (ciphertext) ones.
+
 pg_dump starts before the bucket has answered: it only reads, and the S3 preflight (most
 of it the S3 client's imports) overlaps its catalog queries and its first parts. Nothing
 is written before the bucket check, the roles and the claim have succeeded; a failure
