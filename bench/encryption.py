@@ -53,7 +53,8 @@ def _keygen(directory: Path) -> tuple[Path, str]:
 
 
 def _summary(record: dict[str, Any]) -> dict[str, Any]:
-    return {"seconds": round(record["seconds"], 2), "peak_rss_tree": record.get("peak_rss_tree"),
+    return {"seconds": round(record["seconds"], 2), "peak_rss_tree_mib": round(record["peak_rss_tree_mib"], 1),
+            "peak_rss_main_mib": round(record["peak_rss_main_mib"], 1),
             "cpu_command_s": record.get("cpu", {}).get("command_s"), "bytes": record.get("bytes"),
             "cpu_other_s": record.get("cpu", {}).get("other_s")}
 
@@ -144,7 +145,7 @@ def table(document: dict[str, Any]) -> str:
         def pick(phase: str, key: str) -> float:
             return median([float(i[phase][key] or 0) for i in items])
         rows.append(f"| {scale} | {setting} | {mode} | {pick('backup', 'seconds'):.1f} | "
-                    f"{pick('backup', 'peak_rss_tree') / 2**20:.0f} MiB | {pick('backup', 'cpu_command_s'):.1f} | "
+                    f"{pick('backup', 'peak_rss_tree_mib'):.0f} MiB | {pick('backup', 'cpu_command_s'):.1f} | "
                     f"{pick('restore', 'seconds'):.1f} | {pick('restore', 'peak_rss_tree') / 2**20:.0f} MiB | "
                     f"{pick('restore', 'cpu_command_s'):.1f} |")
     return "\n".join(rows)

@@ -290,8 +290,10 @@ install_charttools() {
 
 install_age() {
     apt_install age
-    command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 ||
-        die "'age' or 'age-keygen' is missing after installing age"
+    local cmd
+    for cmd in age age-keygen; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing after installing age"
+    done
     log "age: $(age --version)"
 }
 

@@ -4,6 +4,7 @@ from a Secret, and never the backup pod."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -110,10 +111,21 @@ def test_recipients_and_a_config_map_together_are_refused():
         "controlPlane.backup.clientEncryption: set recipients or recipientsConfigMap, not both"]
 
 
-@pytest.mark.parametrize("recipient", [
-    "age1notavalidkey", OPS.upper(), "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ",
-    "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "gpg:0xDEADBEEF"],
-    ids=["short", "upper-case", "secret-key", "ssh-dss", "gpg"])
-def test_a_malformed_recipient_is_refused_at_install(recipient):
+@pytest.mark.parametrize("recipient", ["age1notavalidkey", OPS.upper(), "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "gpg:0xDEADBEEF"],
+                         ids=["short", "upper-case", "ssh-dss", "gpg"])
+def test_a_malformed_recipient_is_refused_at_install_naming_it(recipient):
+    assert refusal(backup_values(clientEncryption={"recipients": [OPS, recipient]})) == [
+        f"controlPlane.backup.clientEncryption.recipients[1]: {json.dumps(recipient)} is not an age recipient: an X25519 "
+        "public key (age1 and 58 lower-case bech32 characters, as `age-keygen -y` prints it) or an SSH "
+        "ssh-ed25519/ssh-rsa public key line"]
+
+
+def test_a_secret_key_as_recipient_is_refused_without_echoing_it():
+    secret = "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+    lines = refusal(backup_values(clientEncryption={"recipients": [secret]}))
+    assert (len(lines), "is a secret key" in lines[0], secret in "".join(lines)) == (1, True, False)
+
+
+def test_a_recipient_that_is_not_a_string_is_refused_by_the_schema():
     with pytest.raises(HelmError, match=r"(?i)recipients"):
-        render_chart(backup_values(clientEncryption={"recipients": [recipient]}))
+        render_chart(backup_values(clientEncryption={"recipients": [42]}))

@@ -201,6 +201,15 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- /* ---- client-side encryption: public keys in the backup pod, identities only where backups are read ---- */}}
 {{- $ce := dig "clientEncryption" dict $b }}
 {{- $clientEncrypted := or (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
+{{- range $index, $recipient := dig "recipients" list $ce }}
+{{- if and (kindIs "string" $recipient) (regexMatch "(?i)^AGE-SECRET-KEY-|PRIVATE KEY" $recipient) }}
+{{- $errors = append $errors (printf "controlPlane.backup.clientEncryption.recipients[%d] is a secret key (an age identity), not a public key: remove it from the values (and rotate it: it is in the release now); give the recipient `age-keygen -y` prints" $index) }}
+{{- else }}
+{{- with include "agent-bom.formatError" (dict "path" (printf "controlPlane.backup.clientEncryption.recipients[%d]" $index) "value" $recipient "pattern" "^(age1[ac-hj-np-z02-9]{58}|ssh-(ed25519|rsa) AAAA[A-Za-z0-9+/]+={0,3}( [^\n]*)?)$" "expect" "an age recipient: an X25519 public key (age1 and 58 lower-case bech32 characters, as `age-keygen -y` prints it) or an SSH ssh-ed25519/ssh-rsa public key line") }}
+{{- $errors = append $errors . }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
 {{- $errors = append $errors "controlPlane.backup.clientEncryption: set recipients or recipientsConfigMap, not both" }}
 {{- end }}
