@@ -222,3 +222,23 @@ def test_require_identity_refuses_another_identity(identity: pyrage.x25519.Ident
 
 def test_require_identity_asks_nothing_of_an_unencrypted_backup() -> None:
     require_identity(lambda key: pytest.fail("read an object"), manifest(2), None)
+
+
+def test_an_encrypted_stream_fills_growing_parts_whose_concatenation_decrypts(identity: pyrage.x25519.Identity) -> None:
+    """The backup's path: pg_dump's pipe -> age -> the part reader's 5, 10, ... MiB buffers;
+    the parts, uploaded in order, are one age file of the whole dump, hashed as stored."""
+    from agent_bom_backup.parts import PartReader, PartSchedule, UploadPlan, fill_with
+    from agent_bom_backup.resources import MemoryBudget
+
+    data = os.urandom(16 * 1024 * 1024)  # with age's overhead: parts of 5, 10 and ~1 MiB
+    stream = EncryptedStream(_pipe_source(data), _recipients(identity))
+    plan = UploadPlan(PartSchedule(5 * 1024 * 1024, 1), 1, MemoryBudget(256 * 1024 * 1024, "test"))
+    reader = PartReader(plan, fill_with(readinto=stream.readinto))
+    parts = []
+    for part in reader:
+        parts.append(bytes(part.data))
+        reader.buffers.give_back(part.data, part.size)
+    stored = b"".join(parts)
+    assert ([len(p) for p in parts[:2]], len(parts), reader.hasher.hexdigest(),
+            pyrage.decrypt(stored, [identity]) == data) == (
+        [5 * 1024 * 1024, 10 * 1024 * 1024], 3, hashlib.sha256(stored).hexdigest(), True)
