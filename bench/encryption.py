@@ -130,24 +130,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def table(document: dict[str, Any]) -> str:
-    """One row per scale, setting and mode: median seconds and peak RSS of backup and restore."""
+    """One row per scale, setting and mode: the mean over repetitions of wall seconds, peak RSS
+    of the process tree and the command's CPU seconds, for backup and restore."""
     rows = ["| scale | compression | mode | backup s | backup peak RSS | backup CPU s | restore s | restore peak RSS "
             "| restore CPU s |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for result in document["results"]:
         groups.setdefault((result["scale"], result["setting"], result["mode"]), []).append(result)
 
-    def median(values: list[float]) -> float:
-        ordered = sorted(values)
-        return ordered[len(ordered) // 2]
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
 
     for (scale, setting, mode), items in groups.items():
         def pick(phase: str, key: str) -> float:
-            return median([float(i[phase][key] or 0) for i in items])
+            return mean([float(i[phase][key] or 0) for i in items])
         rows.append(f"| {scale} | {setting} | {mode} | {pick('backup', 'seconds'):.1f} | "
-                    f"{pick('backup', 'peak_rss_tree_mib'):.0f} MiB | {pick('backup', 'cpu_command_s'):.1f} | "
-                    f"{pick('restore', 'seconds'):.1f} | {pick('restore', 'peak_rss_tree') / 2**20:.0f} MiB | "
-                    f"{pick('restore', 'cpu_command_s'):.1f} |")
+                    f"{pick('backup', 'peak_rss_tree_mib'):.0f} MiB | {pick('backup', 'cpu_command_s'):.2f} | "
+                    f"{pick('restore', 'seconds'):.1f} | {pick('restore', 'peak_rss_tree_mib'):.0f} MiB | "
+                    f"{pick('restore', 'cpu_command_s'):.2f} |")
     return "\n".join(rows)
 
 
