@@ -192,6 +192,14 @@ def on_moto(request: pytest.FixtureRequest, source15: cli.Database, keys: dict[s
         yield Encrypted(store, bucket, run, key, cli.read_manifest(store.client(), bucket, key))
 
 
+def test_a_dry_run_plans_the_decryption(on_moto: Encrypted, keys: dict[str, AgeKey], pg15: PgCluster) -> None:
+    target = cli.new_database(pg15, "age_dry_run")
+    run = cli.restore(on_moto.env(AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["ops"].identity_file)), on_moto.uri,
+                      pg15.superuser_url(target), "--dry-run")
+    steps = [r.get("step", "") for r in run.log if r.get("message") == "plan"]
+    assert (run.returncode, any(step.startswith("decrypt it with the age identity") for step in steps)) == (0, True), str(run)
+
+
 def test_verify_deep_decrypts_with_the_identity(on_moto: Encrypted, keys: dict[str, AgeKey], pg15: PgCluster) -> None:
     run = cli.run_cli(["verify", on_moto.uri, "--deep", "--identity", str(keys["ops"].identity_file)],
                       on_moto.env(AGENT_BOM_VERIFY_SCRATCH_URL=pg15.superuser_url()))

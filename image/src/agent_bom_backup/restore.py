@@ -152,10 +152,15 @@ class RestorePlan:
     scratch_dir: str
     scratch_free_bytes: int
     skipped_backups: list[str] = field(default_factory=list)
+    #: age recipients of a client-encrypted backup (the identity was proven in the plan)
+    encrypted_to: list[str] = field(default_factory=list)
 
     def steps(self) -> list[str]:
         steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
                  f"read the archive's table of contents with pg_restore {self.pg_restore_version} --list"]
+        if self.encrypted_to:
+            steps.insert(1, "decrypt it with the age identity (it opened the roles object; recipients "
+                         f"{', '.join(self.encrypted_to)}) into the scratch directory and verify the plaintext SHA-256")
         if self.roles_to_create:
             steps.append(f"create missing roles from the stored roles object: {', '.join(self.roles_to_create)}")
         for role, dropped in self.role_attributes_dropped.items():
@@ -407,6 +412,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         scratch_dir=str(scratch_parent),
         scratch_free_bytes=free,
         skipped_backups=[s.backup_id for s in resolved.skipped],
+        encrypted_to=list(manifest.encryption.recipients) if manifest.encryption else [],
     )
     report.plan = plan
     return RestoreContext(config, storage, keys, manifest, target, client, plan, role_plan, report, scratch_parent)
