@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -192,7 +193,9 @@ def test_the_venv_holds_exactly_the_dev_lock() -> None:
     if Path(sys.prefix).resolve() != VENV.resolve():
         pytest.skip(f"not running in the bootstrap's venv {VENV} (sys.prefix {sys.prefix})")
     wanted = {name: pin.version for name, pins in _pins(locks.DEV_LOCK).items() for pin in pins if _applies(pin)}
-    installed = {locks.normalize(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    # only site-packages: importing setuptools puts its vendored distributions on sys.path
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {locks.normalize(d.metadata["Name"]): d.version for d in metadata.distributions(path=site)}
     installed.pop(PROJECT, None)
     assert {n: (installed.get(n), v) for n, v in wanted.items() if installed.get(n) != v} == {}, (
         "the venv differs from locks/dev.txt (installed, locked): run scripts/bootstrap.sh python")
