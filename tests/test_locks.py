@@ -261,3 +261,36 @@ def test_the_installers_are_found() -> None:
 def test_the_locks_workflow_checks_the_locks_against_their_inputs() -> None:
     workflow = (REPO / ".github" / "workflows" / "locks.yaml").read_text()
     assert "run: scripts/lock.sh --check" in workflow
+
+
+# ------------------------------------------------------------------ the release's SBOM
+
+def _sbom(*purls: str) -> dict:
+    return {"packages": [{"name": purl, "externalRefs": [{"referenceType": "purl", "referenceLocator": purl}]}
+                         for purl in purls]}
+
+
+def _image_purls() -> list[str]:
+    return [f"pkg:pypi/{pin.name}@{pin.version}" for pin in locks.read_pins(REPO / locks.IMAGE_LOCK)
+            if pin.marker is None or "pypy" in pin.marker]
+
+
+def test_sbom_of_an_image_built_from_the_lock_matches_it() -> None:
+    sbom = _sbom(*_image_purls(), "pkg:pypi/agent-bom-backup@0.2.0", "pkg:deb/debian/libc6@2.41-12")
+    assert locks.sbom_mismatches(sbom, REPO / locks.IMAGE_LOCK) == []
+
+
+def test_sbom_with_a_version_the_lock_does_not_pin_is_refused() -> None:
+    purls = [p if not p.startswith("pkg:pypi/boto3@") else "pkg:pypi/boto3@0.0.1" for p in _image_purls()]
+    assert [m.split(" ")[0] for m in locks.sbom_mismatches(_sbom(*purls), REPO / locks.IMAGE_LOCK)] == ["boto3"]
+
+
+def test_sbom_missing_a_pinned_package_is_refused() -> None:
+    purls = [p for p in _image_purls() if not p.startswith("pkg:pypi/click@")]
+    assert locks.sbom_mismatches(_sbom(*purls), REPO / locks.IMAGE_LOCK) == [
+        "click is pinned, the SBOM lists no such Python package"]
+
+
+def test_the_release_workflow_checks_its_sbom_against_the_image_lock() -> None:
+    workflow = (REPO / ".github" / "workflows" / "release.yaml").read_text()
+    assert 'python3 scripts/devstack/locks.py sbom-check "$SBOM" image/requirements.lock' in workflow

@@ -3,8 +3,10 @@ and what changed between two sets of them.
 
 ``scripts/lock.sh`` writes the locks and runs this module with the host's ``python3``
 (standard library only): ``stamp LOCK...`` records the digest of each Python lock's inputs
-in it, ``build-requirements`` prints pyproject.toml's build backend, ``diff OLD NEW`` prints what changed (``package old -> new``) between two trees
-holding the lock files. ``tests/test_locks.py`` checks the locks with the same functions.
+in it, ``build-requirements`` prints pyproject.toml's build backend, ``diff OLD NEW`` prints
+what changed (``package old -> new``) between two trees holding the lock files. The release
+workflow runs ``sbom-check SBOM LOCK`` (the image's SPDX SBOM against its lock).
+``tests/test_locks.py`` checks the locks with the same functions.
 
 The Python locks are uv-compiled requirements files with hashes (``uv pip compile --universal
 --generate-hashes``): they name packages, versions and hashes only, no index, so they install
@@ -170,8 +172,34 @@ def changes(old_root: Path, new_root: Path) -> list[str]:
     return lines
 
 
+def sbom_mismatches(sbom: dict, lock: Path, project: str = "agent-bom-backup") -> list[str]:
+    """How an image's SPDX SBOM disagrees with its Python lock: a Python package at a version
+    the lock does not pin, or an unconditional pin the SBOM does not list."""
+    pins: dict[str, set[str]] = {}
+    unconditional = set()
+    for pin in read_pins(lock):
+        pins.setdefault(pin.name, set()).add(pin.version)
+        if pin.marker is None:
+            unconditional.add(pin.name)
+    listed: dict[str, set[str]] = {}
+    for package in sbom.get("packages", []):
+        for ref in package.get("externalRefs", []):
+            locator = ref.get("referenceLocator", "")
+            if ref.get("referenceType") == "purl" and locator.startswith("pkg:pypi/"):
+                name, _, version = locator.removeprefix("pkg:pypi/").split("?", 1)[0].partition("@")
+                listed.setdefault(normalize(name), set()).add(version)
+    problems = [f"{name} {', '.join(sorted(versions))} is in the SBOM, the lock pins "
+                f"{', '.join(sorted(pins.get(name, ()))) or 'nothing'}"
+                for name, versions in sorted(listed.items())
+                if name != normalize(project) and not versions <= pins.get(name, set())]
+    problems += [f"{name} is pinned, the SBOM lists no such Python package"
+                 for name in sorted(unconditional - set(listed))]
+    return problems
+
+
 def main(argv: list[str]) -> int:
-    usage = "usage: locks.py build-requirements | stamp LOCK... | diff OLD_ROOT NEW_ROOT"
+    usage = ("usage: locks.py build-requirements | stamp LOCK... | diff OLD_ROOT NEW_ROOT"
+             " | sbom-check SPDX_JSON LOCK")
     if not argv:
         print(usage, file=sys.stderr)
         return 2
@@ -186,6 +214,13 @@ def main(argv: list[str]) -> int:
     elif command == "diff" and len(args) == 2:
         lines = changes(Path(args[0]), Path(args[1]))
         print("\n".join(lines) if lines else "no package changed")
+    elif command == "sbom-check" and len(args) == 2:
+        problems = sbom_mismatches(json.loads(Path(args[0]).read_text()), Path(args[1]))
+        for problem in problems:
+            print(f"{args[0]}: {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"{args[0]}: every Python package is the version {args[1]} pins")
     else:
         print(usage, file=sys.stderr)
         return 2
