@@ -97,10 +97,11 @@ lock_python() {
             --custom-compile-command scripts/lock.sh "${upgrade[@]}" --output-file "$out" "$@" ||
             die "uv pip compile failed for ${out#"$NEW"/}"
     }
-    compile "$NEW/locks/uv.txt" locks/uv.in
+    # no pyproject.toml behind these two: their lowest Python is the host's (Debian 12's 3.11)
+    compile "$NEW/locks/uv.txt" locks/uv.in --python-version 3.11
     printf '%s\n' "$build" |
         compile "$NEW/locks/dev.txt" pyproject.toml - --all-extras --constraint locks/constraints.txt
-    compile "$NEW/locks/checkov.txt" locks/checkov.in
+    compile "$NEW/locks/checkov.txt" locks/checkov.in --python-version 3.11
     # The image takes the versions the tests ran with: the dev lock is its constraint.
     compile "$NEW/image/requirements.lock" pyproject.toml --extra pg18 --only-binary :all: \
         --no-annotate --constraint "$NEW/locks/dev.txt"
@@ -136,7 +137,12 @@ mapfile -t written < <(cd "$NEW" && find locks image -type f \( -name '*.txt' -o
     -o -name package-lock.json \) ! -name constraints.txt | LC_ALL=C sort)
 stale=()
 for file in "${written[@]}"; do
-    cmp -s "$NEW/$file" "$REPO_ROOT/$file" || stale+=("$file")
+    if [[ $file == */package-lock.json && -f $REPO_ROOT/$file ]]; then
+        # npm releases format a lock differently; what counts is what it installs
+        "${LOCKS_PY[@]}" npm-same "$NEW/$file" "$REPO_ROOT/$file" || stale+=("$file")
+    else
+        cmp -s "$NEW/$file" "$REPO_ROOT/$file" || stale+=("$file")
+    fi
 done
 if [[ $MODE == check ]]; then
     if [[ ${#stale[@]} -gt 0 ]]; then

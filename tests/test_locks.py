@@ -294,3 +294,20 @@ def test_sbom_missing_a_pinned_package_is_refused() -> None:
 def test_the_release_workflow_checks_its_sbom_against_the_image_lock() -> None:
     workflow = (REPO / ".github" / "workflows" / "release.yaml").read_text()
     assert 'python3 scripts/devstack/locks.py sbom-check "$SBOM" image/requirements.lock' in workflow
+
+
+def test_npm_locks_written_by_another_npm_release_install_the_same(tmp_path: Path) -> None:
+    lock = json.loads((REPO / locks.NPM_DIR / "chart" / "package-lock.json").read_text())
+    for entry in lock["packages"].values():
+        entry.pop("license", None)
+    (tmp_path / "reformatted.json").write_text(json.dumps(lock, indent=4))
+    assert locks.npm_installs(tmp_path / "reformatted.json") == \
+        locks.npm_installs(REPO / locks.NPM_DIR / "chart" / "package-lock.json")
+
+
+def test_npm_lock_with_another_version_installs_something_else(tmp_path: Path) -> None:
+    lock = json.loads((REPO / locks.NPM_DIR / "chart" / "package-lock.json").read_text())
+    lock["packages"]["node_modules/yaml"]["version"] = "0.0.1"
+    (tmp_path / "changed.json").write_text(json.dumps(lock))
+    assert locks.npm_installs(tmp_path / "changed.json") != \
+        locks.npm_installs(REPO / locks.NPM_DIR / "chart" / "package-lock.json")

@@ -138,6 +138,14 @@ def npm_pins(lockfile: Path) -> dict[str, str]:
     return pins
 
 
+def npm_installs(lockfile: Path) -> dict[str, tuple[str, str, str]]:
+    """``install path -> (name, version, integrity)``: what ``npm ci`` installs from a lock,
+    whatever npm release wrote it."""
+    packages = json.loads(lockfile.read_text()).get("packages", {})
+    return {path: (entry.get("name", ""), entry.get("version", ""), entry.get("integrity", ""))
+            for path, entry in packages.items() if path}
+
+
 def _versions(root: Path, lock: Path) -> dict[str, str]:
     """``package -> version(s)`` of one lock under ROOT ({} when the file is missing)."""
     path = root / lock
@@ -199,7 +207,7 @@ def sbom_mismatches(sbom: dict, lock: Path, project: str = "agent-bom-backup") -
 
 def main(argv: list[str]) -> int:
     usage = ("usage: locks.py build-requirements | stamp LOCK... | diff OLD_ROOT NEW_ROOT"
-             " | sbom-check SPDX_JSON LOCK")
+             " | npm-same LOCK LOCK | sbom-check SPDX_JSON LOCK")
     if not argv:
         print(usage, file=sys.stderr)
         return 2
@@ -214,6 +222,8 @@ def main(argv: list[str]) -> int:
     elif command == "diff" and len(args) == 2:
         lines = changes(Path(args[0]), Path(args[1]))
         print("\n".join(lines) if lines else "no package changed")
+    elif command == "npm-same" and len(args) == 2:
+        return 0 if npm_installs(Path(args[0])) == npm_installs(Path(args[1])) else 1
     elif command == "sbom-check" and len(args) == 2:
         problems = sbom_mismatches(json.loads(Path(args[0]).read_text()), Path(args[1]))
         for problem in problems:
