@@ -311,3 +311,32 @@ def test_npm_lock_with_another_version_installs_something_else(tmp_path: Path) -
     (tmp_path / "changed.json").write_text(json.dumps(lock))
     assert locks.npm_installs(tmp_path / "changed.json") != \
         locks.npm_installs(REPO / locks.NPM_DIR / "chart" / "package-lock.json")
+
+
+# ------------------------------------------------------------------ the upgrade gate
+
+def _locks_workflow() -> dict:
+    from tests.test_workflows import load_workflow
+    return load_workflow(REPO / ".github" / "workflows" / "locks.yaml")
+
+
+def test_the_lock_refresh_runs_weekly() -> None:
+    (schedule,) = _locks_workflow()["on"]["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month, weekday.isdigit()) == ("*", "*", True)
+
+
+def test_the_lock_refresh_opens_its_pull_request_only_after_the_whole_suite_passed_on_the_new_locks() -> None:
+    steps = _locks_workflow()["jobs"]["refresh"]["steps"]
+    runs = [step.get("run", "").strip().splitlines() for step in steps]
+    refresh = [i for i, lines in enumerate(runs) if any(line.strip() == "scripts/lock.sh" for line in lines)]
+    suite = [i for i, lines in enumerate(runs) if lines == [".ci/run"]]
+    pull_request = [i for i, step in enumerate(steps) if "create-pull-request" in step.get("uses", "")]
+    assert (len(refresh), len(suite), len(pull_request)) == (1, 1, 1)
+    assert refresh[0] < suite[0] < pull_request[0]
+
+
+@pytest.mark.parametrize("event", ["push", "pull_request"])
+def test_the_lock_check_runs_when_an_input_changes(event: str) -> None:
+    paths = _locks_workflow()["on"][event]["paths"]
+    assert {"pyproject.toml", "locks/**", "image/requirements.lock", "image/build-requirements.lock"} <= set(paths)
