@@ -476,13 +476,14 @@ fails once. Each component reads only its own Secrets under its own identity.
 
 {{/*
 IRSA on the backup's ServiceAccount: every other enabled component whose ServiceAccount the
-chart creates needs a role of its own, or it falls back to the node's role (IMDS).
+chart creates needs a role of its own, or it falls back to the node's role (IMDS). With web
+identity or static credentials each component already has credentials of its own (required).
 */}}
 {{- define "agent-bom.validate.workloadIdentity" -}}
 {{- $b := .Values.controlPlane.backup }}
 {{- $key := "eks.amazonaws.com/role-arn" }}
 {{- $policies := dict "restore" "restore-role-policy.json" "restoreDrill" "restore-role-policy.json" "retention" "prune-role-policy.json" }}
-{{- if and (include "agent-bom.backup.createsServiceAccount" .) (dig "serviceAccount" "annotations" $key "" $b) }}
+{{- if and (include "agent-bom.backup.createsServiceAccount" .) (dig "serviceAccount" "annotations" $key "" $b) (not $b.webIdentity.enabled) (not $b.destination.staticCredentials.enabled) }}
 {{- range $component := include "agent-bom.enabledOwnIdentities" . | fromJsonArray }}
 {{- if and (dig $component "serviceAccount" "create" true $b) (not (dig $component "serviceAccount" "annotations" $key "" $b)) }}
 {{ printf "controlPlane.backup.%s.serviceAccount.annotations[%q] is required: the backup uses IRSA, and without a role of its own the %s would fall back to the node's role; annotate it with a role carrying deploy/iam/%s" $component $key $component (get $policies $component) }}
