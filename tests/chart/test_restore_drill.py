@@ -43,7 +43,9 @@ class TestRestoreDrillCronJob:
     def test_runbook_job_selector_matches_backups_only(self):
         """`kubectl get jobs -l app.kubernetes.io/component=control-plane-backup` shows backups only."""
         docs = render_chart(backup_values(restoreDrill=DRILL, helmTest={"enabled": True}, retentionDays=30,
-                                          restore={"enabled": True, "target": {"existingSecret": "t"}}))
+                                          retention=own_role("agent-bom-prune"),
+                                          restore={"enabled": True, "target": {"existingSecret": "t"},
+                                                   **own_role("agent-bom-restore")}))
         matching = [
             d["metadata"]["name"] for d in docs if d["kind"] == "CronJob"
             and d["spec"]["jobTemplate"]["metadata"]["labels"]["app.kubernetes.io/component"] == "control-plane-backup"
