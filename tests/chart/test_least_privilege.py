@@ -18,6 +18,7 @@ from tests.chart.helm_render import (
     RESTORE_DRILL_TEMPLATE,
     RESTORE_TEMPLATE,
     RETENTION_TEMPLATE,
+    REPO,
     HelmError,
     backup_values,
     container,
@@ -425,3 +426,22 @@ class TestNotesStateTheEgress:
 
     def test_without_a_network_policy_egress_is_unrestricted(self):
         assert "Egress:       unrestricted (no NetworkPolicy)" in render_notes(backup_values())
+
+
+class TestRunbookIdentities:
+    """docs/runbook.md "Identities" lists the chart's four ServiceAccounts and existing policies."""
+
+    @staticmethod
+    def _rows() -> list[list[str]]:
+        text = (REPO / "docs" / "runbook.md").read_text().split("\n## Identities\n", 1)[1].split("\n#", 1)[0]
+        return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+                if line.startswith("| ") and not line.startswith("| identity")]
+
+    def test_the_service_accounts_are_the_rendered_ones(self):
+        docs = render_chart(_values())
+        rendered = sorted(d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount")
+        assert sorted(re.match(r"`([^`]+)`", row[1]).group(1) for row in self._rows()) == rendered
+
+    def test_each_policy_named_exists(self):
+        policies = {re.match(r"`([^`]+)`", row[2]).group(1) for row in self._rows()}
+        assert policies == {f"deploy/iam/{p.name}" for p in (REPO / "deploy" / "iam").glob("*-role-policy.json")}
