@@ -194,7 +194,9 @@ EXERCISES: dict[str, Exercise] = {
     "--from-file=AGENT_BOM_RESTORE_POSTGRES_URL=./restore-postgres-url": RUNS,
     "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.restore.enabled=true "
-    "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target":
+    "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target "
+    "--set 'controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+    "arn:aws:iam::<account-id>:role/agent-bom-restore'":
         Mirrored("test_helm_enables_the_in_cluster_restore"),
     IN_CLUSTER_RESTORE: Mirrored("test_in_cluster_restore_is_instantiated_as_documented"),
     "kubectl -n agent-bom logs -f job/restore-inc-1234": RUNS,
@@ -586,7 +588,9 @@ def test_documented_lifecycle_rule_is_valid_json() -> None:
 
 
 _RESTORE_SET = ["--set", "controlPlane.backup.restore.enabled=true",
-                "--set", "controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target"]
+                "--set", "controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target",
+                "--set", "controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+                f"arn:aws:iam::{FILLED_IN['<account-id>']}:role/agent-bom-restore"]
 
 
 def test_helm_enables_the_in_cluster_restore(tmp_path: Path) -> None:
