@@ -17,6 +17,7 @@ from tests.chart.helm_render import (
     backup_values,
     env_map,
     mounts_by_name,
+    own_role,
     refusal,
     render_chart,
     volumes_by_name,
@@ -26,8 +27,9 @@ OPS = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 ESCROW = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN escrow@example"
 IDENTITY_SECRET = "agent-bom-age-identity"
 DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
-         "encryption": {"existingSecret": IDENTITY_SECRET}}
-RESTORE = {"enabled": True, "target": {"existingSecret": "restore-db"}, "encryption": {"existingSecret": IDENTITY_SECRET}}
+         "encryption": {"existingSecret": IDENTITY_SECRET}, **own_role("agent-bom-drill")}
+RESTORE = {"enabled": True, "target": {"existingSecret": "restore-db"}, "encryption": {"existingSecret": IDENTITY_SECRET},
+           **own_role("agent-bom-restore")}
 
 
 def _only(template: str, **values: Any) -> dict[str, Any]:
@@ -67,7 +69,8 @@ class TestRestoreCronJob:
     TEMPLATE = RESTORE_TEMPLATE
 
     def test_no_identity_by_default(self):
-        doc = _only(self.TEMPLATE, restore={"enabled": True, "target": {"existingSecret": "restore-db"}})
+        doc = _only(self.TEMPLATE, restore={"enabled": True, "target": {"existingSecret": "restore-db"},
+                                           **own_role("agent-bom-restore")})
         assert ("age-identity" in volumes_by_name(doc), "AGENT_BOM_RESTORE_IDENTITY_FILE" in env_map(doc)) == (False, False)
 
     def test_identity_secret_is_a_volume(self):
