@@ -41,6 +41,10 @@ class TableStats:
     live: int
     inserted: int
     deleted: int
+    #: the statistics hold any record of the table (after a reset or crash recovery they hold none)
+    recorded: bool = True
+    #: pg_class.reltuples: the row count the last VACUUM/ANALYZE saw (-1: never; survives a reset)
+    reltuples: int = -1
 
 
 Stats = dict[tuple[str, str], TableStats]
@@ -49,9 +53,15 @@ Stats = dict[tuple[str, str], TableStats]
 def sample(conn: psycopg.Connection) -> Stats:
     """``n_live_tup``, ``n_tup_ins`` and ``n_tup_del`` of every user table, read afresh."""
     conn.execute("SELECT pg_stat_clear_snapshot()")
-    return {(schema, name): TableStats(int(live), int(ins), int(dels)) for schema, name, live, ins, dels in
-            conn.execute("SELECT schemaname, relname, n_live_tup, n_tup_ins, n_tup_del FROM pg_stat_user_tables")
-            .fetchall()}
+    return {(schema, name): TableStats(int(live), int(ins), int(dels), bool(recorded), int(reltuples))
+            for schema, name, live, ins, dels, recorded, reltuples in conn.execute(
+                """
+                SELECT s.schemaname, s.relname, s.n_live_tup, s.n_tup_ins, s.n_tup_del,
+                       s.n_live_tup + s.n_dead_tup + s.n_tup_ins + s.n_tup_upd + s.n_tup_del + s.vacuum_count
+                       + s.autovacuum_count + s.analyze_count + s.autoanalyze_count > 0,
+                       c.reltuples::bigint
+                FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+                """).fetchall()}
 
 
 def filtered_tables(conn: psycopg.Connection) -> set[tuple[str, str]]:
@@ -74,9 +84,12 @@ class Shortfall:
     counted: int
     live: int
     written: int  # inserts + deletes the statistics saw during the backup
+    #: the statistics had no record of the table (reset): ``live`` is pg_class.reltuples
+    reset: bool = False
 
     def describe(self) -> str:
-        return (f"{self.table} ({self.counted} rows seen, {self.live} live"
+        live = f"{self.live} at the last ANALYZE/VACUUM, statistics reset since" if self.reset else f"{self.live} live"
+        return (f"{self.table} ({self.counted} rows seen, {live}"
                 + (f", {self.written} written meanwhile" if self.written else "") + ")")
 
 
@@ -88,9 +101,15 @@ def shortfalls(counts: list[TableCount], filtered: set[tuple[str, str]], before:
             continue
         b, a = before[key], after[key]
         written = max(0, a.inserted - b.inserted) + max(0, a.deleted - b.deleted)
-        live = min(b.live, a.live)
-        if live - count.rows > written:
-            found.append(Shortfall(f"{count.schema}.{count.name}", count.rows, live, written))
+        if not b.recorded:
+            # statistics reset (pg_stat_reset, crash recovery): the rows the catalog last saw
+            # are the only reference; fewer rows than that cannot be told from hidden ones
+            if b.reltuples - count.rows > written:
+                found.append(Shortfall(f"{count.schema}.{count.name}", count.rows, b.reltuples, written,
+                                       reset=True))
+            continue
+        if b.live - count.rows > written:
+            found.append(Shortfall(f"{count.schema}.{count.name}", count.rows, b.live, written))
     return found
 
 
@@ -110,5 +129,8 @@ def require_every_row(counts: list[TableCount], filtered: set[tuple[str, str]], 
             f"row-level security hid rows from the backup (no manifest written, upload aborted): "
             f"{', '.join(s.describe() for s in found[:10])}{' ...' if len(found) > 10 else ''}",
             hint="the configured bypass does not let this role see every tenant's rows: fix the session setting "
-            "or the policies, or back up as a role with BYPASSRLS",
+            "or the policies, or back up as a role with BYPASSRLS"
+            + ("; where the statistics were reset (crash recovery, pg_stat_reset) and rows were deleted "
+               "since the last ANALYZE, run ANALYZE on the table as its owner and retry" if any(s.reset for s in found)
+               else ""),
         )
