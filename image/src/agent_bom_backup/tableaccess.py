@@ -188,7 +188,7 @@ def unreadable(conn: psycopg.Connection, excluded: list[Excluded]) -> list[Unrea
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'S') AND {USER_SCHEMAS} AND {NOT_EXTENSION_MEMBER}
         ), kept AS (SELECT * FROM rels WHERE NOT (qualified = ANY(%s)))
-        SELECT DISTINCT 0, 'schema', quote_ident(nspname), pg_get_userbyid(n.nspowner)
+        SELECT DISTINCT 0, 'schema', quote_ident(n.nspname), pg_get_userbyid(n.nspowner)
         FROM kept JOIN pg_namespace n ON n.oid = kept.nsp
         WHERE NOT has_schema_privilege(kept.nsp, 'USAGE')
         UNION ALL
@@ -208,14 +208,15 @@ def refusal(role: str, found: list[Unreadable]) -> RefusedError:
     grants = "; ".join(
         [f"GRANT USAGE ON SCHEMA {u.qualified} TO {role}" for u in found if u.kind == "schema"]
         + [f"GRANT SELECT ON {u.qualified} TO {role}" for u in tables])
-    first = tables[0].qualified if tables else "SCHEMA.TABLE"
+    # an owned sequence goes with its table; naming it too is harmless
+    exclude = " ".join(f"--exclude-table {u.qualified}" for u in tables) or "--exclude-table SCHEMA.TABLE"
     return RefusedError(
         f"backup refused, nothing written: role {role} may not read {len(found)} "
         f"{'object' if len(found) == 1 else 'objects'} the dump needs: {', '.join(u.describe() for u in found)}. "
         "Choose one: (1) back up as a role that may read it (its owner or a member of the owner role); "
         f"(2) {grants} -- the backup then holds those secrets: encrypt it client-side (age, --encrypt-to) or "
         "use SSE-KMS with a key policy that limits who may decrypt; "
-        f"(3) leave it out: --exclude-table {first} (repeatable; env {EXCLUDE_ENV}, one per line; "
+        f"(3) leave it out: {exclude} (repeatable; env {EXCLUDE_ENV}, one per line; "
         f"chart {EXCLUDE_CHART_VALUE}): its definition and data are not in the backup and a restore "
         "lists it as not restored, by configuration"
     )
