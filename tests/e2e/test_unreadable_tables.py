@@ -162,3 +162,14 @@ def test_an_exclusion_naming_no_table_is_refused_with_exit_3(s3: MotoServer, sou
         assert (run.returncode, run.error_message.startswith(
             "--exclude-table names no table in this database: public.tenant_kyes")) == (3, True), str(run)
         assert cli.object_keys(s3.client(), bucket) == []
+
+
+def test_verify_deep_lists_the_tables_not_in_this_backup(excluded: Attempt, s3: MotoServer, pg15: PgCluster) -> None:
+    run = cli.run_cli(["verify", excluded.run.uri, "--deep", "--scratch-url", pg15.superuser_url()],
+                      cli.job_env(s3.endpoint_url, excluded.bucket))
+    lines = run.stdout.splitlines()
+    heading = lines.index("  not in this backup, by configuration (--exclude-table):") if \
+        "  not in this backup, by configuration (--exclude-table):" in lines else -1
+    assert (run.returncode, lines[heading + 1:heading + 5] if heading >= 0 else []) == (0, [
+        '    - "Vault"."Signing.Keys"', '    - "Vault"."Signing.Keys_id_seq"', "    - public.events_2027",
+        "    - public.tenant_keys"]), str(run)
