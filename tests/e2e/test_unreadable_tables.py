@@ -173,3 +173,16 @@ def test_verify_deep_lists_the_tables_not_in_this_backup(excluded: Attempt, s3: 
     assert (run.returncode, lines[heading + 1:heading + 5] if heading >= 0 else []) == (0, [
         '    - "Vault"."Signing.Keys"', '    - "Vault"."Signing.Keys_id_seq"', "    - public.events_2027",
         "    - public.tenant_keys"]), str(run)
+
+
+def test_an_exclusion_that_a_view_reads_is_refused_with_exit_3(s3: MotoServer, source: Source, pg15: PgCluster) -> None:
+    """The dump would keep the view and the restore fail on it after changing the target."""
+    pg15.run_sql("CREATE VIEW key_ids AS SELECT key_id FROM tenant_keys", source.database.name)
+    try:
+        with cli.fresh_bucket(s3, "abb-unread-view") as bucket:
+            run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), "--exclude-table", SECRET)
+            assert (run.returncode, run.error_message.startswith(
+                "--exclude-table would leave out a table that the backup still needs: view public.key_ids "
+                "(reads public.tenant_keys)")) == (3, True), str(run)
+    finally:
+        pg15.run_sql("DROP VIEW key_ids", source.database.name)

@@ -144,24 +144,33 @@ def resolve(conn: psycopg.Connection, names: tuple[str, ...]) -> list[Excluded]:
         (oids, oids),
     ).fetchall()
     excluded = [Excluded(r[0], r[1], r[2], bool(r[3])) for r in found]
+    # the dump would keep these and the restore fail on them
     referencing = conn.execute(
         """
-        SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ' (' || quote_ident(co.conname)
-               || ' references ' || co.confrelid::regclass::text || ')'
-        FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE co.contype = 'f' AND co.confrelid IN (SELECT c2.oid FROM pg_class c2
-              JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
-              WHERE quote_ident(n2.nspname) || '.' || quote_ident(c2.relname) = ANY(%s))
-          AND NOT (quote_ident(n.nspname) || '.' || quote_ident(c.relname) = ANY(%s))
+        WITH left_out AS (
+            SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE quote_ident(n.nspname) || '.' || quote_ident(c.relname) = ANY(%s)
+        )
+        SELECT 'foreign key ' || quote_ident(co.conname) || ' of ' || co.conrelid::regclass::text
+               || ' (references ' || co.confrelid::regclass::text || ')'
+        FROM pg_constraint co
+        WHERE co.contype = 'f' AND co.confrelid IN (SELECT oid FROM left_out)
+          AND co.conrelid NOT IN (SELECT oid FROM left_out)
+        UNION
+        SELECT 'view ' || r.ev_class::regclass::text || ' (reads ' || d.refobjid::regclass::text || ')'
+        FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.refobjid IN (SELECT oid FROM left_out) AND r.ev_class NOT IN (SELECT oid FROM left_out)
+          AND r.ev_class <> d.refobjid
         ORDER BY 1
         """,
-        ([e.qualified for e in excluded], [e.qualified for e in excluded]),
+        ([e.qualified for e in excluded],),
     ).fetchall()
     if referencing:
         raise ConfigError(
-            f"--exclude-table would leave out a table that other tables' foreign keys reference: "
+            f"--exclude-table would leave out a table that the backup still needs: "
             f"{', '.join(r[0] for r in referencing)}",
-            hint="exclude the referencing tables too, or do not exclude this one",
+            hint="exclude what depends on it too, or do not exclude this one",
         )
     return excluded
 
