@@ -1,7 +1,8 @@
 """Upstream agent-bom's own schema (issue 25), built by its Alembic migrations from
 ../shared/reference/upstream-agent-bom-postgres/ and seeded for a few tenants, backed up as
 its maintenance identity (``agent_bom_maintenance``, ``--enable-row-security``,
-``app.bypass_rls=1``) -- as upstream's values file configures it through the chart.
+``app.bypass_rls=1``) by the CronJob rendered from upstream's values file
+(``postgresSecrets.maintenanceSecretRef``).
 
 At head (agent-bom >= 0.102) the signing-keys table is REVOKEd from the maintenance roles:
 the backup is refused with one message until a choice is made; leaving the table out or a
@@ -24,6 +25,7 @@ import pytest
 from devstack import upstream
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import MotoServer
+from tests.compat.test_upstream_maintenance_identity import rendered_environment
 from tests.support import cli
 
 PASSWORD = "upstream-maintenance-password"
@@ -64,9 +66,18 @@ def bucket(s3: MotoServer) -> Iterator[str]:
         yield name
 
 
-def _backup(s3: MotoServer, bucket: str, source: Source, database: str, *args: str) -> cli.Run:
-    env = cli.job_env(s3.endpoint_url, bucket, source.url(database))
-    return cli.backup(env, "--enable-row-security", "--session-setting", upstream.BYPASS_SETTING, *args)
+@dataclass(frozen=True)
+class _Maintenance:
+    maintenance_url: str
+
+
+def _backup(s3: MotoServer, bucket: str, source: Source, database: str, exclude: list[str] | None = None) -> cli.Run:
+    """The CronJob rendered from upstream's production values file (postgresSecrets.maintenanceSecretRef:
+    the maintenance identity, --enable-row-security, app.bypass_rls=1), with ``exclude`` as
+    controlPlane.backup.dump.excludeTables."""
+    backup = {"dump": {"excludeTables": exclude}} if exclude else None
+    args, env = rendered_environment(s3, bucket, _Maintenance(source.url(database)), backup)
+    return cli.run_cli(args, env)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ def refused(s3: MotoServer, bucket: str, source: Source) -> cli.Run:
 @pytest.fixture(scope="module")
 def excluded(s3: MotoServer, bucket: str, source: Source, target: PgCluster, tmp_root: Path,
              refused: cli.Run) -> Restored:
-    run = _backup(s3, bucket, source, source.head, "--exclude-table", upstream.KEYS_TABLE)
+    run = _backup(s3, bucket, source, source.head, exclude=[upstream.KEYS_TABLE])
     assert run.returncode == 0, str(run)
     return _restore(s3, bucket, run, target, tmp_root)
 
