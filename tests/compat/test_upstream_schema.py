@@ -156,6 +156,10 @@ def test_leaving_the_keys_out_tells_the_application_to_recreate_them(excluded: R
     assert "`alembic stamp 20260818_01 && alembic upgrade head` recreates the table" in excluded.restore.stdout
 
 
+def test_the_report_records_what_the_application_must_recreate(excluded: Restored) -> None:
+    assert (excluded.report["excluded_tables"], len(excluded.report["must_recreate"])) == ([upstream.KEYS_TABLE], 1)
+
+
 def test_leaving_the_keys_out_restores_every_tenant(excluded: Restored, source: Source) -> None:
     assert excluded.tenants == source.tenants
 

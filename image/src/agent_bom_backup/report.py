@@ -62,6 +62,8 @@ class RestoreReport:
     tolerated_errors: list[str] = field(default_factory=list)
     #: relations left out of the backup by configuration (manifest ``excluded_tables``)
     excluded_tables: list[str] = field(default_factory=list)
+    #: what the application must recreate because of them (:func:`recreate_advice`)
+    must_recreate: list[str] = field(default_factory=list)
     verification: VerificationResult | None = None
     error: str | None = None
     exit_code: int | None = None
