@@ -48,6 +48,9 @@ Components:
   rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
+  upstream    .tools/upstream-venv: Alembic, SQLAlchemy, psycopg and agent-bom 0.102.0 (no
+              dependencies), from the hashed locks/upstream-schema.txt; the tests build upstream
+              agent-bom's schema with it (../shared/reference/upstream-agent-bom-postgres/)
   all         every component above
 
 Refresh the locks with scripts/lock.sh (see docs/releasing.md, "Dependency locks").
@@ -368,6 +371,23 @@ install_rgw() {
     log "rgw: $(radosgw --version | head -n 1)"
 }
 
+install_upstream() {
+    local lock=$REPO_ROOT/locks/upstream-schema.txt venv=$TOOLS_DIR/upstream-venv want
+    want="v1 python=$(python3 -c 'import sys; print(sys.version.split()[0])') lock=$(sha256sum "$lock" | cut -d' ' -f1)"
+    if stamp_matches upstream "$want" && [[ -x $venv/bin/alembic ]]; then
+        log "upstream: up to date ($venv)"
+        return 0
+    fi
+    rm -rf "$venv"
+    run_logged upstream-venv python3 -m venv "$venv"
+    log "upstream: pip install --require-hashes --no-deps -r locks/upstream-schema.txt (log: $TOOLS_DIR/logs/upstream-pip.log)"
+    run_logged upstream-pip "$venv/bin/python" -m pip install --disable-pip-version-check \
+        --require-hashes --no-deps -r "$lock"
+    "$venv/bin/alembic" --version >/dev/null 2>&1 || die "alembic does not run in $venv"
+    write_stamp upstream "$want"
+    log "upstream: $("$venv/bin/alembic" --version)"
+}
+
 # ------------------------------------------------------------------ main
 main() {
     local components=() c
@@ -378,8 +398,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        uv | python | helm | postgres | shellcheck | age | charttools | podman | registry | rgw) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck age charttools podman registry rgw) ;;
+        uv | python | helm | postgres | shellcheck | age | charttools | podman | registry | rgw | upstream) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck age charttools podman registry rgw upstream) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -387,7 +407,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry rgw)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry rgw upstream)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

@@ -639,3 +639,22 @@ class TestMaintenanceIdentity:
     def test_session_settings_without_maintenance_identity(self):
         env = env_map(_cronjob(dump={"sessionSettings": ["app.bypass_rls=on", "app.x=1"]}))
         assert env["AGENT_BOM_BACKUP_SESSION_SETTINGS"] == "app.bypass_rls=on app.x=1"
+
+
+class TestExcludeTables:
+    """controlPlane.backup.dump.excludeTables: tables left out of the backup whole (--exclude-table)."""
+
+    def test_no_exclusion_renders_no_variable(self):
+        assert "AGENT_BOM_BACKUP_EXCLUDE_TABLES" not in env_map(_cronjob())
+
+    def test_names_are_rendered_one_per_line(self):
+        env = env_map(_cronjob(dump={"excludeTables": ["public.agent_bom_tenant_binding_keys", '"Vault"."Signing.Keys"']}))
+        assert env["AGENT_BOM_BACKUP_EXCLUDE_TABLES"] == 'public.agent_bom_tenant_binding_keys\n"Vault"."Signing.Keys"'
+
+    def test_the_maintenance_identity_with_an_exclusion_keeps_both(self):
+        values = backup_values(dump={"excludeTables": ["public.agent_bom_tenant_binding_keys"]})
+        values["controlPlane"]["postgresSecrets"] = TestMaintenanceIdentity.POSTGRES_SECRETS
+        (doc,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
+        env = env_map(doc)
+        assert (env["AGENT_BOM_BACKUP_ENABLE_ROW_SECURITY"], env["AGENT_BOM_BACKUP_EXCLUDE_TABLES"]) == (
+            "true", "public.agent_bom_tenant_binding_keys")

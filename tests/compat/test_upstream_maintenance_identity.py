@@ -59,9 +59,11 @@ def source(pg15: PgCluster) -> Source:
     return Source(database, role)
 
 
-def rendered_environment(s3: MotoServer, bucket: str, source: Source) -> tuple[list[str], dict[str, str]]:
-    """The CronJob's container args and environment for the production values file, pointed at
-    moto (static credentials stand in for IRSA), with its Secrets resolved."""
+def rendered_environment(s3: MotoServer, bucket: str, source: Any,
+                         backup: dict[str, Any] | None = None) -> tuple[list[str], dict[str, str]]:
+    """The CronJob's container args and environment for the production values file (plus
+    ``backup`` merged into controlPlane.backup), pointed at moto (static credentials stand in
+    for IRSA), with its Secrets resolved; ``source.maintenance_url`` is the maintenance URL."""
     text = PRODUCTION.read_text()
     for placeholder, value in FILLED_IN.items():
         text = text.replace(placeholder, value)
@@ -70,6 +72,7 @@ def rendered_environment(s3: MotoServer, bucket: str, source: Source) -> tuple[l
         "bucket": bucket, "endpointUrl": s3.endpoint_url, "pathStyle": True,
         "encryption": {"mode": "AES256", "kmsKeyId": ""},
         "staticCredentials": {"enabled": True, "existingSecret": "agent-bom-backup-s3"}}}}})
+    deep_merge(values, {"controlPlane": {"backup": backup or {}}})
     (cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
     maintenance_secret = values["controlPlane"]["postgresSecrets"]["maintenanceSecretRef"]["name"]
     secrets = {
@@ -115,7 +118,7 @@ def test_without_the_bypass_setting_the_backup_fails_instead_of_dropping_tenants
         args, env = rendered_environment(s3, bucket, source)
         assert env.pop("AGENT_BOM_BACKUP_SESSION_SETTINGS") == "app.bypass_rls=1"
         run = cli.run_cli(args, env)
-        assert run.returncode == 4, str(run)
-        assert "row-level security filtered the backup" in run.error_message
+        assert run.returncode == 7, str(run)
+        assert "row-level security hid rows from the backup" in run.error_message
         # the run took its backup id (the claim) before the dump showed it was filtered
         assert cli.without_claims(cli.object_keys(s3.client(), bucket)) == []

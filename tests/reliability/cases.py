@@ -243,6 +243,37 @@ CASES: tuple[Case, ...] = (
         "cannot reach the server) and fix it; rerun. The roles are read before anything is written, so nothing "
         "is left, not even a claim.",
     ),
+    Case(
+        id="table-the-backup-role-may-not-read",
+        group=DATABASE, command="backup",
+        fault="The backup role may not SELECT a table the dump needs (agent-bom >= 0.102 REVOKEs its "
+        "tenant-binding signing keys from the maintenance identity).",
+        exit_code=8,
+        message="backup refused, nothing written: role <role> may not read 1 object the dump needs: table "
+        "<schema.table> (owner <owner>). Choose one: (1) back up as a role that may read it (its owner or a "
+        "member of the owner role); (2) GRANT SELECT ON <schema.table> TO <role> -- the backup then holds those "
+        "secrets: encrypt it client-side (age, --encrypt-to) or use SSE-KMS with a key policy that limits who may "
+        "decrypt; (3) leave it out: --exclude-table <schema.table> (repeatable; env "
+        "AGENT_BOM_BACKUP_EXCLUDE_TABLES, one per line; chart controlPlane.backup.dump.excludeTables): its "
+        "definition and data are not in the backup and a restore lists it as not restored, by configuration",
+        action="Make the choice the message lists (docs/where-it-runs.md, \"agent-bom >= 0.102\", says which one "
+        "upstream's users should make). Every such table is named at once, before pg_dump starts and before "
+        "anything is written: a refusal, not retried by the podFailurePolicy.",
+    ),
+    Case(
+        id="row-security-hides-rows",
+        group=DATABASE, command="backup",
+        fault="With `--enable-row-security`, the policies still hide some rows from the backup role under the "
+        "configured bypass setting (here 50 of 1,000).",
+        exit_code=7,
+        message="row-level security hid rows from the backup (no manifest written, upload aborted): <schema.table> "
+        "(<rows seen> rows seen, <live rows> live) (the configured bypass does not let this role see every "
+        "tenant's rows: fix the session setting or the policies, or back up as a role with BYPASSRLS)",
+        action="Fix the bypass (the session setting your policies honour, the role's membership) or back up as a "
+        "role with BYPASSRLS. Each table's count in the snapshot is compared with the statistics' live rows, "
+        "allowing only the inserts and deletes made during the backup (docs/limits.md has the blind spots).",
+        leaves="The run's claim object (`<id>.claim`): `list` shows an incomplete backup, `prune` removes it.",
+    ),
     # ------------------------------------------------------------------ runs
     Case(
         id="sigterm-mid-upload",

@@ -411,6 +411,44 @@ def _database_wrong_password(stage: Stage) -> Outcome:
     })
 
 
+def _restricted_source(stage: Stage, prefix: str, statements: list[str]) -> tuple[str, str]:
+    """A new database holding what ``statements`` create (``{role}`` names a new LOGIN role
+    without BYPASSRLS); returns (its URL as that role, the role)."""
+    name = cli.new_database(stage.pg15, prefix)
+    stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    role = cli.unique_name("rel_reader")
+    stage.pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'reader-password'; "
+                       + "; ".join(s.format(role=role) for s in statements), name)
+    return stage.pg15.url(name, role, "reader-password"), role
+
+
+@scenario("table-the-backup-role-may-not-read")
+def _table_not_readable(stage: Stage) -> Outcome:
+    url, _ = _restricted_source(stage, "rel_unread", [
+        "CREATE TABLE tenants (id int)", "CREATE TABLE signing_keys (id int)", "GRANT SELECT ON tenants TO {role}"])
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, url))
+    return _backup_outcome(stage, "table-the-backup-role-may-not-read", bucket, run, [], facts={
+        "pg_dump never started": not [r for r in run.log if r.get("message") == "starting pg_dump"],
+        "the table is named": "table public.signing_keys (owner postgres)" in run.error_message,
+    })
+
+
+@scenario("row-security-hides-rows")
+def _row_security_hides_rows(stage: Stage) -> Outcome:
+    url, _ = _restricted_source(stage, "rel_hidden", [
+        "CREATE TABLE events (id int)", "INSERT INTO events SELECT g FROM generate_series(1, 1000) g",
+        "ALTER TABLE events ENABLE ROW LEVEL SECURITY", "GRANT SELECT ON events TO {role}",
+        "CREATE POLICY bypass ON events FOR SELECT TO {role} USING "
+        "(current_setting('app.bypass_rls', true) = 'on' AND id % 20 <> 0)"])
+    bucket = stage.new_bucket()
+    run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, url), "--enable-row-security",
+                     "--session-setting", "app.bypass_rls=on")
+    return _backup_outcome(stage, "row-security-hides-rows", bucket, run, [], expected_claims=1, facts={
+        "the shortfall is counted": "public.events (950 rows seen, 1000 live)" in run.error_message,
+    })
+
+
 @scenario("database-restarted-mid-dump")
 def _database_restarted(stage: Stage) -> Outcome:
     cluster: PgCluster = stage.fixture("pg_cluster_factory")(15, fresh=True)

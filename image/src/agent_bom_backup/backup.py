@@ -44,7 +44,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import __version__, pgcatalog
+from . import __version__, completeness, pgcatalog, tableaccess
 from .agecrypt import EncryptedStream, Recipients, encrypt_bytes
 from .background import in_background
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
@@ -87,6 +87,8 @@ class BackupConfig:
     pg_bin_dirs: tuple[str, ...] = ()
     pg_bin_dirs_only: bool = False
     metrics_file: str | None = None
+    #: ``SCHEMA.TABLE`` names left out of the backup whole (--exclude-table)
+    exclude_tables: tuple[str, ...] = ()
     #: age recipients the dump and roles objects are encrypted to (empty: not encrypted)
     encrypt_to: tuple[str, ...] = ()
 
@@ -143,6 +145,10 @@ class BackupRun:
     info: pgcatalog.ServerInfo | None = None
     sequences: list[SequenceRecord] | None = None
     inspection: _Inspection = field(default_factory=_Inspection)
+    #: what --exclude-table leaves out (the named tables, their partitions and owned sequences)
+    excluded: list[tableaccess.Excluded] = field(default_factory=list)
+    #: with --enable-row-security: the statistics sampled before the snapshot
+    stats_before: completeness.Stats | None = None
 
     @property
     def storage(self) -> Storage:
@@ -194,6 +200,8 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     snapshot; the connection it opens becomes the snapshot's."""
     log = get_logger()
     conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
+    for name in config.exclude_tables:
+        tableaccess.parse_name(name)  # a malformed name: exit 3 before connecting
     recipients = Recipients.parse(config.encrypt_to)  # a malformed one: exit 3 before anything
     upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
     ceiling = upload.ceiling_warning()
@@ -255,10 +263,21 @@ def execute(run: BackupRun) -> Manifest:
     """The snapshot, then the dump streamed to S3."""
     config, conn = run.config, run.conn
     try:
+        if config.enable_row_security:
+            # in its own statement, before the snapshot's transaction: see completeness
+            run.stats_before = completeness.sample(conn)
         conn.autocommit = False
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         run.info = info = pgcatalog.server_info(conn)
+        # before the claim and pg_dump: a table the role may not read refuses the backup here
+        run.excluded = tableaccess.resolve(conn, config.exclude_tables)
+        unreadable = tableaccess.unreadable(conn, run.excluded)
+        if unreadable:
+            raise tableaccess.refusal(info.current_user, unreadable)
+        if run.excluded:
+            event(get_logger(), "tables left out of the backup, by configuration",
+                  tables=[e.qualified for e in run.excluded])
         if not config.enable_row_security:
             filtered = pgcatalog.rls_filtered_tables(conn)
             if filtered:
@@ -271,7 +290,8 @@ def execute(run: BackupRun) -> Manifest:
         snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
         # before pg_dump starts: it reads the sequences later, so the archive holds this
         # state or one further along (sequences are not transactional)
-        run.sequences = pgcatalog.sequence_states(conn)
+        left_out = {(e.schema, e.name) for e in run.excluded}
+        run.sequences = pgcatalog.sequence_states(conn, skip=left_out)
         manifest = _dump_and_upload(run, snapshot_id)
     except psycopg.Error as exc:
         raise PreflightError(f"database query failed: {str(exc).strip().splitlines()[0]}") from None
@@ -290,14 +310,16 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
         snapshot=snapshot_id,
         lock_wait_timeout_s=config.lock_wait_timeout_s,
         enable_row_security=config.enable_row_security,
+        exclude=tuple(e.pattern for e in run.excluded),
     )
     inspection = run.inspection
+    left_out = {(e.schema, e.name) for e in run.excluded}
 
     def gather() -> None:
         try:
             dump.output_started.wait()  # pg_dump's catalog queries first: they delay its first byte
-            inspection.counts = pgcatalog.row_counts(conn, config.tenant_column)
-            inspection.fingerprint = pgcatalog.schema_fingerprint(conn)
+            inspection.counts = pgcatalog.row_counts(conn, config.tenant_column, skip=left_out)
+            inspection.fingerprint = tableaccess.without_excluded(pgcatalog.schema_fingerprint(conn), run.excluded)
             inspection.extensions = pgcatalog.extensions(conn)
             inspection.roles = pgcatalog.referenced_roles(conn)
         except BaseException as exc:  # handed to the main thread
@@ -330,9 +352,10 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
                 raise DumpError(f"counting rows in the snapshot failed: {str(error).strip().splitlines()[0]}")
             raise error
         dump.finish()
-        if config.enable_row_security:
+        if config.enable_row_security and run.stats_before is not None:
             # before completing: a filtered dump must not be left behind as an object
-            _verify_bypass_sees_all_rows(conn, inspection.counts)
+            completeness.require_every_row(inspection.counts, completeness.filtered_tables(conn),
+                                           run.stats_before, lambda: completeness.sample(conn))
         storage.check_claim(claim, plan.keys.dump)
 
     try:
@@ -412,6 +435,7 @@ def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
             "storage_class": config.storage.storage_class,
         },
         tool_version=__version__,
+        excluded_tables=[e.qualified for e in run.excluded],
     )
 
 
@@ -423,28 +447,6 @@ def _end_snapshot(conn: psycopg.Connection) -> None:
     except psycopg.Error as exc:
         event(get_logger(), "the snapshot connection was lost after the dump was uploaded; nothing is lost "
               "(its transaction was read-only)", level=logging.WARNING, error=str(exc).strip().splitlines()[0])
-
-
-def _verify_bypass_sees_all_rows(conn: psycopg.Connection, counts: list[pgcatalog.TableCount]) -> None:
-    """With --enable-row-security, rows counted under the policies must not fall short of
-    the live-row estimate: a filtered role sees a fraction of the rows. The estimate is the
-    larger of the statistics' count (reset by a crash or pg_stat_reset) and
-    pg_class.reltuples (kept in the catalog by VACUUM/ANALYZE)."""
-    estimates = dict(
-        ((schema, name), int(n)) for schema, name, n in conn.execute(
-            "SELECT s.schemaname, s.relname, GREATEST(s.n_live_tup, c.reltuples::bigint) "
-            "FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid").fetchall()
-    )
-    short = [
-        f"{c.schema}.{c.name} ({c.rows} of ~{estimates[(c.schema, c.name)]})"
-        for c in counts
-        if estimates.get((c.schema, c.name), 0) > 0 and c.rows < 0.9 * estimates[(c.schema, c.name)] - 10
-    ]
-    if short:
-        raise PreflightError(
-            f"row-level security filtered the backup: {', '.join(short[:5])}",
-            hint="the configured bypass does not let this role see every tenant's rows",
-        )
 
 
 def _warn_if_unencrypted(client: PgClient, conn_info: ConnInfo) -> None:

@@ -115,6 +115,17 @@ def pg_client_options(func: F) -> F:
     return _apply(func, [pg_bin_dir_option, only_pg_bin_dirs_option])
 
 
+class LineSeparated(click.ParamType):
+    """A string option whose environment variable holds one value per line (a table name
+    may contain spaces)."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
 def pg_bin_dirs(kwargs: dict[str, Any]) -> tuple[str, ...]:
     """``--pg-bin-dir`` values (each may hold a colon-separated list, as the env var does)."""
     return tuple(d for value in kwargs.pop("pg_bin_dirs") for d in value.split(":") if d)
@@ -226,6 +237,10 @@ def main() -> None:
               help="Dump with row security on (needs a --session-setting bypass your policies honour).")
 @click.option("--session-setting", "session_settings", envvar="AGENT_BOM_BACKUP_SESSION_SETTINGS", multiple=True,
               show_envvar=True, help="NAME=VALUE set on every connection (repeatable; env: space-separated).")
+@click.option("--exclude-table", "exclude_tables", envvar="AGENT_BOM_BACKUP_EXCLUDE_TABLES", multiple=True,
+              show_envvar=True, type=LineSeparated(),
+              help="SCHEMA.TABLE left out of the backup whole: definition and data, with its partitions and owned "
+              "sequences; recorded in the manifest and listed by every restore (repeatable; env: one per line).")
 @click.option("--part-size", envvar="AGENT_BOM_BACKUP_PART_SIZE", default=f"{DEFAULT_PART_SIZE // MiB}MiB", show_default=True,
               show_envvar=True, help="First multipart part size (5MiB-5GiB); parts grow from there.")
 @click.option("--part-growth-interval", envvar="AGENT_BOM_BACKUP_PART_GROWTH_INTERVAL",
@@ -279,6 +294,7 @@ def backup(**kwargs: Any) -> None:
         pg_bin_dirs=pg_bin_dirs(kwargs),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         metrics_file=kwargs["metrics_file"],
+        exclude_tables=tuple(name.strip() for name in kwargs["exclude_tables"] if name.strip()),
         encrypt_to=tuple(kwargs["encrypt_to"]),
     )
     manifest = run_backup(config)
@@ -477,6 +493,7 @@ def verify(**kwargs: Any) -> None:
     restore machinery, compares rows, tenants and the schema fingerprint, then drops it.
     """
     from .errors import VerifyError
+    from .report import exclusion_lines
     from .units import human_size
     from .verify import verify_backup
 
@@ -511,13 +528,16 @@ def verify(**kwargs: Any) -> None:
                        f"{', '.join(deep.roles_created)}")
         for problem in deep.problems:
             click.echo(f"           {problem}")
+        for line in exclusion_lines(deep.excluded_tables):
+            click.echo(f"  {line}")
     elif kwargs["deep"] and not result.ok:
         click.echo("  skipped  restore: the objects do not match the manifest")
     if not result.ok:
         problems = result.problems()
         raise VerifyError(f"backup {result.uri} failed verification: {problems[0]}"
                           + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    click.echo(f"verified in {result.seconds}s")
+    click.echo(f"verified{' (with exclusions)' if result.deep and result.deep.excluded_tables else ''} "
+               f"in {result.seconds}s")
 
 
 @main.command()

@@ -37,6 +37,8 @@ class DumpOptions:
     snapshot: str | None
     lock_wait_timeout_s: int
     enable_row_security: bool = False
+    #: exact ``--exclude-table`` patterns (tableaccess.dump_pattern): definition and data left out
+    exclude: tuple[str, ...] = ()
 
 
 def pg_dump_argv(client: PgClient, conn_info: ConnInfo, session: SessionSettings, options: DumpOptions) -> list[str]:
@@ -52,6 +54,7 @@ def pg_dump_argv(client: PgClient, conn_info: ConnInfo, session: SessionSettings
         argv.append(f"--snapshot={options.snapshot}")
     if options.enable_row_security:
         argv.append("--enable-row-security")
+    argv += [f"--exclude-table={pattern}" for pattern in options.exclude]
     return argv
 
 

@@ -37,8 +37,10 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.DUMP: "pg_dump or pg_dumpall failed (upload aborted, no object left)",
     ExitCode.STORAGE: "S3 error while uploading, downloading, listing or deleting (multipart upload aborted)",
     ExitCode.VERIFY: "verification failed: checksum/size mismatch, missing or foreign manifest, restored rows or "
-    "schema differ from the manifest, no complete backup",
-    ExitCode.REFUSED: "a safety refusal, nothing changed: non-empty target without --clean/--confirm-target, live "
+    "schema differ from the manifest, no complete backup; a backup under --enable-row-security whose policies hid "
+    "rows (no manifest written)",
+    ExitCode.REFUSED: "a safety refusal, nothing changed: a table the backup role may not read (backup), "
+    "non-empty target without --clean/--confirm-target, live "
     "source without --approval, missing roles or extensions, owners the restore role cannot act as, "
     "`restore latest` whose newest backup is unreadable or archived (--allow-older), backup id taken by another "
     "run, requested encryption not confirmed by the store",

@@ -192,6 +192,9 @@ class Manifest:
     sequences: list[SequenceRecord] | None = None
     #: the session settings the snapshot was inspected with (format 1: PostgreSQL's defaults)
     inspection_settings: dict[str, str] = field(default_factory=dict)
+    #: relations left out of the backup by configuration (--exclude-table: the tables named, their
+    #: partitions and owned sequences), as ``schema.table``; empty in formats 1 and 2 before it existed
+    excluded_tables: list[str] = field(default_factory=list)
     #: client-side encryption (age); None: the objects are plaintext (formats 1 and 2 always)
     encryption: EncryptionRecord | None = None
     format: str = FORMAT
@@ -257,6 +260,7 @@ class Manifest:
                 tool_version=data.get("tool_version", ""),
                 sequences=[_record(SequenceRecord, s) for s in sequences] if sequences is not None else None,
                 inspection_settings=dict(data.get("inspection_settings") or {}),
+                excluded_tables=[str(t) for t in data.get("excluded_tables") or []],
                 encryption=_record(EncryptionRecord, data["encryption"]) if data.get("encryption") else None,
                 format_version=int(version),
             )

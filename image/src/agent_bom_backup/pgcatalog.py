@@ -118,8 +118,10 @@ class TableCount:
 NULL_TENANT = "<null>"
 
 
-def row_counts(conn: psycopg.Connection, tenant_column: str) -> list[TableCount]:
-    """Exact per-table counts, per tenant where the table has ``tenant_column``."""
+def row_counts(conn: psycopg.Connection, tenant_column: str,
+               skip: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()) -> list[TableCount]:
+    """Exact per-table counts, per tenant where the table has ``tenant_column``; the
+    (schema, table) pairs in ``skip`` (left out of the backup) are not read."""
     tables = conn.execute(
         f"""
         SELECT n.nspname, c.relname,
@@ -133,6 +135,8 @@ def row_counts(conn: psycopg.Connection, tenant_column: str) -> list[TableCount]
     ).fetchall()
     counts: list[TableCount] = []
     for schema, name, has_tenant in tables:
+        if (schema, name) in skip:
+            continue
         table = sql.Identifier(schema, name)
         if has_tenant:
             query = sql.SQL("SELECT {col}::text, count(*) FROM {tbl} GROUP BY 1").format(
@@ -519,7 +523,8 @@ def forced_rls_tables(conn: psycopg.Connection) -> list[tuple[str, str]]:
     ).fetchall()]
 
 
-def sequence_states(conn: psycopg.Connection) -> list[SequenceRecord]:
+def sequence_states(conn: psycopg.Connection,
+                    skip: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset()) -> list[SequenceRecord]:
     """Every user sequence's increment, last value and is_called, and the column that
     owns it. Sequences are not transactional: this is their state now, not at the snapshot."""
     owned = conn.execute(
@@ -544,6 +549,8 @@ def sequence_states(conn: psycopg.Connection) -> list[SequenceRecord]:
     ).fetchall()
     states: list[SequenceRecord] = []
     for schema, name, increment, owned_by in owned:
+        if (schema, name) in skip:
+            continue
         row = conn.execute(
             sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
         ).fetchone()

@@ -60,6 +60,10 @@ class RestoreReport:
     memberships_granted: list[str] = field(default_factory=list)
     memberships_recreated: list[str] = field(default_factory=list)
     tolerated_errors: list[str] = field(default_factory=list)
+    #: relations left out of the backup by configuration (manifest ``excluded_tables``)
+    excluded_tables: list[str] = field(default_factory=list)
+    #: what the application must recreate because of them (:func:`recreate_advice`)
+    must_recreate: list[str] = field(default_factory=list)
     verification: VerificationResult | None = None
     error: str | None = None
     exit_code: int | None = None
@@ -134,9 +138,10 @@ class RestoreReport:
         if self.plan is not None:
             lines.append("plan:")
             lines.extend(f"  - {step}" for step in self.plan.steps())
+        lines.extend(exclusion_lines(self.excluded_tables))
         if self.verification is not None:
             lines.extend(_verification_lines(self.verification))
-        if self.status not in ("running", VERIFIED, DRY_RUN):
+        if self.status not in ("running", VERIFIED, VERIFIED_WITH_EXCLUSIONS, DRY_RUN):
             lines.append(f"failed in:         {self.failed_step or '-'}")
             if self.target_changed:
                 lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")
@@ -147,6 +152,32 @@ class RestoreReport:
         if self.error:
             lines.append(f"error:             {self.error}")
         return scrub("\n".join(lines) + "\n")
+
+
+#: what upstream agent-bom's application must do when a table it owns was left out
+KNOWN_RECREATE = {
+    "public.agent_bom_tenant_binding_keys": (
+        "agent-bom >= 0.102: `alembic stamp 20260818_01 && alembic upgrade head` recreates the table (a plain "
+        "`alembic upgrade head` does nothing: the version table is already at head), then re-provision the "
+        "tenant-binding keys"),
+}
+
+
+def recreate_advice(excluded: list[str]) -> list[str]:
+    """What the application must recreate after a restore without ``excluded``."""
+    advice = sorted({KNOWN_RECREATE[t] for t in excluded if t in KNOWN_RECREATE})
+    others = [t for t in excluded if t not in KNOWN_RECREATE]
+    if others:
+        advice.append(f"recreate {', '.join(others)} (definition and rows) the way the application creates them")
+    return advice
+
+
+def exclusion_lines(excluded: list[str]) -> list[str]:
+    """The summary's section on tables the backup left out by configuration."""
+    if not excluded:
+        return []
+    return (["not in this backup, by configuration (--exclude-table):"] + [f"  - {t}" for t in excluded]
+            + [f"the application must recreate: {line}" for line in recreate_advice(excluded)])
 
 
 def _verification_lines(verification: VerificationResult) -> list[str]:

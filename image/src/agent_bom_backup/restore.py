@@ -59,7 +59,8 @@ from .log import Progress, event, get_logger, redact_url
 from .manifest import BackupKeys, Manifest, backup_time
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
-from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
+from .report import (DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, VERIFIED_WITH_EXCLUSIONS, RestoreReport,
+                     recreate_advice)
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .resources import cpu_count
 from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, Storage, StorageConfig, parse_s3_uri
@@ -275,7 +276,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         else:
             execute(ctx)
             report.failed_step = None
-            report.finish(VERIFIED, exit_code=0)
+            report.finish(VERIFIED_WITH_EXCLUSIONS if report.excluded_tables else VERIFIED, exit_code=0)
             verification = report.verification
             event(log, "restore verified", uri=report.backup_uri,
                   tables=len(verification.tables) if verification else 0,
@@ -325,6 +326,8 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
     report.backup_id = keys.backup_id
     event(get_logger(), "restoring backup", uri=report.backup_uri, operator=report.operator)
     report.set_backup_time(manifest.data_loss_reference)
+    report.excluded_tables = list(manifest.excluded_tables)
+    report.must_recreate = recreate_advice(report.excluded_tables)
     report.backup_source = {
         "database": manifest.source.database,
         "server_version": manifest.source.server_version,

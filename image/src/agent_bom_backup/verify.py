@@ -246,6 +246,8 @@ class DeepResult:
     tenants: int = 0
     categories_skipped: list[str] = field(default_factory=list)
     verification: VerificationResult | None = None
+    #: relations the backup left out by configuration (not in it, so not restored)
+    excluded_tables: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -393,4 +395,5 @@ def deep_verify(
             tenants=len(verification.tenant_totals_actual) if verification else 0,
             categories_skipped=list(verification.fingerprint_categories_skipped) if verification else [],
             verification=verification,
+            excluded_tables=list(manifest.excluded_tables),
         )

@@ -264,6 +264,10 @@ the user's extra environment (agent-bom.extraEnv, per component).
 - name: AGENT_BOM_BACKUP_SESSION_SETTINGS
   value: {{ join " " . | quote }}
 {{- end }}
+{{- with $b.dump.excludeTables }}
+- name: AGENT_BOM_BACKUP_EXCLUDE_TABLES
+  value: {{ join "\n" . | quote }}
+{{- end }}
 {{- with $b.upload.partSize }}
 - name: AGENT_BOM_BACKUP_PART_SIZE
   value: {{ . | quote }}
