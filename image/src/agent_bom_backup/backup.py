@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import __version__, pgcatalog
+from . import __version__, dbstate, pgcatalog
 from .background import in_background
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError
@@ -111,6 +111,7 @@ class _Inspection:
     fingerprint: dict[str, list[str]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
     roles: dict[str, list[str]] = field(default_factory=dict)
+    database: dbstate.DatabaseRecord | None = None
     error: BaseException | None = None
 
 
@@ -277,6 +278,9 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
             inspection.fingerprint = pgcatalog.schema_fingerprint(conn)
             inspection.extensions = pgcatalog.extensions(conn)
             inspection.roles = pgcatalog.referenced_roles(conn)
+            seeds = {name for names in inspection.roles.values() for name in names}
+            inspection.database = dbstate.capture(conn, seeds)
+            inspection.fingerprint.update(inspection.database.fingerprint())
         except BaseException as exc:  # handed to the main thread
             inspection.error = exc
 
@@ -370,6 +374,7 @@ def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
         schema_fingerprint_sha256=pgcatalog.fingerprint_digest(inspection.fingerprint),
         extensions=inspection.extensions,
         referenced_roles=inspection.roles,
+        database=inspection.database,
         storage={
             "bucket": config.storage.bucket,
             "region": config.storage.region,

@@ -17,13 +17,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from .dbstate import DatabaseRecord
 from .errors import VerifyError
 
 FORMAT = "agent-bom-backup-manifest"
 #: 2 added the source's sequence state (``sequences``) and the settings the snapshot was
-#: inspected with (``inspection_settings``); readers accept every version up to this one
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: inspected with (``inspection_settings``); 3 the database-level state (``database``: owner,
+#: ACL, connection limit, comment, settings, role settings in it, the roles the archive
+#: reaches and their memberships) and its two fingerprint categories (``database``,
+#: ``memberships``); readers accept every version up to this one
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 BACKUP_NAME_PREFIX = "agent-bom-"
 DUMP_SUFFIX = ".dump"
 ROLES_SUFFIX = ".roles.sql"
@@ -176,6 +180,8 @@ class Manifest:
     sequences: list[SequenceRecord] | None = None
     #: the session settings the snapshot was inspected with (format 1: PostgreSQL's defaults)
     inspection_settings: dict[str, str] = field(default_factory=dict)
+    #: the database's own state (format 3; None before: not recorded, not restored)
+    database: DatabaseRecord | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -191,6 +197,11 @@ class Manifest:
             needed.update(self.referenced_roles.get("owners", []))
         if privileges:
             needed.update(self.referenced_roles.get("grantees", []))
+        if self.database is not None:
+            needed.update(self.database.roles(owners=owners, privileges=privileges))
+            if privileges:
+                # members and groups the archive reaches through memberships (format 3)
+                needed.update(self.database.reached_roles)
         return sorted(needed)
 
     def tenant_totals(self) -> dict[str, int]:
@@ -239,6 +250,7 @@ class Manifest:
                 tool_version=data.get("tool_version", ""),
                 sequences=[_record(SequenceRecord, s) for s in sequences] if sequences is not None else None,
                 inspection_settings=dict(data.get("inspection_settings") or {}),
+                database=DatabaseRecord.from_dict(data["database"]) if version >= 3 and data.get("database") else None,
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:
