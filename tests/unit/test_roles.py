@@ -34,7 +34,8 @@ def test_non_default_attributes_are_kept_in_order() -> None:
 
 
 def test_granted_by_is_not_run() -> None:
-    plan = plan_roles(["agent_bom_app", "agent_bom_owner"], _stored(), Grantor("admin", 15, False, True), set(), [])
+    plan = plan_roles(["agent_bom_app", "agent_bom_owner"], parse_globals(GLOBALS), Grantor("admin", 15, False, True),
+                      set(), [])
     assert [m.statement for m in plan.memberships] == ['GRANT "agent_bom_owner" TO "agent_bom_app"']
 
 
