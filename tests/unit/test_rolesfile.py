@@ -127,7 +127,7 @@ def test_memberships_in_predefined_roles_are_skipped_and_listed() -> None:
 
 @pytest.mark.parametrize(("major", "statement"), [
     (15, 'GRANT "Tenant Reader" TO "app_user" WITH ADMIN OPTION'),
-    (17, 'GRANT "Tenant Reader" TO "app_user" WITH ADMIN TRUE, INHERIT TRUE'),
+    (17, 'GRANT "Tenant Reader" TO "app_user" WITH ADMIN OPTION, INHERIT TRUE'),
 ])
 def test_memberships_are_granted_as_the_target_major_spells_them(major: int, statement: str) -> None:
     assert statement in [m.statement for m in _plan(major).memberships]

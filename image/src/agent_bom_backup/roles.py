@@ -134,12 +134,12 @@ def grant_statement(membership: Membership, major: int) -> str:
     statement = f"GRANT {_q(membership.role)} TO {_q(membership.member)}"
     if major < 16:
         return statement + (" WITH ADMIN OPTION" if membership.admin else "")
-    options = [f"ADMIN {'TRUE' if membership.admin else 'FALSE'}"]
+    options = ["ADMIN OPTION"] if membership.admin else []
     if membership.inherit is not None:
         options.append(f"INHERIT {'TRUE' if membership.inherit else 'FALSE'}")
     if membership.set is not None:
         options.append(f"SET {'TRUE' if membership.set else 'FALSE'}")
-    return statement + " WITH " + ", ".join(options)
+    return statement + (" WITH " + ", ".join(options) if options else "")
 
 
 def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], grantor: Grantor, existing: set[str],
