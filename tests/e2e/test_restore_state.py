@@ -315,7 +315,7 @@ class Tampered:
 def tampered(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, new_bucket: Callable[[], str],
              tmp_root: Path) -> Tampered:
     """The roles object with a login role appended on a GRANT's line, and the manifest's
-    hash of it updated: refused before any change."""
+    hash of it updated, restored by a superuser: refused before any change."""
     client, bucket, backup = s3.client(), new_bucket(), source.backup
     cli.copy_backup(client, backup, bucket, parts=("dump",))
     roles_key, manifest_key = cli.roles_key(backup.key), cli.manifest_key(backup.key)
@@ -326,11 +326,11 @@ def tampered(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, 
     manifest["roles"] = {**manifest["roles"], "size": len(roles.encode()), "sha256": cli.sha256(roles.encode())}
     cli.put_object(client, bucket, roles_key, roles.encode())
     cli.put_object(client, bucket, manifest_key, json.dumps(manifest).encode())
-    cluster = managed_target(pg_cluster_factory, 15)
-    database = admin_creates_database(cluster)
+    cluster = pg_cluster_factory(15, fresh=True)
+    database = cli.new_database(cluster, "tampered")
     before = helpers.database_state(cluster, database)
     run = cli.restore(cli.job_env(s3.endpoint_url, bucket), f"s3://{bucket}/{backup.key}",
-                      cluster.url(database, "state_admin", ADMIN_PASSWORD), "--create-missing-roles")
+                      cluster.superuser_url(database), "--create-missing-roles")
     return Tampered(run, before, helpers.database_state(cluster, database))
 
 
