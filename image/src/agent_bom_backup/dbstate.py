@@ -50,11 +50,12 @@ class DatabaseRecord:
 
     def roles(self, *, owners: bool = True, privileges: bool = True) -> set[str]:
         """The roles this state names (the seeds of the archive's reach)."""
-        names = set(self.role_settings)
+        names = set()
         if owners and self.owner != ADMINISTRATOR:
             names.add(self.owner)
         if privileges:
             names.update(self.acl_grantees())
+            names.update(self.role_settings)
         return names
 
     def fingerprint(self) -> dict[str, list[str]]:

@@ -190,14 +190,15 @@ class Manifest:
         """When the backed-up data was current: replay time on a standby, else the snapshot."""
         return self.source.replay_timestamp or self.snapshot_time
 
-    def roles_needed(self, *, owners: bool = True, privileges: bool = True) -> list[str]:
-        """Roles the target must have for the restore to reproduce what was dumped."""
+    def roles_needed(self, *, owners: bool = True, privileges: bool = True, database: bool = True) -> list[str]:
+        """Roles the target must have for the restore to reproduce what was dumped
+        (``database``: and the database's own state, format 3)."""
         needed = set(self.referenced_roles.get("policies", []))
         if owners:
             needed.update(self.referenced_roles.get("owners", []))
         if privileges:
             needed.update(self.referenced_roles.get("grantees", []))
-        if self.database is not None:
+        if self.database is not None and database:
             needed.update(self.database.roles(owners=owners, privileges=privileges))
             if privileges:
                 # members and groups the archive reaches through memberships (format 3)

@@ -566,11 +566,9 @@ def _needed_roles(manifest: Manifest, roles_file: RolesFile | None, config: Rest
     """The roles the restore needs: those the archive names and, unless privileges are
     left out, every role its memberships reach (by the roles object's graph; format 3
     adds the reach recorded at backup)."""
-    seeds = set(manifest.roles_needed(owners=not config.no_owner, privileges=not config.no_privileges))
+    seeds = set(manifest.roles_needed(owners=not config.no_owner, privileges=not config.no_privileges,
+                                      database=not scratch))
     if config.no_privileges or scratch or roles_file is None:
-        if manifest.database is not None and (config.no_privileges or scratch):
-            seeds = set(manifest.roles_needed(owners=not config.no_owner, privileges=False))
-            seeds -= set(manifest.database.role_settings) if scratch else set()
         return seeds
     edges = [(m.role, m.member) for m in roles_file.memberships]
     privileged = {name for name, role in roles_file.roles.items() if role.privileged}
@@ -581,8 +579,9 @@ def _database_state_step(manifest: Manifest) -> str:
     if manifest.database is None:
         return (f"manifest format {manifest.format_version} does not record the database's own state (owner, ACL, "
                 "settings, role settings, memberships): not restored, not verified")
-    return (f"apply the database's recorded state to {{target}}: connection limit, comment, ACL, settings, "
-            f"role settings; verify them and the memberships among {len(manifest.database.reached_roles)} roles")
+    return ("apply the database's recorded state to the target database: connection limit, comment, ACL, "
+            f"settings, role settings; verify them and the memberships among {len(manifest.database.reached_roles)} "
+            "roles the archive reaches")
 
 
 def _stored_roles(manifest: Manifest, target: TargetInfo, missing: list[str], config: RestoreConfig,
