@@ -268,6 +268,34 @@ def test_the_maintenance_identity_backs_up_the_restored_database(managed15: Rest
                                                                                "public.tenants": 3}
 
 
+# ------------------------------------------------------------------ a superuser, the login role pre-created
+@pytest.fixture(scope="module")
+def superuser15(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, tmp_root: Path) -> Restored:
+    """A self-managed target restored by the superuser, the application's login role
+    pre-created by the platform team: before issue 26 this reported VERIFIED with the
+    database's ACL and settings gone and the login role outside its group."""
+    cluster = pg_cluster_factory(15, fresh=True)
+    cluster.run_sql(f"CREATE ROLE {_i(source.names.reader)} LOGIN")
+    database = cli.new_database(cluster, "restored")
+    report = tmp_root / f"{cli.unique_name('state-report')}.json"
+    run = cli.restore(cli.job_env(s3.endpoint_url, source.backup.bucket), source.backup.uri,
+                      cluster.superuser_url(database), "--create-missing-roles", "--report", str(report))
+    return Restored(cluster, database, run, json.loads(report.read_text()) if report.exists() else {})
+
+
+def test_superuser_restore_verifies(superuser15: Restored) -> None:
+    assert (superuser15.run.returncode, superuser15.report.get("status")) == (0, "verified"), str(superuser15.run)
+
+
+def test_superuser_restore_brings_the_database_state_back(superuser15: Restored, source: Source) -> None:
+    assert database_state(superuser15.cluster, superuser15.database, source.names) == \
+        database_state(source.cluster, source.database, source.names)
+
+
+def test_membership_of_a_pre_created_login_role_is_recreated(superuser15: Restored, source: Source) -> None:
+    assert memberships(superuser15.cluster, source.names) == memberships(source.cluster, source.names)
+
+
 # ------------------------------------------------------------------ roles the platform pre-created (PostgreSQL 17)
 @pytest.fixture(scope="module")
 def precreated17(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, tmp_root: Path) -> Restored:
