@@ -881,6 +881,8 @@ def _database_owner(ctx: RestoreContext) -> None:
     if not plan.public_grants and record is None:
         return
     with target.conn_info.connect(target.session) as conn:
+        if plan.database_owner and plan.database_owner == pgcatalog.restore_role(conn).database_owner_name:
+            return  # already its owner (a --clean over the application's own database)
         if plan.database_owner:
             error = dbstate.set_owner(conn, record, target.info.database) if record else None
             if error is None:
