@@ -59,15 +59,15 @@ class DatabaseRecord:
         return names
 
     def fingerprint(self) -> dict[str, list[str]]:
-        owner = self.owner if self.owner == ADMINISTRATOR else _ident(self.owner)
+        owner = self.owner if self.owner == ADMINISTRATOR else quote_ident(self.owner)
         lines = [f"owner {owner}", f"connection limit {self.connection_limit}"]
         if self.comment is not None:
             lines.append(f"comment {self.comment}")
         for entry in self.acl:
             grantee, rest = _split_acl(entry)
-            lines.append(f"acl {grantee if grantee == 'PUBLIC' else _ident(grantee)} {rest}")
+            lines.append(f"acl {grantee if grantee == 'PUBLIC' else quote_ident(grantee)} {rest}")
         lines += [f"setting {s}" for s in self.settings]
-        lines += [f"role setting {_ident(role)} {s}" for role, settings in self.role_settings.items() for s in settings]
+        lines += [f"role setting {quote_ident(role)} {s}" for role, settings in self.role_settings.items() for s in settings]
         return {DATABASE_CATEGORY: sorted(lines), MEMBERSHIP_CATEGORY: sorted(self.memberships)}
 
     @classmethod
@@ -153,7 +153,7 @@ def membership_lines(edges: list[MembershipEdge], reached: set[str]) -> list[str
 
 
 def membership_line(role: str, member: str, admin: bool) -> str:
-    return f"{_ident(role)} <- {_ident(member)}" + (" admin" if admin else "")
+    return f"{quote_ident(role)} <- {quote_ident(member)}" + (" admin" if admin else "")
 
 
 def _split_acl(entry: str) -> tuple[str, str]:
@@ -184,29 +184,31 @@ class NotRestored:
     reason: str
 
 
-def _ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """An identifier quoted as SQL reads it back unchanged, whatever it holds."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: str) -> str:
+def quote_literal(value: str) -> str:
+    """A string literal (standard_conforming_strings on)."""
     return "'" + value.replace("'", "''") + "'"
 
 
 def _set_value(value: str) -> str:
     """A setconfig value as SET syntax: a list value (``"$user", public``) as written, a
     single value as a literal."""
-    return value if ("," in value or value.startswith('"')) else _literal(value)
+    return value if ("," in value or value.startswith('"')) else quote_literal(value)
 
 
 def statement_for(category: str, line: str, database: str, *, missing: bool = True) -> str:
     """The SQL that makes ``line`` of ``category`` true (``missing``) or false (unexpected)."""
-    db = _ident(database)
+    db = quote_ident(database)
     if category == MEMBERSHIP_CATEGORY:
         role, rest = _unquote_first(line)
         member, admin = _unquote_first(rest.removeprefix("<- "))
         if not missing:
-            return f"REVOKE {_ident(role)} FROM {_ident(member)}"
-        return f"GRANT {_ident(role)} TO {_ident(member)}" + (" WITH ADMIN OPTION" if admin else "")
+            return f"REVOKE {quote_ident(role)} FROM {quote_ident(member)}"
+        return f"GRANT {quote_ident(role)} TO {quote_ident(member)}" + (" WITH ADMIN OPTION" if admin else "")
     kind, _, rest = line.partition(" ")
     if line.startswith("owner "):
         return f"ALTER DATABASE {db} OWNER TO {rest}" if rest != ADMINISTRATOR else \
@@ -214,7 +216,7 @@ def statement_for(category: str, line: str, database: str, *, missing: bool = Tr
     if line.startswith("connection limit "):
         return f"ALTER DATABASE {db} CONNECTION LIMIT {line.rsplit(' ', 1)[1]}"
     if line.startswith("comment "):
-        return f"COMMENT ON DATABASE {db} IS {_literal(line[len('comment '):]) if missing else 'NULL'}"
+        return f"COMMENT ON DATABASE {db} IS {quote_literal(line[len('comment '):]) if missing else 'NULL'}"
     if kind == "acl":
         who, _, privilege = rest.rpartition(" ") if not rest.endswith(" grantable") else \
             rest.removesuffix(" grantable").rpartition(" ")
@@ -226,13 +228,13 @@ def statement_for(category: str, line: str, database: str, *, missing: bool = Tr
         role, setting = _unquote_first(line[len("role setting "):])
         name, _, value = setting.partition("=")
         if not missing:
-            return f"ALTER ROLE {_ident(role)} IN DATABASE {db} RESET {_ident(name)}"
-        return f"ALTER ROLE {_ident(role)} IN DATABASE {db} SET {_ident(name)} TO {_set_value(value)}"
+            return f"ALTER ROLE {quote_ident(role)} IN DATABASE {db} RESET {quote_ident(name)}"
+        return f"ALTER ROLE {quote_ident(role)} IN DATABASE {db} SET {quote_ident(name)} TO {_set_value(value)}"
     if line.startswith("setting "):
         name, _, value = line[len("setting "):].partition("=")
         if not missing:
-            return f"ALTER DATABASE {db} RESET {_ident(name)}"
-        return f"ALTER DATABASE {db} SET {_ident(name)} TO {_set_value(value)}"
+            return f"ALTER DATABASE {db} RESET {quote_ident(name)}"
+        return f"ALTER DATABASE {db} SET {quote_ident(name)} TO {_set_value(value)}"
     raise ValueError(f"no statement for {category} line {line!r}")
 
 

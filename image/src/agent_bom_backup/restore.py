@@ -888,20 +888,16 @@ def _database_owner(ctx: RestoreContext) -> None:
             if error is None:
                 ctx.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
                 ctx.report.database_statements.append(
-                    dbstate.statement_for(dbstate.DATABASE_CATEGORY, f"owner {_quote_ident(plan.database_owner)}",
+                    dbstate.statement_for(dbstate.DATABASE_CATEGORY, f"owner {dbstate.quote_ident(plan.database_owner)}",
                                           target.info.database))
                 return
             event(get_logger(), "could not give the database its recorded owner", level=logging.WARNING,
                   owner=plan.database_owner, error=error)
         for owner in plan.public_grants:
-            statement = f"GRANT CREATE ON SCHEMA public TO {_quote_ident(owner)}"
+            statement = f"GRANT CREATE ON SCHEMA public TO {dbstate.quote_ident(owner)}"
             conn.execute(statement)
             ctx.report.privileges_granted.append(statement)
             ctx.changed(f"granted CREATE on schema public to {owner}")
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _database_state(ctx: RestoreContext) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from .dbstate import NotRestored, membership_line
+from .dbstate import NotRestored, membership_line, quote_ident, quote_literal
 from .errors import RestoreError
 from .log import event, get_logger
 from .rolesfile import Membership, RolesFile, StoredRole, parse_roles_file
@@ -71,12 +71,8 @@ class Grantor:
 
     def self_grant(self, role: str) -> str:
         """The GRANT that lets this role act as ``role``'s objects' owner."""
-        statement = f"GRANT {_quote(role)} TO {_quote(self.name)}"
+        statement = f"GRANT {quote_ident(role)} TO {quote_ident(self.name)}"
         return statement + (" WITH INHERIT TRUE, SET TRUE" if self.server_major >= 16 else "")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -121,17 +117,9 @@ class UndefinedRolesError(RestoreError):
     """Roles the backup needs that its roles object does not define."""
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def grant_statement(membership: Membership, major: int) -> str:
     """The GRANT for ``membership`` on a server of ``major`` (INHERIT and SET options from 16 on)."""
-    statement = f"GRANT {_q(membership.role)} TO {_q(membership.member)}"
+    statement = f"GRANT {quote_ident(membership.role)} TO {quote_ident(membership.member)}"
     if major < 16:
         return statement + (" WITH ADMIN OPTION" if membership.admin else "")
     options = ["ADMIN OPTION"] if membership.admin else []
@@ -168,13 +156,13 @@ def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], gr
         for setting in role.settings:
             if setting.database is not None and setting.database != source_database:
                 continue
-            where = f" IN DATABASE {_q(target_database or setting.database)}" if setting.database else ""
-            settings.append(f"ALTER ROLE {_q(name)}{where} SET {_q(setting.parameter)} TO "
-                            + ", ".join(_lit(v) for v in setting.values))
-        settings += [f"GRANT {', '.join(g.privileges)} ON PARAMETER {_q(g.parameter)} TO {_q(name)}"
+            where = f" IN DATABASE {quote_ident(target_database or setting.database)}" if setting.database else ""
+            settings.append(f"ALTER ROLE {quote_ident(name)}{where} SET {quote_ident(setting.parameter)} TO "
+                            + ", ".join(quote_literal(v) for v in setting.values))
+        settings += [f"GRANT {', '.join(g.privileges)} ON PARAMETER {quote_ident(g.parameter)} TO {quote_ident(name)}"
                      + (" WITH GRANT OPTION" if g.grant_option else "")
                      for g in roles_file.parameter_grants if g.grantee == name]
-        comment = f"COMMENT ON ROLE {_q(name)} IS {_lit(role.comment)}" if role.comment is not None else None
+        comment = f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(role.comment)}" if role.comment is not None else None
         plan.create.append(RoleCreation(name, kept, [a for a in attributes if a not in kept], settings,
                                         "LOGIN" in kept, comment))
     available = existing | set(missing)
@@ -186,7 +174,7 @@ def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], gr
         if member not in reached or (role, member) in seen:
             continue
         seen.add((role, member))
-        text = f"GRANT {_q(role)} TO {_q(member)} (roles object line {membership.line})"
+        text = f"GRANT {quote_ident(role)} TO {quote_ident(member)} (roles object line {membership.line})"
         if role.startswith("pg_"):
             plan.skipped.append(f"{text}: a predefined role (a platform admin grants it if the application needs it)")
         elif role in roles and roles[role].privileged:
