@@ -371,3 +371,29 @@ def test_tampered_roles_object_is_refused(tampered: Tampered) -> None:
 def test_tampered_roles_object_changes_nothing(tampered: Tampered) -> None:
     assert tampered.after == tampered.before
     assert "backdoor" not in tampered.after["roles"]
+
+
+# ------------------------------------------------------------------ an owner the restore role may not set
+@pytest.fixture(scope="module")
+def no_createdb(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, tmp_root: Path) -> Restored:
+    """An admin with CREATEROLE but not CREATEDB, owning the target database: it may not
+    give the database its recorded owner (ALTER DATABASE ... OWNER TO needs CREATEDB), so
+    the application role gets CREATE on public instead and the owner is not restored."""
+    cluster = pg_cluster_factory(15, fresh=True)
+    cluster.run_sql(f"CREATE ROLE state_admin LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'")
+    database = cli.unique_name("restored")
+    cluster.create_database(database, owner="state_admin")
+    return restore_as_admin(s3, source.backup, cluster, database, tmp_root)
+
+
+def test_an_owner_that_cannot_be_set_is_not_restored(no_createdb: Restored, source: Source) -> None:
+    assert (no_createdb.run.returncode, no_createdb.report["status"]) == (12, "incomplete"), str(no_createdb.run)
+    assert [item["statement"] for item in no_createdb.report["not_restored"]] == [
+        f'ALTER DATABASE "{no_createdb.database}" OWNER TO "{source.names.app}"']
+
+
+def test_the_application_role_gets_create_on_public_instead(no_createdb: Restored, source: Source) -> None:
+    assert no_createdb.report["privileges_granted"] == [f'GRANT CREATE ON SCHEMA public TO "{source.names.app}"']
+    rows = no_createdb.cluster.run_sql("SELECT has_schema_privilege(%s, 'public', 'CREATE')",
+                                       no_createdb.database, params=[source.names.app])
+    assert rows == [(True,)]

@@ -289,7 +289,8 @@ def apply(conn: psycopg.Connection, record: DatabaseRecord, actual: DatabaseReco
             continue  # granted with the roles (roles.apply_roles), from the roles object
         want, have = set(expected[category]), set(found[category])
         changes = [(line, False) for line in sorted(have - want) if not _owner_or_limit(line)]
-        changes += [(line, True) for line in sorted(want - have)]
+        # the owner is given before pg_restore (set_owner), not here
+        changes += [(line, True) for line in sorted(want - have) if not line.startswith("owner ")]
         for line, missing in changes:
             if _kind(line) in skip:
                 continue

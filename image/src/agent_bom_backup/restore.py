@@ -877,22 +877,28 @@ def _database_owner(ctx: RestoreContext) -> None:
     """Before pg_restore: the database gets its recorded owner (whose ``public`` the
     archive's objects are created in), or the owners of objects in ``public`` get CREATE
     on it; the owner that could not be set is "not restored"."""
-    plan, target, record = ctx.plan, ctx.target, ctx.manifest.database
-    if not plan.public_grants and record is None:
+    plan, target, record, config = ctx.plan, ctx.target, ctx.manifest.database, ctx.config
+    recorded = record.owner if record is not None and not config.no_owner and config.purpose == "restore" and \
+        record.owner != dbstate.ADMINISTRATOR else None
+    if not plan.public_grants and recorded is None:
         return
+    line = f"owner {dbstate.quote_ident(recorded)}" if recorded else ""
+    statement = dbstate.statement_for(dbstate.DATABASE_CATEGORY, line, target.info.database) if recorded else ""
     with target.conn_info.connect(target.session) as conn:
-        if plan.database_owner and plan.database_owner == pgcatalog.restore_role(conn).database_owner_name:
+        if recorded and recorded == pgcatalog.restore_role(conn).database_owner_name:
             return  # already its owner (a --clean over the application's own database)
-        if plan.database_owner:
-            error = dbstate.set_owner(conn, record, target.info.database) if record else None
+        if plan.database_owner and record is not None:
+            error = dbstate.set_owner(conn, record, target.info.database)
             if error is None:
                 ctx.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
-                ctx.report.database_statements.append(
-                    dbstate.statement_for(dbstate.DATABASE_CATEGORY, f"owner {dbstate.quote_ident(plan.database_owner)}",
-                                          target.info.database))
+                ctx.report.database_statements.append(statement)
                 return
-            event(get_logger(), "could not give the database its recorded owner", level=logging.WARNING,
-                  owner=plan.database_owner, error=error)
+        else:
+            error = (f"restore role {target.role.name} may not make {recorded} the database's owner (it needs to own "
+                     "the database, CREATEDB and membership in the role)")
+        if recorded:
+            ctx.report.not_restored.append(asdict(dbstate.NotRestored(f"{dbstate.DATABASE_CATEGORY}: {line}",
+                                                                      statement, error)))
         for owner in plan.public_grants:
             statement = f"GRANT CREATE ON SCHEMA public TO {dbstate.quote_ident(owner)}"
             conn.execute(statement)
@@ -1222,9 +1228,8 @@ def _accounted(ctx: RestoreContext) -> dict[str, set[str]]:
     for item in ctx.report.not_restored:
         category, _, line = str(item["item"]).partition(": ")
         accounted.setdefault(category, set()).add(line.removeprefix("not in the backup: "))
-    for statement in ctx.report.privileges_granted:
-        owner = statement.rsplit(" TO ", 1)[1]
-        accounted.setdefault("grants", set()).add(f"schema public {owner.strip(chr(34)).replace(chr(34) * 2, chr(34))} CREATE")
+    for owner in ctx.plan.public_grants:
+        accounted.setdefault("grants", set()).add(f"schema public {owner} CREATE")
     return accounted
 
 
