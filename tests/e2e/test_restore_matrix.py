@@ -410,6 +410,8 @@ def upstream(request: pytest.FixtureRequest, matrix: Matrix) -> Upstream:
     source_cluster.create_database(name, owner=roles.owner)
     with cli.connect(source_cluster, name) as conn:
         seed(conn, SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
+        # upstream's migrations need no grant on public: its owner is the database's
+        conn.execute(sql.SQL("REVOKE CREATE, USAGE ON SCHEMA public FROM {}").format(sql.Identifier(roles.owner)))
     backup = cli.take_backup(matrix.s3, matrix.new_bucket(), source_cluster.superuser_url(name))
     cluster = matrix.target(major)
     target = matrix.create_database(major, "admin", "mup")

@@ -353,7 +353,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
     _record_skipped(report, resolved.skipped, manifest)
     _check_dump_object(storage, keys, manifest)
 
-    scratch = config.purpose != "restore"
+    scratch = _scratch(config)
     record = manifest.database if not scratch else None
     owners = [] if config.no_owner else list(manifest.referenced_roles.get("owners", []))
     database_owner = record.owner if record is not None and not config.no_owner and \
@@ -548,6 +548,13 @@ def _refuse_unsafe_target(config: RestoreConfig, manifest: Manifest, target: Tar
             f"{config.confirm_target or 'not set'}",
             hint=f"pass --confirm-target {target.info.database}",
         )
+
+
+def _scratch(config: RestoreConfig) -> bool:
+    """``verify --deep`` without a superuser (``--no-owner --no-privileges``): the
+    database's own state is neither applied nor compared (a requested omission, not
+    "not restored"). With a superuser it restores, and compares, everything."""
+    return config.purpose != "restore" and (config.no_owner or config.no_privileges)
 
 
 def _roles_file(storage: Storage, manifest: Manifest) -> RolesFile | None:
@@ -878,7 +885,7 @@ def _database_owner(ctx: RestoreContext) -> None:
     archive's objects are created in), or the owners of objects in ``public`` get CREATE
     on it; the owner that could not be set is "not restored"."""
     plan, target, record, config = ctx.plan, ctx.target, ctx.manifest.database, ctx.config
-    recorded = record.owner if record is not None and not config.no_owner and config.purpose == "restore" and \
+    recorded = record.owner if record is not None and not config.no_owner and not _scratch(config) and \
         record.owner != dbstate.ADMINISTRATOR else None
     if not plan.public_grants and recorded is None:
         return
@@ -911,7 +918,7 @@ def _database_state(ctx: RestoreContext) -> None:
     settings, one savepoint each; what the restore role may not apply is "not restored"
     with the statement to run. A scratch restore's omissions are not applied, not listed."""
     record, config, target = ctx.manifest.database, ctx.config, ctx.target
-    if record is None or config.purpose != "restore":
+    if record is None or _scratch(config):
         return
     skip = frozenset(k for k, off in (("owner", config.no_owner), ("acl", config.no_privileges),
                                       ("role setting", config.no_privileges)) if off)
@@ -1206,7 +1213,7 @@ def _verify(ctx: RestoreContext) -> VerificationResult:
         with target.conn_info.connect(session) as conn:
             result = verify_database(conn, manifest, owners=not config.no_owner, privileges=not config.no_privileges,
                                      sees_every_row=target.role.sees_every_row,
-                                     database_state=config.purpose == "restore", restore_role=target.role.name,
+                                     database_state=not _scratch(config), restore_role=target.role.name,
                                      accounted=_accounted(ctx))
     except psycopg.Error as exc:
         raise VerifyError(f"verification failed: cannot read the restored database: "
