@@ -67,7 +67,8 @@ class DatabaseRecord:
             grantee, rest = _split_acl(entry)
             lines.append(f"acl {grantee if grantee == 'PUBLIC' else quote_ident(grantee)} {rest}")
         lines += [f"setting {s}" for s in self.settings]
-        lines += [f"role setting {quote_ident(role)} {s}" for role, settings in self.role_settings.items() for s in settings]
+        lines += [f"role setting {quote_ident(role)} {s}"
+                  for role, settings in self.role_settings.items() for s in settings]
         return {DATABASE_CATEGORY: sorted(lines), MEMBERSHIP_CATEGORY: sorted(self.memberships)}
 
     @classmethod
@@ -149,7 +150,8 @@ def membership_graph(conn: psycopg.Connection) -> tuple[list[MembershipEdge], se
 
 
 def membership_lines(edges: list[MembershipEdge], reached: set[str]) -> list[str]:
-    return sorted(membership_line(e.role, e.member, e.admin) for e in edges if e.role in reached and e.member in reached)
+    return sorted(membership_line(e.role, e.member, e.admin)
+                  for e in edges if e.role in reached and e.member in reached)
 
 
 def membership_line(role: str, member: str, admin: bool) -> str:

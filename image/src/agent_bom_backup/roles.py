@@ -162,7 +162,8 @@ def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], gr
         settings += [f"GRANT {', '.join(g.privileges)} ON PARAMETER {quote_ident(g.parameter)} TO {quote_ident(name)}"
                      + (" WITH GRANT OPTION" if g.grant_option else "")
                      for g in roles_file.parameter_grants if g.grantee == name]
-        comment = f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(role.comment)}" if role.comment is not None else None
+        comment = (f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(role.comment)}"
+                   if role.comment is not None else None)
         plan.create.append(RoleCreation(name, kept, [a for a in attributes if a not in kept], settings,
                                         "LOGIN" in kept, comment))
     available = existing | set(missing)

@@ -240,8 +240,7 @@ class _Cursor:
 
     def dotted_name(self) -> str:
         parts = [self.name()]
-        while self.pos < len(self.tokens) and self.tokens[self.pos].text == "." and self.tokens[self.pos].kind == "punct":
-            self.pos += 1
+        while self.punct("."):
             parts.append(self.name())
         return ".".join(parts)
 
