@@ -397,3 +397,20 @@ def test_the_application_role_gets_create_on_public_instead(no_createdb: Restore
     rows = no_createdb.cluster.run_sql("SELECT has_schema_privilege(%s, 'public', 'CREATE')",
                                        no_createdb.database, params=[source.names.app])
     assert rows == [(True,)]
+
+
+# ------------------------------------------------------------------ an administrator's database into an application's
+def test_a_database_the_administrator_owned_restored_into_another_owners_is_incomplete(
+        backup15: cli.Backup, pg_cluster_factory: PgClusterPool, s3: MotoServer, tmp_root: Path) -> None:
+    """The seeded source database belongs to the superuser; the target to a plain role:
+    not silently VERIFIED, but listed with the statement that gives it to the administrator."""
+    cluster = pg_cluster_factory(15, fresh=True)
+    cluster.run_sql("CREATE ROLE platform_app NOLOGIN")
+    database = cli.unique_name("appowned")
+    cluster.create_database(database, owner="platform_app")
+    report_path = tmp_root / f"{cli.unique_name('state-report')}.json"
+    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, cluster.superuser_url(database),
+                      "--create-missing-roles", "--report", str(report_path))
+    report = json.loads(report_path.read_text())
+    assert (run.returncode, [i["statement"] for i in report["not_restored"]]) == (
+        12, [f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER']), str(run)

@@ -887,6 +887,8 @@ def _database_owner(ctx: RestoreContext) -> None:
     plan, target, record, config = ctx.plan, ctx.target, ctx.manifest.database, ctx.config
     recorded = record.owner if record is not None and not config.no_owner and not _scratch(config) and \
         record.owner != dbstate.ADMINISTRATOR else None
+    if record is not None and record.owner == dbstate.ADMINISTRATOR and not config.no_owner and not _scratch(config):
+        _administrator_owner(ctx)
     if not plan.public_grants and recorded is None:
         return
     line = f"owner {dbstate.quote_ident(recorded)}" if recorded else ""
@@ -911,6 +913,23 @@ def _database_owner(ctx: RestoreContext) -> None:
             conn.execute(statement)
             ctx.report.privileges_granted.append(statement)
             ctx.changed(f"granted CREATE on schema public to {owner}")
+
+
+def _administrator_owner(ctx: RestoreContext) -> None:
+    """A database the source's administrator owned, restored into one an application role
+    owns (a --clean over it): left as it is, and listed with the statement that makes the
+    restore role (the target's administrator) its owner."""
+    target = ctx.target
+    with target.conn_info.connect(target.session) as conn:
+        row = conn.execute("SELECT pg_get_userbyid(d.datdba), r.rolsuper OR r.rolcreaterole FROM pg_database d "
+                           "JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = current_database()").fetchone()
+    if row is None or row[1] or row[0] == target.role.name:
+        return
+    line = f"owner {dbstate.ADMINISTRATOR}"
+    ctx.report.not_restored.append(asdict(dbstate.NotRestored(
+        f"{dbstate.DATABASE_CATEGORY}: {line}",
+        dbstate.statement_for(dbstate.DATABASE_CATEGORY, line, target.info.database),
+        f"the source database was owned by its administrator; {row[0]} owns the target")))
 
 
 def _database_state(ctx: RestoreContext) -> None:
