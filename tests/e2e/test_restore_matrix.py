@@ -385,3 +385,58 @@ def test_one_warning_per_role_and_attribute(privileged: Privileged) -> None:
     warnings = [(r["role"], r["attribute"]) for r in privileged.run.log
                 if r["level"] == "warning" and "attribute" in r]
     assert warnings == [(privileged.roles.app, "REPLICATION"), (privileged.roles.app, "BYPASSRLS")]
+
+
+# ------------------------------------------------------------------ upstream agent-bom's own layout
+@dataclass(frozen=True)
+class Upstream:
+    outcome: Outcome
+    roles: SeedRoles
+    owner: str  # the restored database's owner
+
+
+@pytest.fixture(scope="module", params=MAJORS, ids=[f"pg{m}" for m in MAJORS])
+def upstream(request: pytest.FixtureRequest, matrix: Matrix) -> Upstream:
+    """Upstream's layout: the application role owns the source database and its tables in
+    ``public``; the target database is created (so owned) by the managed admin, and the
+    target lacks the roles. Refused before (issue 26: "owner ... has no CREATE on schema
+    public"): the restore gives the database its recorded owner, and so ``public``."""
+    major = request.param
+    roles = SeedRoles.suffixed(cli.unique_name(f"up{major}").split("_", 1)[1])
+    source_cluster = matrix.source_cluster(major)
+    with psycopg.connect(source_cluster.admin_conninfo, autocommit=True) as conn:
+        create_roles(conn, roles)
+    name = cli.unique_name(f"msrc_up{major}")
+    source_cluster.create_database(name, owner=roles.owner)
+    with cli.connect(source_cluster, name) as conn:
+        seed(conn, SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
+        # upstream's migrations need no grant on public: its owner is the database's
+        conn.execute(sql.SQL("REVOKE CREATE, USAGE ON SCHEMA public FROM {}").format(sql.Identifier(roles.owner)))
+    backup = cli.take_backup(matrix.s3, matrix.new_bucket(), source_cluster.superuser_url(name))
+    cluster = matrix.target(major)
+    target = matrix.create_database(major, "admin", "mup")
+    report_path = matrix.tmp_root / f"{cli.unique_name('up-report')}.json"
+    before = helpers.database_state(cluster, target)
+    run = cli.restore(cli.job_env(matrix.s3.endpoint_url, backup.bucket), backup.uri,
+                      matrix.url(major, "admin", target), "--create-missing-roles", "--report", str(report_path))
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    restored = fidelity(cluster, target) if run.returncode == 0 else None
+    outcome = Outcome(run, report, target, before, helpers.database_state(cluster, target), restored,
+                      fidelity(source_cluster, name), [])
+    owner = cluster.run_sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", params=[target])
+    return Upstream(outcome, roles, owner[0][0])
+
+
+def test_upstream_layout_restores_verified_as_the_managed_admin(upstream: Upstream) -> None:
+    outcome = upstream.outcome
+    assert (outcome.run.returncode, outcome.report.get("status")) == (0, "verified"), str(outcome.run)
+
+
+@pytest.mark.parametrize("part", ["rows", "tenants", "policies", "owners", "row_security", "grants"])
+def test_upstream_layout_part_matches_the_source(upstream: Upstream, part: str) -> None:
+    assert upstream.outcome.restored is not None, str(upstream.outcome.run)
+    assert upstream.outcome.restored[part] == upstream.outcome.source[part]
+
+
+def test_upstream_layout_database_gets_the_application_role_as_owner(upstream: Upstream) -> None:
+    assert upstream.owner == upstream.roles.owner

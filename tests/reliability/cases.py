@@ -339,6 +339,18 @@ CASES: tuple[Case, ...] = (
         action="Restore another backup; the checksum is verified before the database is touched.",
     ),
     Case(
+        id="restore-roles-object-not-pg-dumpall",
+        group=RESTORE_INPUT, command="restore",
+        fault="The roles object holds a statement `pg_dumpall --globals-only --no-role-passwords` does not write "
+        "(`CREATE ROLE backdoor LOGIN PASSWORD ...` after a GRANT on its line), its hash updated in the manifest.",
+        exit_code=8,
+        message="the backup's roles object is not what pg_dumpall writes: line <n>: unexpected text after the "
+        "statement: CREATE ROLE backdoor LOGIN PASSWORD '<...>'; (nothing was changed; restore another backup, or "
+        "create the roles by hand and restore with --no-owner --no-privileges)",
+        action="Do not trust this backup: find out who rewrote the roles object and its manifest (bucket "
+        "versioning keeps the originals); restore another backup. The roles object is parsed as data, never run.",
+    ),
+    Case(
         id="restore-missing-manifest",
         group=RESTORE_INPUT, command="restore",
         fault="The dump exists but its manifest does not (the job failed or is still running).",

@@ -659,6 +659,21 @@ def _restore_corrupted(stage: Stage) -> Outcome:
     return _restore(stage, "restore-corrupted-byte", _good_uri(stage, bucket), bucket=bucket)
 
 
+@scenario("restore-roles-object-not-pg-dumpall")
+def _restore_roles_object_tampered(stage: Stage) -> Outcome:
+    good = stage.fixture("good_backup")
+    bucket, client = _copy_backup(stage)
+    roles = cli.get_object(client, bucket, good.keys[1]).decode()
+    grant = next(line for line in roles.splitlines() if line.startswith("GRANT "))
+    roles = roles.replace(grant, grant + " CREATE ROLE backdoor LOGIN PASSWORD 'letmein';").encode()
+    manifest = json.loads(cli.get_object(client, bucket, good.keys[2]))
+    manifest["roles"].update(size=len(roles), sha256=cli.sha256(roles))
+    client.put_object(Bucket=bucket, Key=good.keys[1], Body=roles)
+    client.put_object(Bucket=bucket, Key=good.keys[2], Body=json.dumps(manifest).encode())
+    return _restore(stage, "restore-roles-object-not-pg-dumpall", _good_uri(stage, bucket), "--create-missing-roles",
+                    bucket=bucket)
+
+
 @scenario("restore-missing-manifest")
 def _restore_missing_manifest(stage: Stage) -> Outcome:
     bucket, _ = _copy_backup(stage, ("dump", "roles"))

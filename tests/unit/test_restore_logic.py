@@ -132,7 +132,7 @@ def test_owner_of_the_target_database_owns_public() -> None:
 
 
 def test_create_through_a_stored_membership_counts() -> None:
-    stored = parse_globals("CREATE ROLE owner;\nGRANT writers TO owner;\n")
+    stored = parse_globals("CREATE ROLE owner;\nGRANT writers TO owner;\n").roles
     manifest = _manifest(["r public.t owner"], ["schema public writers CREATE"])
     assert _owners_without_create(manifest, stored, "admin") == []
 

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import __version__, completeness, pgcatalog, tableaccess
+from . import __version__, completeness, dbstate, pgcatalog, tableaccess
 from .agecrypt import EncryptedStream, Recipients, encrypt_bytes
 from .background import in_background
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
@@ -125,6 +125,7 @@ class _Inspection:
     fingerprint: dict[str, list[str]] = field(default_factory=dict)
     extensions: dict[str, str] = field(default_factory=dict)
     roles: dict[str, list[str]] = field(default_factory=dict)
+    database: dbstate.DatabaseRecord | None = None
     error: BaseException | None = None
 
 
@@ -322,6 +323,9 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
             inspection.fingerprint = tableaccess.without_excluded(pgcatalog.schema_fingerprint(conn), run.excluded)
             inspection.extensions = pgcatalog.extensions(conn)
             inspection.roles = pgcatalog.referenced_roles(conn)
+            seeds = {name for names in inspection.roles.values() for name in names}
+            inspection.database = dbstate.capture(conn, seeds)
+            inspection.fingerprint.update(inspection.database.fingerprint())
         except BaseException as exc:  # handed to the main thread
             inspection.error = exc
 
@@ -427,6 +431,7 @@ def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
         schema_fingerprint_sha256=pgcatalog.fingerprint_digest(inspection.fingerprint),
         extensions=inspection.extensions,
         referenced_roles=inspection.roles,
+        database=inspection.database,
         storage={
             "bucket": config.storage.bucket,
             "region": config.storage.region,

@@ -101,6 +101,12 @@ class RestoreError(BackupError):
     exit_code = ExitCode.RESTORE
 
 
+class IncompleteError(BackupError):
+    """A restore whose data verified but that lists items it could not restore."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
 class ChangedError(BackupError):
     """A restore failed after it changed the target: wraps the underlying failure."""
 

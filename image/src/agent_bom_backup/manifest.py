@@ -17,13 +17,17 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from .dbstate import DatabaseRecord
 from .errors import VerifyError
 
 FORMAT = "agent-bom-backup-manifest"
 #: 2 added the source's sequence state (``sequences``) and the settings the snapshot was
-#: inspected with (``inspection_settings``); readers accept every version up to this one
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: inspected with (``inspection_settings``); 3 the database-level state (``database``: owner,
+#: ACL, connection limit, comment, settings, role settings in it, the roles the archive
+#: reaches and their memberships) and its two fingerprint categories (``database``,
+#: ``memberships``); readers accept every version up to this one
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 BACKUP_NAME_PREFIX = "agent-bom-"
 DUMP_SUFFIX = ".dump"
 ROLES_SUFFIX = ".roles.sql"
@@ -197,6 +201,8 @@ class Manifest:
     excluded_tables: list[str] = field(default_factory=list)
     #: client-side encryption (age); None: the objects are plaintext (formats 1 and 2 always)
     encryption: EncryptionRecord | None = None
+    #: the database's own state (format 3; None before: not recorded, not restored)
+    database: DatabaseRecord | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -205,13 +211,19 @@ class Manifest:
         """When the backed-up data was current: replay time on a standby, else the snapshot."""
         return self.source.replay_timestamp or self.snapshot_time
 
-    def roles_needed(self, *, owners: bool = True, privileges: bool = True) -> list[str]:
-        """Roles the target must have for the restore to reproduce what was dumped."""
+    def roles_needed(self, *, owners: bool = True, privileges: bool = True, database: bool = True) -> list[str]:
+        """Roles the target must have for the restore to reproduce what was dumped
+        (``database``: and the database's own state, format 3)."""
         needed = set(self.referenced_roles.get("policies", []))
         if owners:
             needed.update(self.referenced_roles.get("owners", []))
         if privileges:
             needed.update(self.referenced_roles.get("grantees", []))
+        if self.database is not None and database:
+            needed.update(self.database.roles(owners=owners, privileges=privileges))
+            if privileges:
+                # members and groups the archive reaches through memberships (format 3)
+                needed.update(self.database.reached_roles)
         return sorted(needed)
 
     def tenant_totals(self) -> dict[str, int]:
@@ -262,6 +274,7 @@ class Manifest:
                 inspection_settings=dict(data.get("inspection_settings") or {}),
                 excluded_tables=[str(t) for t in data.get("excluded_tables") or []],
                 encryption=_record(EncryptionRecord, data["encryption"]) if data.get("encryption") else None,
+                database=DatabaseRecord.from_dict(data["database"]) if version >= 3 and data.get("database") else None,
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:

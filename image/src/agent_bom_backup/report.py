@@ -64,6 +64,17 @@ class RestoreReport:
     excluded_tables: list[str] = field(default_factory=list)
     #: what the application must recreate because of them (:func:`recreate_advice`)
     must_recreate: list[str] = field(default_factory=list)
+    #: every statement the restore ran on roles (create, settings, memberships), in order
+    role_statements: list[str] = field(default_factory=list)
+    #: what the roles object holds that is never run (predefined or privileged roles, roles the
+    #: archive does not reach, tablespaces, security labels)
+    roles_skipped: list[str] = field(default_factory=list)
+    #: statements that gave the target database its recorded state (owner, ACL, settings, ...)
+    database_statements: list[str] = field(default_factory=list)
+    #: privileges granted in place of what could not be restored (CREATE on public)
+    privileges_granted: list[str] = field(default_factory=list)
+    #: items the backup recorded that the restore role could not apply: item, statement, reason
+    not_restored: list[dict[str, str]] = field(default_factory=list)
     verification: VerificationResult | None = None
     error: str | None = None
     exit_code: int | None = None
@@ -133,6 +144,18 @@ class RestoreReport:
             lines.append(f"memberships granted to the restore role: {', '.join(self.memberships_granted)}")
         if self.roles_needing_password:
             lines.append(f"SET A PASSWORD for login roles: {', '.join(self.roles_needing_password)}")
+        for statement in self.role_statements:
+            lines.append(f"role statement:    {statement}")
+        for skipped in self.roles_skipped:
+            lines.append(f"roles skipped:     {skipped}")
+        for statement in self.database_statements:
+            lines.append(f"database:          {statement}")
+        for statement in self.privileges_granted:
+            lines.append(f"granted instead:   {statement}")
+        if self.not_restored:
+            lines.append("NOT RESTORED (a platform admin runs each statement):")
+            for item in self.not_restored:
+                lines.append(f"  - {item['item']}: {item['statement']};  ({item['reason']})")
         for note in self.tolerated_errors:
             lines.append(f"tolerated:         {note}")
         if self.plan is not None:
@@ -141,7 +164,7 @@ class RestoreReport:
         lines.extend(exclusion_lines(self.excluded_tables))
         if self.verification is not None:
             lines.extend(_verification_lines(self.verification))
-        if self.status not in ("running", VERIFIED, VERIFIED_WITH_EXCLUSIONS, DRY_RUN):
+        if self.status not in ("running", VERIFIED, VERIFIED_WITH_EXCLUSIONS, INCOMPLETE, DRY_RUN):
             lines.append(f"failed in:         {self.failed_step or '-'}")
             if self.target_changed:
                 lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")

@@ -18,28 +18,17 @@ on roles it created, and the grant must carry ``INHERIT TRUE, SET TRUE``.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
+from .dbstate import NotRestored, membership_line, quote_ident, quote_literal
 from .errors import RestoreError
 from .log import event, get_logger
+from .rolesfile import Membership, RolesFile, StoredRole, parse_roles_file
 
-_IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
-_CREATE = re.compile(rf"^CREATE ROLE (?P<name>{_IDENT});$")
-_ALTER_WITH = re.compile(rf"^ALTER ROLE (?P<name>{_IDENT}) WITH (?P<attrs>.*);$")
-_ALTER_SET = re.compile(rf"^ALTER ROLE (?P<name>{_IDENT}) (?:IN DATABASE {_IDENT} )?SET .*;$")
-_GRANT = re.compile(rf"^GRANT (?P<role>{_IDENT}) TO (?P<member>{_IDENT})(?P<rest>.*);$")
-_PASSWORD = re.compile(r"\s+(?:ENCRYPTED\s+)?PASSWORD\s+('(?:[^']|'')*'|NULL)", re.IGNORECASE)
-_GRANTED_BY = re.compile(rf"\s+GRANTED BY {_IDENT}", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"CONNECTION LIMIT -?\d+|VALID UNTIL '(?:[^']|'')*'|[A-Z]+", re.IGNORECASE)
-
-#: attributes CREATE ROLE sets unless told otherwise; only the others are restored
-DEFAULT_ATTRIBUTES = frozenset({"NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "INHERIT", "NOLOGIN", "NOREPLICATION",
-                                "NOBYPASSRLS", "CONNECTION LIMIT -1"})
-
+__all__ = ["StoredRole", "RolesFile", "parse_globals"]
 
 def unquote(identifier: str) -> str:
     if identifier.startswith('"') and identifier.endswith('"'):
@@ -47,48 +36,9 @@ def unquote(identifier: str) -> str:
     return identifier.lower()
 
 
-@dataclass
-class StoredRole:
-    name: str
-    attributes: str = ""
-    settings: list[str] = field(default_factory=list)
-    memberships: list[str] = field(default_factory=list)  # full GRANT statements (GRANTED BY removed)
-    member_of: list[str] = field(default_factory=list)
-
-    @property
-    def attribute_list(self) -> list[str]:
-        """The attributes that differ from CREATE ROLE's defaults, upper-cased
-        (``VALID UNTIL`` keeps its literal)."""
-        found = []
-        for token in _ATTRIBUTE.findall(self.attributes):
-            if token.upper().startswith("VALID UNTIL"):
-                normal = "VALID UNTIL " + token[len("VALID UNTIL"):].strip()
-            else:
-                normal = " ".join(token.upper().split())
-            if normal not in DEFAULT_ATTRIBUTES:
-                found.append(normal)
-        return found
-
-
-def parse_globals(sql_text: str) -> dict[str, StoredRole]:
-    roles: dict[str, StoredRole] = {}
-    for raw in sql_text.splitlines():
-        line = raw.strip()
-        if match := _CREATE.match(line):
-            name = unquote(match.group("name"))
-            roles.setdefault(name, StoredRole(name=name))
-        elif match := _ALTER_WITH.match(line):
-            role = roles.setdefault(unquote(match.group("name")), StoredRole(name=unquote(match.group("name"))))
-            role.attributes = _PASSWORD.sub("", match.group("attrs")).strip()
-        elif match := _ALTER_SET.match(line):
-            role = roles.setdefault(unquote(match.group("name")), StoredRole(name=unquote(match.group("name"))))
-            role.settings.append(line)
-        elif match := _GRANT.match(line):
-            member = unquote(match.group("member"))
-            role = roles.setdefault(member, StoredRole(name=member))
-            role.memberships.append(_GRANTED_BY.sub("", line))
-            role.member_of.append(unquote(match.group("role")))
-    return roles
+def parse_globals(sql_text: str) -> RolesFile:
+    """The roles object, parsed as data (:mod:`rolesfile`); refuses what pg_dumpall does not write."""
+    return parse_roles_file(sql_text)
 
 
 @dataclass(frozen=True)
@@ -121,12 +71,8 @@ class Grantor:
 
     def self_grant(self, role: str) -> str:
         """The GRANT that lets this role act as ``role``'s objects' owner."""
-        statement = f"GRANT {_quote(role)} TO {_quote(self.name)}"
+        statement = f"GRANT {quote_ident(role)} TO {quote_ident(self.name)}"
         return statement + (" WITH INHERIT TRUE, SET TRUE" if self.server_major >= 16 else "")
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -134,8 +80,17 @@ class RoleCreation:
     name: str
     attributes: list[str]
     dropped: list[str]
-    settings: list[str]
+    settings: list[str]  # ALTER ROLE ... SET statements, built from the parsed values
     login: bool
+    comment: str | None = None  # COMMENT ON ROLE statement
+
+
+@dataclass(frozen=True)
+class PlannedMembership:
+    statement: str
+    line: str  # the memberships fingerprint line it makes true
+    role: str
+    member: str
 
 
 @dataclass
@@ -145,12 +100,13 @@ class RolePlan:
 
     grantor: Grantor
     create: list[RoleCreation] = field(default_factory=list)
-    memberships: list[str] = field(default_factory=list)  # GRANT statements between roles
+    memberships: list[PlannedMembership] = field(default_factory=list)  # GRANTs between the archive's roles
     self_grants: list[str] = field(default_factory=list)  # roles the restore role is granted
+    skipped: list[str] = field(default_factory=list)  # what the roles object holds that is never run
 
     @property
     def empty(self) -> bool:
-        return not self.create and not self.self_grants
+        return not self.create and not self.self_grants and not self.memberships
 
     @property
     def dropped(self) -> dict[str, list[str]]:
@@ -161,30 +117,78 @@ class UndefinedRolesError(RestoreError):
     """Roles the backup needs that its roles object does not define."""
 
 
-def plan_roles(missing: list[str], stored: dict[str, StoredRole], grantor: Grantor, existing: set[str],
-               self_grants: list[str]) -> RolePlan:
+def grant_statement(membership: Membership, major: int) -> str:
+    """The GRANT for ``membership`` on a server of ``major`` (INHERIT and SET options from 16 on)."""
+    statement = f"GRANT {quote_ident(membership.role)} TO {quote_ident(membership.member)}"
+    if major < 16:
+        return statement + (" WITH ADMIN OPTION" if membership.admin else "")
+    options = ["ADMIN OPTION"] if membership.admin else []
+    if membership.inherit is not None:
+        options.append(f"INHERIT {'TRUE' if membership.inherit else 'FALSE'}")
+    if membership.set is not None:
+        options.append(f"SET {'TRUE' if membership.set else 'FALSE'}")
+    return statement + (" WITH " + ", ".join(options) if options else "")
+
+
+def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], grantor: Grantor, existing: set[str],
+               self_grants: list[str], *, reached: set[str] | None = None, source_database: str | None = None,
+               target_database: str | None = None) -> RolePlan:
     """Create ``missing`` (all must be in ``stored``) with the attributes ``grantor`` may
-    give; recreate the memberships whose member is created and whose role exists then;
-    grant the restore role ``self_grants``."""
-    unknown = [name for name in missing if name not in stored]
+    give and their settings; recreate the memberships among the roles the archive
+    reaches (``reached``; None: the created roles and the roles they are members of) that
+    exist then; grant the restore role ``self_grants``. Never a membership in a
+    predefined ``pg_*`` role or in a SUPERUSER/BYPASSRLS/REPLICATION/CREATEROLE role:
+    those are listed as skipped."""
+    roles_file = stored if isinstance(stored, RolesFile) else RolesFile(roles=dict(stored))
+    roles = roles_file.roles
+    unknown = [name for name in missing if name not in roles]
     if unknown:
         raise UndefinedRolesError(
             f"the backup's roles object does not define {', '.join(unknown)}",
             hint="create these roles on the target server by hand, then retry",
         )
-    plan = RolePlan(grantor=grantor, self_grants=list(self_grants))
+    plan = RolePlan(grantor=grantor, self_grants=list(self_grants), skipped=list(roles_file.skipped))
     for name in missing:
-        role = stored[name]
+        role = roles[name]
         attributes = role.attribute_list
         kept = [a for a in attributes if grantor.may_grant(a)]
-        plan.create.append(RoleCreation(name, kept, [a for a in attributes if a not in kept], list(role.settings),
-                                        "LOGIN" in kept))
+        settings = []
+        for setting in role.settings:
+            if setting.database is not None and setting.database != source_database:
+                continue
+            where = f" IN DATABASE {quote_ident(target_database or setting.database)}" if setting.database else ""
+            settings.append(f"ALTER ROLE {quote_ident(name)}{where} SET {quote_ident(setting.parameter)} TO "
+                            + ", ".join(quote_literal(v) for v in setting.values))
+        settings += [f"GRANT {', '.join(g.privileges)} ON PARAMETER {quote_ident(g.parameter)} TO {quote_ident(name)}"
+                     + (" WITH GRANT OPTION" if g.grant_option else "")
+                     for g in roles_file.parameter_grants if g.grantee == name]
+        comment = (f"COMMENT ON ROLE {quote_ident(name)} IS {quote_literal(role.comment)}"
+                   if role.comment is not None else None)
+        plan.create.append(RoleCreation(name, kept, [a for a in attributes if a not in kept], settings,
+                                        "LOGIN" in kept, comment))
     available = existing | set(missing)
-    for name in missing:
-        for statement, granted in zip(stored[name].memberships, stored[name].member_of):
-            if granted in available:
-                plan.memberships.append(statement)
+    if reached is None:  # before format 3: what the created roles are members of
+        reached = set(missing) | {m.role for m in roles_file.memberships if m.member in missing}
+    seen = set()
+    for membership in roles_file.memberships:
+        role, member = membership.role, membership.member
+        if member not in reached or (role, member) in seen:
+            continue
+        seen.add((role, member))
+        text = f"GRANT {quote_ident(role)} TO {quote_ident(member)} (roles object line {membership.line})"
+        if role.startswith("pg_"):
+            plan.skipped.append(f"{text}: a predefined role (a platform admin grants it if the application needs it)")
+        elif role in roles and roles[role].privileged:
+            plan.skipped.append(f"{text}: {role} has {', '.join(sorted(set(roles[role].attributes) & PRIVILEGED))}")
+        elif role not in reached:
+            plan.skipped.append(f"{text}: the archive does not reach {role}")
+        elif role in available and member in available:
+            plan.memberships.append(PlannedMembership(grant_statement(membership, grantor.server_major),
+                                                      membership_line(role, member, membership.admin), role, member))
     return plan
+
+
+PRIVILEGED = frozenset({"SUPERUSER", "BYPASSRLS", "REPLICATION", "CREATEROLE"})
 
 
 @dataclass
@@ -194,19 +198,23 @@ class RolesApplied:
     dropped: dict[str, list[str]] = field(default_factory=dict)  # role -> attributes and settings left out
     memberships: list[str] = field(default_factory=list)
     self_granted: list[str] = field(default_factory=list)
+    statements: list[str] = field(default_factory=list)  # every statement run, in order
+    not_restored: list[NotRestored] = field(default_factory=list)
 
 
 def apply_roles(conn: psycopg.Connection, plan: RolePlan) -> RolesApplied:
-    """Carry out ``plan`` in one transaction. A stored setting or membership the restore
-    role may not recreate (a superuser-only parameter, a predefined role it does not
-    administer) is left out with a warning; anything else that fails undoes it all."""
+    """Carry out ``plan`` in one transaction. A stored setting the restore role may not
+    recreate (a superuser-only parameter) is left out with a warning, a membership it may
+    not grant is "not restored" with its GRANT; anything else that fails undoes it all."""
     log = get_logger()
     result = RolesApplied(dropped={name: list(attrs) for name, attrs in plan.dropped.items()})
     try:
         with conn.transaction():
             for role in plan.create:
                 ident = sql.Identifier(role.name).as_string(conn)
-                conn.execute(f"CREATE ROLE {ident}" + (f" WITH {' '.join(role.attributes)}" if role.attributes else ""))
+                statement = f"CREATE ROLE {ident}" + (f" WITH {' '.join(role.attributes)}" if role.attributes else "")
+                conn.execute(statement)
+                result.statements.append(statement)
                 result.created.append(role.name)
                 if role.login:
                     result.need_password.append(role.name)
@@ -214,15 +222,26 @@ def apply_roles(conn: psycopg.Connection, plan: RolePlan) -> RolesApplied:
                     event(log, "created role without an attribute the restore role may not grant: a platform admin "
                           "grants it if the application needs it", level=logging.WARNING, role=role.name, attribute=attribute)
             for role in plan.create:
-                for setting in role.settings:
-                    if not _optional(conn, setting):
+                for setting in role.settings + ([role.comment] if role.comment else []):
+                    if _optional(conn, setting):
+                        result.statements.append(setting)
+                    else:
                         result.dropped.setdefault(role.name, []).append(setting)
-            for statement in plan.memberships:
-                if _optional(conn, statement):
-                    result.memberships.append(statement)
             for role_name in plan.self_grants:
-                conn.execute(plan.grantor.self_grant(role_name))
+                statement = plan.grantor.self_grant(role_name)
+                conn.execute(statement)
+                result.statements.append(statement)
                 result.self_granted.append(role_name)
+            for membership in plan.memberships:
+                if _member(conn, membership.role, membership.member):
+                    continue
+                error = _attempt(conn, membership.statement)
+                if error is None:
+                    result.memberships.append(membership.statement)
+                    result.statements.append(membership.statement)
+                else:
+                    result.not_restored.append(NotRestored(f"memberships: {membership.line}", membership.statement,
+                                                           error))
     except psycopg.Error as exc:
         raise RestoreError(
             f"creating roles failed, nothing was created: {str(exc).strip().splitlines()[0]}",
@@ -232,13 +251,26 @@ def apply_roles(conn: psycopg.Connection, plan: RolePlan) -> RolesApplied:
     return result
 
 
-def _optional(conn: psycopg.Connection, statement: str) -> bool:
-    """Run ``statement`` in a savepoint; a refusal is a warning, not a failure."""
+def _member(conn: psycopg.Connection, role: str, member: str) -> bool:
+    return conn.execute(
+        "SELECT 1 FROM pg_auth_members am JOIN pg_roles r ON r.oid = am.roleid JOIN pg_roles m ON m.oid = am.member "
+        "WHERE r.rolname = %s AND m.rolname = %s", (role, member)).fetchone() is not None
+
+
+def _attempt(conn: psycopg.Connection, statement: str) -> str | None:
     try:
         with conn.transaction():
             conn.execute(statement)
     except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+    return None
+
+
+def _optional(conn: psycopg.Connection, statement: str) -> bool:
+    """Run ``statement`` in a savepoint; a refusal is a warning, not a failure."""
+    error = _attempt(conn, statement)
+    if error is not None:
         event(get_logger(), "left out of the recreated roles (the restore role may not run it)", level=logging.WARNING,
-              statement=statement, error=str(exc).strip().splitlines()[0])
+              statement=statement, error=error)
         return False
     return True

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from . import pgcatalog
+from . import dbstate, pgcatalog
 from .log import event, get_logger
 from .manifest import BackupKeys, Manifest
 from .pgconn import LEGACY_INSPECTION_SETTINGS
@@ -99,7 +99,8 @@ def inspection_settings(manifest: Manifest) -> tuple[tuple[str, str], ...]:
 
 def verify_database(
     conn: psycopg.Connection, manifest: Manifest, *, owners: bool = True, privileges: bool = True,
-    sees_every_row: bool = True,
+    sees_every_row: bool = True, database_state: bool = True, restore_role: str | None = None,
+    accounted: dict[str, set[str]] | None = None,
 ) -> VerificationResult:
     """Compare the database ``conn`` is connected to (autocommit, in an inspection session:
     :func:`inspection_settings`) with ``manifest``.
@@ -132,14 +133,33 @@ def verify_database(
         skipped += list(pgcatalog.OWNERSHIP_CATEGORIES)
     if not privileges:
         skipped += list(pgcatalog.PRIVILEGE_CATEGORIES)
-    result.fingerprint_categories_skipped = skipped
+    expected_fp = dict(manifest.schema_fingerprint)
     actual_fp = pgcatalog.schema_fingerprint(conn)
-    for category, expected_items in manifest.schema_fingerprint.items():
+    if manifest.database is not None:
+        if database_state:
+            record = manifest.database
+            actual_fp.update(dbstate.capture(conn, set(), administrator=restore_role, reached=set(record.reached_roles),
+                                             name=record.name).fingerprint())
+            omitted = tuple(k for k, off in (("owner ", not owners), ("acl ", not privileges),
+                                             ("role setting ", not privileges)) if off)
+            for fp in (expected_fp, actual_fp):
+                fp[dbstate.DATABASE_CATEGORY] = [line for line in fp.get(dbstate.DATABASE_CATEGORY, [])
+                                                 if not line.startswith(omitted or ("\0",))]
+            if not privileges:
+                skipped.append(dbstate.MEMBERSHIP_CATEGORY)
+        else:
+            skipped += list(dbstate.CATEGORIES)
+    result.fingerprint_categories_skipped = skipped
+    accounted = accounted or {}
+    for category, expected_items in expected_fp.items():
         if category in skipped:
             continue
         actual_items = actual_fp.get(category, [])
-        missing = sorted(set(expected_items) - set(actual_items))
-        unexpected = sorted(set(actual_items) - set(expected_items))
+        known = set(accounted.get(category, set()))
+        if category == dbstate.DATABASE_CATEGORY and any(line.startswith("owner ") for line in known):
+            known.update(line for line in actual_items if line.startswith("owner "))  # listed, with its statement
+        missing = sorted(set(expected_items) - set(actual_items) - known)
+        unexpected = sorted(set(actual_items) - set(expected_items) - known)
         if missing or unexpected:
             result.fingerprint_diff[category] = {"missing": missing, "unexpected": unexpected}
     return result
