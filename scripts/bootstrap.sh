@@ -37,6 +37,9 @@ Components:
   podman      podman, debootstrap and runc from Debian (image tests)
   registry    docker-registry from Debian (CNCF distribution): the local OCI registry
               the release tests push the image and the chart to
+  monitoring  prometheus-pushgateway (the tests push metrics to it; scripts/devstack/
+              pushgateway.py starts it on loopback) and prometheus (for promtool, which
+              tests the chart's alert rules) from Debian; no service is used
   rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
@@ -307,6 +310,16 @@ install_registry() {
     log "registry: docker-registry $version"
 }
 
+install_monitoring() {
+    # Where an init system runs, the packages also enable services (:9090, :9091); the tests
+    # run promtool and their own Pushgateway on a free loopback port and never use them.
+    apt_install --no-install-recommends prometheus prometheus-pushgateway
+    command -v promtool >/dev/null 2>&1 || die "promtool is missing after installing prometheus"
+    command -v prometheus-pushgateway >/dev/null 2>&1 ||
+        die "prometheus-pushgateway is missing after installing it"
+    log "monitoring: $(promtool --version 2>&1 | head -n 1); $(prometheus-pushgateway --version 2>&1 | head -n 1)"
+}
+
 install_rgw() {
     local want version
     # one monitor, one memstore OSD and radosgw; recommends would pull in mgr, mds, etc.
@@ -333,8 +346,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman | registry | rgw) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman registry rgw) ;;
+        python | helm | postgres | shellcheck | charttools | podman | registry | monitoring | rgw) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck charttools podman registry monitoring rgw) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -342,7 +355,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry rgw)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry monitoring rgw)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

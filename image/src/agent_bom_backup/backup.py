@@ -54,6 +54,7 @@ from .manifest import (
     TableRecord,
     backup_id_for,
 )
+from .notify import after_commit
 from .parts import DEFAULT_CONCURRENCY, PartReader, PartSchedule, UploadPlan, fill_with, plan_upload
 from .pgclients import AUTO_PREFERENCE, Compression, PgClient, choose_compression, discover, require_tls, select_dump_client
 from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, connect_learning_major
@@ -162,7 +163,8 @@ def run_backup(config: BackupConfig) -> Manifest:
           bytes=manifest.dump.size, sha256=manifest.dump.sha256, seconds=round(duration, 1),
           tables=len(manifest.tables), tenants=len(manifest.tenant_totals()))
     if config.metrics_file:
-        write_metrics(Path(config.metrics_file), manifest, duration)
+        # the backup is committed: nothing from here on may turn it into a failed (retried) run
+        after_commit("writing --metrics-file", lambda: write_metrics(Path(config.metrics_file), manifest, duration))
     return manifest
 
 
