@@ -208,6 +208,9 @@ envFrom:
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
 {{- end }}
+{{- with include "agent-bom.backup.notifyEnv" (dict "context" . "cronjob" (include "agent-bom.backup.fullname" .) "kind" "backup" "pingKey" "backupPingUrl") }}
+{{ . }}
+{{- end }}
 {{- with include "agent-bom.backup.extraEnv" . }}
 {{ . }}
 {{- end }}
