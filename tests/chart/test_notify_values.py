@@ -106,7 +106,7 @@ class TestNotify:
 
 
 class TestNotes:
-    NETWORK_POLICY = {"enabled": True}
+    NETWORK_POLICY = {"enabled": True, "database": {"cidrs": ["10.0.0.0/16"]}}
 
     def test_warns_when_notifications_cannot_leave_the_network_policy(self):
         notes = render_notes(backup_values(notify=NOTIFY, networkPolicy=self.NETWORK_POLICY))

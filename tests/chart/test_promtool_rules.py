@@ -1,6 +1,6 @@
 """The PrometheusRule's alerts evaluated by Prometheus itself: `promtool test rules` over
-the rules rendered by helm (release agent-bom, drill and retention on) and the series of
-tests/chart/promtool/alerts_test.yaml: a success, a pod failure fixed by the Job's retry,
+the rules rendered by helm (release agent-bom, drill and retention on, maxAgeHours 2) and
+the series of tests/chart/promtool/alerts_test.yaml: a success, a pod failure fixed by the Job's retry,
 two failed Jobs then a success, a suspended CronJob, no backup ever, a failed drill, a
 failed retention run, and pushed metrics without kube-state-metrics.
 
@@ -21,7 +21,7 @@ from tests.chart.helm_render import PROMETHEUSRULE_TEMPLATE, backup_values, rend
 
 TESTS = Path(__file__).parent / "promtool" / "alerts_test.yaml"
 VALUES = {
-    "prometheusRule": {"enabled": True, "maxAgeHours": 26},
+    "prometheusRule": {"enabled": True, "maxAgeHours": 2},
     "restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
     "retentionDays": 30,
 }
@@ -59,4 +59,5 @@ def test_the_scenarios_catch_an_alert_on_failed_pods(tmp_path: Path) -> None:
                 rule["expr"] = ('max by (namespace, job_name) (kube_job_status_failed{namespace="agent-bom", '
                                 'job_name=~"agent-bom-control-plane-backup-.+"}) > 0')
     result = _promtool(tmp_path, rules)
-    assert (result.returncode, "name: fail-then-retry-success" in result.stdout) == (1, True), result.stdout
+    output = result.stdout + result.stderr
+    assert (result.returncode, "name: fail-then-retry-success" in output) == (1, True), output
