@@ -16,6 +16,7 @@ from tests.chart.helm_render import (
     HelmError,
     backup_values,
     env_map,
+    refusal,
     render_chart,
     render_notes,
 )
@@ -71,8 +72,9 @@ class TestPushgateway:
         assert "AGENT_BOM_BACKUP_PUSHGATEWAY_PASSWORD" not in _env(metrics=PUSHGATEWAY)
 
     def test_url_must_be_http(self):
-        with pytest.raises(HelmError, match="url"):
-            render_chart(backup_values(metrics={"pushgateway": {"url": "pushgateway:9091"}}), show_only=[CRONJOB_TEMPLATE])
+        assert refusal(backup_values(metrics={"pushgateway": {"url": "pushgateway:9091"}})) == [
+            "controlPlane.backup.metrics.pushgateway.url is malformed: an http(s) URL "
+            "(e.g. http://prometheus-pushgateway.monitoring:9091)"]
 
 
 class TestNotify:

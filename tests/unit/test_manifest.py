@@ -97,3 +97,19 @@ def test_a_sequence_never_called_starts_at_its_last_value() -> None:
     from agent_bom_backup.manifest import SequenceRecord
 
     assert SequenceRecord("public", "s", 1, 1, False).next_value == 1
+
+
+@pytest.mark.parametrize(("backup_id", "following"), [
+    ("agent-bom-20261207T030000Z", "agent-bom-20261207T030001Z"),
+    ("agent-bom-20261207T035959Z", "agent-bom-20261207T040000Z"),
+    ("agent-bom-20261231T235959Z", "agent-bom-20270101T000000Z"),
+], ids=["second", "hour-rollover", "year-rollover"])
+def test_next_second_is_the_following_id(backup_id: str, following: str) -> None:
+    """Where a run goes whose second another run claimed: same name format, one second on."""
+    keys = BackupKeys(prefix="agent-bom/postgres", backup_id=backup_id).next_second()
+    assert (keys.backup_id, keys.dump) == (following, f"agent-bom/postgres/{following}.dump")
+
+
+def test_next_second_refuses_a_name_that_is_no_backup_id() -> None:
+    with pytest.raises(ValueError):
+        BackupKeys(prefix="p", backup_id="not-a-backup").next_second()
