@@ -190,6 +190,10 @@ EXERCISES: dict[str, Exercise] = {
     "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.prometheusRule.enabled=true": Mirrored("test_helm_prometheus_rule_renders"),
     # monitoring: pings and webhook from a Secret
+    'export BACKUP_CHECK_UUID="<backup-check-uuid>"': RUNS,
+    'export DRILL_CHECK_UUID="<drill-check-uuid>"': RUNS,
+    'export RETENTION_CHECK_UUID="<retention-check-uuid>"': RUNS,
+    'export SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXXXXXX"': RUNS,
     'kubectl -n agent-bom create secret generic agent-bom-notify '
     '--from-literal=backupPingUrl="https://hc-ping.com/$BACKUP_CHECK_UUID" '
     '--from-literal=drillPingUrl="https://hc-ping.com/$DRILL_CHECK_UUID" '
