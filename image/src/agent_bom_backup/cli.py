@@ -216,7 +216,7 @@ def operation(func: F) -> F:
             event(log, str(exc), level=logging.ERROR, exit_code=int(exc.exit_code), error=type(exc).__name__)
             exit_code, reason = int(exc.exit_code), str(exc)
         except SystemExit as exc:  # check: exit 10
-            exit_code = exc.code if isinstance(exc.code, int) else int(ExitCode.INTERNAL)
+            exit_code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else int(ExitCode.INTERNAL)
             reason = "" if exit_code == 0 else f"exit {exit_code}"
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             log.debug("unexpected error", exc_info=True)
