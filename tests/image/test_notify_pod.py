@@ -46,7 +46,7 @@ def _pod(s3: MotoServer, bucket: str, image: str, gateway: Pushgateway) -> dict[
         image={"repository": repository, "tag": tag, "pullPolicy": "Never"},
         database={"existingSecret": "agent-bom-postgres"},
         destination={"bucket": bucket, "bucketRegion": REGION, "endpointUrl": s3.endpoint_url, "pathStyle": True,
-                     "encryption": {"enabled": False},
+                     "encryption": {"enabled": False, "kmsKeyId": ""},
                      "staticCredentials": {"enabled": True, "existingSecret": "agent-bom-backup-s3"}},
         metrics={"pushgateway": {"url": gateway.url}},
         notify={"existingSecret": "agent-bom-notify"},
