@@ -173,3 +173,35 @@ def test_no_secret_or_database_url_leaves_the_pod(story: Story) -> None:
 def test_no_notification_url_reaches_the_log(story: Story) -> None:
     logs = "".join(step.run.stderr + step.run.stdout for step in (story.backup, story.failed, story.drill))
     assert [s for s in story.secrets if s in logs] == []
+
+
+def test_after_the_manifest_nothing_fails_the_backup(s3: MotoServer, bucket: str, source15: cli.Database,
+                                                     receiver: HttpReceiver) -> None:
+    """A --metrics-file that cannot be written and a ping service answering 500: both are
+    warnings after the backup was committed; the run exits 0 (a retried exit would take the
+    backup again and fire the failed-Job alert for a backup that succeeded)."""
+    receiver.failing[f"/ping/{PING_TOKEN}-down"] = 500
+    run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url,
+                                 AGENT_BOM_BACKUP_METRICS_FILE="/dev/null/backup.prom",
+                                 AGENT_BOM_BACKUP_PING_URL=f"{receiver.url}/ping/{PING_TOKEN}-down"))
+    receiver.take()
+    warnings = [line["message"] for line in run.log if line.get("level") == "warning"]
+    assert (run.returncode, run.errors, any("--metrics-file failed after the backup was committed" in w
+                                            for w in warnings),
+            any(w.startswith("the end ping failed; the run's outcome is unchanged") for w in warnings)) == (
+        0, [], True, True), str(run)
+
+
+def test_push_carries_basic_auth_to_the_group_of_the_cronjob(receiver: HttpReceiver) -> None:
+    """What a Pushgateway behind basic auth gets (the receiver stands in for it): a POST
+    (pushadd: only the pushed metrics of the group are replaced) to the group of the
+    CronJob, with the credentials of the Secret."""
+    from agent_bom_backup.notify import MonitorConfig, Outcome, push_metrics
+
+    config = MonitorConfig(kind="backup", pushgateway_url=receiver.url, pushgateway_basic_auth=("pusher", "pw-123"),
+                           cronjob=BACKUP_CRONJOB, namespace=NAMESPACE)
+    push_metrics(config, Outcome(kind="backup", exit_code=6, reason="x", started=1.0, finished=2.0))
+    (request,) = receiver.take()
+    assert (request.method, request.path, request.headers["authorization"]) == (
+        "POST", f"/metrics/job/agent-bom-backup/cronjob/{BACKUP_CRONJOB}/namespace/{NAMESPACE}",
+        "Basic cHVzaGVyOnB3LTEyMw==")
