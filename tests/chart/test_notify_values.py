@@ -16,20 +16,23 @@ from tests.chart.helm_render import (
     HelmError,
     backup_values,
     env_map,
+    own_role,
     refusal,
     render_chart,
     render_notes,
 )
 
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
-RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}}
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+         **own_role("agent-bom-restore-drill")}
+RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}, **own_role("agent-bom-restore")}
 PUSHGATEWAY = {"pushgateway": {"url": "http://pushgateway.monitoring:9091"}}
 NOTIFY = {"existingSecret": "agent-bom-notify"}
 #: template, values that turn it on, its CronJob name, kind and ping key
 JOBS = [
     (CRONJOB_TEMPLATE, {}, "agent-bom-control-plane-backup", "backup", "backupPingUrl"),
     (RESTORE_DRILL_TEMPLATE, {"restoreDrill": DRILL}, "agent-bom-control-plane-restore-drill", "drill", "drillPingUrl"),
-    (RETENTION_TEMPLATE, {"retentionDays": 30}, "agent-bom-control-plane-retention", "retention", "retentionPingUrl"),
+    (RETENTION_TEMPLATE, {"retentionDays": 30, "retention": own_role("agent-bom-prune")},
+     "agent-bom-control-plane-retention", "retention", "retentionPingUrl"),
     (RESTORE_TEMPLATE, {"restore": RESTORE}, "agent-bom-control-plane-restore", "restore", "restorePingUrl"),
 ]
 JOB_IDS = ["backup", "drill", "retention", "restore"]

@@ -17,13 +17,15 @@ from typing import Any
 import yaml
 
 from devstack import tools
-from tests.chart.helm_render import PROMETHEUSRULE_TEMPLATE, backup_values, render_chart
+from tests.chart.helm_render import PROMETHEUSRULE_TEMPLATE, backup_values, own_role, render_chart
 
 TESTS = Path(__file__).parent / "promtool" / "alerts_test.yaml"
 VALUES = {
     "prometheusRule": {"enabled": True, "maxAgeHours": 2},
-    "restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
+    "restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+                     **own_role("agent-bom-restore-drill")},
     "retentionDays": 30,
+    "retention": own_role("agent-bom-prune"),
 }
 
 
