@@ -45,6 +45,9 @@ Components:
               the release tests push the image and the chart to
   age         age and age-keygen from Debian: the tests decrypt backups with the
               standard tool (the by-hand path in docs/runbook.md)
+  monitoring  prometheus-pushgateway (the tests push metrics to it; scripts/devstack/
+              pushgateway.py starts it on loopback) and prometheus (for promtool, which
+              tests the chart's alert rules) from Debian; no service is used
   rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
@@ -355,6 +358,16 @@ install_registry() {
     log "registry: docker-registry $version"
 }
 
+install_monitoring() {
+    # Where an init system runs, the packages also enable services (:9090, :9091); the tests
+    # run promtool and their own Pushgateway on a free loopback port and never use them.
+    apt_install --no-install-recommends prometheus prometheus-pushgateway
+    command -v promtool >/dev/null 2>&1 || die "promtool is missing after installing prometheus"
+    command -v prometheus-pushgateway >/dev/null 2>&1 ||
+        die "prometheus-pushgateway is missing after installing it"
+    log "monitoring: $(promtool --version 2>&1 | head -n 1); $(prometheus-pushgateway --version 2>&1 | head -n 1)"
+}
+
 install_rgw() {
     local want version
     # one monitor, one memstore OSD and radosgw; recommends would pull in mgr, mds, etc.
@@ -398,8 +411,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        uv | python | helm | postgres | shellcheck | age | charttools | podman | registry | rgw | upstream) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck age charttools podman registry rgw upstream) ;;
+        uv | python | helm | postgres | shellcheck | age | charttools | podman | registry | monitoring | rgw | upstream) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck age charttools podman registry monitoring rgw upstream) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -407,7 +420,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry rgw upstream)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry monitoring rgw upstream)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

@@ -34,7 +34,10 @@ def chart_values_by_env() -> dict[str, list[str]]:
         if component.startswith("_"):
             continue
         for entry in entries:
-            mapping.setdefault(entry["env"], []).append(f"controlPlane.backup.{entry['value']}")
+            values = mapping.setdefault(entry["env"], [])
+            value = f"controlPlane.backup.{entry['value']}"
+            if value not in values:  # one value may set the variable of several components
+                values.append(value)
     return mapping
 
 

@@ -86,6 +86,16 @@ def registry_binary() -> Path:
     return _require_executable(REGISTRY_BINARY, "docker-registry (an OCI registry)", "registry")
 
 
+def promtool_binary() -> Path:
+    """``promtool`` (Debian ``prometheus``): tests the chart's alert rules."""
+    return _require_executable(Path("/usr/bin/promtool"), "promtool (Debian prometheus)", "monitoring")
+
+
+def pushgateway_binary() -> Path:
+    """The Prometheus Pushgateway (Debian ``prometheus-pushgateway``)."""
+    return _require_executable(Path("/usr/bin/prometheus-pushgateway"), "prometheus-pushgateway", "monitoring")
+
+
 #: Ceph programs the RGW starter runs (Debian: ceph-mon, ceph-osd, radosgw, ceph-common)
 CEPH_PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "ceph", "monmaptool", "ceph-authtool")
 CEPH_BIN_DIR = Path("/usr/bin")

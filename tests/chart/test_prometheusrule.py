@@ -1,5 +1,6 @@
-"""templates/prometheusrule.yaml: alerts when no backup succeeded within N hours
-(kube-state-metrics `kube_cronjob_status_last_successful_time`) and on failed Jobs."""
+"""templates/prometheusrule.yaml: alerts when no backup succeeded within N hours (the
+pushed metric, else kube-state-metrics), and on failed backup, drill and retention Jobs
+(the Job's own Failed condition). test_promtool_rules.py evaluates them with promtool."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helm_render import (
+    REPO,
     PROMETHEUSRULE_TEMPLATE,
     ManifestValidationError,
     backup_values,
@@ -20,6 +22,7 @@ DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database":
          **own_role("agent-bom-restore-drill")}
 RETENTION = {"retentionDays": 30, "retention": own_role("agent-bom-prune")}
 SELECTOR = 'namespace="agent-bom", cronjob="agent-bom-control-plane-backup"'
+RUNBOOK = REPO / "docs" / "runbook.md"
 
 
 def _rule(**overrides: Any) -> dict[str, Any]:
@@ -69,16 +72,35 @@ class TestPrometheusRule:
         expr = _alerts(_rule(prometheusRule={"maxAgeHours": hours}))["AgentBomControlPlaneBackupTooOld"]["expr"]
         assert expr.endswith(f"> {seconds}")
 
-    def test_absent_metric_alert(self):
+    def test_absent_alert_needs_both_sources_absent(self):
         alert = _alerts(_rule())["AgentBomControlPlaneBackupNeverSucceeded"]
-        assert (alert["expr"], alert["for"]) == (f"absent(kube_cronjob_status_last_successful_time{{{SELECTOR}}})", "26h")
+        assert (alert["expr"], alert["for"]) == (
+            f'absent(agent_bom_backup_last_success_timestamp_seconds{{{SELECTOR}, kind="backup"}}) and on () '
+            f"absent(kube_cronjob_status_last_successful_time{{{SELECTOR}}})", "26h")
 
-    def test_failed_job_alert_matches_the_cronjobs_jobs(self):
+    def test_stale_alert_prefers_the_pushed_success(self):
+        expr = _alerts(_rule())["AgentBomControlPlaneBackupTooOld"]["expr"]
+        assert expr.startswith("time() - (max by (namespace, cronjob) (agent_bom_backup_last_success_timestamp_seconds{")
+
+    def test_failed_job_alert_reads_the_job_condition_not_failed_pods(self):
         expr = _alerts(_rule())["AgentBomControlPlaneBackupJobFailed"]["expr"]
-        assert expr == (
-            'max by (namespace, job_name) (kube_job_status_failed{namespace="agent-bom", '
-            'job_name=~"agent-bom-control-plane-backup-.+"}) > 0'
-        )
+        assert ('kube_job_failed{namespace="agent-bom", condition="true"} == 1' in expr,
+                "kube_job_status_failed" in expr) == (True, False)
+
+    def test_failed_job_alert_joins_jobs_to_the_cronjob_by_owner(self):
+        expr = _alerts(_rule())["AgentBomControlPlaneBackupJobFailed"]["expr"]
+        assert ('kube_job_owner{namespace="agent-bom", owner_kind="CronJob", '
+                'owner_name="agent-bom-control-plane-backup"}') in expr
+
+    @pytest.mark.parametrize("alert", ["AgentBomControlPlaneBackupTooOld", "AgentBomControlPlaneBackupNeverSucceeded",
+                                       "AgentBomControlPlaneBackupJobFailed", "AgentBomControlPlaneRestoreDrillFailed",
+                                       "AgentBomControlPlaneRetentionFailed"])
+    def test_every_alert_links_to_a_runbook_section(self, alert):
+        url = _alerts(_rule(restoreDrill=DRILL, **RETENTION))[alert]["annotations"]["runbook_url"]
+        base, _, anchor = url.partition("#")
+        headings = [line.lstrip("#").strip().lower().replace(" ", "-")
+                    for line in RUNBOOK.read_text().splitlines() if line.startswith("#")]
+        assert (base.endswith("/docs/runbook.md"), anchor in headings) == (True, True), url
 
     @pytest.mark.parametrize(
         ("alert", "severity"),
@@ -101,14 +123,14 @@ class TestPrometheusRule:
 
     def test_drill_alert_with_the_drill(self):
         expr = _alerts(_rule(restoreDrill=DRILL))["AgentBomControlPlaneRestoreDrillFailed"]["expr"]
-        assert 'job_name=~"agent-bom-control-plane-restore-drill-.+"' in expr
+        assert 'owner_name="agent-bom-control-plane-restore-drill"' in expr
 
     def test_no_retention_alert_without_retention(self):
         assert "AgentBomControlPlaneRetentionFailed" not in _alerts(_rule())
 
     def test_retention_alert_with_retention(self):
         expr = _alerts(_rule(**RETENTION))["AgentBomControlPlaneRetentionFailed"]["expr"]
-        assert 'job_name=~"agent-bom-control-plane-retention-.+"' in expr
+        assert 'owner_name="agent-bom-control-plane-retention"' in expr
 
     def test_selector_follows_release_namespace(self):
         values = backup_values(prometheusRule={"enabled": True})

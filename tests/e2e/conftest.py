@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def new_bucket(s3: MotoServer) -> Iterator[Callable[[], str]]:
     """Creates buckets that live until the end of the session: one per shared backup, as
-    two backups started in the same second are refused in one bucket and prefix."""
+    a second backup of the same second in one bucket and prefix takes the next second's id."""
     with contextlib.ExitStack() as stack:
         yield lambda: stack.enter_context(cli.fresh_bucket(s3, "abb-e2e"))
 

@@ -97,8 +97,8 @@ class PodBackup:
 def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
                container_engine: ContainerEngine) -> Iterator[Callable[[int], PodBackup]]:
     """``pod_backup(major)``: the rendered pod's backup of a seeded database on the server
-    of ``major`` (taken once per module), each in its own bucket: two backups that start in
-    the same second are refused in one bucket and prefix."""
+    of ``major`` (taken once per module), each in its own bucket: a second backup of the same
+    second in one bucket and prefix would take the next second's id."""
     taken: dict[int, PodBackup] = {}
 
     with contextlib.ExitStack() as buckets:

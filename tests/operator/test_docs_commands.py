@@ -189,6 +189,19 @@ EXERCISES: dict[str, Exercise] = {
     "--set controlPlane.backup.enabled=false": Mirrored("test_helm_disable_renders_no_backup_resources"),
     "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.prometheusRule.enabled=true": Mirrored("test_helm_prometheus_rule_renders"),
+    # monitoring: pings and webhook from a Secret
+    'export BACKUP_CHECK_UUID="<backup-check-uuid>"': RUNS,
+    'export DRILL_CHECK_UUID="<drill-check-uuid>"': RUNS,
+    'export RETENTION_CHECK_UUID="<retention-check-uuid>"': RUNS,
+    'export SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXXXXXX"': RUNS,
+    'kubectl -n agent-bom create secret generic agent-bom-notify '
+    '--from-literal=backupPingUrl="https://hc-ping.com/$BACKUP_CHECK_UUID" '
+    '--from-literal=drillPingUrl="https://hc-ping.com/$DRILL_CHECK_UUID" '
+    '--from-literal=retentionPingUrl="https://hc-ping.com/$RETENTION_CHECK_UUID"': RUNS,
+    'kubectl -n agent-bom create secret generic agent-bom-notify --from-literal=webhookUrl="$SLACK_WEBHOOK_URL" '
+    '--from-literal=backupPingUrl="https://hc-ping.com/$BACKUP_CHECK_UUID"': RUNS,
+    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "--set controlPlane.backup.notify.existingSecret=agent-bom-notify": Mirrored("test_helm_notify_secret_renders"),
     # in-cluster restore: the chart's suspended restore CronJob, instantiated by hand
     "kubectl -n agent-bom create secret generic agent-bom-restore-target "
     "--from-file=AGENT_BOM_RESTORE_POSTGRES_URL=./restore-postgres-url": RUNS,
@@ -578,6 +591,16 @@ def test_helm_prometheus_rule_renders(tmp_path: Path) -> None:
     docs = _helm_template("--set", "controlPlane.backup.prometheusRule.enabled=true", values=_documented_values(),
                           tmp_path=tmp_path)
     assert ("PrometheusRule", "agent-bom-control-plane-backup") in _kinds(docs)
+
+
+def test_helm_notify_secret_renders(tmp_path: Path) -> None:
+    """`helm upgrade ... --reuse-values --set controlPlane.backup.notify.existingSecret=agent-bom-notify`"""
+    docs = _helm_template("--set", "controlPlane.backup.notify.existingSecret=agent-bom-notify",
+                          values=_documented_values(), tmp_path=tmp_path)
+    (cronjob,) = [d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "agent-bom-control-plane-backup"]
+    env = {e["name"]: e for e in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["AGENT_BOM_BACKUP_PING_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "agent-bom-notify", "key": "backupPingUrl", "optional": True}
 
 
 @pytest.mark.unit

@@ -531,27 +531,41 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
     source = stage.fixture("small_source")
     for _attempt in range(3):
         bucket, proxy = stage.new_bucket(), stage.proxy()
-        # slowed parts: both runs pass the "key exists?" pre-check; the claim decides
+        # slowed parts: both runs pass the "id used?" pre-check; the claim decides
         proxy.add(Rule(method="PUT", query_key="partNumber", delay_s=0.5))
         envs = [cli.job_env(proxy.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_COMPRESSION=c)
                 for c in ("gzip:1", "none")]  # different bytes, as two runs of a live database would be
         _start_at_next_second()
         jobs = [cli.Job([cli.executable(), "backup"], env) for env in envs]
         runs = [job.wait() for job in jobs]
-        refused = [r for r in runs if r.returncode != 0]
-        if refused:
-            winner = next(r for r in runs if r is not refused[0])
-            key = _uri_key(winner, bucket) if winner.returncode == 0 else ""
-            return _backup_outcome(
-                stage, "concurrent-backups-same-second", bucket, refused[0], [],
-                expected_new_keys=list(cli.backup_keys(key)) if key else [],
-                expected_claims=1,  # the winner's: the refused run wrote nothing
-                facts={
-                    "the other run completed its backup": winner.returncode == 0,
-                    "both runs picked the same key": bool(key) and key in refused[0].error_message,
-                },
-            )
+        moved = [r for r in runs if any("was taken by another run" in line["message"] for line in r.log)]
+        if not moved:
+            continue  # the runs started in different seconds: try again
+        other = next(r for r in runs if r is not moved[0])
+        keys = [_uri_key(r, bucket) for r in (other, moved[0]) if r.returncode == 0]
+        stamps = [k.rsplit("/", 1)[-1].removesuffix(cli.DUMP) for k in keys]
+        started = [json.loads(cli.get_object(stage.s3.client(), bucket, cli.manifest_key(k)))["started_at"]
+                   for k in keys]
+        return _backup_outcome(
+            stage, "concurrent-backups-same-second", bucket, moved[0], [],
+            expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))],
+            expected_claims=2,  # one per backup id taken
+            facts={
+                "both runs completed a backup": len(keys) == 2,
+                "the run that lost the claim took the next second": len(stamps) == 2
+                and _next_second(stamps[0]) == stamps[1],
+                "both started in the first run's second (the manifests record it)":
+                len(started) == 2 and started[0][:19] == started[1][:19],
+            },
+        )
     raise AssertionError("three times the two runs started in different seconds")
+
+
+def _next_second(backup_id: str) -> str:
+    from datetime import datetime, timedelta
+
+    moment = datetime.strptime(backup_id.removeprefix("agent-bom-"), "%Y%m%dT%H%M%SZ")
+    return "agent-bom-" + (moment + timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
 
 
 @scenario("claim-replaced-mid-upload")

@@ -163,7 +163,10 @@ def test_manifest_holds_no_secret(hygiene: Hygiene) -> None:
 
 # ------------------------------------------------------------------ the rendered chart
 SECRET_ENV = {"AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AWS_ACCESS_KEY_ID",
-              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD", "AGENT_BOM_VERIFY_SCRATCH_URL"}
+              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD", "AGENT_BOM_VERIFY_SCRATCH_URL",
+              # notification URLs carry tokens; the Pushgateway's credentials
+              "AGENT_BOM_BACKUP_PING_URL", "AGENT_BOM_BACKUP_WEBHOOK_URL", "AGENT_BOM_BACKUP_PUSHGATEWAY_PASSWORD",
+              "AGENT_BOM_BACKUP_PUSHGATEWAY_AUTHORIZATION"}
 CHART_VALUES: dict[str, Any] = {"controlPlane": {"backup": {
     "enabled": True,
     "destination": {
@@ -174,11 +177,15 @@ CHART_VALUES: dict[str, Any] = {"controlPlane": {"backup": {
     },
     "database": {"existingSecret": "agent-bom-postgres"},
     "restoreDrill": {"enabled": True, "target": {"existingSecret": "agent-bom-scratch-db",
-                                                 "database": "agent_bom_drill"}},
-    "restore": {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}},
+                                                 "database": "agent_bom_drill"},
+                     "staticCredentialsSecret": "agent-bom-drill-s3"},
+    "restore": {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"},
+                "staticCredentialsSecret": "agent-bom-restore-s3"},
     "retentionDays": 30,
     "retention": {"staticCredentialsSecret": "agent-bom-prune"},
     "helmTest": {"enabled": True},
+    "metrics": {"pushgateway": {"url": "http://pushgateway.monitoring:9091", "existingSecret": "agent-bom-pgw"}},
+    "notify": {"existingSecret": "agent-bom-notify"},
 }}}
 
 
@@ -231,7 +238,9 @@ def test_chart_takes_every_secret_variable_from_a_secret_ref(rendered: tuple[str
                     inline.append(f"{document['kind']}/{container['name']}: {variable['name']}")
                 referenced.add(variable["name"])
     assert inline == []
-    assert {"AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AWS_SECRET_ACCESS_KEY"} <= referenced
+    assert {"AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL", "AWS_SECRET_ACCESS_KEY",
+            "AGENT_BOM_BACKUP_PING_URL", "AGENT_BOM_BACKUP_WEBHOOK_URL",
+            "AGENT_BOM_BACKUP_PUSHGATEWAY_PASSWORD"} <= referenced
 
 
 def test_chart_output_has_no_url_with_credentials(rendered: tuple[str, list[dict[str, Any]]]) -> None:

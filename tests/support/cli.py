@@ -368,9 +368,9 @@ _newest_backup_second: dict[str, int] = {}
 
 def take_backup(s3: MotoServer, bucket: str, database_url: str, *args: str, **env: str) -> Backup:
     """Run ``backup`` of ``database_url`` into ``bucket``, insist on success and return what
-    it wrote. A backup id is its start second and the tool refuses a second backup in the
-    same second (by design; the failure-mode table tests that), so a backup into a bucket
-    that already got one this second starts in the next."""
+    it wrote. A backup id is its start second, and a second backup in the same second takes
+    the next second's id (the failure-mode table tests that), so a backup into a bucket that
+    already got one this second starts in the next: tests expect an id from its own start."""
     newest = _newest_backup_second.get(bucket)
     if newest is not None and time.time() < newest + 1:
         time.sleep(newest + 1 - time.time() + 0.01)

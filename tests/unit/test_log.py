@@ -103,5 +103,31 @@ def test_log_line_carries_its_level(json_log: io.StringIO) -> None:
     assert _lines(json_log)[0]["level"] == "warning"
 
 
+@pytest.mark.parametrize(("level", "severity"), [(logging.DEBUG, "DEBUG"), (logging.INFO, "INFO"),
+                                                (logging.WARNING, "WARNING"), (logging.ERROR, "ERROR")],
+                         ids=["debug", "info", "warning", "error"])
+def test_log_line_carries_cloud_logging_severity(json_log: io.StringIO, level: int, severity: str) -> None:
+    logging.getLogger(LOGGER_NAME).setLevel(logging.DEBUG)
+    event(logging.getLogger(LOGGER_NAME), "something", level=level)
+    assert _lines(json_log)[0]["severity"] == severity
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_auto_format_is_human_text_on_a_terminal() -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    stream = _Tty()
+    try:
+        setup_logging("auto", "info", Redactor(), stream=stream)
+        event(logger, "careful", level=logging.WARNING, key="value")
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    assert stream.getvalue() == "warning: careful  [key=value]\n"
+
+
 def test_scrub_uses_the_run_s_redactor(json_log: io.StringIO) -> None:
     assert scrub("report for hunter2-secret") == "report for ***"

@@ -112,3 +112,19 @@ def test_an_encrypted_object_records_its_plaintext_digest() -> None:
     dump = {"key": "agent-bom/postgres/agent-bom-20261125T030007Z.dump", "size": 120, "sha256": "c" * 64,
             "parts": 1, "plaintext_size": 100, "plaintext_sha256": "p" * 64}
     assert Manifest.from_json(_minimal(2, dump=dump)).dump.plaintext_sha256 == "p" * 64
+
+
+@pytest.mark.parametrize(("backup_id", "following"), [
+    ("agent-bom-20261207T030000Z", "agent-bom-20261207T030001Z"),
+    ("agent-bom-20261207T035959Z", "agent-bom-20261207T040000Z"),
+    ("agent-bom-20261231T235959Z", "agent-bom-20270101T000000Z"),
+], ids=["second", "hour-rollover", "year-rollover"])
+def test_next_second_is_the_following_id(backup_id: str, following: str) -> None:
+    """Where a run goes whose second another run claimed: same name format, one second on."""
+    keys = BackupKeys(prefix="agent-bom/postgres", backup_id=backup_id).next_second()
+    assert (keys.backup_id, keys.dump) == (following, f"agent-bom/postgres/{following}.dump")
+
+
+def test_next_second_refuses_a_name_that_is_no_backup_id() -> None:
+    with pytest.raises(ValueError):
+        BackupKeys(prefix="p", backup_id="not-a-backup").next_second()

@@ -9,11 +9,12 @@ thread meanwhile). The result is a :class:`BackupPlan`, logged as ``backup plan`
 **execute**: the snapshot is taken (RLS check, ``pg_export_snapshot()``, sequence states)
 and ``pg_dump --snapshot`` starts; its output is read ahead into part buffers. Then, in
 background threads: the S3 client is made and the bucket checked (HeadBucket, its region,
-one listing of the new backup id's objects: an id already used is refused there); once
+one listing of the new backup id's objects: an id already used is passed over); once
 pg_dump's output has started (its catalog queries come first), ``pg_dumpall
 --globals-only`` (the roles, kept in memory) runs and the same snapshot is counted and
 fingerprinted. Once the bucket has answered and the roles are in, the backup id is
-claimed (conditional write of ``<id>.claim``, the first write) and the parts upload;
+claimed (conditional write of ``<id>.claim``, the first write; a run that loses the claim
+takes the next free second) and the parts upload;
 before the upload is completed the claim is checked again and pg_dump's exit status
 read; then the roles object, and the manifest, written last. Every write's requested
 encryption is confirmed from the store's answers; the manifest records it.
@@ -31,6 +32,7 @@ kills pg_dump.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -61,14 +63,17 @@ from .manifest import (
     TableRecord,
     backup_id_for,
 )
+from .notify import after_commit
 from .parts import DEFAULT_CONCURRENCY, PartReader, PartSchedule, UploadPlan, fill_with, plan_upload
 from .pgclients import AUTO_PREFERENCE, Compression, PgClient, choose_compression, discover, require_tls, select_dump_client
 from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, connect_learning_major
 from .resources import MemoryBudget, memory_budget
-from .storage import Storage, StorageConfig, StreamUploader, UploadResult, same_second_refusal
+from .storage import Claim, IdTaken, Storage, StorageConfig, StreamUploader, UploadResult, same_second_refusal
 
 #: seconds between "uploading" progress lines
 PROGRESS_INTERVAL_S = 15
+#: how many seconds on a run looks for a free backup id before it gives up (exit 8)
+MAX_ID_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -150,6 +155,8 @@ class BackupRun:
     excluded: list[tableaccess.Excluded] = field(default_factory=list)
     #: with --enable-row-security: the statistics sampled before the snapshot
     stats_before: completeness.Stats | None = None
+    #: the preflight found objects of the planned backup id (another run's)
+    id_used_at_preflight: bool = False
 
     @property
     def storage(self) -> Storage:
@@ -180,7 +187,8 @@ def run_backup(config: BackupConfig) -> Manifest:
           bytes=manifest.dump.size, sha256=manifest.dump.sha256, seconds=round(duration, 1),
           tables=len(manifest.tables), tenants=len(manifest.tenant_totals()))
     if config.metrics_file:
-        write_metrics(Path(config.metrics_file), manifest, duration)
+        # the backup is committed: nothing from here on may turn it into a failed (retried) run
+        after_commit("writing --metrics-file", lambda: write_metrics(Path(config.metrics_file), manifest, duration))
     return manifest
 
 
@@ -236,13 +244,35 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     return BackupRun(config=config, plan=plan, conn_info=conn_info, conn=conn, started=started)
 
 
-def _open_storage(config: StorageConfig, keys: BackupKeys) -> Storage:
-    """The S3 client and the bucket preflight; refuses a backup id whose objects exist."""
-    storage = Storage(config)
+def _open_storage(run: BackupRun, keys: BackupKeys) -> Storage:
+    """The S3 client and the bucket preflight, whose one listing of the id's objects tells
+    whether the backup id is already used (then the claim starts at the next second)."""
+    storage = Storage(run.config.storage)
     existing = storage.preflight(list_prefix=keys.id_prefix)
-    if {keys.dump, keys.roles, keys.manifest, keys.claim} & set(existing):
-        raise same_second_refusal(config.uri(keys.dump))
+    run.id_used_at_preflight = bool({keys.dump, keys.roles, keys.manifest, keys.claim} & set(existing))
     return storage
+
+
+def _claim_free_id(storage: Storage, keys: BackupKeys, used: bool) -> tuple[BackupKeys, Claim]:
+    """Take ``keys``' backup id, or the next free second's: the conditional claim decides
+    which of two runs of the same second keeps it; the other goes one second on, so both
+    back up, under distinct ids in start order. Nothing is ever overwritten."""
+    first = keys
+    for _ in range(MAX_ID_SECONDS):
+        if not used:
+            try:
+                claim = storage.claim(keys)
+            except IdTaken:
+                pass
+            else:
+                if keys != first:
+                    event(get_logger(), f"backup id {first.backup_id} was taken by another run; this backup is "
+                          f"{keys.backup_id} (the id is a name: the manifest records the real start)",
+                          level=logging.WARNING, backup_id=keys.backup_id, taken=first.backup_id)
+                return keys, claim
+        keys = keys.next_second()
+        used = storage.id_in_use(keys)
+    raise same_second_refusal(storage.config.uri(first.dump))
 
 
 def _discover_clients(config: BackupConfig, conn_info: ConnInfo) -> list[PgClient]:
@@ -338,7 +368,7 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
     parts = PartReader(plan.upload, fill_with(readinto=encrypted.readinto if encrypted else dump.readinto))
     # the S3 client and preflight (~0.3 s of CPU, most of it imports): after pg_dump's start,
     # so that the connection and the queries before it do not wait for the interpreter lock
-    run.storage_ready = in_background(lambda: _open_storage(config.storage, plan.keys), "s3-preflight")
+    run.storage_ready = in_background(lambda: _open_storage(run, plan.keys), "s3-preflight")
 
     def dump_roles() -> bytes:
         dump.output_started.wait()
@@ -367,8 +397,9 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
         event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
         assert run.roles_ready is not None
         run.roles_ready.result()  # if pg_dumpall failed, nothing is written
-        # the first write: of two runs in the same second, one goes on
-        claim = storage.claim(plan.keys)
+        # the first write: of two runs in the same second, one keeps the id, the other takes the next second
+        keys, claim = _claim_free_id(storage, plan.keys, run.id_used_at_preflight)
+        run.plan = plan = dataclasses.replace(plan, keys=keys)
         progress = Progress("uploading", PROGRESS_INTERVAL_S)
         uploader = StreamUploader(
             storage.client, config.storage, plan.keys.dump, plan.upload,

@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, units
+from . import __version__, notify, units
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
 from .log import Redactor, event, get_logger, password_candidates, setup_logging
+from .notify import KINDS, PING_STYLES, Monitor, MonitorConfig
 from .parts import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule
 from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, StorageConfig
 
@@ -91,6 +92,61 @@ lock_wait_timeout_option = click.option(
 scratch_dir_option = click.option(
     "--scratch-dir", envvar="AGENT_BOM_BACKUP_SCRATCH_DIR", default=None, show_envvar=True,
     help="Directory for the downloaded dump (restore, verify --deep; default: TMPDIR).")
+
+
+def monitor_options(func: F) -> F:
+    """How the end of a run reaches a person (notify.py): Pushgateway, ping, webhook."""
+    return _apply(func, [
+        click.option("--pushgateway-url", envvar="AGENT_BOM_BACKUP_PUSHGATEWAY_URL", default=None, show_envvar=True,
+                     help="Push the run's metrics (success and failure) to this Prometheus Pushgateway; its basic "
+                     "auth from AGENT_BOM_BACKUP_PUSHGATEWAY_USERNAME/_PASSWORD or a whole header from "
+                     "AGENT_BOM_BACKUP_PUSHGATEWAY_AUTHORIZATION."),
+        click.option("--pushgateway-timeout", envvar="AGENT_BOM_BACKUP_PUSHGATEWAY_TIMEOUT", default=10.0,
+                     show_default=True, show_envvar=True, type=click.FloatRange(0.1, 120),
+                     help="Seconds one push may take (3 attempts)."),
+        click.option("--cronjob", envvar="AGENT_BOM_BACKUP_CRONJOB", default=None, show_envvar=True,
+                     help="Name of the CronJob running this (the chart sets it): the pushed metrics' group "
+                     "(default: agent-bom-KIND)."),
+        click.option("--namespace", envvar="AGENT_BOM_BACKUP_NAMESPACE", default=None, show_envvar=True,
+                     help="Namespace of that CronJob (the chart sets it; default: default)."),
+        click.option("--job-kind", envvar="AGENT_BOM_BACKUP_JOB_KIND", default=None, show_envvar=True,
+                     type=click.Choice(list(KINDS)),
+                     help="What this run is for the notifications (default: backup, restore, retention for "
+                     "prune; the drill CronJob sets drill)."),
+        click.option("--ping-url", envvar="AGENT_BOM_BACKUP_PING_URL", default=None, show_envvar=True,
+                     help="Dead-man ping URL of this job's check (prefer the env var: the URL carries a token)."),
+        click.option("--ping-style", envvar="AGENT_BOM_BACKUP_PING_STYLE", default="healthchecks",
+                     show_default=True, show_envvar=True, type=click.Choice(list(PING_STYLES)),
+                     help="healthchecks: <url>/start, <url>, <url>/fail; cronitor: ?state=run|complete|fail; "
+                     "uptime-kuma: ?status=up|down&msg=... at the end."),
+        click.option("--webhook-url", envvar="AGENT_BOM_BACKUP_WEBHOOK_URL", default=None, show_envvar=True,
+                     help="POST a JSON summary of the run here (with a Slack/Teams-compatible text; prefer the "
+                     "env var: the URL carries a token)."),
+        click.option("--notify-timeout", envvar="AGENT_BOM_BACKUP_NOTIFY_TIMEOUT", default=10.0, show_default=True,
+                     show_envvar=True, type=click.FloatRange(0.1, 120),
+                     help="Seconds one ping or webhook request may take (3 attempts; a failure is a warning)."),
+    ])
+
+
+def monitor_config(kwargs: dict[str, Any], command: str) -> MonitorConfig | None:
+    """The notifications of a command that has :func:`monitor_options` (None otherwise)."""
+    if "ping_url" not in kwargs:
+        return None
+    user = os.environ.get("AGENT_BOM_BACKUP_PUSHGATEWAY_USERNAME")
+    password = os.environ.get("AGENT_BOM_BACKUP_PUSHGATEWAY_PASSWORD")
+    return MonitorConfig(
+        kind=kwargs.pop("job_kind") or {"prune": "retention"}.get(command, command),
+        pushgateway_url=kwargs.pop("pushgateway_url") or None,
+        pushgateway_timeout_s=kwargs.pop("pushgateway_timeout"),
+        pushgateway_basic_auth=(user or "", password) if password else None,
+        pushgateway_authorization=os.environ.get("AGENT_BOM_BACKUP_PUSHGATEWAY_AUTHORIZATION") or None,
+        cronjob=kwargs.pop("cronjob") or None,
+        namespace=kwargs.pop("namespace") or None,
+        ping_url=kwargs.pop("ping_url") or None,
+        ping_style=kwargs.pop("ping_style"),
+        webhook_url=kwargs.pop("webhook_url") or None,
+        timeout_s=kwargs.pop("notify_timeout"),
+    )
 
 
 class _LineString(click.ParamType):
@@ -168,6 +224,9 @@ def operation(func: F) -> F:
                 _add_url_password(redactor, value)
         for name in ("PGPASSWORD", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
             redactor.add(os.environ.get(name))
+        monitoring = monitor_config(kwargs, func.__name__)
+        for secret in monitoring.secrets() if monitoring else ():
+            redactor.add(secret)
         log = setup_logging(kwargs.pop("log_format"), kwargs.pop("log_level"), redactor)
 
         def on_signal(signum: int, _frame: object) -> None:
@@ -175,16 +234,28 @@ def operation(func: F) -> F:
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        monitor = Monitor(monitoring) if monitoring and monitoring.enabled else None
+        exit_code, reason = int(ExitCode.OK), ""
         try:
+            if monitor:
+                monitor.start()
             func(**kwargs)
         except BackupError as exc:
             event(log, str(exc), level=logging.ERROR, exit_code=int(exc.exit_code), error=type(exc).__name__)
-            sys.exit(int(exc.exit_code))
+            exit_code, reason = int(exc.exit_code), str(exc)
+        except SystemExit as exc:  # check: exit 10
+            exit_code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else int(ExitCode.INTERNAL)
+            reason = "" if exit_code == 0 else f"exit {exit_code}"
         except Exception as exc:  # noqa: BLE001 - the last line of defence
             log.debug("unexpected error", exc_info=True)
             event(log, f"unexpected error: {type(exc).__name__}: {exc}", level=logging.ERROR,
                   exit_code=int(ExitCode.INTERNAL))
-            sys.exit(int(ExitCode.INTERNAL))
+            exit_code, reason = int(ExitCode.INTERNAL), f"unexpected error: {type(exc).__name__}: {exc}"
+        if monitor:
+            # after the run: whatever happens here is a warning, never another exit code
+            monitor.finish(exit_code, reason)
+        if exit_code:
+            sys.exit(exit_code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -258,11 +329,13 @@ def main() -> None:
               "the default --memory-budget is 60% of it.")
 @pg_client_options
 @click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
-              help="Write Prometheus textfile metrics here after a successful backup.")
+              help="Write Prometheus textfile metrics here after a successful backup (only useful where a "
+              "node-exporter textfile collector reads a mounted volume; a failure is a warning).")
 @click.option("--encrypt-to", "encrypt_to", envvar="AGENT_BOM_BACKUP_ENCRYPT_TO", multiple=True, type=_LineString(),
               show_envvar=True, help="Encrypt the dump and roles objects on the client to this age recipient "
               "(age1... X25519 public key, or an SSH ed25519/RSA public key line; repeatable; env: one per line). "
               "Only the holder of a matching identity can restore; the manifest stays readable.")
+@monitor_options
 @operation
 def backup(**kwargs: Any) -> None:
     """Dump AGENT_BOM_POSTGRES_URL and stream it to S3 (run by the CronJob).
@@ -298,6 +371,8 @@ def backup(**kwargs: Any) -> None:
         encrypt_to=tuple(kwargs["encrypt_to"]),
     )
     manifest = run_backup(config)
+    notify.record(backup_uri=storage.uri(manifest.dump.key), bytes=manifest.dump.size, parts=manifest.dump.parts,
+                  rows=sum(t.rows for t in manifest.tables), tenants=len(manifest.tenant_totals()))
     click.echo(storage.uri(manifest.dump.key))
 
 
@@ -359,6 +434,7 @@ def _threshold(value: str) -> int | None:
 @click.option("--allow-older/--no-allow-older", envvar="AGENT_BOM_RESTORE_ALLOW_OLDER", default=False,
               show_envvar=True, help="With latest or a prefix: when the newest backup is unreadable or archived, "
               "restore the newest complete one instead (the report records what was passed over).")
+@monitor_options
 @operation
 def restore(**kwargs: Any) -> None:
     """Restore BACKUP_URI (or the newest complete backup) and verify it against its manifest.
@@ -396,9 +472,25 @@ def restore(**kwargs: Any) -> None:
         identity_file=kwargs["identity_file"],
     )
     outcome = run_restore(config)
+    notify.record(**_restore_facts(outcome.report))
     click.echo(outcome.report.summary(), nl=False)
     if outcome.error is not None:
         raise outcome.error
+
+
+def _restore_facts(report: Any) -> dict[str, Any]:
+    """What a restore tells the notifications: the backup, and for a verified restore its
+    rows, tenants and how long it took."""
+    facts: dict[str, Any] = {"backup_uri": report.backup_uri}
+    if report.status.startswith("verified") and report.finished_at:
+        from datetime import datetime
+
+        facts["restore_seconds"] = (datetime.fromisoformat(report.finished_at)
+                                    - datetime.fromisoformat(report.started_at)).total_seconds()
+    if report.verification is not None:
+        facts["rows"] = sum(t.actual or 0 for t in report.verification.tables)
+        facts["tenants"] = len(report.verification.tenant_totals_actual)
+    return facts
 
 
 @main.command()
@@ -596,6 +688,7 @@ def _echo_recipients(storage: Any) -> None:
               help="Never delete an incomplete backup younger than this (it may still be running).")
 @click.option("--dry-run/--yes", "dry_run", envvar="AGENT_BOM_PRUNE_DRY_RUN", default=True, show_default=True,
               show_envvar=True, help="Only print what would be deleted (default); --yes deletes.")
+@monitor_options
 @operation
 def prune(**kwargs: Any) -> None:
     """Delete expired backups (dump, roles and manifest together; the manifest first).
@@ -614,6 +707,7 @@ def prune(**kwargs: Any) -> None:
     plan = plan_prune(storage, kwargs["keep_days"], kwargs["keep_last"],
                       incomplete_grace_seconds=kwargs["incomplete_grace"])
     result = apply_prune(storage, plan, dry_run=kwargs["dry_run"])
+    notify.record(deleted=0 if result.dry_run else len(plan.doomed))
     verb = "would delete" if result.dry_run else "deleted"
     passive = "would be deleted" if result.dry_run else "deleted"
     click.echo(f"prune {plan.location}: keep {kwargs['keep_days']:g} days and at least the "

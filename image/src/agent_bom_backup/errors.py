@@ -43,7 +43,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     "non-empty target without --clean/--confirm-target, live "
     "source without --approval, missing roles or extensions, owners the restore role cannot act as, "
     "`restore latest` whose newest backup is unreadable or archived (--allow-older), backup id taken by another "
-    "run, requested encryption not confirmed by the store",
+    "run on a store that ignores If-None-Match (or no free second within a minute), requested encryption not "
+    "confirmed by the store",
     ExitCode.RESTORE: "a restore step failed before the target database was changed (creating roles, reading the "
     "archive's table of contents, the wipe's transaction): the target database is untouched",
     ExitCode.STALE: "check: the newest complete backup is older than --max-age, or there is none",

@@ -1,5 +1,8 @@
 """Logging: one JSON object per line in the job, human text on a terminal.
 
+Each JSON line carries ``level`` (lower case) and ``severity`` (Cloud Logging's name for
+it: GKE files a stderr line without ``severity`` as ERROR).
+
 Secrets never reach a log line: URLs are redacted where they are formatted, and a
 filter scrubs every secret registered with the Redactor as a second line of defence.
 """
@@ -98,12 +101,19 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+#: Cloud Logging's LogSeverity names for the standard levels
+_SEVERITY = {logging.DEBUG: "DEBUG", logging.INFO: "INFO", logging.WARNING: "WARNING", logging.ERROR: "ERROR",
+             logging.CRITICAL: "CRITICAL"}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
+            # Cloud Logging (GKE) files a line without ``severity`` as ERROR
+            "severity": _SEVERITY.get(record.levelno, record.levelname),
             "message": record.getMessage(),
         }
         payload.update(getattr(record, "fields", None) or {})

@@ -7,6 +7,9 @@ A dump without its manifest is incomplete by definition. Object names:
     <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.manifest.json   this manifest (written last)
     <prefix>/agent-bom-YYYYMMDDTHHMMSSZ.claim           written first, conditionally: takes the
                                                         backup id so two runs never share it
+
+The id is a name: a run whose second another run claimed first takes the next free
+second, so ids stay distinct and ordered; ``started_at`` records the real start.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from .dbstate import DatabaseRecord
@@ -74,6 +77,14 @@ class BackupKeys:
     roles = _ObjectKey(ROLES_SUFFIX)
     manifest = _ObjectKey(MANIFEST_SUFFIX)
     claim = _ObjectKey(CLAIM_SUFFIX)
+
+    def next_second(self) -> "BackupKeys":
+        """The keys of the id one second later: where a run goes whose second another run
+        took (the id is a name; the manifest records the real start)."""
+        moment = backup_time(self.backup_id)
+        if moment is None:
+            raise ValueError(f"{self.backup_id!r} is not a backup id")
+        return BackupKeys(prefix=self.prefix, backup_id=backup_id_for(moment + timedelta(seconds=1)))
 
     @property
     def id_prefix(self) -> str:

@@ -22,9 +22,10 @@ Failure behaviour (proven by tests/reliability, listed in docs/failure-modes.md)
   ``If-None-Match: *``) before anything is uploaded, and checked again before the dump is
   completed (one listing of the id's objects: the claim's ETag is still ours, and nothing
   is at the dump's key): of two runs that picked the same id (same second), exactly one
-  writes a backup; the other is refused (exit 8), on every store, including one that
-  ignores ``If-None-Match``. The preflight's one listing of the id's objects refuses an id
-  already used before anything starts. The dump is also completed with
+  writes a backup under that id; the other takes the next free second (the backup does,
+  :func:`backup._claim_free_id`); on a store that ignores ``If-None-Match`` on PutObject the
+  later check refuses it (exit 8) and nothing is overwritten. The preflight's one listing of
+  the id's objects moves a run off an id already used before anything is written. The dump is also completed with
   ``If-None-Match: *`` where the store honours it (Ceph RGW 16 does not on
   CompleteMultipartUpload; it does on PutObject).
 * Requested server-side encryption is confirmed from the store's own answers for every
@@ -97,10 +98,15 @@ ENCRYPTION_HINT = (
 )
 
 
-def same_second_refusal(dump_uri: str) -> RefusedError:
+class IdTaken(RefusedError):
+    """The backup id's claim belongs to another run (a run of the same second took it
+    first): the backup takes the next free second instead."""
+
+
+def same_second_refusal(dump_uri: str) -> IdTaken:
     """Two runs started in the same second picked the same backup id; this one stands back."""
-    return RefusedError(f"{redact_url(dump_uri)} is taken: another backup started in the same second",
-                        hint=SAME_SECOND_HINT)
+    return IdTaken(f"{redact_url(dump_uri)} is taken: another backup started in the same second",
+                   hint=SAME_SECOND_HINT)
 
 
 def is_aws_endpoint(url: str | None) -> bool:
@@ -859,6 +865,15 @@ class Storage:
         etag = str(response.get("ETag") or "").strip('"')
         event(get_logger(), "backup id taken", claim=keys.claim)
         return Claim(key=keys.claim, etag=etag)
+
+    def id_in_use(self, keys: BackupKeys) -> bool:
+        """Whether any object of the backup id ``keys`` exists (one listing, s3:ListBucket)."""
+        try:
+            response = self.client.list_objects_v2(Bucket=self.config.bucket, Prefix=keys.id_prefix, MaxKeys=10)
+        except (ClientError, BotoCoreError) as exc:
+            raise storage_error(exc, "listing the backup id's objects", self.config.uri(keys.claim)) from None
+        listed = {str(o["Key"]) for o in response.get("Contents", [])}
+        return bool({keys.dump, keys.roles, keys.manifest, keys.claim} & listed)
 
     def check_claim(self, claim: Claim, dump_key: str) -> None:
         """Refuse unless the backup id is still this run's, just before its dump is

@@ -285,6 +285,9 @@ the user's extra environment (agent-bom.extraEnv, per component).
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
 {{- end }}
+{{- with include "agent-bom.backup.notifyEnv" (dict "context" . "cronjob" (include "agent-bom.backup.fullname" .) "kind" "backup" "pingKey" "backupPingUrl") }}
+{{ . }}
+{{- end }}
 {{- $ce := dig "clientEncryption" dict $b }}
 {{- if dig "recipients" list $ce }}
 - name: AGENT_BOM_BACKUP_ENCRYPT_TO

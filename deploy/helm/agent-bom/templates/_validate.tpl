@@ -360,6 +360,7 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- range $path := keys $accounts | sortAlpha }}
 {{- $checks = append $checks (dict "path" (printf "controlPlane.backup.%s.annotations[\"eks.amazonaws.com/role-arn\"]" $path) "value" (dig "annotations" "eks.amazonaws.com/role-arn" "" (get $accounts $path)) "pattern" $roleArn "expect" "an IAM role ARN (arn:aws:iam::123456789012:role/NAME)") }}
 {{- end }}
+{{- $checks = append $checks (dict "path" "controlPlane.backup.metrics.pushgateway.url" "value" (dig "metrics" "pushgateway" "url" "" $b) "pattern" "^https?://[^\\s/?#]+[^\\s]*$" "expect" "an http(s) URL (e.g. http://prometheus-pushgateway.monitoring:9091)" "hide" true) }}
 {{- range $checks }}
 {{- $errors = append $errors (include "agent-bom.formatError" .) }}
 {{- end }}
