@@ -120,11 +120,11 @@ class TestRestoreDrillCronJob:
 
     def test_web_identity_assumes_the_restore_role(self):
         values = backup_values(
-            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
-            webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
+            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-restore"},
+            webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"},
         )
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore"
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::409613851297:role/agent-bom-restore"
 
     @pytest.mark.parametrize(
         ("drill_secret", "expected"),
