@@ -13,14 +13,18 @@ them (tests/chart/test_upgrade.py renders exactly that).
 
 {{/*
 Fully qualified name prefix of every resource (63 characters at most).
-The release name is used alone when it already contains the chart name.
+The release name is used alone when it already contains the chart name; release
+"<name>-backup" (agent-bom-backup, the documented release beside upstream's `agent-bom`) uses the
+chart name, so its CronJob keeps the runbook's name agent-bom-control-plane-backup.
 */}}
 {{- define "agent-bom.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
+{{- if eq .Release.Name (printf "%s-backup" $name) }}
+{{- $name | trunc 63 | trimSuffix "-" }}
+{{- else if contains $name .Release.Name }}
 {{- .Release.Name | trunc 63 | trimSuffix "-" }}
 {{- else }}
 {{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
