@@ -291,7 +291,9 @@ if [ -n "$BASE_IMAGE" ]; then BUILD_ARGS+=(--build-arg "BASE_IMAGE=${BASE_IMAGE}
 if [ -n "$DEBIAN_MIRROR" ]; then BUILD_ARGS+=(--build-arg "DEBIAN_MIRROR=${DEBIAN_MIRROR}"); fi
 # a mirror whose Release files are past their Valid-Until (the host's apt says so): the
 # build's apt for Debian forky must skip that check too
-if command -v apt-config >/dev/null 2>&1 && apt-config dump 2>/dev/null | grep -qi '^Acquire::Check-Valid-Until "false"'; then
+# (read whole first: with pipefail, `apt-config dump | grep -q` fails when grep stops early)
+APT_CONFIG_DUMP="$(apt-config dump 2>/dev/null || true)"
+if grep -qi '^Acquire::Check-Valid-Until "false"' <<<"$APT_CONFIG_DUMP"; then
   BUILD_ARGS+=(--build-arg APT_CHECK_VALID_UNTIL=false)
 fi
 if [ -n "${PIP_INDEX_URL:-}" ]; then BUILD_ARGS+=(--build-arg "PIP_INDEX=${PIP_INDEX_URL}"); fi
