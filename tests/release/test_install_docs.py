@@ -108,3 +108,24 @@ def test_readme_links_the_release_docs() -> None:
                                      "tests/release/test_registry.py", "workflow_dispatch"])
 def test_release_docs_mention(mention: str) -> None:
     assert mention in RELEASING
+
+
+#: every `cosign verify REF` with the lines after it, in every document a user reads
+COSIGN = re.compile(r"cosign verify (?P<ref>\S+) \\\n\s*--certificate-identity-regexp '(?P<identity>[^']+)'")
+COSIGN_DOCS = sorted([release.REPO_ROOT / "README.md", *(release.REPO_ROOT / "docs").glob("*.md"),
+                      release.CHART_DIR / "README.md"])
+
+
+def cosign_recipes() -> list[tuple[str, str, str]]:
+    return [(str(doc.relative_to(release.REPO_ROOT)), m["ref"], m["identity"])
+            for doc in COSIGN_DOCS for m in COSIGN.finditer(doc.read_text())]
+
+
+def test_cosign_recipes_are_found() -> None:
+    assert {doc for doc, _, _ in cosign_recipes()} >= {"README.md", "deploy/helm/agent-bom/README.md"}
+
+
+@pytest.mark.parametrize("recipe", cosign_recipes(), ids=lambda r: f"{r[0]}:{r[1]}")
+def test_every_cosign_recipe_verifies_by_digest_with_the_release_workflow_identity(recipe) -> None:
+    _, ref, identity = recipe
+    assert ("@sha256:" in ref, identity) == (True, release.certificate_identity_regexp(default_image_owner()))
