@@ -116,6 +116,6 @@ class TestPruneRole:
 
 def test_readme_explains_every_placeholder():
     readme = (IAM_DIR / "README.md").read_text()
-    placeholders = ["agent-bom-prod-backups", "agent-bom/postgres", "us-east-1", "409613851297",
+    placeholders = ["agent-bom-prod-backups", "agent-bom/postgres", "us-east-1", "111122223333",
                     "1234abcd-12ab-34cd-56ef-1234567890ab"]
     assert [p for p in placeholders if f"`{p}`" not in readme] == []
