@@ -236,7 +236,7 @@ EXERCISES: dict[str, Exercise] = {
     "--confirm-target agent_bom --approval INC-1234 --report restore-INC-1234.json": RUNS,
     # restore into a managed instance
     'export MANAGED_POSTGRES_URL="postgresql://dbadmin@agent-bom.cluster-abc123.us-east-1.rds.amazonaws.com:5432/'
-    'agent_bom_restore?sslmode=verify-full"': Provided("MANAGED_POSTGRES_URL"),
+    'agent_bom_restore?sslmode=verify-full&sslrootcert=./global-bundle.pem"': Provided("MANAGED_POSTGRES_URL"),
     'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
     "--create-missing-roles --dry-run": RUNS,
     'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
