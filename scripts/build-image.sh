@@ -297,14 +297,20 @@ fi
 BUILD_ARGS=(--build-arg "VERSION=${VERSION}")
 if [ -n "$BASE_IMAGE" ]; then BUILD_ARGS+=(--build-arg "BASE_IMAGE=${BASE_IMAGE}"); fi
 if [ -n "$DEBIAN_MIRROR" ]; then BUILD_ARGS+=(--build-arg "DEBIAN_MIRROR=${DEBIAN_MIRROR}"); fi
+# a mirror whose Release files are past their Valid-Until (the host's apt says so): the
+# build's apt for Debian forky must skip that check too
+# (read whole first: with pipefail, `apt-config dump | grep -q` fails when grep stops early)
+APT_CONFIG_DUMP="$(apt-config dump 2>/dev/null || true)"
+if grep -qi '^Acquire::Check-Valid-Until "false"' <<<"$APT_CONFIG_DUMP"; then
+  BUILD_ARGS+=(--build-arg APT_CHECK_VALID_UNTIL=false)
+fi
 if [ -n "${PIP_INDEX_URL:-}" ]; then BUILD_ARGS+=(--build-arg "PIP_INDEX=${PIP_INDEX_URL}"); fi
 if [ -n "$PG_MAJORS" ]; then
   dirs=""
   # shellcheck disable=SC2086  # split the list on purpose
-  for major in $(printf '%s\n' $PG_MAJORS 17 | sort -n -u); do
+  for major in $(printf '%s\n' $PG_MAJORS 17 18 | sort -n -u); do
     dirs="${dirs:+${dirs}:}/usr/lib/postgresql/${major}/bin"
   done
-  case " $PG_MAJORS " in *" 18 "*) ;; *) dirs="${dirs}:/opt/pg/18/bin" ;; esac
   BUILD_ARGS+=(--build-arg PGDG=true --build-arg "PGDG_MAJORS=${PG_MAJORS}" --build-arg "PG_BIN_DIRS=${dirs}")
   if [ -n "$PGDG_HOST" ]; then BUILD_ARGS+=(--build-arg "PGDG_HOST=${PGDG_HOST}"); fi
 fi

@@ -10,6 +10,11 @@
       keeps every comment, checked by parsing), then confirmed from `helm show`.
   release.py push-chart CHART.tgz oci://REGISTRY/PATH [--plain-http]
       `helm push`, then print the pushed chart's digest (what cosign signs).
+  release.py build-python VERSION [--destination DIR] [--no-isolation]
+      Build the CLI's sdist and wheel (`python -m build`: the wheel from the sdist) and check
+      them: file names and metadata carry VERSION, the README as the description, the
+      license, project URLs, classifiers, the `agent-bom-backup` entry point, and no file
+      outside the package. Prints the two paths (what the workflow publishes to PyPI).
   release.py notes VERSION --owner OWNER --image-digest sha256:... [--chart-digest sha256:...]
       Release notes (Markdown): install, pinned image, signature and provenance checks.
 
@@ -28,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from collections.abc import Sequence
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import Any
 
@@ -303,7 +310,7 @@ def release_notes(version: str, owner: str, image_digest: str | None = None, cha
         "Install or upgrade the chart from the registry (the job image is pinned by digest):",
         "",
         "```sh",
-        f"helm upgrade --install agent-bom {chart} --version {version} -n agent-bom -f values.yaml",
+        f"helm upgrade --install agent-bom-backup {chart} --version {version} -n agent-bom -f values.yaml",
         "```",
         "",
         f"- Job image: `{image}:{version}`" + (f" = `{pinned_image}`" if image_digest else "") + " (linux/amd64, linux/arm64)",
@@ -333,6 +340,77 @@ def release_notes(version: str, owner: str, image_digest: str | None = None, cha
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ the CLI's Python package
+DIST_NAME = "agent-bom-backup"
+DIST_FILE_STEM = DIST_NAME.replace("-", "_")
+PACKAGE_NAME = "agent_bom_backup"
+ENTRY_POINT = "agent-bom-backup = agent_bom_backup.cli:main"
+LICENSE_EXPRESSION = "Apache-2.0"
+#: wheel members allowed beside the package: its .dist-info folder
+_WHEEL_TOP_LEVEL = {PACKAGE_NAME}
+
+
+def build_python(version: str, destination: Path, *, isolation: bool = True, root: Path = REPO_ROOT) -> list[Path]:
+    """``python -m build`` (sdist, then the wheel from the sdist) into ``destination``; checked."""
+    _check_version(version)
+    destination.mkdir(parents=True, exist_ok=True)
+    stale = [p for p in destination.iterdir() if p.name.startswith(DIST_FILE_STEM)]
+    if stale:
+        raise ReleaseError(f"{destination} already holds {stale[0].name}: build into an empty folder")
+    argv = [sys.executable, "-m", "build", "--outdir", str(destination), str(root)]
+    if not isolation:
+        argv.insert(3, "--no-isolation")
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        raise ReleaseError(f"python -m build failed ({tail[0]}): is the `build` package installed?")
+    return check_python_dist(destination, version)
+
+
+def _wheel_metadata(wheel: Path) -> tuple[Any, list[str], str]:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        info = f"{DIST_FILE_STEM}-{wheel.name.split('-')[1]}.dist-info"
+        metadata = HeaderParser().parsestr(zf.read(f"{info}/METADATA").decode())
+        entry_points = zf.read(f"{info}/entry_points.txt").decode() if f"{info}/entry_points.txt" in names else ""
+    return metadata, names, entry_points
+
+
+def check_python_dist(destination: Path, version: str) -> list[Path]:
+    """The sdist and the wheel of ``version`` in ``destination``, checked; their paths."""
+    sdist = destination / f"{DIST_FILE_STEM}-{version}.tar.gz"
+    wheel = destination / f"{DIST_FILE_STEM}-{version}-py3-none-any.whl"
+    built = sorted(p.name for p in destination.iterdir() if p.name.startswith(DIST_FILE_STEM))
+    if built != sorted([sdist.name, wheel.name]):
+        raise ReleaseError(f"expected {sdist.name} and {wheel.name} in {destination}, found {built or 'nothing'}")
+    metadata, names, entry_points = _wheel_metadata(wheel)
+    problems = []
+    if metadata["Name"] != DIST_NAME or metadata["Version"] != version:
+        problems.append(f"name/version {metadata['Name']} {metadata['Version']} (want {DIST_NAME} {version})")
+    if metadata["License-Expression"] != LICENSE_EXPRESSION:
+        problems.append(f"License-Expression {metadata['License-Expression']!r} (want {LICENSE_EXPRESSION})")
+    if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
+        problems.append("no LICENSE file in the wheel")
+    if metadata["Description-Content-Type"] != "text/markdown" or not (metadata.get_payload() or "").strip():
+        problems.append("the README is not the Markdown long description")
+    if not metadata.get_all("Project-URL"):
+        problems.append("no Project-URL")
+    if not metadata.get_all("Classifier"):
+        problems.append("no Classifier")
+    if not metadata["Requires-Python"]:
+        problems.append("no Requires-Python")
+    if ENTRY_POINT not in entry_points.replace("  ", " "):
+        problems.append(f"no console script `{ENTRY_POINT}`")
+    strays = sorted({n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} - _WHEEL_TOP_LEVEL)
+    if strays:
+        problems.append(f"files outside the package: {', '.join(strays)}")
+    if f"{PACKAGE_NAME}/cli.py" not in names:
+        problems.append(f"{PACKAGE_NAME}/cli.py missing")
+    if problems:
+        raise ReleaseError(f"{wheel.name}: " + "; ".join(problems))
+    return [sdist, wheel]
+
+
 # ------------------------------------------------------------------ CLI
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="release.py", description=__doc__.split("\n\n")[0])
@@ -350,6 +428,12 @@ def _parser() -> argparse.ArgumentParser:
     push.add_argument("oci_repository")
     push.add_argument("--plain-http", action="store_true", help="registry without TLS (local tests)")
     push.add_argument("--helm")
+    python = sub.add_parser("build-python", help="build and check the CLI's sdist and wheel")
+    python.add_argument("version")
+    python.add_argument("--destination", type=Path, default=Path("dist/python"),
+                        help="output folder, empty or new (default: dist/python)")
+    python.add_argument("--no-isolation", action="store_true",
+                        help="build with the installed setuptools (no build environment from the index)")
     notes = sub.add_parser("notes", help="print the release notes (Markdown)")
     notes.add_argument("version")
     notes.add_argument("--owner", required=True)
@@ -366,6 +450,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "package-chart":
             print(package_chart(args.version, args.destination, digest=args.digest,
                                 repository=args.image_repository, helm=args.helm))
+        elif args.command == "build-python":
+            for path in build_python(args.version, args.destination, isolation=not args.no_isolation):
+                print(path)
         elif args.command == "push-chart":
             print(push_chart(args.package, args.oci_repository, plain_http=args.plain_http, helm=args.helm))
         else:

@@ -151,6 +151,37 @@ def test_image_mode_runs_restore_in_the_image(tmp_path: Path) -> None:
                                             "--approval", "INC-9"])
 
 
+def _volumes(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--volume"]
+
+
+def test_image_mode_mounts_the_aws_profiles_read_only(tmp_path: Path) -> None:
+    """AWS_PROFILE / SSO: the image's HOME is /tmp, so ~/.aws goes to /tmp/.aws."""
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    (tmp_path / ".aws").mkdir()
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_PROFILE="prod")
+    argv = _record(tmp_path)["argv"]
+    assert (f"{tmp_path}/.aws:/tmp/.aws:ro" in _volumes(argv), argv[argv.index("AWS_PROFILE") - 1]) == (True, "--env")
+
+
+def test_image_mode_without_aws_profiles_mounts_none(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine))
+    assert [v for v in _volumes(_record(tmp_path)["argv"]) if ".aws" in v] == []
+
+
+def test_image_mode_mounts_an_aws_config_file_named_in_the_environment(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    config = tmp_path / "elsewhere" / "aws-config"
+    config.parent.mkdir()
+    config.write_text("[profile prod]\n")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_CONFIG_FILE=str(config))
+    assert f"{config}:{config}:ro" in _volumes(_record(tmp_path)["argv"])
+
+
 def test_image_mode_keeps_secrets_out_of_the_engine_argv(tmp_path: Path) -> None:
     engine = _stub(tmp_path / "bin" / "fake-engine")
     _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",

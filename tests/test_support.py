@@ -154,7 +154,7 @@ def other_ca(tmp_root: Path) -> Path:
 
 
 class TestTls:
-    @pytest.mark.parametrize("major", [15, 16], ids=["pg15", "pg16"])
+    @pytest.mark.parametrize("major", [15, 16, 18], ids=["pg15", "pg16", "pg18-npm-openssl"])
     def test_verify_full_with_the_ca_connects_over_tls(self, pg_cluster_factory: PgClusterPool, major: int) -> None:
         cluster = pg_cluster_factory(major, ssl=True)
         url = cluster.superuser_url(sslmode="verify-full", sslrootcert=str(cluster.ca_file))
@@ -178,9 +178,9 @@ class TestTls:
         with pytest.raises(psycopg.OperationalError, match="no encryption"):
             psycopg.connect(cluster.superuser_url(sslmode="disable"), connect_timeout=10)
 
-    def test_embedded_18_refuses_tls(self, shared_tmp_path: Path) -> None:
-        with pytest.raises(PgClusterError, match="without OpenSSL"):
-            PgCluster(18, shared_tmp_path / "pg", ssl=True)
+    def test_18_with_tls_runs_the_openssl_build_not_the_wheel(self, pg_cluster_factory: PgClusterPool) -> None:
+        cluster = pg_cluster_factory(18, ssl=True)
+        assert cluster.bin_dir == tools.pg_tls_server_bin_dir(18) != tools.pg_bin_dir(18)
 
 
 # ----------------------------------------------------------------- S3 (moto)

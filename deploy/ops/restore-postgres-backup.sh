@@ -52,8 +52,9 @@ Environment:
   AGENT_BOM_BACKUP_CLI              agent-bom-backup executable to run
   AGENT_BOM_BACKUP_IMAGE            run this job image instead (podman or docker; set
                                     AGENT_BOM_BACKUP_CONTAINER_ENGINE to choose). It sees
-                                    the current directory only: keep --report and
-                                    --safety-backup-dir paths under it
+                                    the current directory (keep --report and
+                                    --safety-backup-dir paths under it) and ~/.aws,
+                                    read-only (AWS_PROFILE and SSO logins work)
   AGENT_BOM_BACKUP_ENDPOINT_URL     S3-compatible endpoint (plus _PATH_STYLE, _CA_BUNDLE)
   AWS_ACCESS_KEY_ID, AWS_PROFILE, ...  the identity that reads the bucket
   AGENT_BOM_POSTGRES_URL            the live database (restoring over it needs --approval)
@@ -102,7 +103,7 @@ find_cli() {
     local venv=${AGENT_BOM_TOOLS_DIR:-$REPO_ROOT/.tools}/venv
     if [[ ! -x $venv/bin/agent-bom-backup ]]; then
         [[ -x $REPO_ROOT/scripts/bootstrap.sh ]] ||
-            die "agent-bom-backup not found: install it (pip install agent-bom-backup), set AGENT_BOM_BACKUP_CLI, or set AGENT_BOM_BACKUP_IMAGE to run the job image"
+            die "agent-bom-backup not found: install it (pipx install agent-bom-backup, or uv tool install agent-bom-backup), set AGENT_BOM_BACKUP_CLI, or set AGENT_BOM_BACKUP_IMAGE to run the job image"
         printf 'restore-postgres-backup: installing agent-bom-backup into %s (scripts/bootstrap.sh python)\n' "$venv" >&2
         "$REPO_ROOT/scripts/bootstrap.sh" -q python >&2
         [[ -x $venv/bin/agent-bom-backup ]] || die "scripts/bootstrap.sh python did not install $venv/bin/agent-bom-backup"
@@ -140,6 +141,16 @@ run_image() {
     if [[ ${AGENT_BOM_RESTORE_IDENTITY_FILE:-} == /* && -f $AGENT_BOM_RESTORE_IDENTITY_FILE ]]; then
         run_args+=(--volume "$AGENT_BOM_RESTORE_IDENTITY_FILE:$AGENT_BOM_RESTORE_IDENTITY_FILE:ro")
     fi
+    # The AWS CLI's files, read-only, where the image's HOME (/tmp) looks for them: profiles
+    # and SSO logins (AWS_PROFILE, `aws sso login` first) work in the image as on the host.
+    if [[ -n ${HOME:-} && -d $HOME/.aws ]]; then
+        run_args+=(--volume "$HOME/.aws:/tmp/.aws:ro")
+    fi
+    for name in AWS_CONFIG_FILE AWS_SHARED_CREDENTIALS_FILE; do
+        if [[ -n ${!name:-} && -f ${!name} ]]; then
+            run_args+=(--volume "${!name}:${!name}:ro")
+        fi
+    done
     exec "$engine" "${run_args[@]}" "$AGENT_BOM_BACKUP_IMAGE" agent-bom-backup "$@"
 }
 

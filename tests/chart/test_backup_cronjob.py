@@ -395,21 +395,21 @@ class TestCredentials:
         assert env_map(doc)["AWS_SESSION_TOKEN"] == {"secretKeyRef": {"name": "s3-creds", "key": "token"}}
 
     def test_web_identity_sets_role_arn(self):
-        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"})
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-backup"
+        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"})
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::409613851297:role/agent-bom-backup"
 
     def test_web_identity_token_file_is_the_projected_token(self):
-        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/r"})
+        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/r"})
         assert env_map(doc)["AWS_WEB_IDENTITY_TOKEN_FILE"] == "/var/run/secrets/agent-bom/aws-token/token"
 
     def test_web_identity_projects_a_token_for_sts(self):
-        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/r"})
+        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/r"})
         assert volumes_by_name(doc)["aws-token"]["projected"]["sources"] == [
             {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 3600, "path": "token"}}
         ]
 
     def test_web_identity_token_is_mounted_read_only(self):
-        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/r"})
+        doc = _cronjob(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/r"})
         assert mounts_by_name(doc)["aws-token"]["readOnly"] is True
 
     def test_api_token_not_automounted_by_default(self):

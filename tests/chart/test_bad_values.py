@@ -28,7 +28,7 @@ DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database":
          **own_role("agent-bom-restore-drill")}
 RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}, **own_role("agent-bom-restore")}
 RETENTION = own_role("agent-bom-prune")
-ROLE = "arn:aws:iam::111122223333:role/r"
+ROLE = "arn:aws:iam::409613851297:role/r"
 
 
 def _without(path: str) -> dict[str, Any]:
@@ -212,7 +212,60 @@ REFUSALS = [
     ("placeholder-maintenance-secret", _with(backup_values(), controlPlane={"postgresSecrets": {
         "enabled": True, "maintenanceSecretRef": {"name": "REPLACE_ME"}}}),
      r'controlPlane\.postgresSecrets\.maintenanceSecretRef\.name still holds the placeholder "REPLACE_ME": .*'),
+    # --- what installs but fails at run time (issue 28) ----------------------------------
+    ("aws-documentation-account", backup_values(serviceAccount={"annotations": {
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom-backup"}}),
+     r'controlPlane\.backup\.serviceAccount\.annotations\["eks\.amazonaws\.com/role-arn"\] still holds the '
+     r'placeholder "409613851297": replace it with your real value'),
+    ("account-id-token", backup_values(destination={"bucketRegion": "auto",
+                                                    "endpointUrl": "https://ACCOUNT_ID.r2.cloudflarestorage.com"}),
+     r'controlPlane\.backup\.destination\.endpointUrl still holds the placeholder "ACCOUNT_ID": .*'),
+    ("kms-key-in-another-region", backup_values(destination={"encryption": {
+        "kmsKeyId": "arn:aws:kms:eu-west-1:409613851297:key/1234abcd-12ab-34cd-56ef-1234567890ab"}}),
+     r"controlPlane\.backup\.destination\.encryption\.kmsKeyId is a key in eu-west-1, but bucketRegion is "
+     r"us-east-1: S3 encrypts only with a KMS key of the bucket's region; .*"),
+    ("memory-below-one-part", backup_values(resources={"limits": {"memory": "64Mi"}}),
+     r"controlPlane\.backup\.resources\.limits\.memory: 64Mi cannot hold one 8MiB upload part .*: set at least 174Mi .*"),
+    ("memory-below-one-configured-part", backup_values(resources={"limits": {"memory": "256Mi"}},
+                                                       upload={"partSize": "64MiB"}),
+     r"controlPlane\.backup\.resources\.limits\.memory: 256Mi cannot hold one 64MiB upload part .*: set at least 267Mi .*"),
+    ("memory-in-decimal-units", backup_values(resources={"limits": {"memory": "0.1G"}}),
+     r"controlPlane\.backup\.resources\.limits\.memory: 0\.1G cannot hold one 8MiB upload part .*"),
+    ("metrics-file-on-read-only-root", backup_values(metricsFile="/var/lib/metrics/backup.prom"),
+     r"controlPlane\.backup\.metricsFile: /var/lib/metrics/backup\.prom is on the container's read-only root "
+     r"filesystem: mount a volume there .*"),
+    ("metrics-file-on-a-read-only-mount", backup_values(
+        metricsFile="/metrics/backup.prom", extraVolumes=[{"name": "m", "emptyDir": {}}],
+        extraVolumeMounts=[{"name": "m", "mountPath": "/metrics", "readOnly": True}]),
+     r"controlPlane\.backup\.metricsFile: /metrics/backup\.prom is on the container's read-only root filesystem: .*"),
+    ("upstream-top-level-service-account", _with(
+        _without("serviceAccount.annotations"),
+        serviceAccount={"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom"}}),
+     r'serviceAccount\.annotations\["eks\.amazonaws\.com/role-arn"\] is upstream agent-bom\'s top-level '
+     r"ServiceAccount and does not reach the backup's, which would run with no identity: .*"),
 ]
+
+
+#: values near each run-time refusal that install (the rule does not over-reach)
+RUN_TIME_ACCEPTED = [
+    ("kms-key-in-the-bucket-region", backup_values(destination={"encryption": {
+        "kmsKeyId": "arn:aws:kms:us-east-1:409613851297:key/1234abcd-12ab-34cd-56ef-1234567890ab"}})),
+    ("memory-just-enough-for-one-part", backup_values(resources={"limits": {"memory": "174Mi"}})),
+    ("memory-budget-set-explicitly", backup_values(resources={"limits": {"memory": "64Mi"}}, extraEnv=[
+        {"name": "AGENT_BOM_BACKUP_MEMORY_BUDGET", "value": "512MiB"}])),
+    ("metrics-file-under-tmp", backup_values(metricsFile="/tmp/backup.prom")),
+    ("metrics-file-on-a-mounted-volume", backup_values(
+        metricsFile="/metrics/backup.prom", extraVolumes=[{"name": "m", "emptyDir": {}}],
+        extraVolumeMounts=[{"name": "m", "mountPath": "/metrics"}])),
+    ("upstream-service-account-beside-the-backups-own", _with(
+        backup_values(),
+        serviceAccount={"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom"}})),
+]
+
+
+@pytest.mark.parametrize("values", [c[1] for c in RUN_TIME_ACCEPTED], ids=[c[0] for c in RUN_TIME_ACCEPTED])
+def test_values_near_a_run_time_refusal_install(values):
+    assert render_chart(values)
 
 
 class TestRefusals:
@@ -292,7 +345,19 @@ SCHEMA_ERRORS = [
     ("token-expiry-below-kubernetes-minimum", backup_values(webIdentity={"expirationSeconds": 60}),
      r"(?i)expirationSeconds.*(greater than or equal|minimum)"),
     ("resources-unknown-key", backup_values(resources={"request": {"cpu": "1"}}), r"(?i)additional propert.*request"),
+    # null deletes a key in Helm; every key with a default is required, so null never erases one
+    ("helm-test-null", backup_values(helmTest=None), r"(helmTest is required|missing property 'helmTest')"),
+    ("object-storage-ports-null", backup_values(networkPolicy={"objectStorage": {"ports": None}}),
+     r"(ports is required|missing property 'ports')"),
+    ("starting-deadline-null", backup_values(startingDeadlineSeconds=None),
+     r"(startingDeadlineSeconds is required|missing property 'startingDeadlineSeconds')"),
 ]
+
+
+def test_null_service_account_annotations_render_as_none():
+    """The one kind of key with a default the schema lets be null: null and {} mean no annotations."""
+    nulled = backup_values(serviceAccount={"annotations": None}, restoreDrill={"serviceAccount": {"annotations": None}})
+    assert render_chart(nulled) == render_chart(_without("serviceAccount.annotations"))
 
 
 class TestSchemaErrors:

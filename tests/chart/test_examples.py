@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, SERVICEACCOUNT_TEMPLATE, env_cases, env_map, render_chart
 
 EXAMPLES = REPO / "examples"
@@ -31,7 +33,7 @@ class TestEksIrsaKms:
 
 class TestGkeHmac:
     @env_cases(("AGENT_BOM_BACKUP_ENDPOINT_URL", "https://storage.googleapis.com"), ("AGENT_BOM_BACKUP_SSE", "none"),
-               ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"))
+               ("AGENT_BOM_BACKUP_CHECKSUM_MODE", "when_required"), ("AGENT_BOM_BACKUP_PATH_STYLE", "true"))
     def test_env(self, name, expected):
         assert _env("gke-hmac")[name] == expected
 
@@ -59,3 +61,24 @@ class TestMinio:
         assert _env("minio")["AWS_ACCESS_KEY_ID"] == {
             "secretKeyRef": {"name": "agent-bom-backup-minio", "key": "AWS_ACCESS_KEY_ID"}
         }
+
+
+VALUES_FILES = sorted([*EXAMPLES.glob("*.yaml"), *(REPO / "deploy" / "helm" / "agent-bom" / "ci").glob("*.yaml")])
+
+
+def _database(path) -> dict:
+    import yaml
+
+    return ((yaml.safe_load(path.read_text()) or {}).get("controlPlane", {}).get("backup", {}).get("database") or {})
+
+
+@pytest.mark.parametrize("path", [p for p in VALUES_FILES if _database(p).get("sslMode") == "verify-full"],
+                         ids=lambda p: p.name)
+def test_values_that_verify_the_server_bring_its_ca_bundle(path):
+    ca = _database(path).get("caBundle") or {}
+    assert ca.get("secretName") or ca.get("configMapName")
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
+def test_no_documentation_account_or_token_in_an_example(path):
+    assert [t for t in ("111122223333", "ACCOUNT_ID", "REPLACE_ME", "CHANGE_ME") if t in path.read_text()] == []

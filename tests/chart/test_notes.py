@@ -35,9 +35,26 @@ class TestNotesEnabled:
     def test_runbook_command_is_printed(self, line):
         assert line in _lines(_runbook())
 
-    def test_manual_run_from_the_cronjob(self):
-        assert ('kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-backup '
-                '"agent-bom-control-plane-backup-manual-$(date +%s)"') in _lines(_runbook())
+    def test_manual_run_names_the_job_once_in_a_variable(self):
+        lines = _lines(_runbook())
+        start = lines.index('JOB="agent-bom-control-plane-backup-manual-$(date +%s)"')
+        assert lines[start + 1] == 'kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-backup "$JOB"'
+
+    def test_logs_follow_the_job_just_created(self):
+        assert 'kubectl -n agent-bom logs -f "job/$JOB"' in _lines(_runbook())
+
+    def test_no_placeholder_job_name_to_replace_by_hand(self):
+        assert "JOB_NAME" not in render_notes(backup_values(restore=RESTORE))
+
+    @pytest.mark.parametrize("command", ["list", "check"])
+    def test_complete_backups_are_confirmed_with_the_cli(self, command):
+        assert any(line.startswith(f"agent-bom-backup {command} --bucket agent-bom-prod-backups "
+                                   "--prefix agent-bom/postgres --region us-east-1") for line in _lines(_runbook()))
+
+    def test_container_restore_example_carries_credentials(self):
+        notes = _runbook()
+        assert ("-e AWS_PROFILE" in notes, '-v "$HOME/.aws:/tmp/.aws:ro"' in notes, "-e PGPASSWORD" in notes) == (
+            True, True, True)
 
     def test_how_to_watch_it(self):
         assert "kubectl -n agent-bom get jobs -l app.kubernetes.io/component=control-plane-backup --watch" in _lines(_runbook())
@@ -100,13 +117,46 @@ class TestNotesEnabled:
         assert "set controlPlane.backup.restore.enabled=true" in _runbook()
 
 
+class TestNotesIdentities:
+    def test_the_backups_service_account_shows_its_role(self):
+        assert ("backup:       agent-bom-control-plane-backup: IRSA role "
+                "arn:aws:iam::123456789012:role/agent-bom-backup") in _lines(_runbook())
+
+    def test_an_enabled_job_without_identity_is_warned_about(self):
+        notes = render_notes(backup_values(restore=RESTORE))
+        assert ("restore:      agent-bom-control-plane-restore: NONE visible" in _lines(notes),
+                "WARNING: the restore Job's ServiceAccount agent-bom-control-plane-restore has no identity" in notes) == (
+            True, True)
+
+    def test_a_job_with_its_own_role_is_not_warned_about(self):
+        restore = {**RESTORE, "serviceAccount": {"annotations": {
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-bom-restore"}}}
+        assert "WARNING: the restore Job" not in render_notes(backup_values(restore=restore))
+
+    def test_the_backup_without_identity_is_warned_about(self):
+        assert "WARNING: the backup Job's ServiceAccount" in render_notes(backup_values(serviceAccount={"annotations": None}))
+
+    def test_an_existing_service_account_is_not_second_guessed(self):
+        notes = render_notes(backup_values(serviceAccountName="platform-backup", serviceAccount={"annotations": None}))
+        assert ("platform-backup: an existing ServiceAccount" in notes, "WARNING: the backup Job" in notes) == (True, False)
+
+    def test_retention_gets_its_own_line(self):
+        notes = render_notes(backup_values(retentionDays=30, retention={"serviceAccount": {"annotations": {
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/agent-bom-prune"}}}))
+        assert ("retention:    agent-bom-control-plane-retention: IRSA role "
+                "arn:aws:iam::123456789012:role/agent-bom-prune") in _lines(notes)
+
+
 class TestNotesRestore:
     def _notes(self, **restore) -> str:
         return render_notes(backup_values(restore={**RESTORE, **restore}))
 
     def test_instantiation_command(self):
-        assert ('kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-restore '
-                '"agent-bom-control-plane-restore-$(date +%s)"') in _lines(self._notes())
+        lines = _lines(self._notes())
+        start = lines.index('JOB="agent-bom-control-plane-restore-$(date +%s)"')
+        assert lines[start + 1:start + 3] == [
+            'kubectl -n agent-bom create job --from=cronjob/agent-bom-control-plane-restore "$JOB"',
+            'kubectl -n agent-bom logs -f "job/$JOB"        # the restore report']
 
     def test_override_at_instantiation_with_kubectl_set_env(self):
         assert "| kubectl set env --local -f - -o yaml \\" in _lines(self._notes())

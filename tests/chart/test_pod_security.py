@@ -21,13 +21,13 @@ from tests.chart.helm_render import (
 
 ALL_PODS = backup_values(
     restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
-                  "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore-drill"},
+                  "webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-restore-drill"},
     restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "persistence": {"existingClaim": "reports"},
-             "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+             "webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-restore"},
     retentionDays=30,
-    retention={"webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-prune"},
+    retention={"webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-prune"},
     helmTest={"enabled": True},
-    webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
+    webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"},
     database={"caBundle": {"secretName": "pg-ca"}},
     destination={"caBundle": {"configMapName": "s3-ca"}},
 )

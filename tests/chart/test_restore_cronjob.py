@@ -175,9 +175,9 @@ class TestRestoreIdentity:
         assert pod_spec(doc)["serviceAccountName"] == "restore-reader"
 
     def test_web_identity_assumes_the_restore_role(self):
-        doc = _restore(webIdentityRoleArn="arn:aws:iam::111122223333:role/agent-bom-restore",
-                       backup={"webIdentity": {"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"}})
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore"
+        doc = _restore(webIdentityRoleArn="arn:aws:iam::409613851297:role/agent-bom-restore",
+                       backup={"webIdentity": {"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"}})
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::409613851297:role/agent-bom-restore"
 
     def test_static_credentials_secret_is_its_own(self):
         """Never the backup's (the chart refuses that: tests/chart/test_least_privilege.py)."""

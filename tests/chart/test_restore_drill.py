@@ -127,11 +127,11 @@ class TestRestoreDrillCronJob:
 
     def test_web_identity_assumes_the_restore_role(self):
         values = backup_values(
-            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore-drill"},
-            webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
+            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-restore-drill"},
+            webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"},
         )
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore-drill"
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::409613851297:role/agent-bom-restore-drill"
 
     def test_static_credentials_secret_is_its_own(self):
         """Never the backup's (the chart refuses that: tests/chart/test_least_privilege.py)."""

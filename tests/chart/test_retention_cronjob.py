@@ -58,9 +58,9 @@ class TestRetentionCronJob:
         assert (rule["onExitCodes"]["containerName"], rule["onExitCodes"]["values"]) == ("retention", [2, 3, 7, 8])
 
     def test_web_identity_assumes_the_prune_role(self):
-        doc = _retention(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
-                         retention={"webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-prune"})
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-prune"
+        doc = _retention(webIdentity={"enabled": True, "roleArn": "arn:aws:iam::409613851297:role/agent-bom-backup"},
+                         retention={"webIdentityRoleArn": "arn:aws:iam::409613851297:role/agent-bom-prune"})
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::409613851297:role/agent-bom-prune"
 
     def test_static_credentials_are_its_own(self):
         doc = _retention(destination={"staticCredentials": {"enabled": True, "existingSecret": "backup-creds"}},

@@ -77,9 +77,9 @@ class TestRestoreDrillServiceAccount:
 
     def test_carries_its_own_annotations(self):
         drill = {**DRILL, "serviceAccount": {"annotations": {
-            "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/agent-bom-restore"}}}
+            "eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom-restore"}}}
         sa = _accounts(backup_values(restoreDrill=drill))[self.NAME]
-        assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/agent-bom-restore"}
+        assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom-restore"}
 
     def test_component_label(self):
         labels = _accounts(backup_values(restoreDrill=DRILL))[self.NAME]["metadata"]["labels"]
@@ -111,7 +111,7 @@ class TestOwnServiceAccounts:
 
     def test_carries_its_own_annotations(self, overrides, name, component):
         key = "restore" if "restore" in overrides else "retention"
-        role = f"arn:aws:iam::111122223333:role/agent-bom-{key}"
+        role = f"arn:aws:iam::409613851297:role/agent-bom-{key}"
         values = backup_values(**overrides)
         values["controlPlane"]["backup"].setdefault(key, {})["serviceAccount"] = {"annotations": {"eks.amazonaws.com/role-arn": role}}
         assert _accounts(values)[name]["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}

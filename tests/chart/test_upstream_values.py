@@ -129,3 +129,35 @@ class TestUpstreamDefaults:
         assert [p.split(":", 1)[0] for p in problems] == [
             f"controlPlane.backup.image.{k}" for k in ("dumpRepository", "dumpTag", "uploadRepository", "uploadTag")
         ] + ["controlPlane.backup.resources.dump", "controlPlane.backup.resources.upload"]
+
+
+class TestUpstreamFullDefaults:
+    """Upstream's full values.yaml as `helm show values` prints it, backup enabled: its
+    controlPlane.enabled is false and its backup block carries the two-container keys. Exactly
+    seven lines are refused (the chart README says which), and an override file that nulls the
+    six keys and enables the control plane makes it render."""
+
+    UPSTREAM = {
+        "serviceAccount": {"create": True, "name": "agent-bom", "annotations": {}},
+        "networkPolicy": {"enabled": True, "allowDns": True},
+        "controlPlane": {"enabled": False, "api": {"enabled": True}, "backup": {
+            **TestUpstreamDefaults.UPSTREAM_BACKUP,
+            "image": {"dumpRepository": "postgres", "dumpTag": "16-alpine", "uploadRepository": "amazon/aws-cli",
+                      "uploadTag": "2.17.52", "pullPolicy": "IfNotPresent"},
+            "resources": {"dump": {"requests": {"memory": "256Mi"}}, "upload": {"requests": {"memory": "128Mi"}}}}},
+    }
+    OVERRIDE = {"controlPlane": {"enabled": True, "backup": {
+        "image": {"dumpRepository": None, "dumpTag": None, "uploadRepository": None, "uploadTag": None},
+        "resources": {"dump": None, "upload": None}}}}
+
+    def test_seven_lines_are_refused(self):
+        assert [p.split(":", 1)[0].split("=", 1)[0] for p in refusal(self.UPSTREAM)] == [
+            "controlPlane.enabled"] + [f"controlPlane.backup.image.{k}" for k in (
+                "dumpRepository", "dumpTag", "uploadRepository", "uploadTag")] + [
+            "controlPlane.backup.resources.dump", "controlPlane.backup.resources.upload"]
+
+    def test_the_documented_override_makes_it_render(self, tmp_path):
+        upstream = tmp_path / "agent-bom-values.yaml"
+        upstream.write_text(yaml.safe_dump(self.UPSTREAM))
+        docs = render_chart(self.OVERRIDE, values_files=[upstream])
+        assert "agent-bom-control-plane-backup" in [d["metadata"]["name"] for d in docs if d["kind"] == "CronJob"]

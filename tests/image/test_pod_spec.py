@@ -1,6 +1,6 @@
 """The rendered CronJob pod, run inside the job image as the kubelet would, backs up
 PostgreSQL servers of three majors at the chart's default compression (``auto``: zstd:1
-from the image's pg_dump 17, gzip:1 from the wheel's 18, which lacks zstd); each backup
+from the image's pg_dump 17 (trixie) and 18 (Debian forky)); each backup
 restores through the runbook's restore script running the same image, with matching
 counts. A host without a zstd-capable pg_restore refuses a zstd backup before it touches
 the target."""
@@ -160,7 +160,7 @@ def image_restore(pod_backup: Callable[[int], PodBackup], s3: MotoServer, job_im
 
 
 #: server major -> (pg_dump major the image chooses, what the chart's ``auto`` resolves to)
-CASES = {15: (17, "zstd:1"), 17: (17, "zstd:1"), 18: (18, "gzip:1")}
+CASES = {15: (17, "zstd:1"), 17: (17, "zstd:1"), 18: (18, "zstd:1")}
 MAJORS = pytest.mark.parametrize("major", list(CASES), ids=[f"pg{m}" for m in CASES])
 
 

@@ -183,11 +183,11 @@ EXERCISES: dict[str, Exercise] = {
     'export AGENT_BOM_POSTGRES_URL="$(cat ./postgres-url)"': RUNS,
     'agent-bom-backup preflight --bucket "$BACKUP_BUCKET" --region "$AWS_REGION"': RUNS,
     # helm: needs a cluster
-    "helm upgrade --install agent-bom deploy/helm/agent-bom -n agent-bom --create-namespace -f values.yaml":
+    "helm upgrade --install agent-bom-backup deploy/helm/agent-bom -n agent-bom --create-namespace -f values.yaml":
         Mirrored("test_helm_install_renders_the_documented_values"),
-    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "helm upgrade agent-bom-backup deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.enabled=false": Mirrored("test_helm_disable_renders_no_backup_resources"),
-    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "helm upgrade agent-bom-backup deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.prometheusRule.enabled=true": Mirrored("test_helm_prometheus_rule_renders"),
     # monitoring: pings and webhook from a Secret
     'export BACKUP_CHECK_UUID="<backup-check-uuid>"': RUNS,
@@ -205,7 +205,7 @@ EXERCISES: dict[str, Exercise] = {
     # in-cluster restore: the chart's suspended restore CronJob, instantiated by hand
     "kubectl -n agent-bom create secret generic agent-bom-restore-target "
     "--from-file=AGENT_BOM_RESTORE_POSTGRES_URL=./restore-postgres-url": RUNS,
-    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "helm upgrade agent-bom-backup deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.restore.enabled=true "
     "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target "
     "--set 'controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
@@ -251,7 +251,7 @@ EXERCISES: dict[str, Exercise] = {
     "--confirm-target agent_bom --approval INC-1234 --report restore-INC-1234.json": RUNS,
     # restore into a managed instance
     'export MANAGED_POSTGRES_URL="postgresql://dbadmin@agent-bom.cluster-abc123.us-east-1.rds.amazonaws.com:5432/'
-    'agent_bom_restore?sslmode=verify-full"': Provided("MANAGED_POSTGRES_URL"),
+    'agent_bom_restore?sslmode=verify-full&sslrootcert=./global-bundle.pem"': Provided("MANAGED_POSTGRES_URL"),
     'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
     "--create-missing-roles --dry-run": RUNS,
     'deploy/ops/restore-postgres-backup.sh "$BACKUP_URI" "$MANAGED_POSTGRES_URL" "$AWS_REGION" '
@@ -541,7 +541,7 @@ def test_runbook_smoke_checks_report_no_failure(drill: Drill) -> None:
 
 # ----------------------------------------------------------------------------- the mirrors
 def _helm_template(*args: str, values: str | None = None, tmp_path: Path) -> list[dict[str, Any]]:
-    argv = [str(tools.helm_binary(4)), "template", "agent-bom", str(tools.repo_root() / "deploy" / "helm" / "agent-bom"),
+    argv = [str(tools.helm_binary(4)), "template", "agent-bom-backup", str(tools.repo_root() / "deploy" / "helm" / "agent-bom"),
             "-n", "agent-bom"]
     if values is not None:
         (tmp_path / "values.yaml").write_text(values)
@@ -565,7 +565,7 @@ def _kinds(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def test_helm_install_renders_the_documented_values(tmp_path: Path) -> None:
-    """`helm upgrade --install agent-bom deploy/helm/agent-bom -n agent-bom -f values.yaml`"""
+    """`helm upgrade --install agent-bom-backup deploy/helm/agent-bom -n agent-bom -f values.yaml`"""
     docs = _helm_template(values=_documented_values(), tmp_path=tmp_path)
     assert {("CronJob", "agent-bom-control-plane-backup"), ("ServiceAccount", "agent-bom-control-plane-backup")} \
         <= _kinds(docs)

@@ -97,7 +97,7 @@ def test_missing_cronjob_fails_with_kubectl_message(cluster: FakeCluster) -> Non
     run = cluster.run()
     assert (run.returncode, table(run)[EXISTS]) == (
         1, ("FAIL", f'Error from server (NotFound): cronjobs.batch "{CRONJOB}" not found '
-                    "(enable it: helm upgrade agent-bom ... --set controlPlane.backup.enabled=true)"))
+                    "(enable it: helm upgrade agent-bom-backup ... --set controlPlane.backup.enabled=true)"))
 
 
 def test_missing_cronjob_skips_the_backup_age(cluster: FakeCluster) -> None:

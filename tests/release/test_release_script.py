@@ -182,7 +182,7 @@ def test_the_identity_names_this_workflow_file() -> None:
 
 def test_notes_install_the_version_from_the_registry() -> None:
     notes = release.release_notes("1.2.3", "acme", DIGEST)
-    assert "helm upgrade --install agent-bom oci://ghcr.io/acme/charts/agent-bom --version 1.2.3" in notes
+    assert "helm upgrade --install agent-bom-backup oci://ghcr.io/acme/charts/agent-bom --version 1.2.3" in notes
 
 
 def test_notes_verify_the_image_by_digest() -> None:

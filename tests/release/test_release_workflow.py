@@ -20,7 +20,8 @@ WORKFLOW = WORKFLOWS_DIR / release.WORKFLOW_FILE
 PUBLISH_GATE = "github.event_name == 'push' && startsWith(github.ref, 'refs/tags/v')"
 #: steps that reach out: log in, push, sign, attest, release
 PUBLISHING_RUN = re.compile(r"\b(cosign sign|helm push|push-chart|registry login|docker login|gh release)\b")
-PUBLISHING_ACTIONS = ("docker/login-action", "actions/attest-build-provenance", "actions/attest-sbom")
+PUBLISHING_ACTIONS = ("docker/login-action", "actions/attest-build-provenance", "actions/attest-sbom",
+                      "pypa/gh-action-pypi-publish")
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
 
 
@@ -125,7 +126,7 @@ def test_the_test_job_runs_the_whole_suite() -> None:
     assert ".ci/run" in run_text("test").split()
 
 
-@pytest.mark.parametrize("job", ["image", "chart", "release"])
+@pytest.mark.parametrize("job", ["image", "chart", "release", "python", "pypi"])
 def test_nothing_is_published_before_the_suite_passed(job: str) -> None:
     assert "test" in upstream(job)
 
@@ -170,7 +171,7 @@ def test_version_comes_from_the_tag() -> None:
     assert 'scripts/release.py version --tag "$GITHUB_REF_NAME"' in run_text("prepare")
 
 
-@pytest.mark.parametrize("job", ["image", "chart", "release"])
+@pytest.mark.parametrize("job", ["image", "chart", "release", "python", "pypi"])
 def test_jobs_take_the_version_from_the_prepare_job(job: str) -> None:
     assert jobs()[job]["env"]["VERSION"] == "${{ needs.prepare.outputs.version }}"
 
@@ -203,12 +204,49 @@ def test_release_attaches_the_chart_the_sbom_and_the_notes() -> None:
     assert [part for part in expected if part not in run_text("release")] == []
 
 
+# ------------------------------------------------------------------ the CLI on PyPI
+def pypi_publish_step() -> dict[str, Any]:
+    (step,) = [s for s in steps("pypi") if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
+    return step
+
+
+def test_sdist_and_wheel_are_built_and_checked_by_the_release_script() -> None:
+    assert 'scripts/release.py build-python "$VERSION" --destination dist/python' in run_text("python")
+
+
+def test_sdist_and_wheel_pass_twine_check_strict() -> None:
+    assert "twine check --strict dist/python/*" in run_text("python")
+
+
+def test_the_python_build_job_cannot_publish() -> None:
+    assert jobs()["python"]["permissions"] == {"contents": "read"}
+
+
+def test_pypi_gets_what_the_python_job_built() -> None:
+    (download,) = [s for s in steps("pypi") if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert (download["with"]["name"], download["with"]["path"], pypi_publish_step()["with"]["packages-dir"]) == (
+        "python-dist", "dist/python", "dist/python/")
+
+
+def test_pypi_publishing_is_trusted_publishing_without_a_token() -> None:
+    assert (jobs()["pypi"]["permissions"], set(pypi_publish_step().get("with", {}))) == (
+        {"id-token": "write"}, {"packages-dir"})
+
+
+def test_pypi_publishing_runs_in_the_pypi_environment() -> None:
+    assert jobs()["pypi"]["environment"] == "pypi"
+
+
+def test_pypi_is_published_after_image_and_chart() -> None:
+    assert {"python", "image", "chart"} <= set(needs("pypi"))
+
+
 # ------------------------------------------------------------------ least privilege, pinned actions
 def test_workflow_grants_nothing_by_default() -> None:
     assert workflow()["permissions"] == {}
 
 
-@pytest.mark.parametrize("job", ["prepare", "test", "image", "chart", "release"])
+@pytest.mark.parametrize("job", ["prepare", "test", "image", "chart", "release", "python", "pypi"])
 def test_every_job_declares_its_permissions(job: str) -> None:
     assert isinstance(jobs()[job].get("permissions"), dict)
 
@@ -216,7 +254,7 @@ def test_every_job_declares_its_permissions(job: str) -> None:
 def test_only_the_publishing_jobs_may_write_packages_and_use_oidc() -> None:
     writers = {name for name, job in jobs().items()
                if job["permissions"].get("packages") == "write" or job["permissions"].get("id-token") == "write"}
-    assert writers == {"image", "chart"}
+    assert writers == {"image", "chart", "pypi"}
 
 
 def test_only_the_release_job_may_write_the_repository() -> None:

@@ -373,7 +373,8 @@ CASES: tuple[Case, ...] = (
         fault="A pg_dump 18 archive, and only PostgreSQL 15 client programs available.",
         exit_code=4,
         message="no pg_restore can read an archive written by pg_dump 18 (installed majors: 15) "
-        "(install PostgreSQL 18 or newer client tools)",
+        "(install PostgreSQL 18 or newer client tools (Debian/Ubuntu: postgresql-client-18 from the PGDG apt "
+        "repository; macOS: brew install postgresql@18) or name their bin folder with --pg-bin-dir)",
         action="Restore with the job image (it carries pg_restore 18) or install PostgreSQL 18 client programs.",
     ),
     Case(

@@ -172,6 +172,13 @@ def discover(extra_dirs: list[str] | tuple[str, ...] = (), only: bool = False) -
     return sorted(clients.values(), key=lambda c: c.major)
 
 
+def install_hint(major: int, newer: bool = False) -> str:
+    """What to install when no client of ``major`` (or newer) is here: the packages by name."""
+    return (f"install PostgreSQL {major}{' or newer' if newer else ''} client tools "
+            f"(Debian/Ubuntu: postgresql-client-{major} from the PGDG apt repository; macOS: brew install "
+            f"postgresql@{major}) or name their bin folder with --pg-bin-dir")
+
+
 def select_dump_client(clients: list[PgClient], server_major: int, sslmode: str | None = None) -> PgClient:
     """Equal major when installed, else the lowest newer one; never an older one.
     With ``sslmode`` require/verify-*, only clients built with TLS qualify."""
@@ -180,7 +187,7 @@ def select_dump_client(clients: list[PgClient], server_major: int, sslmode: str 
         have = ", ".join(str(c.major) for c in clients) or "none"
         raise PreflightError(
             f"no pg_dump can dump a PostgreSQL {server_major} server (installed majors: {have})",
-            hint=f"use an image with PostgreSQL {server_major} client tools, or set {PG_BIN_DIRS_ENV}",
+            hint=f"{install_hint(server_major)}, or use the job image",
         )
     with_tls = require_tls(usable, sslmode)
     if not with_tls:
@@ -207,7 +214,7 @@ def select_restore_client(
         raise PreflightError(
             f"no pg_restore can read an archive written by pg_dump {archive_major} "
             f"(installed majors: {have})",
-            hint=f"install PostgreSQL {archive_major} or newer client tools",
+            hint=install_hint(archive_major, newer=True),
         )
     algorithm = Compression.parse(compression).algorithm if compression else "gzip"
     readers = [c for c in readers if c.supports_compression(algorithm)]

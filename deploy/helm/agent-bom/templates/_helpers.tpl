@@ -29,13 +29,17 @@ Fully qualified name prefix of every resource (63 characters at most, see agent-
 The release name is used alone when it is the chart name, or contains it without ending in
 "-<chart name>": release "x-agent-bom" renders "x-agent-bom-agent-bom", so it never takes the
 names of release "x" ("x-agent-bom").
+Release "<name>-backup" (agent-bom-backup, the documented release beside upstream's `agent-bom`)
+uses the chart name, so its CronJob keeps the runbook's name agent-bom-control-plane-backup.
 */}}
 {{- define "agent-bom.fullname" -}}
 {{- if .Values.fullnameOverride }}
 {{- include "agent-bom.truncName" (dict "name" .Values.fullnameOverride "max" 63) }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if or (eq .Release.Name $name) (and (contains $name .Release.Name) (not (hasSuffix (printf "-%s" $name) .Release.Name))) }}
+{{- if eq .Release.Name (printf "%s-backup" $name) }}
+{{- include "agent-bom.truncName" (dict "name" $name "max" 63) }}
+{{- else if or (eq .Release.Name $name) (and (contains $name .Release.Name) (not (hasSuffix (printf "-%s" $name) .Release.Name))) }}
 {{- include "agent-bom.truncName" (dict "name" .Release.Name "max" 63) }}
 {{- else }}
 {{- include "agent-bom.truncName" (dict "name" (printf "%s-%s" .Release.Name $name) "max" 63) }}

@@ -7,10 +7,10 @@ placeholder is checked here, so each problem gets one line naming the value and 
 expected. All problems are reported at once, one per line.
 */}}
 
-{{/* The placeholders a string holds (<...>, REPLACE_ME..., CHANGE_ME...), quoted and comma-separated, or nothing. */}}
+{{/* The placeholders a string holds (<...>, REPLACE_ME..., CHANGE_ME..., ACCOUNT_ID, AWS's documentation account 111122223333), quoted and comma-separated, or nothing. */}}
 {{- define "agent-bom.placeholderIn" -}}
 {{- if kindIs "string" . }}
-{{- $found := regexFindAll "<[^<>]+>|(?i:REPLACE_?ME[A-Za-z0-9_]*|CHANGE_?ME[A-Za-z0-9_]*)" (toString .) -1 }}
+{{- $found := regexFindAll "<[^<>]+>|(?i:REPLACE_?ME[A-Za-z0-9_]*|CHANGE_?ME[A-Za-z0-9_]*)|\\b(111122223333|ACCOUNT_ID)\\b" (toString .) -1 }}
 {{- range $index, $token := $found }}{{ if $index }}, {{ end }}{{ $token | quote }}{{ end }}
 {{- end }}
 {{- end }}
@@ -385,6 +385,8 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- range $rule := list "componentEnv" "liveSourceCheck" "serviceAccounts" "roleArns" "workloadIdentity" "staticCredentials" "targets" "preapproval" "podSecurityContext" "containerSecurityContext" "hostPath" "imageTag" }}
 {{- $errors = concat $errors (splitList "\n" (include (printf "agent-bom.validate.%s" $rule) $)) }}
 {{- end }}
+{{- /* ---- what installs but fails at run time (one named rule each, below) ---- */}}
+{{- $errors = concat $errors (splitList "\n" (include "agent-bom.validate.runTime" .)) }}
 
 {{- $errors = compact $errors }}
 {{- if eq (len $errors) 1 }}
@@ -639,5 +641,97 @@ identity or static credentials each component already has credentials of its own
 {{- define "agent-bom.validate.imageTag" -}}
 {{- if eq (lower (toString .Values.controlPlane.backup.image.tag)) "latest" }}
 {{ print "controlPlane.backup.image.tag: latest is refused (a moving tag with IfNotPresent runs whatever a node cached); use a release tag, and pin it with controlPlane.backup.image.digest (sha256:...)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Values that install but fail when the job runs: one named rule each, each printing one line or
+nothing; agent-bom.validate adds their lines to the rest.
+*/}}
+{{- define "agent-bom.validate.runTime" -}}
+{{- range $rule := list "agent-bom.validate.kmsKeyRegion" "agent-bom.validate.memoryForOnePart" "agent-bom.validate.metricsFileWritable" "agent-bom.validate.upstreamServiceAccount" }}
+{{ include $rule $ }}
+{{- end }}
+{{- end }}
+
+{{/* A KMS key ARN of another region than the bucket's: S3 only encrypts with a key of the bucket's region. */}}
+{{- define "agent-bom.validate.kmsKeyRegion" -}}
+{{- $key := toString (dig "encryption" "kmsKeyId" "" .Values.controlPlane.backup.destination) }}
+{{- $region := include "agent-bom.backup.region" . }}
+{{- if and $region (not (include "agent-bom.placeholderIn" $region)) (regexMatch "^arn:aws[a-z-]*:kms:[a-z0-9-]+:" $key) }}
+{{- $keyRegion := index (splitList ":" $key) 3 }}
+{{- if ne $keyRegion $region }}
+{{- printf "controlPlane.backup.destination.encryption.kmsKeyId is a key in %s, but bucketRegion is %s: S3 encrypts only with a KMS key of the bucket's region; use a key (or a multi-Region replica) in %s" $keyRegion $region $region }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+A memory limit too small for one upload part: the job's memory budget is 60% of the limit, 96MiB
+of it for the process itself, and the rest must hold the first part (upload.partSize, default
+8MiB) or the backup refuses to start (parts.py plan_upload). Skipped when the budget is set
+through AGENT_BOM_BACKUP_MEMORY_BUDGET or the limit is not in Ki/Mi/Gi/Ti/k/M/G/T or bytes.
+*/}}
+{{- define "agent-bom.validate.memoryForOnePart" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $limit := toString (dig "limits" "memory" "" (default dict $b.resources)) }}
+{{- $budgetSet := false }}
+{{- range (concat (default list $b.extraEnv) (dig "env" list $b)) }}
+{{- if eq (toString .name) "AGENT_BOM_BACKUP_MEMORY_BUDGET" }}{{ $budgetSet = true }}{{ end }}
+{{- end }}
+{{- $quantity := "^([0-9]+(\\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$" }}
+{{- if and (not $budgetSet) (regexMatch $quantity $limit) }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
+{{- $factor := get (dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000) (trimPrefix $number $limit) }}
+{{- $bytes := mulf (float64 $number) $factor }}
+{{- $part := 8388608 }}
+{{- $partSize := toString (dig "upload" "partSize" "" $b) }}
+{{- if regexMatch "^[1-9][0-9]*(B|KiB|MiB|GiB)?$" $partSize }}
+{{- $partNumber := regexFind "^[0-9]+" $partSize }}
+{{- $part = mul ($partNumber | int64) (get (dict "" 1 "B" 1 "KiB" 1024 "MiB" 1048576 "GiB" 1073741824) (trimPrefix $partNumber $partSize)) }}
+{{- end }}
+{{- $needed := divf (add $part 100663296) 0.6 }}
+{{- /* a part size outside S3's limits is refused on its own */}}
+{{- if and (lt $bytes $needed) (ge (int64 $part) 5242880) (le (int64 $part) 5368709120) }}
+{{- $leastMi := ceil (divf $needed 1048576) | int64 }}
+{{- printf "controlPlane.backup.resources.limits.memory: %s cannot hold one %dMiB upload part (the job's memory budget is 60%% of the limit and keeps 96MiB of it for itself): set at least %dMi (the default 2560Mi holds dumps up to 5 TiB)" $limit (div $part 1048576) $leastMi }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* metricsFile on the read-only root filesystem: only /tmp and writable extraVolumeMounts take files. */}}
+{{- define "agent-bom.validate.metricsFileWritable" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $file := toString (default "" $b.metricsFile) }}
+{{- if and (hasPrefix "/" $file) (not (include "agent-bom.placeholderIn" $file)) }}
+{{- $writable := list "/tmp" }}
+{{- range (default list $b.extraVolumeMounts) }}
+{{- if and .mountPath (not .readOnly) }}{{ $writable = append $writable (trimSuffix "/" (toString .mountPath)) }}{{ end }}
+{{- end }}
+{{- $ok := false }}
+{{- range $writable }}
+{{- if hasPrefix (printf "%s/" .) $file }}{{ $ok = true }}{{ end }}
+{{- end }}
+{{- if not $ok }}
+{{- printf "controlPlane.backup.metricsFile: %s is on the container's read-only root filesystem: mount a volume there (controlPlane.backup.extraVolumes and extraVolumeMounts) or write under /tmp" $file }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Upstream agent-bom's top-level serviceAccount.annotations belong to its own ServiceAccount; this
+chart never copies them to the backup's (that identity is the control plane's, not one that may
+only write backups). Refused when they carry a workload identity and the backup's ServiceAccount,
+created by this chart, has no annotation and no other credentials: the backup would run without one.
+*/}}
+{{- define "agent-bom.validate.upstreamServiceAccount" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $top := dig "annotations" dict (default dict .Values.serviceAccount) }}
+{{- $identityKeys := list "eks.amazonaws.com/role-arn" "iam.gke.io/gcp-service-account" "azure.workload.identity/client-id" }}
+{{- $found := list }}
+{{- range $identityKeys }}{{ if hasKey $top . }}{{ $found = append $found . }}{{ end }}{{ end }}
+{{- $own := or (dig "serviceAccount" "annotations" dict $b) (dig "serviceAccountName" "" $b) (not (dig "serviceAccount" "create" true $b)) (dig "webIdentity" "enabled" false $b) (dig "destination" "staticCredentials" "enabled" false $b) }}
+{{- if and $b.enabled $found (not $own) }}
+{{- printf "serviceAccount.annotations[%q] is upstream agent-bom's top-level ServiceAccount and does not reach the backup's, which would run with no identity: set controlPlane.backup.serviceAccount.annotations (its own backup-only role, deploy/iam/); with EKS Pod Identity, add any annotation there (e.g. agent-bom.io/identity: eks-pod-identity)" (first $found) }}
 {{- end }}
 {{- end }}
