@@ -91,7 +91,7 @@ class TestRestoreEnvironment:
     #: one render for the independent settings (each parameter below checks one of them)
     SETTINGS = {"clean": True, "confirmTarget": "agent_bom", "approval": "INC-1234", "operator": "alice",
                 "createMissingRoles": True, "noOwner": True, "noPrivileges": True, "jobs": 4, "dryRun": True,
-                "noSafetyBackup": True}
+                "noSafetyBackup": True, "terminateSessions": True}
 
     @pytest.mark.parametrize(
         ("name", "expected"),
@@ -106,9 +106,10 @@ class TestRestoreEnvironment:
             ("AGENT_BOM_RESTORE_JOBS", "4"),
             ("AGENT_BOM_RESTORE_DRY_RUN", "true"),
             ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
+            ("AGENT_BOM_RESTORE_TERMINATE_SESSIONS", "true"),
         ],
         ids=["clean", "confirm-target", "approval", "operator", "create-missing-roles", "no-owner", "no-privileges",
-             "jobs", "dry-run", "no-safety-backup"],
+             "jobs", "dry-run", "no-safety-backup", "terminate-sessions"],
     )
     def test_value_reaches_env(self, name, expected):
         assert env_map(_restore(**self.SETTINGS))[name] == expected
@@ -117,6 +118,7 @@ class TestRestoreEnvironment:
         "AGENT_BOM_RESTORE_CLEAN", "AGENT_BOM_RESTORE_CONFIRM_TARGET", "AGENT_BOM_RESTORE_APPROVAL",
         "AGENT_BOM_RESTORE_CREATE_MISSING_ROLES", "AGENT_BOM_RESTORE_NO_OWNER", "AGENT_BOM_RESTORE_NO_PRIVILEGES",
         "AGENT_BOM_RESTORE_JOBS", "AGENT_BOM_RESTORE_DRY_RUN", "AGENT_BOM_RESTORE_NO_SAFETY_BACKUP",
+        "AGENT_BOM_RESTORE_TERMINATE_SESSIONS",
     ])
     def test_cli_default_applies_when_unset(self, name):
         """Refusals stay on by default: nothing cleans, approves or skips a check unless asked."""

@@ -60,6 +60,7 @@ from .manifest import BackupKeys, Manifest, backup_time
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
+from .sessions import ConnectLock, Session, check_sessions, close_the_door, settled_sessions
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .resources import cpu_count
 from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, Storage, StorageConfig, parse_s3_uri
@@ -99,6 +100,8 @@ class RestoreConfig:
     pg_bin_dirs_only: bool = False
     lock_wait_timeout_s: int = 300
     allow_older: bool = False
+    #: end other sessions on the target (REVOKE CONNECT, pg_terminate_backend) instead of refusing
+    terminate_sessions: bool = False
     report_path: str | None = None
     purpose: str = "restore"  # or "verify --deep"
 
@@ -150,6 +153,9 @@ class RestorePlan:
     scratch_dir: str
     scratch_free_bytes: int
     skipped_backups: list[str] = field(default_factory=list)
+    #: other sessions on the target when planned, and whether CONNECT is revoked for the change
+    sessions: list[str] = field(default_factory=list)
+    close_door: bool = False
 
     def steps(self) -> list[str]:
         steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
@@ -161,6 +167,10 @@ class RestorePlan:
         if self.memberships_to_grant:
             steps.append(f"grant {self.restore_role} membership in {', '.join(self.memberships_to_grant)} "
                          "(to set the owners of restored objects)")
+        if self.close_door:
+            steps.append(f"revoke CONNECT on {self.target_database} from every role but {self.restore_role}"
+                         + (f", end {len(self.sessions)} other session(s): {'; '.join(self.sessions)}"
+                            if self.sessions else "") + " (granted back when the restore ends)")
         if self.wipe:
             if self.safety_backup_dir:
                 steps.append(f"take a safety pg_dump of {self.target_database} into {self.safety_backup_dir}")
@@ -196,6 +206,7 @@ class TargetInfo:
     extensions: dict[str, pgcatalog.ExtensionInfo]
     undroppable: list[str]
     create_on_public: bool
+    sessions: list[Session] = field(default_factory=list)
 
 
 @dataclass
@@ -215,13 +226,35 @@ class RestoreContext:
     changes: list[str] = field(default_factory=list)  # cluster and target changes so far
     target_changed: bool = False
     safety_client: PgClient | None = None
+    #: --report: rewritten atomically before each change and after each step
+    report_path: Path | None = None
+    connect_lock: ConnectLock | None = None
 
     def step(self, name: str) -> None:
         self.report.failed_step = name
+        self.checkpoint()
 
     def changed(self, what: str) -> None:
         self.target_changed = True
         self.changes.append(what)
+        self.checkpoint()
+
+    def checkpoint(self, in_progress: str | None = None) -> None:
+        """Write the report as things stand: what changed so far, the change under way
+        (``in_progress``), the safety backup and how to go back. A SIGKILL at any point
+        leaves the last version whole (:func:`reportfile.write_atomic`)."""
+        report = self.report
+        report.target_changed = self.target_changed
+        report.changes = list(self.changes)
+        report.in_progress = in_progress
+        report.recovery = _recovery(self) if self.target_changed or in_progress else None
+        if self.report_path is None:
+            return
+        try:
+            report.write(self.report_path)
+        except OSError as exc:
+            event(get_logger(), f"could not write the restore report to {self.report_path}: {exc.strerror}",
+                  level=logging.WARNING)
 
 
 @dataclass
@@ -260,6 +293,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         if path is not None:
             _write_first_report(report, path)
         ctx = plan_restore(config, report)
+        ctx.report_path = path
         if config.dry_run:
             for step in ctx.plan.steps():
                 event(log, "plan", step=step)
@@ -287,6 +321,8 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         report.finish(FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.INTERNAL))
         raise
     finally:
+        if report.status != "running":
+            report.in_progress = None
         if path is not None and report.status != "running":
             try:
                 report.write(path)
@@ -336,7 +372,16 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
     report.target_server_version = target.info.version
     report.restore_role = target.role.name
     _refuse_unsafe_target(config, manifest, target)
+    check_sessions(target.sessions, database=target.info.database, restore_role=target.role.name,
+                   terminate=config.terminate_sessions)
     wipe = config.clean and bool(target.objects)
+    close_door = wipe or config.terminate_sessions
+    if close_door and not (target.role.superuser or target.role.database_owner):
+        raise RefusedError(
+            f"restore role {target.role.name} may not revoke CONNECT on database {target.info.database} "
+            f"(owned by {target.role.database_owner_name}): other sessions could write while it is replaced",
+            hint="restore as the database's owner (or a member of it) or a superuser",
+        )
     if wipe and target.undroppable:
         raise RefusedError(
             f"--clean must drop what restore role {target.role.name} may not: {', '.join(target.undroppable[:5])}"
@@ -402,6 +447,8 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         scratch_dir=str(scratch_parent),
         scratch_free_bytes=free,
         skipped_backups=[s.backup_id for s in resolved.skipped],
+        sessions=[s.describe() for s in target.sessions],
+        close_door=close_door,
     )
     report.plan = plan
     return RestoreContext(config, storage, keys, manifest, target, client, plan, role_plan, report, scratch_parent)
@@ -470,6 +517,7 @@ def _inspect_target(config: RestoreConfig, conn_info: ConnInfo, owners: list[str
             extensions=pgcatalog.extension_info(conn),
             undroppable=pgcatalog.undroppable_objects(conn) if config.clean and objects else [],
             create_on_public=bool(row[0]) if row else False,
+            sessions=settled_sessions(conn),
         )
 
 
@@ -703,12 +751,20 @@ def execute(ctx: RestoreContext) -> None:
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
         _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
         toc = _read_toc(ctx.client, dump_path)
+        if ctx.role_plan is not None and not ctx.role_plan.empty:
+            ctx.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
         _apply_roles(ctx)
         try:
+            if ctx.plan.close_door:
+                ctx.step("change")
+                _close_the_door(ctx)
             if ctx.plan.wipe:
                 ctx.step("change")
                 if ctx.config.safety_backup:
                     ctx.report.safety_backup = _safety_backup(ctx)
+                    ctx.checkpoint()
+                ctx.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
+                               "(one transaction: all or nothing)")
                 _wipe(ctx)
             ctx.step("restore")
             ctx.changed("pg_restore started: the backup is (partially) restored")
@@ -716,16 +772,57 @@ def execute(ctx: RestoreContext) -> None:
             ctx.changes[-1] = "restored the backup with pg_restore"
             ctx.step("verify")
             _verify(ctx)
+            _open_the_door(ctx)
         except BackupError as exc:
+            _open_the_door(ctx)
             if ctx.target_changed:
                 raise ChangedError(exc, changes=ctx.changes, recovery=_recovery(ctx)) from None
             raise
         except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
+            _open_the_door(ctx)
             if not ctx.target_changed:
                 raise
             log.debug("unexpected error after changes", exc_info=True)
             cause = BackupError(f"unexpected error: {type(exc).__name__}: {exc}")
             raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
+        finally:
+            _open_the_door(ctx)
+
+
+def _close_the_door(ctx: RestoreContext) -> None:
+    """REVOKE CONNECT and end the other sessions (sessions.py), before the safety dump."""
+    target = ctx.target
+    ctx.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role but "
+                   f"{target.role.name} and ending the other sessions")
+    try:
+        with target.conn_info.connect(target.session) as conn:
+            ctx.connect_lock = close_the_door(conn, database=target.info.database, restore_role=target.role.name,
+                                              superuser=target.role.superuser,
+                                              terminate=ctx.config.terminate_sessions, server_major=target.major)
+    except psycopg.Error as exc:
+        raise RestoreError(f"cannot revoke CONNECT on database {target.info.database}: "
+                           f"{str(exc).strip().splitlines()[0]}; nothing was changed") from None
+    lock = ctx.connect_lock
+    ctx.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
+    ctx.report.sessions_ended = [s.describe() for s in lock.terminated]
+    ctx.checkpoint()
+
+
+def _open_the_door(ctx: RestoreContext) -> None:
+    """Grant back the CONNECT entries revoked: the restore is verified, or has failed."""
+    lock = ctx.connect_lock
+    if lock is None or lock.released:
+        return
+    try:
+        with ctx.target.conn_info.connect(ctx.target.session) as conn:
+            lock.release(conn)
+    except (psycopg.Error, BackupError) as exc:
+        event(get_logger(), "could not grant CONNECT back on the target database: run the statements by hand",
+              level=logging.ERROR, statements="; ".join(lock.undo_statements()), error=str(exc).strip())
+        return
+    # undone: no longer a change to report (the report keeps sessions_ended)
+    ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
+    ctx.checkpoint()
 
 
 def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path,
@@ -996,7 +1093,7 @@ def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: P
     for index, (name, entries) in enumerate(passes):
         argv = [
             str(client.tool("pg_restore")),
-            f"--dbname={target.conn_info.conninfo(target.session)}",
+            f"--dbname={target.conn_info.tool_conninfo(target.session)}",
             "--no-password",
             f"--jobs={ctx.plan.jobs if len(entries) > 1 else 1}",
         ]
