@@ -91,7 +91,12 @@ def test_the_report_says_the_target_changed(killed: Killed) -> None:
 
 
 def test_the_report_lists_the_wipe(killed: Killed) -> None:
-    assert killed.report["changes"][0].startswith(f"dropped every user schema of {killed.target}")
+    assert any(c.startswith(f"dropped every user schema of {killed.target}") for c in killed.report["changes"])
+
+
+def test_the_report_says_connect_is_still_revoked_and_how_to_undo_it(killed: Killed) -> None:
+    assert any(c.startswith(f"revoked CONNECT on database {killed.target} from PUBLIC")
+               and f"GRANT CONNECT ON DATABASE {killed.target} TO PUBLIC" in c for c in killed.report["changes"])
 
 
 def test_the_report_says_pg_restore_was_under_way(killed: Killed) -> None:
