@@ -60,6 +60,7 @@ from .manifest import BackupKeys, Manifest, backup_time
 from .pgclients import Compression, PgClient, discover, select_dump_client, select_restore_client
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
+from .archivecheck import check_target, parse_definitions, read_definitions
 from .sessions import ConnectLock, Session, check_sessions, close_the_door, settled_sessions
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .resources import cpu_count
@@ -156,10 +157,14 @@ class RestorePlan:
     #: other sessions on the target when planned, and whether CONNECT is revoked for the change
     sessions: list[str] = field(default_factory=list)
     close_door: bool = False
+    #: what the archive needs from the target (archivecheck.py), known once it was read
+    archive_steps: list[str] = field(default_factory=list)
+    no_tablespaces: bool = False
 
     def steps(self) -> list[str]:
         steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
                  f"read the archive's table of contents with pg_restore {self.pg_restore_version} --list"]
+        steps += self.archive_steps
         if self.roles_to_create:
             steps.append(f"create missing roles from the stored roles object: {', '.join(self.roles_to_create)}")
         for role, dropped in self.role_attributes_dropped.items():
@@ -295,6 +300,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         ctx = plan_restore(config, report)
         ctx.report_path = path
         if config.dry_run:
+            _dry_run_archive(ctx)
             for step in ctx.plan.steps():
                 event(log, "plan", step=step)
             report.failed_step = None
@@ -751,6 +757,7 @@ def execute(ctx: RestoreContext) -> None:
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
         _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
         toc = _read_toc(ctx.client, dump_path)
+        _check_archive(ctx, dump_path)
         if ctx.role_plan is not None and not ctx.role_plan.empty:
             ctx.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
         _apply_roles(ctx)
@@ -787,6 +794,33 @@ def execute(ctx: RestoreContext) -> None:
             raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
         finally:
             _open_the_door(ctx)
+
+
+def _check_archive(ctx: RestoreContext, dump_path: Path) -> None:
+    """What the archive uses that the target lacks (archivecheck.py), before any change:
+    missing collations or text search configurations refuse; missing tablespaces make the
+    restore run with --no-tablespaces, said in the plan."""
+    needs = parse_definitions(read_definitions(ctx.client, dump_path))
+    try:
+        with ctx.target.conn_info.connect(ctx.target.session) as conn:
+            check = check_target(conn, needs)
+    except psycopg.Error as exc:
+        raise PreflightError(f"cannot inspect the target's tablespaces and collations: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+    ctx.plan.no_tablespaces = bool(check.missing_tablespaces)
+    ctx.plan.archive_steps = check.steps()
+    if check.missing_tablespaces:
+        event(get_logger(), "restoring without tablespaces: the target lacks them", level=logging.WARNING,
+              tablespaces=check.missing_tablespaces)
+
+
+def _dry_run_archive(ctx: RestoreContext) -> None:
+    """A dry run reads the archive too (downloaded and verified into the scratch space,
+    then deleted), so the plan shows what the archive needs from the target."""
+    with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
+        dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
+        _check_archive(ctx, dump_path)
 
 
 def _close_the_door(ctx: RestoreContext) -> None:
@@ -1101,6 +1135,8 @@ def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: P
             argv.append("--no-owner")
         if config.no_privileges:
             argv.append("--no-privileges")
+        if ctx.plan.no_tablespaces:
+            argv.append("--no-tablespaces")
         if ctx.plan.phased:
             list_file = scratch / f"pass-{index + 1}.list"
             list_file.write_text("\n".join(entries) + "\n")
