@@ -50,6 +50,12 @@ def test_clean_reports_the_safety_backup(cleaned: Cleaned) -> None:
     assert cleaned.report["safety_backup"] == str(cleaned.safety_files[0])
 
 
+def test_safety_backup_is_private_to_its_owner(cleaned: Cleaned) -> None:
+    """A full copy of the replaced database: 0600 in a 0700 directory."""
+    modes = (cleaned.safety_files[0].stat().st_mode & 0o777, cleaned.safety_files[0].parent.stat().st_mode & 0o777)
+    assert modes == (0o600, 0o700)
+
+
 def test_safety_backup_is_a_readable_archive_of_the_replaced_data(cleaned: Cleaned) -> None:
     listing = subprocess.run([str(tools.pg_bin_dir(15) / "pg_restore"), "--list", str(cleaned.safety_files[0])],
                              capture_output=True, text=True, check=True, timeout=60).stdout

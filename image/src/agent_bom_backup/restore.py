@@ -935,7 +935,10 @@ def _safety_backup(ctx: RestoreContext) -> str:
     config, target = ctx.config, ctx.target
     directory = _safety_dir(config)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # a full copy of the database: 0600 in a 0700 directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
     except OSError as exc:
         raise PreflightError(
             f"cannot create the safety backup directory {directory}: {exc.strerror}",
@@ -943,13 +946,18 @@ def _safety_backup(ctx: RestoreContext) -> str:
         ) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{target.info.database}-before-{ctx.keys.backup_id}-{stamp}.dump"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # pg_dump --file keeps the mode
     client = select_dump_client(
         discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major, target.conn_info.sslmode
     )
     options = DumpOptions(compression=Compression("gzip", 1), snapshot=None,
                           lock_wait_timeout_s=config.lock_wait_timeout_s)
     if target.role.sees_every_row:
-        dump_to_file(client, target.conn_info, target.session, options, path)
+        try:
+            dump_to_file(client, target.conn_info, target.session, options, path)
+        except DumpError:
+            path.unlink(missing_ok=True)
+            raise
     else:
         try:
             _safety_backup_under_row_security(ctx, client, options, path)
