@@ -315,6 +315,11 @@ def _threshold(value: str) -> int | None:
               show_envvar=True, help="Skip the safety pg_dump of a target replaced by --clean.")
 @click.option("--safety-backup-dir", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_DIR", default=None, show_envvar=True,
               help="Where the safety dump goes (default: ./agent-bom-safety-backups).")
+@click.option("--safety-backup-to-bucket/--no-safety-backup-to-bucket", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET",
+              default=False, show_envvar=True,
+              help="Write the safety backup as a backup like any other (dump, roles, manifest) to the bucket under "
+              "<prefix>/safety/ (the restore identity needs s3:PutObject there) instead of --safety-backup-dir; go "
+              "back with `restore <its URI> --clean`.")
 @click.option("--terminate-sessions/--no-terminate-sessions", envvar="AGENT_BOM_RESTORE_TERMINATE_SESSIONS",
               default=False, show_envvar=True,
               help="End other sessions on the target (REVOKE CONNECT from every role but the restore role, "
@@ -360,6 +365,7 @@ def restore(**kwargs: Any) -> None:
         allow_older=kwargs["allow_older"],
         report_path=kwargs["report_path"],
         terminate_sessions=kwargs["terminate_sessions"],
+        safety_backup_to_bucket=kwargs["safety_backup_to_bucket"],
     )
     outcome = run_restore(config)
     click.echo(outcome.report.summary(), nl=False)

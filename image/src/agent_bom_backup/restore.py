@@ -61,6 +61,7 @@ from .pgclients import Compression, PgClient, discover, select_dump_client, sele
 from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import DRY_RUN, FAILED, FAILED_AFTER_CHANGES, REFUSED, VERIFIED, RestoreReport
 from .archivecheck import check_target, parse_definitions, read_definitions
+from .safety import backup_to_bucket, go_back_command, safety_storage
 from .sessions import ConnectLock, Session, check_sessions, close_the_door, settled_sessions
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .resources import cpu_count
@@ -103,6 +104,8 @@ class RestoreConfig:
     allow_older: bool = False
     #: end other sessions on the target (REVOKE CONNECT, pg_terminate_backend) instead of refusing
     terminate_sessions: bool = False
+    #: the safety backup goes to the bucket under <prefix>/safety/ (safety.py), not a local file
+    safety_backup_to_bucket: bool = False
     report_path: str | None = None
     purpose: str = "restore"  # or "verify --deep"
 
@@ -434,7 +437,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         restore_role=target.role.name,
         restore_role_kind=_role_kind(target.role),
         wipe=wipe,
-        safety_backup_dir=str(_safety_dir(config)) if wipe and config.safety_backup else None,
+        safety_backup_dir=(_safety_location(config, storage, keys) if wipe and config.safety_backup else None),
         pg_restore_version=client.version,
         jobs=max(1, config.jobs or cpu_count()),
         no_owner=config.no_owner,
@@ -920,6 +923,29 @@ def _apply_roles(ctx: RestoreContext) -> None:
               role=name, level=logging.WARNING)
 
 
+def _safety_location(config: RestoreConfig, storage: Storage, keys: BackupKeys) -> str:
+    if config.safety_backup_to_bucket:
+        return safety_storage(storage.config, keys.prefix).uri(safety_storage(storage.config, keys.prefix).prefix + "/")
+    return str(_safety_dir(config))
+
+
+def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
+    """A backup of the target like any other, under <prefix>/safety/ (safety.py). A role
+    that does not see every row first proves the policies hide none from it."""
+    target, config = ctx.target, ctx.config
+    if not target.role.sees_every_row:
+        try:
+            _safety_backup_under_row_security(ctx, None, None, None)
+        except psycopg.Error as exc:
+            raise DumpError(f"safety backup of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
+                            "nothing was dropped") from None
+    uri = backup_to_bucket(target.conn_info, safety_storage(ctx.storage.config, ctx.keys.prefix),
+                           sees_every_row=target.role.sees_every_row, lock_wait_timeout_s=config.lock_wait_timeout_s,
+                           pg_bin_dirs=config.pg_bin_dirs, pg_bin_dirs_only=config.pg_bin_dirs_only)
+    event(get_logger(), "safety backup written", uri=uri)
+    return uri
+
+
 def _safety_dir(config: RestoreConfig) -> Path:
     return Path(config.safety_backup_dir or os.path.join(os.getcwd(), "agent-bom-safety-backups"))
 
@@ -933,6 +959,8 @@ def _safety_backup(ctx: RestoreContext) -> str:
     it see are counted, then (FORCE lifted, rolled back) every row. Any difference is a
     refusal before the wipe."""
     config, target = ctx.config, ctx.target
+    if config.safety_backup_to_bucket:
+        return _safety_backup_in_bucket(ctx)
     directory = _safety_dir(config)
     try:
         # a full copy of the database: 0600 in a 0700 directory
@@ -970,7 +998,9 @@ def _safety_backup(ctx: RestoreContext) -> str:
     return str(path)
 
 
-def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, options: DumpOptions, path: Path) -> None:
+def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient | None, options: DumpOptions | None,
+                                      path: Path | None) -> None:
+    """The dump into ``path`` (None: only the proof that the policies hide no row)."""
     target = ctx.target
     session = replace(target.session, row_security=True)
     with target.conn_info.connect(session, autocommit=False) as conn:
@@ -989,8 +1019,9 @@ def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, opt
         snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
         names = [(t.schema, t.name) for t in tables]
         visible = _counts(conn, names)
-        dump_to_file(client, target.conn_info, target.session,
-                     replace(options, snapshot=snapshot, enable_row_security=True), path)
+        if path is not None and client is not None and options is not None:
+            dump_to_file(client, target.conn_info, target.session,
+                         replace(options, snapshot=snapshot, enable_row_security=True), path)
         for table in tables:
             if table.forced:
                 conn.execute(psycopg.sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
@@ -999,7 +1030,8 @@ def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, opt
         conn.rollback()
     hidden = [f"{name} ({visible[name]} of {rows})" for name, rows in every.items() if visible.get(name) != rows]
     if hidden:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
         raise RefusedError(
             f"a safety dump by restore role {target.role.name} (no BYPASSRLS) would miss rows that row-level "
             f"security hides from it: {', '.join(hidden)}; nothing was dropped",
@@ -1046,6 +1078,9 @@ def _wipe(ctx: RestoreContext) -> None:
 def _recovery(ctx: RestoreContext) -> str:
     """How to go back to what the target held before this restore."""
     database, display = ctx.target.info.database, ctx.target.conn_info.display()
+    if ctx.report.safety_backup and ctx.report.safety_backup.startswith("s3://"):
+        return (f"restore the safety backup: {go_back_command(ctx.report.safety_backup, database, ctx.config.approval)}"
+                " (a restore like any other: it replaces what this one left, as the same role)")
     if ctx.report.safety_backup:
         client = ctx.safety_client or ctx.client
         return (f"restore the safety dump: {client.bin_dir / 'pg_restore'} --clean --if-exists --no-password "
