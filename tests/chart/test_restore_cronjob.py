@@ -124,6 +124,13 @@ class TestRestoreEnvironment:
         """Refusals stay on by default: nothing cleans, approves or skips a check unless asked."""
         assert name not in env_map(_restore())
 
+    def test_safety_backup_goes_to_the_bucket_by_default(self):
+        """The pod's files are gone with the pod: the go-back path must outlive the Job."""
+        assert env_map(_restore())["AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET"] == "true"
+
+    def test_safety_backup_to_bucket_can_be_turned_off(self):
+        assert "AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET" not in env_map(_restore(safetyBackupToBucket=False))
+
     def test_operator_defaults_to_the_in_cluster_restore(self):
         assert env_map(_restore())["AGENT_BOM_RESTORE_OPERATOR"] == "in-cluster-restore"
 
