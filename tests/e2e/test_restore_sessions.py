@@ -25,6 +25,7 @@ from psycopg import sql
 from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
+from tests.e2e import helpers
 from tests.support import cli
 
 WRITER_PASSWORD = "writer-pw-4d1c"
@@ -209,13 +210,7 @@ def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, wri
     work = tmp_root / cli.unique_name("sessions")
     work.mkdir()
     with cli.fresh_bucket(s3, "abb-writer") as bucket:
-        client = s3.client()
-        cli.copy_backup(client, backup15, bucket)
-        manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(backup15.key)))
-        audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
-        audit["rows"] += 1
-        audit["tenants"]["team-alpha"] += 1
-        cli.put_object(client, bucket, cli.manifest_key(backup15.key), json.dumps(manifest).encode())
+        helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
         yield restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, bucket),
                                     backup15.uri_in(bucket), work, "--terminate-sessions")
 
