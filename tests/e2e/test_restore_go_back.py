@@ -19,6 +19,7 @@ from psycopg import sql
 
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
+from devstack.seed import SeedSpec, seed
 from tests.reliability import harness
 from tests.e2e import helpers
 from tests.support import cli
@@ -51,8 +52,11 @@ class WentBack:
     after: str
 
 
-@pytest.fixture(scope="module")
-def went_back(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> WentBack:
+@pytest.fixture(scope="module", params=["plain", "force-rls"])
+def went_back(request: pytest.FixtureRequest, s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> WentBack:
+    """``plain``: the admin's own tables and grants. ``force-rls``: the seeded control plane
+    (FORCE-RLS tables owned by the application role, policies, grants), which the admin
+    without BYPASSRLS must back up completely before the wipe."""
     admin, reader = cli.unique_name("abb_gb_admin"), cli.unique_name("abb_gb_reader")
     pg15.run_sql(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
         sql.Identifier(admin), sql.Literal(PASSWORD)).as_string(None))
@@ -68,6 +72,9 @@ def went_back(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup) -> WentBack
         conn.execute("INSERT INTO public.items (name) VALUES ('a'), ('b')")
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {0}; GRANT SELECT ON app.kept TO {0}").format(
             sql.Identifier(reader)))
+    if request.param == "force-rls":
+        with cli.connect(pg15, database) as conn:
+            seed(conn, SeedSpec(tenants=("team-other",), audit_rows_per_tenant=7))
     before = digest(pg15, database)
     url = pg15.url(database, admin, PASSWORD)
     with cli.fresh_bucket(s3, "abb-goback") as bucket:
