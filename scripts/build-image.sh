@@ -222,7 +222,7 @@ fi
 # Base image (podman): debootstrap once, cache as ${LOCAL_BASE}
 
 create_local_base() {
-  local security rootfs old_base_id
+  local security rootfs old_base_id release_date
   [ -n "$DEBIAN_MIRROR" ] \
     || die "no Debian mirror found in /etc/apt; pass --debian-mirror URL (or --base-image IMAGE)"
   security="$(host_mirror debian-security)"
@@ -236,6 +236,12 @@ create_local_base() {
     tail -n 20 "${TOOLS_DIR}/debootstrap.log" >&2
     die "debootstrap failed (log: ${TOOLS_DIR}/debootstrap.log)"
   fi
+  # What the base is: the date of the suite's Release file debootstrap installed from (the
+  # Debian archive serves only the current versions, so this date and the package list
+  # printed after the build are the record; see docs/releasing.md, "Dependency locks").
+  release_date="$(as_root sh -c "sed -n 's/^Date: //p' '${rootfs}'/var/lib/apt/lists/*Release" 2>/dev/null \
+    | head -n 1 || true)"
+  log "base: Debian ${SUITE} as of ${release_date:-an unknown date} (Release file)"
   # Slim it the way the official -slim images are: no package lists or caches, no docs
   # (copyright files stay), man pages or translations.
   as_root find "$rootfs/usr/share/doc" -mindepth 1 ! -type d ! -name copyright -delete
@@ -250,7 +256,9 @@ create_local_base() {
     if [ -n "$security" ]; then printf 'deb %s %s-security main\n' "$security" "$SUITE"; fi
   } | as_root tee "${rootfs}/etc/apt/sources.list" >/dev/null
   old_base_id="$(engine image inspect --format '{{.Id}}' "$LOCAL_BASE" 2>/dev/null || true)"
-  as_root tar -C "$rootfs" -c . | engine import --change 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >&2
+  as_root tar -C "$rootfs" -c . | engine import --change 'CMD ["/bin/bash"]' \
+    --change "LABEL io.agent-bom.backup.base.debian-release-date=\"${release_date:-unknown}\"" \
+    - "$LOCAL_BASE" >&2
   as_root rm -rf "$rootfs"
   trap - EXIT
   if [ -n "$old_base_id" ]; then engine image rm "$old_base_id" >/dev/null 2>&1 || true; fi
@@ -347,6 +355,23 @@ log "building ${TAG} with ${ENGINE} (base: ${BASE_IMAGE:-Dockerfile default}; ve
 build_start=$SECONDS
 engine "${BUILD[@]}" "$REPO_ROOT" >&2 || die "image build failed (see above)"
 log "built in $((SECONDS - build_start)) s"
+# What the image holds, printed and kept: every Debian package and every Python distribution
+# of /opt/venv (the latter installed from image/requirements.lock with --require-hashes).
+INSTALLED_LIST="${TOOLS_DIR}/installed-$(printf '%s' "$TAG" | tr -c 'A-Za-z0-9._-' '_').txt"
+RUN_OPTS=(run --rm)
+if [ "$ENGINE" = "podman" ]; then RUN_OPTS+=(--network host); fi
+mkdir -p "$TOOLS_DIR"
+{
+  printf '# %s: Debian packages (dpkg-query -W)\n' "$TAG"
+  # shellcheck disable=SC2016  # dpkg-query's own format fields, not shell expansions
+  engine "${RUN_OPTS[@]}" --entrypoint dpkg-query "$TAG" -W -f '${Package}=${Version}\n'
+  printf '# %s: Python distributions in /opt/venv\n' "$TAG"
+  engine "${RUN_OPTS[@]}" --entrypoint /opt/venv/bin/python "$TAG" -c \
+    'import importlib.metadata as m; print("\n".join(sorted(d.name + "==" + d.version for d in m.distributions())))'
+} >"${INSTALLED_LIST}.tmp" || die "could not list what ${TAG} holds"
+mv -f "${INSTALLED_LIST}.tmp" "$INSTALLED_LIST"
+log "installed in ${TAG} (kept in ${INSTALLED_LIST}):"
+sed 's/^/[build-image]   /' "$INSTALLED_LIST" >&2
 # Drop the image this tag pointed to before, unless something still uses it.
 current_id="$(engine image inspect --format '{{.Id}}' "$TAG")"
 if [ -n "$previous_id" ] && [ "$previous_id" != "$current_id" ]; then

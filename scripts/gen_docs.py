@@ -86,16 +86,18 @@ def render() -> str:
         "",
         "| variable | used by | Helm value |",
         "|---|---|---|",
-        "| `AGENT_BOM_POSTGRES_URL` | backup, preflight; restore (live-source check) | "
-        "`controlPlane.backup.database.existingSecret` / `existingSecretKey`, or the maintenance identity "
-        "`controlPlane.postgresSecrets.maintenanceSecretRef.name` (key `AGENT_BOM_POSTGRES_MAINTENANCE_URL`) |",
+        "| `AGENT_BOM_POSTGRES_URL` | backup, preflight; restore (optional live-source check) | "
+        "backup: `controlPlane.backup.database.existingSecret` / `existingSecretKey`, or the maintenance identity "
+        "`controlPlane.postgresSecrets.maintenanceSecretRef.name` (key `AGENT_BOM_POSTGRES_MAINTENANCE_URL`); "
+        "restore and drill: only `restore.liveSourceCheck` / `restoreDrill.liveSourceCheck`, a low-privilege "
+        "Secret of their own |",
         "| `AWS_REGION` / `AWS_DEFAULT_REGION` | region fallback; boto3 | `controlPlane.backup.destination.bucketRegion` |",
         "| `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` | static credentials (boto3) | the credentials Secret |",
         "| `AWS_ROLE_ARN` / `AWS_WEB_IDENTITY_TOKEN_FILE` | web-identity federation (boto3) | service account / projected token |",
         "| `PGPASSWORD` / `PGPASSFILE` | password when the URL has none | – |",
         "| `PGSSLMODE` / `PGSSLROOTCERT` | TLS to PostgreSQL when the URL does not say | "
         "`controlPlane.backup.database.sslMode` / `database.caBundle` |",
-        "| `AWS_MAX_ATTEMPTS` | S3 request attempts with backoff (default 5) | `extraEnv` |",
+        "| `AWS_MAX_ATTEMPTS` | S3 request attempts with backoff (default 5) | each component's `extraEnv` |",
         "",
         "## Exit codes",
         "",

@@ -157,3 +157,17 @@ def test_image_mode_keeps_secrets_out_of_the_engine_argv(tmp_path: Path) -> None
          AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), PGPASSWORD="hunter2")
     argv = " ".join(_record(tmp_path)["argv"])
     assert "p%40ss" not in argv and "hunter2" not in argv
+
+
+def test_image_mode_mounts_the_age_identity_file_read_only(tmp_path: Path) -> None:
+    engine = _stub(tmp_path / "bin" / "fake-engine")
+    identity = tmp_path / "keys" / "identity.txt"
+    identity.parent.mkdir()
+    identity.write_text("AGE-SECRET-KEY-1PLACEHOLDER\n")
+    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
+         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AGENT_BOM_RESTORE_IDENTITY_FILE=str(identity))
+    argv = _record(tmp_path)["argv"]
+    volumes = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--volume"]
+    env_names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
+    assert (f"{identity}:{identity}:ro" in volumes, "AGENT_BOM_RESTORE_IDENTITY_FILE" in env_names,
+            "AGE-SECRET-KEY" in " ".join(argv)) == (True, True, False)

@@ -45,6 +45,9 @@ Options, passed on to `agent-bom-backup restore` (see its --help for all):
   --allow-older                     with latest: if the newest backup is unreadable or
                                     archived, restore the newest complete one instead
   --no-owner --no-privileges        do not restore owners/grants (scratch copies only)
+  --identity FILE                   age identity file (age-keygen's AGE-SECRET-KEY-1...
+                                    lines) for a backup encrypted to age recipients;
+                                    without it such a restore is refused (exit 8)
   --operator NAME                   who runs the restore (default: the OS user)
   --report PATH                     also write the report as JSON
   --dry-run                         run every check, print the plan, change nothing
@@ -58,6 +61,8 @@ Environment:
   AGENT_BOM_BACKUP_ENDPOINT_URL     S3-compatible endpoint (plus _PATH_STYLE, _CA_BUNDLE)
   AWS_ACCESS_KEY_ID, AWS_PROFILE, ...  the identity that reads the bucket
   AGENT_BOM_POSTGRES_URL            the live database (restoring over it needs --approval)
+  AGENT_BOM_RESTORE_IDENTITY_FILE   age identity file, as --identity (mounted read-only
+                                    into the job image)
 
 Exit codes: 0 verified (or dry run), 2 usage, 3 configuration, 4 preflight,
 6 storage, 7 verification failed (nothing restored), 8 refused, 9 a restore step failed
@@ -134,6 +139,10 @@ run_image() {
     done
     if [[ -n ${PGPASSFILE:-} && -f $PGPASSFILE ]]; then
         run_args+=(--volume "$PGPASSFILE:$PGPASSFILE:ro")
+    fi
+    # (a relative path is under the current directory, which is mounted already)
+    if [[ ${AGENT_BOM_RESTORE_IDENTITY_FILE:-} == /* && -f $AGENT_BOM_RESTORE_IDENTITY_FILE ]]; then
+        run_args+=(--volume "$AGENT_BOM_RESTORE_IDENTITY_FILE:$AGENT_BOM_RESTORE_IDENTITY_FILE:ro")
     fi
     exec "$engine" "${run_args[@]}" "$AGENT_BOM_BACKUP_IMAGE" agent-bom-backup "$@"
 }

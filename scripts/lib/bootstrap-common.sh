@@ -6,6 +6,7 @@
 #   TOOLS_DIR        the cache folder (.tools); logs go to $TOOLS_DIR/logs, stamps to $STAMP_DIR
 #   STAMP_DIR        where component stamps live
 #   QUIET            1: log prints nothing (warnings and errors still do)
+#   REPO_ROOT        the checkout (npm_ci reads its locks/npm/)
 
 APT_UPDATED=0
 
@@ -38,6 +39,25 @@ stamp_matches() { [[ -f "$STAMP_DIR/$1" && "$(cat "$STAMP_DIR/$1")" == "$2" ]]; 
 write_stamp() {
     mkdir -p "$STAMP_DIR"
     printf '%s' "$2" >"$STAMP_DIR/$1"
+}
+
+# lock_stamp FILE...: the stamp of a component installed from these lock files (a changed lock
+# changes it, so the component reinstalls)
+lock_stamp() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# npm_ci NAME DEST: install locks/npm/NAME (package.json, package-lock.json, .npmrc) into DEST
+# with npm ci: exactly the locked versions, checked against their integrity hashes; no
+# install scripts run. DEST is emptied first.
+npm_ci() {
+    local name=$1 dest=$2 file
+    ensure_cmd npm npm
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    for file in package.json package-lock.json .npmrc; do
+        cp "$REPO_ROOT/locks/npm/$name/$file" "$dest/$file"
+    done
+    log "npm ci locks/npm/$name"
+    (cd "$dest" && run_logged "npm-$name" npm ci --ignore-scripts --no-audit --no-fund)
 }
 
 need_root() {

@@ -51,6 +51,15 @@ from devstack.chart import (  # noqa: F401 - re-exported for the chart tests
 )
 
 REPO = tools.repo_root()
+#: The IRSA annotation of a ServiceAccount.
+ROLE_ARN_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def own_role(role: str) -> dict[str, Any]:
+    """``serviceAccount`` values of a component with an IRSA role of its own, in the runbook's
+    account: the chart refuses a restore, drill or retention without one beside the backup's."""
+    return {"serviceAccount": {"annotations": {ROLE_ARN_ANNOTATION: f"arn:aws:iam::{RUNBOOK_ACCOUNT_ID}:role/{role}"}}}
+
 #: Kubernetes minor versions the chart is validated against (strict OpenAPI schemas).
 KUBE_VERSIONS = ("1.27.0", "1.32.0", "1.35.0")
 HELM_MAJORS = (3, 4)

@@ -19,12 +19,15 @@ from tests.chart.helm_render import (
     RUNBOOK_MINIMAL_VALUES,
     HelmError,
     backup_values,
+    own_role,
     refusal,
     render_chart,
 )
 
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
-RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}}
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+         **own_role("agent-bom-restore-drill")}
+RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}, **own_role("agent-bom-restore")}
+RETENTION = own_role("agent-bom-prune")
 ROLE = "arn:aws:iam::111122223333:role/r"
 
 
@@ -99,14 +102,15 @@ REFUSALS = [
      r"and serviceAccountName names an existing one.*"),
     ("drill-with-web-identity-without-role", backup_values(restoreDrill=DRILL, webIdentity={"enabled": True, "roleArn": ROLE}),
      r"controlPlane\.backup\.restoreDrill\.webIdentityRoleArn is required when webIdentity\.enabled=true.*"),
-    ("restore-without-target", backup_values(restore={"enabled": True}),
+    ("restore-without-target", backup_values(restore={"enabled": True, **own_role("agent-bom-restore")}),
      r"controlPlane\.backup\.restore\.target\.existingSecret must name an existing Secret .*"),
     ("restore-with-web-identity-without-role", backup_values(restore=RESTORE, webIdentity={"enabled": True, "roleArn": ROLE}),
      r"controlPlane\.backup\.restore\.webIdentityRoleArn is required when webIdentity\.enabled=true.*"),
-    ("retention-with-web-identity-without-role", backup_values(retentionDays=30, webIdentity={"enabled": True, "roleArn": ROLE}),
+    ("retention-with-web-identity-without-role", backup_values(retentionDays=30, retention=RETENTION,
+                                                                              webIdentity={"enabled": True, "roleArn": ROLE}),
      r"controlPlane\.backup\.retention\.webIdentityRoleArn is required .*retention deletes backups.*"),
     ("retention-with-the-backups-static-key", backup_values(
-        retentionDays=30, destination={"staticCredentials": {"enabled": True, "existingSecret": "s3"}}),
+        retentionDays=30, retention=RETENTION, destination={"staticCredentials": {"enabled": True, "existingSecret": "s3"}}),
      r"controlPlane\.backup\.retention\.staticCredentialsSecret must name a Secret with list and delete credentials.*"),
     ("maintenance-identity-without-secret", _with(backup_values(), controlPlane={"postgresSecrets": {"enabled": True}}),
      r"controlPlane\.postgresSecrets\.maintenanceSecretRef\.name must name the Secret holding "

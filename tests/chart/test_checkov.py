@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helm_render import CHART_DIR, REPO, RUNBOOK_VALUES, backup_values, render_chart
+from tests.chart.helm_render import CHART_DIR, REPO, RUNBOOK_VALUES, backup_values, own_role, render_chart
 from devstack.tools import tools_dir
 
 #: check id -> why it does not apply. Each is repeated as a `checkov:skip=` comment in the
@@ -39,16 +39,20 @@ VALUES_SETS = {
     "s3-compatible": yaml.safe_load((CHART_DIR / "ci" / "s3-compatible-values.yaml").read_text()),
     "every-pod-tag-only": backup_values(
         helmTest={"enabled": True},
-        restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
-        restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "persistence": {"existingClaim": "reports"}},
-        retentionDays=30,
+        restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+                      **own_role("agent-bom-restore-drill")},
+        restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "persistence": {"existingClaim": "reports"},
+                 **own_role("agent-bom-restore")},
+        retentionDays=30, retention=own_role("agent-bom-prune"),
         networkPolicy={"enabled": True, "database": {"cidrs": ["10.0.0.0/16"]}},
     ),
     "minio-example": yaml.safe_load((REPO / "examples" / "minio.yaml").read_text()),
     "eks-example": yaml.safe_load((REPO / "examples" / "eks-irsa-kms.yaml").read_text()),
 }
 DIGEST_VALUES = backup_values(image={"digest": "sha256:" + "0" * 64}, helmTest={"enabled": True}, retentionDays=30,
-                              restore={"enabled": True, "target": {"existingSecret": "restore-target"}})
+                              retention=own_role("agent-bom-prune"),
+                              restore={"enabled": True, "target": {"existingSecret": "restore-target"},
+                                       **own_role("agent-bom-restore")})
 
 
 def _checkov() -> Path:

@@ -19,6 +19,7 @@ from tests.chart.helm_render import (
     RETENTION_TEMPLATE,
     backup_values,
     env_map,
+    own_role,
     render_chart,
 )
 
@@ -27,9 +28,11 @@ INTERFACE = json.loads((CHART_DIR / "interface.json").read_text())
 COMPONENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "backup": (CRONJOB_TEMPLATE, {}),
     "restoreDrill": (RESTORE_DRILL_TEMPLATE,
-                     {"restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}}),
-    "restore": (RESTORE_TEMPLATE, {"restore": {"enabled": True, "target": {"existingSecret": "restore-target"}}}),
-    "retention": (RETENTION_TEMPLATE, {"retentionDays": 30}),
+                     {"restoreDrill": {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+                                       **own_role("agent-bom-restore-drill")}}),
+    "restore": (RESTORE_TEMPLATE, {"restore": {"enabled": True, "target": {"existingSecret": "restore-target"},
+                                               **own_role("agent-bom-restore")}}),
+    "retention": (RETENTION_TEMPLATE, {"retentionDays": 30, "retention": own_role("agent-bom-prune")}),
 }
 ENTRIES = [(component, e) for component, entries in INTERFACE.items() if not component.startswith("_") for e in entries]
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from tests.chart.helm_render import RUNBOOK_VALUES, backup_values, render_notes
+from tests.chart.helm_render import RUNBOOK_VALUES, backup_values, own_role, render_notes
 
-RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}}
+RESTORE = {"enabled": True, "target": {"existingSecret": "restore-target"}, **own_role("agent-bom-restore")}
 
 
 def _lines(notes: str) -> list[str]:

@@ -14,13 +14,14 @@ from tests.chart.helm_render import (
     RESTORE_TEMPLATE,
     RETENTION_TEMPLATE,
     backup_values,
+    own_role,
     pod_spec,
     render_chart,
 )
 
 ALL_PODS = backup_values(
     restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
-                  "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+                  "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore-drill"},
     restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "persistence": {"existingClaim": "reports"},
              "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
     retentionDays=30,
@@ -115,10 +116,12 @@ class TestRestrictedPodSecurityStandard:
 
 
 STATIC_CREDENTIALS = backup_values(
-    restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}},
-    restore={"enabled": True, "target": {"existingSecret": "restore-target"}},
+    restoreDrill={"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+                  "staticCredentialsSecret": "drill-creds", **own_role("agent-bom-restore-drill")},
+    restore={"enabled": True, "target": {"existingSecret": "restore-target"}, "staticCredentialsSecret": "restore-creds",
+             **own_role("agent-bom-restore")},
     retentionDays=30,
-    retention={"staticCredentialsSecret": "prune-creds"},
+    retention={"staticCredentialsSecret": "prune-creds", **own_role("agent-bom-prune")},
     helmTest={"enabled": True},
     destination={"staticCredentials": {"enabled": True, "existingSecret": "s3-creds", "sessionTokenKey": "token"}},
 )
@@ -142,9 +145,10 @@ class TestSecretsOnlyByReference:
     def test_the_credentials_are_wired(self, template):
         assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(self._env(template))
 
-    def test_the_database_url_is_wired_where_a_database_is_used(self, template):
-        """Every pod but the retention Job's (it only lists and deletes objects)."""
-        assert ("AGENT_BOM_POSTGRES_URL" in self._env(template)) is (template != RETENTION_TEMPLATE)
+    def test_the_source_url_is_wired_where_the_source_is_dumped(self, template):
+        """The backup and its helm test only: the restore and the drill compare with the manifest's
+        server identity, the retention Job lists and deletes objects."""
+        assert ("AGENT_BOM_POSTGRES_URL" in self._env(template)) is (template in (CRONJOB_TEMPLATE, HELM_TEST_TEMPLATE))
 
 
 def test_chart_renders_no_secret_object():

@@ -11,11 +11,14 @@ from tests.chart.helm_render import (
     PROMETHEUSRULE_TEMPLATE,
     ManifestValidationError,
     backup_values,
+    own_role,
     render_chart,
     validate_prometheusrule,
 )
 
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+         **own_role("agent-bom-restore-drill")}
+RETENTION = {"retentionDays": 30, "retention": own_role("agent-bom-prune")}
 SELECTOR = 'namespace="agent-bom", cronjob="agent-bom-control-plane-backup"'
 
 
@@ -36,7 +39,7 @@ class TestPrometheusRule:
         assert render_chart(backup_values(), show_only=[self.TEMPLATE]) == []
 
     def test_validates_against_the_crd_openapi_schema(self, prometheusrule_openapi_schema):
-        validate_prometheusrule(_rule(restoreDrill=DRILL, retentionDays=30), prometheusrule_openapi_schema)
+        validate_prometheusrule(_rule(restoreDrill=DRILL, **RETENTION), prometheusrule_openapi_schema)
 
     @pytest.mark.parametrize(
         ("path", "bad"),
@@ -104,7 +107,7 @@ class TestPrometheusRule:
         assert "AgentBomControlPlaneRetentionFailed" not in _alerts(_rule())
 
     def test_retention_alert_with_retention(self):
-        expr = _alerts(_rule(retentionDays=30))["AgentBomControlPlaneRetentionFailed"]["expr"]
+        expr = _alerts(_rule(**RETENTION))["AgentBomControlPlaneRetentionFailed"]["expr"]
         assert 'job_name=~"agent-bom-control-plane-retention-.+"' in expr
 
     def test_selector_follows_release_namespace(self):

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, RESTORE_TEMPLATE, backup_values, container, env_map
-from tests.chart.helm_render import mounts_by_name, pod_spec, render_chart, volumes_by_name
+from tests.chart.helm_render import mounts_by_name, own_role, pod_spec, render_chart, volumes_by_name
 
-RESTORE = {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}}
+RESTORE = {"enabled": True, "target": {"existingSecret": "agent-bom-restore-target"}, **own_role("agent-bom-restore")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -74,42 +74,45 @@ class TestRestoreEnvironment:
         uri = "s3://agent-bom-prod-backups/agent-bom/postgres/agent-bom-20260101T030000Z.dump"
         assert env_map(_restore(backupUri=uri))["BACKUP_URI"] == uri
 
-    def test_live_source_url_is_given_so_the_cli_refuses_it_without_approval(self):
-        assert env_map(_restore())["AGENT_BOM_POSTGRES_URL"] == {
-            "secretKeyRef": {"name": "agent-bom-postgres", "key": "AGENT_BOM_POSTGRES_URL"}}
+    def test_the_backups_source_url_is_not_given(self):
+        """The CLI recognises the source by the manifest's server identity (and refuses it without approval)."""
+        assert "AGENT_BOM_POSTGRES_URL" not in env_map(_restore())
 
-    def test_live_source_is_the_maintenance_identity_with_postgres_secrets(self):
+    def test_the_maintenance_identity_never_reaches_the_restore(self):
         values = backup_values(restore=RESTORE)
         values["controlPlane"]["postgresSecrets"] = {"enabled": True, "maintenanceSecretRef": {"name": "maint"}}
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AGENT_BOM_POSTGRES_URL"]["secretKeyRef"]["name"] == "maint"
+        assert "maint" not in json.dumps(container(doc))
+
+    def test_a_live_source_check_reads_its_own_low_privilege_secret(self):
+        doc = _restore(liveSourceCheck={"existingSecret": "live-check"})
+        assert env_map(doc)["AGENT_BOM_POSTGRES_URL"] == {
+            "secretKeyRef": {"name": "live-check", "key": "AGENT_BOM_POSTGRES_URL"}}
 
     def test_target_key_follows_value(self):
         doc = _restore(target={"existingSecret": "t", "existingSecretKey": "url"})
         assert env_map(doc)["AGENT_BOM_RESTORE_POSTGRES_URL"] == {"secretKeyRef": {"name": "t", "key": "url"}}
 
     #: one render for the independent settings (each parameter below checks one of them)
-    SETTINGS = {"clean": True, "confirmTarget": "agent_bom", "approval": "INC-1234", "operator": "alice",
+    SETTINGS = {"clean": True, "confirmTarget": "agent_bom", "operator": "alice",
                 "createMissingRoles": True, "noOwner": True, "noPrivileges": True, "jobs": 4, "dryRun": True,
-                "noSafetyBackup": True, "terminateSessions": True}
+                "terminateSessions": True}
 
     @pytest.mark.parametrize(
         ("name", "expected"),
         [
             ("AGENT_BOM_RESTORE_CLEAN", "true"),
             ("AGENT_BOM_RESTORE_CONFIRM_TARGET", "agent_bom"),
-            ("AGENT_BOM_RESTORE_APPROVAL", "INC-1234"),
             ("AGENT_BOM_RESTORE_OPERATOR", "alice"),
             ("AGENT_BOM_RESTORE_CREATE_MISSING_ROLES", "true"),
             ("AGENT_BOM_RESTORE_NO_OWNER", "true"),
             ("AGENT_BOM_RESTORE_NO_PRIVILEGES", "true"),
             ("AGENT_BOM_RESTORE_JOBS", "4"),
             ("AGENT_BOM_RESTORE_DRY_RUN", "true"),
-            ("AGENT_BOM_RESTORE_NO_SAFETY_BACKUP", "true"),
             ("AGENT_BOM_RESTORE_TERMINATE_SESSIONS", "true"),
         ],
-        ids=["clean", "confirm-target", "approval", "operator", "create-missing-roles", "no-owner", "no-privileges",
-             "jobs", "dry-run", "no-safety-backup", "terminate-sessions"],
+        ids=["clean", "confirm-target", "operator", "create-missing-roles", "no-owner", "no-privileges",
+             "jobs", "dry-run", "terminate-sessions"],
     )
     def test_value_reaches_env(self, name, expected):
         assert env_map(_restore(**self.SETTINGS))[name] == expected
@@ -186,12 +189,11 @@ class TestRestoreIdentity:
                        backup={"webIdentity": {"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"}})
         assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore"
 
-    @pytest.mark.parametrize(("secret", "expected"), [("", "backup-creds"), ("restore-creds", "restore-creds")],
-                             ids=["reuses-backup-secret", "own-secret"])
-    def test_static_credentials_secret(self, secret, expected):
-        doc = _restore(staticCredentialsSecret=secret,
+    def test_static_credentials_secret_is_its_own(self):
+        """Never the backup's (the chart refuses that: tests/chart/test_least_privilege.py)."""
+        doc = _restore(staticCredentialsSecret="restore-creds",
                        backup={"destination": {"staticCredentials": {"enabled": True, "existingSecret": "backup-creds"}}})
-        assert env_map(doc)["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["name"] == expected
+        assert env_map(doc)["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["name"] == "restore-creds"
 
     def test_backup_cronjob_is_unchanged_by_the_restore(self):
         with_restore = render_chart(backup_values(restore=RESTORE), show_only=[CRONJOB_TEMPLATE])

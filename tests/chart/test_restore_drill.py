@@ -14,12 +14,14 @@ from tests.chart.helm_render import (
     container,
     env_cases,
     env_map,
+    own_role,
     pod_spec,
     render_chart,
     volumes_by_name,
 )
 
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+         **own_role("agent-bom-restore-drill")}
 
 
 def _drill(**drill_overrides: Any) -> dict[str, Any]:
@@ -41,7 +43,9 @@ class TestRestoreDrillCronJob:
     def test_runbook_job_selector_matches_backups_only(self):
         """`kubectl get jobs -l app.kubernetes.io/component=control-plane-backup` shows backups only."""
         docs = render_chart(backup_values(restoreDrill=DRILL, helmTest={"enabled": True}, retentionDays=30,
-                                          restore={"enabled": True, "target": {"existingSecret": "t"}}))
+                                          retention=own_role("agent-bom-prune"),
+                                          restore={"enabled": True, "target": {"existingSecret": "t"},
+                                                   **own_role("agent-bom-restore")}))
         matching = [
             d["metadata"]["name"] for d in docs if d["kind"] == "CronJob"
             and d["spec"]["jobTemplate"]["metadata"]["labels"]["app.kubernetes.io/component"] == "control-plane-backup"
@@ -62,10 +66,13 @@ class TestRestoreDrillCronJob:
             "secretKeyRef": {"name": "scratch-db", "key": "AGENT_BOM_RESTORE_POSTGRES_URL"}
         }
 
-    def test_source_url_is_present_for_the_live_source_guard(self):
-        assert env_map(_drill())["AGENT_BOM_POSTGRES_URL"] == {
-            "secretKeyRef": {"name": "agent-bom-postgres", "key": "AGENT_BOM_POSTGRES_URL"}
-        }
+    def test_the_backups_source_url_is_not_given(self):
+        """The CLI recognises the source by the manifest's server identity and refuses to clean it."""
+        assert "AGENT_BOM_POSTGRES_URL" not in env_map(_drill())
+
+    def test_a_live_source_check_reads_its_own_low_privilege_secret(self):
+        assert env_map(_drill(liveSourceCheck={"existingSecret": "live-check", "existingSecretKey": "URL"}))[
+            "AGENT_BOM_POSTGRES_URL"] == {"secretKeyRef": {"name": "live-check", "key": "URL"}}
 
     @env_cases(
         ("AGENT_BOM_RESTORE_CLEAN", "true"),
@@ -120,24 +127,20 @@ class TestRestoreDrillCronJob:
 
     def test_web_identity_assumes_the_restore_role(self):
         values = backup_values(
-            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore"},
+            restoreDrill={**DRILL, "webIdentityRoleArn": "arn:aws:iam::111122223333:role/agent-bom-restore-drill"},
             webIdentity={"enabled": True, "roleArn": "arn:aws:iam::111122223333:role/agent-bom-backup"},
         )
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore"
+        assert env_map(doc)["AWS_ROLE_ARN"] == "arn:aws:iam::111122223333:role/agent-bom-restore-drill"
 
-    @pytest.mark.parametrize(
-        ("drill_secret", "expected"),
-        [("", "backup-creds"), ("restore-creds", "restore-creds")],
-        ids=["reuses-backup-secret", "own-secret"],
-    )
-    def test_static_credentials_secret(self, drill_secret, expected):
+    def test_static_credentials_secret_is_its_own(self):
+        """Never the backup's (the chart refuses that: tests/chart/test_least_privilege.py)."""
         values = backup_values(
-            restoreDrill={**DRILL, "staticCredentialsSecret": drill_secret},
+            restoreDrill={**DRILL, "staticCredentialsSecret": "drill-creds"},
             destination={"staticCredentials": {"enabled": True, "existingSecret": "backup-creds"}},
         )
         (doc,) = render_chart(values, show_only=[self.TEMPLATE])
-        assert env_map(doc)["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["name"] == expected
+        assert env_map(doc)["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["name"] == "drill-creds"
 
     def test_backup_cronjob_is_unchanged_by_the_drill(self):
         with_drill = render_chart(backup_values(restoreDrill=DRILL), show_only=[CRONJOB_TEMPLATE])

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import RETENTION_TEMPLATE, backup_values, container, env_map, pod_spec, render_chart
+from tests.chart.helm_render import RETENTION_TEMPLATE, backup_values, container, deep_merge, env_map, own_role, pod_spec, render_chart
 
 
 def _retention(**overrides: Any) -> dict[str, Any]:
-    (doc,) = render_chart(backup_values(**{"retentionDays": 30, **overrides}), show_only=[RETENTION_TEMPLATE])
+    values = backup_values(retentionDays=30, retention=own_role("agent-bom-prune"))
+    deep_merge(values["controlPlane"]["backup"], overrides)
+    (doc,) = render_chart(values, show_only=[RETENTION_TEMPLATE])
     return doc
 
 

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import RUNBOOK_VALUES, SERVICEACCOUNT_TEMPLATE, backup_values, render_chart
+from tests.chart.helm_render import RUNBOOK_VALUES, SERVICEACCOUNT_TEMPLATE, backup_values, own_role, render_chart
 
-DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"}}
+DRILL = {"enabled": True, "target": {"existingSecret": "scratch-db", "database": "agent_bom_drill"},
+         **own_role("agent-bom-restore-drill")}
 
 
 def _accounts(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -92,9 +93,10 @@ class TestRestoreDrillServiceAccount:
 @pytest.mark.parametrize(
     ("overrides", "name", "component"),
     [
-        ({"restore": {"enabled": True, "target": {"existingSecret": "t"}}}, "agent-bom-control-plane-restore",
-         "control-plane-restore"),
-        ({"retentionDays": 30}, "agent-bom-control-plane-retention", "control-plane-retention"),
+        ({"restore": {"enabled": True, "target": {"existingSecret": "t"}, **own_role("agent-bom-restore")}},
+         "agent-bom-control-plane-restore", "control-plane-restore"),
+        ({"retentionDays": 30, "retention": own_role("agent-bom-prune")}, "agent-bom-control-plane-retention",
+         "control-plane-retention"),
     ],
     ids=["restore", "retention"],
 )

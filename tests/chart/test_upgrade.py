@@ -38,7 +38,11 @@ RAISED_DEFAULTS = ["controlPlane.backup.resources.limits.memory=2560Mi"]
 NEW_BLOCKS = [
     "controlPlane.backup.restore.enabled=true",
     "controlPlane.backup.restore.target.existingSecret=restore-target",
+    "controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+    "arn:aws:iam::123456789012:role/agent-bom-restore",
     "controlPlane.backup.retentionDays=30",
+    "controlPlane.backup.retention.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+    "arn:aws:iam::123456789012:role/agent-bom-prune",
     "controlPlane.backup.networkPolicy.enabled=true",
     "controlPlane.backup.networkPolicy.database.cidrs[0]=10.0.0.0/16",
     "controlPlane.backup.networkPolicy.podIdentity.enabled=true",

@@ -35,6 +35,8 @@ pytestmark = pytest.mark.image
 TARGET_SECRET = "agent-bom-restore-target"
 CLAIM = "agent-bom-restore-files"
 S3_SECRET = "agent-bom-backup-s3"
+#: the restore's own read key: the chart refuses the backup's
+RESTORE_S3_SECRET = "agent-bom-restore-s3"
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,8 @@ def restore_cronjob(s3: MotoServer, bucket: str, image: str) -> dict[str, Any]:
             "encryption": {"enabled": True, "mode": "AES256", "kmsKeyId": ""},
             "staticCredentials": {"enabled": True, "existingSecret": S3_SECRET},
         },
-        restore={"enabled": True, "target": {"existingSecret": TARGET_SECRET}, "persistence": {"existingClaim": CLAIM}},
+        restore={"enabled": True, "target": {"existingSecret": TARGET_SECRET}, "persistence": {"existingClaim": CLAIM},
+                 "staticCredentialsSecret": RESTORE_S3_SECRET},
     )
     (cronjob,) = render_chart(values, show_only=[RESTORE_TEMPLATE])
     return cronjob
@@ -105,9 +108,8 @@ def run_job(engine: ContainerEngine, job: dict[str, Any], pg: PgCluster, source:
     files.chmod(0o777)  # the pod's user (10001) writes here, as on a real volume with fsGroup
     pod_name = f"{job['metadata']['name']}-{uuid.uuid4().hex[:5]}"
     secrets = {
-        "agent-bom-postgres": {"AGENT_BOM_POSTGRES_URL": source.url},
         TARGET_SECRET: {"AGENT_BOM_RESTORE_POSTGRES_URL": pg.superuser_url(target_db)},
-        S3_SECRET: {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        RESTORE_S3_SECRET: {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     }
     run = container_run(job["spec"]["template"]["spec"], engine.command, secrets=secrets, claims={CLAIM: files},
                         pod_name=pod_name, namespace="agent-bom")
@@ -195,7 +197,8 @@ class TestRefusesANonEmptyTargetWithoutClean:
 def test_refuses_the_live_database_without_an_approval(s3: MotoServer, restore_bucket: str, backup: cli.Backup,
                                                         source: cli.Database, pg15: PgCluster, job_image: str,
                                                         container_engine: ContainerEngine, tmp_path: Path):
-    """--clean over the database the backup was taken from still needs --approval, as with the script."""
+    """--clean over the database the backup was taken from still needs --approval, as with the script,
+    although the pod never gets the source's credential: the manifest's server identity names it."""
     job = instantiate(restore_cronjob(s3, restore_bucket, job_image), "restore-live",
                       "AGENT_BOM_RESTORE_CLEAN=true", f"AGENT_BOM_RESTORE_CONFIRM_TARGET={source.name}")
     with cli.connect(pg15, source.name) as conn:

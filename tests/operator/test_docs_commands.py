@@ -194,7 +194,9 @@ EXERCISES: dict[str, Exercise] = {
     "--from-file=AGENT_BOM_RESTORE_POSTGRES_URL=./restore-postgres-url": RUNS,
     "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.restore.enabled=true "
-    "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target":
+    "--set controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target "
+    "--set 'controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+    "arn:aws:iam::<account-id>:role/agent-bom-restore'":
         Mirrored("test_helm_enables_the_in_cluster_restore"),
     IN_CLUSTER_RESTORE: Mirrored("test_in_cluster_restore_is_instantiated_as_documented"),
     "kubectl -n agent-bom logs -f job/restore-inc-1234": RUNS,
@@ -244,6 +246,21 @@ EXERCISES: dict[str, Exercise] = {
     # retention
     "agent-bom-backup prune --keep-days 35 --keep-last 7": RUNS,
     "agent-bom-backup prune --keep-days 35 --keep-last 7 --yes": RUNS,
+    # encrypted backups (age): Debian's age-keygen and age, the job's CLI, pg_restore
+    "age-keygen -o agent-bom-backup-identity.txt": RUNS,
+    "age-keygen -y agent-bom-backup-identity.txt": RUNS,
+    'AGENT_BOM_BACKUP_ENCRYPT_TO="$(age-keygen -y agent-bom-backup-identity.txt)" agent-bom-backup backup': RUNS,
+    "agent-bom-backup check --max-age 26h --recipients": RUNS,
+    'deploy/ops/restore-postgres-backup.sh latest "$RESTORE_POSTGRES_URL" "$AWS_REGION" --identity '
+    "agent-bom-backup-identity.txt --clean --confirm-target agent_bom --approval INC-1234": RUNS,
+    'export BACKUP_ID="agent-bom-YYYYMMDDTHHMMSSZ"': Provided("BACKUP_ID"),
+    'aws s3 cp "s3://$BACKUP_BUCKET/agent-bom/postgres/$BACKUP_ID.dump" backup.dump.age --region "$AWS_REGION"': RUNS,
+    "age -d -i agent-bom-backup-identity.txt -o backup.dump backup.dump.age": RUNS,
+    "sha256sum backup.dump": RUNS,
+    "pg_restore --list backup.dump": RUNS,
+    'export BY_HAND_POSTGRES_URL="postgresql://agent_bom@staging-postgres:5432/agent_bom_by_hand"':
+        Provided("BY_HAND_POSTGRES_URL"),
+    'pg_restore --exit-on-error --dbname "$BY_HAND_POSTGRES_URL" backup.dump': RUNS,
 }
 
 
@@ -391,12 +408,19 @@ def drill(s3: MotoServer, op_source: cli.Database, pg_cluster_factory: PgCluster
             conn.execute("CREATE DATABASE agent_bom_restore")
         return staging.url("agent_bom_restore", "dbadmin", MANAGED_PASSWORD)
 
+    def by_hand_database() -> str:
+        """An empty database for the runbook's by-hand pg_restore of a decrypted dump."""
+        staging.create_database("agent_bom_by_hand")
+        return staging.superuser_url("agent_bom_by_hand")
+
     provided: dict[str, Callable[[], str]] = {
         "MANAGED_POSTGRES_URL": managed_admin_url,
         "AWS_REGION": lambda: REGION,
         "SCRATCH_POSTGRES_URL": lambda: staging.superuser_url("postgres"),
         "BACKUP_URI": newest_dump_uri,
         "RESTORE_POSTGRES_URL": lambda: staging.superuser_url("agent_bom"),
+        "BACKUP_ID": lambda: newest_dump_uri().rsplit("/", 1)[1].removesuffix(".dump"),
+        "BY_HAND_POSTGRES_URL": by_hand_database,
     }
     session = Drill(workdir, env, provided)
     for block in SHELL_BLOCKS:
@@ -464,6 +488,23 @@ def test_runbook_aws_ls_shows_the_backup_objects(drill: Drill) -> None:
     output = _output_of(drill, 'aws s3 ls "s3://agent-bom-prod-backups/agent-bom/postgres/"')
     assert sorted(re.findall(r"\.(dump|roles\.sql|manifest\.json)$", output, flags=re.MULTILINE)) == [
         "dump", "manifest.json", "roles.sql"]
+
+
+@pytest.mark.slow
+def test_runbook_by_hand_decryption_matches_the_manifest(drill: Drill, s3: MotoServer) -> None:
+    """The 3 a.m. path's sha256sum prints the digest the manifest recorded for the plaintext."""
+    output = _output_of(drill, "sha256sum backup.dump")
+    printed = re.findall(r"^([0-9a-f]{64})\s+backup\.dump$", output, flags=re.MULTILINE)
+    backup_id = drill.env["BACKUP_ID"]
+    manifest = json.loads(cli.get_object(s3.client(), DOCS_BUCKET, f"{DOCS_PREFIX}/{backup_id}.manifest.json"))
+    assert (manifest["encryption"]["format"], printed) == ("age", [manifest["dump"]["plaintext_sha256"]])
+
+
+@pytest.mark.slow
+def test_runbook_by_hand_restore_brings_back_every_tenant(drill: Drill, op_source: cli.Database) -> None:
+    with psycopg.connect(drill.env["BY_HAND_POSTGRES_URL"]) as conn:
+        rows = dict(conn.execute("SELECT team_id, count(*) FROM audit_log GROUP BY team_id").fetchall())
+    assert rows == op_source.audit_rows
 
 
 @pytest.mark.slow
@@ -547,7 +588,9 @@ def test_documented_lifecycle_rule_is_valid_json() -> None:
 
 
 _RESTORE_SET = ["--set", "controlPlane.backup.restore.enabled=true",
-                "--set", "controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target"]
+                "--set", "controlPlane.backup.restore.target.existingSecret=agent-bom-restore-target",
+                "--set", "controlPlane.backup.restore.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn="
+                f"arn:aws:iam::{FILLED_IN['<account-id>']}:role/agent-bom-restore"]
 
 
 def test_helm_enables_the_in_cluster_restore(tmp_path: Path) -> None:

@@ -97,3 +97,18 @@ def test_a_sequence_never_called_starts_at_its_last_value() -> None:
     from agent_bom_backup.manifest import SequenceRecord
 
     assert SequenceRecord("public", "s", 1, 1, False).next_value == 1
+
+
+def test_formats_1_and_2_record_no_client_encryption() -> None:
+    assert [Manifest.from_json(_minimal(v)).encryption for v in (1, 2)] == [None, None]
+
+
+def test_an_encryption_record_reads_back() -> None:
+    text = _minimal(2, encryption={"format": "age", "recipients": ["age1abc", "ssh-ed25519 AAAA x"]})
+    assert Manifest.from_json(Manifest.from_json(text).to_json()).encryption.recipients == ["age1abc", "ssh-ed25519 AAAA x"]
+
+
+def test_an_encrypted_object_records_its_plaintext_digest() -> None:
+    dump = {"key": "agent-bom/postgres/agent-bom-20261125T030007Z.dump", "size": 120, "sha256": "c" * 64,
+            "parts": 1, "plaintext_size": 100, "plaintext_sha256": "p" * 64}
+    assert Manifest.from_json(_minimal(2, dump=dump)).dump.plaintext_sha256 == "p" * 64

@@ -18,6 +18,11 @@ before the upload is completed the claim is checked again and pg_dump's exit sta
 read; then the roles object, and the manifest, written last. Every write's requested
 encryption is confirmed from the store's answers; the manifest records it.
 
+With ``--encrypt-to`` (client-side encryption, :mod:`agecrypt`) pg_dump's output goes
+through age before the part buffers (no plaintext on disk; a 1 MiB queue besides the
+parts), the roles object is encrypted too, and the manifest records the recipients and
+each object's plaintext size and SHA-256 next to the stored (ciphertext) ones.
+
 pg_dump starts before the bucket has answered: it only reads, and the S3 preflight (most
 of it the S3 client's imports) overlaps its catalog queries and its first parts. Nothing
 is written before the bucket check, the roles and the claim have succeeded; a failure
@@ -40,6 +45,7 @@ from pathlib import Path
 import psycopg
 
 from . import __version__, pgcatalog
+from .agecrypt import EncryptedStream, Recipients, encrypt_bytes
 from .background import in_background
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError
@@ -47,6 +53,7 @@ from .log import Progress, event, get_logger
 from .manifest import (
     BackupKeys,
     ClientRecord,
+    EncryptionRecord,
     Manifest,
     ObjectRecord,
     SequenceRecord,
@@ -80,6 +87,8 @@ class BackupConfig:
     pg_bin_dirs: tuple[str, ...] = ()
     pg_bin_dirs_only: bool = False
     metrics_file: str | None = None
+    #: age recipients the dump and roles objects are encrypted to (empty: not encrypted)
+    encrypt_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,11 +105,14 @@ class BackupPlan:
     #: the settings of every connection the tools open (the snapshot's adds the inspection settings)
     session: SessionSettings
     upload: UploadPlan
+    #: client-side encryption (empty: none)
+    recipients: Recipients = Recipients((), ())
 
     def to_log(self) -> dict[str, object]:
         return {"backup_id": self.keys.backup_id, "server": self.server, "server_major": self.server_major,
                 "pg_dump": self.pg_dump.version, "pg_dumpall": self.pg_dumpall.version,
-                "compression": str(self.compression), **self.upload.to_log()}
+                "compression": str(self.compression), "encrypt_to": list(self.recipients.strings),
+                **self.upload.to_log()}
 
 
 @dataclass
@@ -151,8 +163,7 @@ def run_backup(config: BackupConfig) -> Manifest:
         run.conn.close()
     storage, keys = run.storage, run.plan.keys
     roles_sql = run.roles_ready.result() if run.roles_ready else b""
-    storage.put_bytes(keys.roles, roles_sql, "application/sql")
-    manifest.roles = ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
+    manifest.roles = _put_roles(storage, keys, roles_sql, run.plan.recipients)
     manifest.finished_at = datetime.now(timezone.utc).isoformat()
     # claim, dump and roles: the manifest cannot vouch for its own write
     manifest.storage["encryption_confirmed"] = storage.encryption.record()
@@ -166,12 +177,24 @@ def run_backup(config: BackupConfig) -> Manifest:
     return manifest
 
 
+def _put_roles(storage: Storage, keys: BackupKeys, roles_sql: bytes, recipients: Recipients) -> ObjectRecord:
+    """The roles object (an age file when the backup is encrypted) and its record."""
+    if not recipients:
+        storage.put_bytes(keys.roles, roles_sql, "application/sql")
+        return ObjectRecord(key=keys.roles, size=len(roles_sql), sha256=hashlib.sha256(roles_sql).hexdigest())
+    body = encrypt_bytes(roles_sql, recipients)
+    storage.put_bytes(keys.roles, body, "application/octet-stream")
+    return ObjectRecord(key=keys.roles, size=len(body), sha256=hashlib.sha256(body).hexdigest(),
+                        plaintext_size=len(roles_sql), plaintext_sha256=hashlib.sha256(roles_sql).hexdigest())
+
+
 # --------------------------------------------------------------------------- the plan
 def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
     """Every check that writes nothing and needs neither S3 (asked once pg_dump runs) nor a
     snapshot; the connection it opens becomes the snapshot's."""
     log = get_logger()
     conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
+    recipients = Recipients.parse(config.encrypt_to)  # a malformed one: exit 3 before anything
     upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
     ceiling = upload.ceiling_warning()
     if ceiling:
@@ -197,7 +220,7 @@ def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
         raise
     plan = BackupPlan(keys=keys, server=conn_info.display(), server_major=server_major, pg_dump=pg_dump,
                       pg_dumpall=pg_dumpall, compression=compression, compression_note=compression_note,
-                      session=session, upload=upload)
+                      session=session, upload=upload, recipients=recipients)
     event(log, "preflight: database reachable", server=plan.server, server_major=server_major,
           pg_dump=pg_dump.version, compression=str(compression))
     event(log, "backup plan", **plan.to_log())
@@ -283,8 +306,10 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
     dump = DumpStream(pg_dump_argv(plan.pg_dump, run.conn_info, plan.session, options), run.conn_info.tool_env())
     inspector = threading.Thread(target=gather, name="inspect", daemon=True)
     inspector.start()
-    # the dump flows into part buffers while the bucket answers and the id is claimed
-    parts = PartReader(plan.upload, fill_with(readinto=dump.readinto))
+    # the dump flows into part buffers (through age, when encrypting) while the bucket
+    # answers and the id is claimed
+    encrypted = EncryptedStream(dump.readinto, plan.recipients) if plan.recipients else None
+    parts = PartReader(plan.upload, fill_with(readinto=encrypted.readinto if encrypted else dump.readinto))
     # the S3 client and preflight (~0.3 s of CPU, most of it imports): after pg_dump's start,
     # so that the connection and the queries before it do not wait for the interpreter lock
     run.storage_ready = in_background(lambda: _open_storage(config.storage, plan.keys), "s3-preflight")
@@ -330,10 +355,19 @@ def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
         raise
     finally:
         dump.kill()
+        if encrypted is not None:
+            encrypted.close()
         inspector.join(timeout=30)
     _end_snapshot(conn)
-    event(log, "dump uploaded", key=plan.keys.dump, bytes=result.size, parts=result.parts)
-    return _manifest(run, result)
+    event(log, "dump uploaded", key=plan.keys.dump, bytes=result.size, parts=result.parts,
+          **({"plaintext_bytes": encrypted.plaintext.size, "encrypted_to": len(plan.recipients.strings)}
+             if encrypted else {}))
+    manifest = _manifest(run, result)
+    if encrypted is not None:
+        manifest.dump.plaintext_size = encrypted.plaintext.size
+        manifest.dump.plaintext_sha256 = encrypted.plaintext.sha256
+        manifest.encryption = EncryptionRecord(format="age", recipients=list(plan.recipients.strings))
+    return manifest
 
 
 def _manifest(run: BackupRun, result: UploadResult) -> Manifest:

@@ -175,6 +175,7 @@ def _read_manifest(storage: Storage, entry: BackupEntry, status: BackupStatus) -
         "tables": len(manifest.tables),
         "tenants": len(manifest.tenant_totals()),
         "format_version": manifest.format_version,
+        "encrypted_to": manifest.encryption.recipients if manifest.encryption else None,
     }
     problem = manifest_mismatch(manifest, keys, entry)
     if problem:

@@ -93,6 +93,23 @@ scratch_dir_option = click.option(
     help="Directory for the downloaded dump (restore, verify --deep; default: TMPDIR).")
 
 
+class _LineString(click.ParamType):
+    """A string option whose environment variable holds one value per line (an SSH
+    recipient contains spaces, so whitespace cannot separate them)."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value)
+
+
+identity_option = click.option(
+    "--identity", "identity_file", envvar="AGENT_BOM_RESTORE_IDENTITY_FILE", default=None, show_envvar=True,
+    help="age identity file (age-keygen's AGE-SECRET-KEY-1... lines, or an OpenSSH private key) that decrypts "
+    "backups encrypted with --encrypt-to; mount it from a Secret. Not needed for unencrypted backups.")
+
+
 def pg_client_options(func: F) -> F:
     """Where the PostgreSQL client programs come from (backup, restore)."""
     return _apply(func, [pg_bin_dir_option, only_pg_bin_dirs_option])
@@ -228,6 +245,10 @@ def main() -> None:
 @pg_client_options
 @click.option("--metrics-file", envvar="AGENT_BOM_BACKUP_METRICS_FILE", default=None, show_envvar=True,
               help="Write Prometheus textfile metrics here after a successful backup.")
+@click.option("--encrypt-to", "encrypt_to", envvar="AGENT_BOM_BACKUP_ENCRYPT_TO", multiple=True, type=_LineString(),
+              show_envvar=True, help="Encrypt the dump and roles objects on the client to this age recipient "
+              "(age1... X25519 public key, or an SSH ed25519/RSA public key line; repeatable; env: one per line). "
+              "Only the holder of a matching identity can restore; the manifest stays readable.")
 @operation
 def backup(**kwargs: Any) -> None:
     """Dump AGENT_BOM_POSTGRES_URL and stream it to S3 (run by the CronJob).
@@ -259,6 +280,7 @@ def backup(**kwargs: Any) -> None:
         pg_bin_dirs=pg_bin_dirs(kwargs),
         pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         metrics_file=kwargs["metrics_file"],
+        encrypt_to=tuple(kwargs["encrypt_to"]),
     )
     manifest = run_backup(config)
     click.echo(storage.uri(manifest.dump.key))
@@ -325,6 +347,7 @@ def _threshold(value: str) -> int | None:
               help="End other sessions on the target (REVOKE CONNECT from every role but the restore role, "
               "then pg_terminate_backend) instead of refusing; CONNECT is granted back when the restore ends.")
 @scratch_dir_option
+@identity_option
 @lock_wait_timeout_option
 @pg_client_options
 @click.option("--allow-older/--no-allow-older", envvar="AGENT_BOM_RESTORE_ALLOW_OLDER", default=False,
@@ -364,6 +387,7 @@ def restore(**kwargs: Any) -> None:
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
         allow_older=kwargs["allow_older"],
         report_path=kwargs["report_path"],
+        identity_file=kwargs["identity_file"],
         terminate_sessions=kwargs["terminate_sessions"],
         safety_backup_to_bucket=kwargs["safety_backup_to_bucket"],
     )
@@ -455,6 +479,7 @@ def list_command(**kwargs: Any) -> None:
               help="Server for --deep (a database is created and dropped there; prefer the env var). "
               "Default: a throwaway local cluster when PostgreSQL server binaries are installed.")
 @scratch_dir_option
+@identity_option
 @pg_bin_dir_option
 @operation
 def verify(**kwargs: Any) -> None:
@@ -474,6 +499,7 @@ def verify(**kwargs: Any) -> None:
         scratch_url=kwargs["scratch_url"] or None,
         pg_bin_dirs=pg_bin_dirs(kwargs),
         scratch_dir=kwargs["scratch_dir"],
+        identity_file=kwargs["identity_file"],
     )
     click.echo(f"backup {result.backup_id}: {result.uri}")
     for check in result.objects:
@@ -481,6 +507,10 @@ def verify(**kwargs: Any) -> None:
         state = "ok" if check.ok else "MISMATCH"
         click.echo(f"  {state:<8} {check.key}: {human_size(check.actual_size)}, sha256 "
                    f"{(check.actual_sha256 or '-')[:16]}..." + (f"  ({problem})" if problem else ""))
+    if result.encrypted_to is not None:
+        click.echo(f"           encrypted (age) to {', '.join(result.encrypted_to)}: "
+                   + ("decrypted with --identity by the restore below" if kwargs["deep"]
+                      else "the ciphertext was checked; --deep with --identity also decrypts and restores it"))
     deep = result.deep
     if deep is not None:
         state = "ok" if deep.ok else "MISMATCH"
@@ -506,6 +536,9 @@ def verify(**kwargs: Any) -> None:
 @storage_options
 @click.option("--max-age", envvar="AGENT_BOM_BACKUP_MAX_AGE", default="26h", show_default=True, show_envvar=True,
               callback=_duration_option, help="Oldest acceptable age of the newest complete backup (e.g. 26h, 90m, 2d).")
+@click.option("--recipients/--no-recipients", "show_recipients", envvar="AGENT_BOM_CHECK_RECIPIENTS", default=False,
+              show_envvar=True, help="Also list, per backup, the age recipients whose identity restores it (reads "
+              "the manifests: needs s3:GetObject on them, which the backup role lacks).")
 @operation
 def check(**kwargs: Any) -> None:
     """Exit 10 when the newest complete backup is older than --max-age, or there is none.
@@ -520,8 +553,28 @@ def check(**kwargs: Any) -> None:
     storage = Storage(storage_config(kwargs))
     result = check_freshness(storage, kwargs["max_age"])
     click.echo(result.line())
+    if kwargs["show_recipients"]:
+        _echo_recipients(storage)
     if not result.ok:
         sys.exit(int(ExitCode.STALE))
+
+
+def _echo_recipients(storage: Any) -> None:
+    """One line per committed backup: the age recipients whose identity restores it."""
+    from .catalog import INCOMPLETE, list_backups
+
+    click.echo("identities needed (age recipients per backup, newest first):")
+    for status in list_backups(storage):
+        if status.state == INCOMPLETE:
+            continue
+        manifest = status.manifest
+        if manifest is None:
+            needs = f"unknown: {status.reason}"
+        elif manifest.encryption is None:
+            needs = "none (not client-encrypted)"
+        else:
+            needs = f"any one of: {', '.join(manifest.encryption.recipients)}"
+        click.echo(f"  {status.backup_id}  {needs}")
 
 
 @main.command()

@@ -90,10 +90,26 @@ class BackupKeys:
 
 @dataclass
 class ObjectRecord:
+    """An object as stored: ``size`` and ``sha256`` are the stored bytes' (the ciphertext's
+    when the backup is encrypted: what ``verify`` checks without a key)."""
+
     key: str
     size: int
     sha256: str
     parts: int = 1
+    #: encrypted backups only: the decrypted object's size and SHA-256 (what the restore
+    #: checks after decryption, before pg_restore reads a byte)
+    plaintext_size: int | None = None
+    plaintext_sha256: str | None = None
+
+
+@dataclass
+class EncryptionRecord:
+    """Client-side encryption of the dump and roles objects (None: not encrypted). Public
+    metadata only: the recipients are public keys; no secret is ever in a manifest."""
+
+    format: str  # "age": each object is a binary age file (age-encryption.org/v1)
+    recipients: list[str]
 
 
 @dataclass
@@ -176,6 +192,8 @@ class Manifest:
     sequences: list[SequenceRecord] | None = None
     #: the session settings the snapshot was inspected with (format 1: PostgreSQL's defaults)
     inspection_settings: dict[str, str] = field(default_factory=dict)
+    #: client-side encryption (age); None: the objects are plaintext (formats 1 and 2 always)
+    encryption: EncryptionRecord | None = None
     format: str = FORMAT
     format_version: int = FORMAT_VERSION
 
@@ -239,6 +257,7 @@ class Manifest:
                 tool_version=data.get("tool_version", ""),
                 sequences=[_record(SequenceRecord, s) for s in sequences] if sequences is not None else None,
                 inspection_settings=dict(data.get("inspection_settings") or {}),
+                encryption=_record(EncryptionRecord, data["encryption"]) if data.get("encryption") else None,
                 format_version=int(version),
             )
         except (KeyError, TypeError, ValueError) as exc:

@@ -40,7 +40,7 @@ from typing import Any
 
 import psycopg
 
-from . import pgcatalog
+from . import agecrypt, pgcatalog
 from .catalog import ARCHIVED_CLASSES, BackupStatus, resolve
 from .dump import DumpOptions, dump_to_file
 from .errors import (
@@ -108,6 +108,8 @@ class RestoreConfig:
     safety_backup_to_bucket: bool = False
     report_path: str | None = None
     purpose: str = "restore"  # or "verify --deep"
+    #: age identity file for a backup encrypted to age recipients (agecrypt)
+    identity_file: str | None = None
 
 
 def source_storage(config: StorageConfig, source: str) -> StorageConfig:
@@ -157,6 +159,8 @@ class RestorePlan:
     scratch_dir: str
     scratch_free_bytes: int
     skipped_backups: list[str] = field(default_factory=list)
+    #: age recipients of a client-encrypted backup (the identity was proven in the plan)
+    encrypted_to: list[str] = field(default_factory=list)
     #: other sessions on the target when planned, and whether CONNECT is revoked for the change
     sessions: list[str] = field(default_factory=list)
     close_door: bool = False
@@ -167,6 +171,9 @@ class RestorePlan:
     def steps(self) -> list[str]:
         steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
                  f"read the archive's table of contents with pg_restore {self.pg_restore_version} --list"]
+        if self.encrypted_to:
+            steps.insert(1, "decrypt it with the age identity (it opened the roles object; recipients "
+                         f"{', '.join(self.encrypted_to)}) into the scratch directory and verify the plaintext SHA-256")
         steps += self.archive_steps
         if self.roles_to_create:
             steps.append(f"create missing roles from the stored roles object: {', '.join(self.roles_to_create)}")
@@ -371,9 +378,11 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         "size": manifest.dump.size,
         "sha256": manifest.dump.sha256,
         "manifest_format": manifest.format_version,
+        "encrypted_to": manifest.encryption.recipients if manifest.encryption else None,
     }
     _record_skipped(report, resolved.skipped, manifest)
     _check_dump_object(storage, keys, manifest)
+    agecrypt.require_identity(storage.get_bytes, manifest, config.identity_file)
 
     owners = [] if config.no_owner else list(manifest.referenced_roles.get("owners", []))
     target = _inspect_target(config, conn_info, owners)
@@ -416,9 +425,10 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
     )
     report.pg_restore_version = client.version
     free = scratch_free_bytes(scratch_parent)
-    if free < manifest.dump.size + SCRATCH_HEADROOM:
+    needed = manifest.dump.size + (manifest.dump.plaintext_size or 0)  # an encrypted dump: both, while decrypting
+    if free < needed + SCRATCH_HEADROOM:
         raise PreflightError(
-            f"scratch directory {scratch_parent} has {free} bytes free; the dump needs {manifest.dump.size} "
+            f"scratch directory {scratch_parent} has {free} bytes free; the dump needs {needed} "
             "plus 16 MiB of headroom",
             hint="point --scratch-dir (AGENT_BOM_BACKUP_SCRATCH_DIR) at a larger volume",
         )
@@ -456,6 +466,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         scratch_dir=str(scratch_parent),
         scratch_free_bytes=free,
         skipped_backups=[s.backup_id for s in resolved.skipped],
+        encrypted_to=list(manifest.encryption.recipients) if manifest.encryption else [],
         sessions=[s.describe() for s in target.sessions],
         close_door=close_door,
     )
@@ -595,7 +606,7 @@ def _stored_roles(storage: Storage, manifest: Manifest, target: TargetInfo, miss
     if hashlib.sha256(data).hexdigest() != manifest.roles.sha256:
         raise VerifyError(f"roles object {storage.config.uri(manifest.roles.key)} does not match its manifest",
                           hint="restore another backup")
-    return parse_globals(data.decode())
+    return parse_globals(agecrypt.roles_plaintext(data, manifest, config.identity_file).decode())
 
 
 def _owner_access(target: TargetInfo, owners: list[str], missing: list[str],
@@ -758,7 +769,9 @@ def execute(ctx: RestoreContext) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
         ctx.step("prepare")
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
-        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
+        downloaded = agecrypt.download_path(dump_path, ctx.manifest)
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
+        agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
         toc = _read_toc(ctx.client, dump_path)
         _check_archive(ctx, dump_path)
         if ctx.role_plan is not None and not ctx.role_plan.empty:
@@ -994,6 +1007,7 @@ def _safety_backup(ctx: RestoreContext) -> str:
             raise DumpError(f"safety dump of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
                             "nothing was dropped") from None
     ctx.safety_client = client
+    path = agecrypt.safety_backup_encrypted(path, ctx.manifest)
     event(get_logger(), "safety backup written", path=str(path), bytes=path.stat().st_size)
     return str(path)
 
@@ -1083,6 +1097,10 @@ def _recovery(ctx: RestoreContext) -> str:
                 " (a restore like any other: it replaces what this one left, as the same role)")
     if ctx.report.safety_backup:
         client = ctx.safety_client or ctx.client
+        if ctx.report.safety_backup.endswith(agecrypt.AGE_SUFFIX):  # encrypted like the backup it replaced
+            return (f"restore the safety dump: age -d -i {ctx.config.identity_file} {ctx.report.safety_backup} | "
+                    f"{client.bin_dir / 'pg_restore'} --clean --if-exists --no-password --dbname={display} "
+                    "(password in PGPASSWORD)")
         return (f"restore the safety dump: {client.bin_dir / 'pg_restore'} --clean --if-exists --no-password "
                 f"--dbname={display} {ctx.report.safety_backup} (password in PGPASSWORD)")
     if ctx.plan.target_objects == 0:

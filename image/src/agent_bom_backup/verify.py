@@ -255,6 +255,8 @@ class VerifyResult:
     objects: list[ObjectCheck]
     seconds: float
     deep: DeepResult | None = None
+    #: the age recipients of an encrypted backup (without --deep only the ciphertext is checked)
+    encrypted_to: list[str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -294,6 +296,7 @@ def verify_backup(
     scratch_url: str | None = None,
     pg_bin_dirs: tuple[str, ...] = (),
     scratch_dir: str | None = None,
+    identity_file: str | None = None,
 ) -> VerifyResult:
     """Size and SHA-256 of the dump and roles objects against the manifest, streamed
     (no temporary file); with ``deep`` also a restore into a scratch database that is
@@ -315,10 +318,11 @@ def verify_backup(
     checks = [_check_object(storage, keys.dump, manifest.dump.size, manifest.dump.sha256)]
     if manifest.roles is not None:
         checks.append(_check_object(storage, manifest.roles.key, manifest.roles.size, manifest.roles.sha256))
-    result = VerifyResult(uri=uri, backup_id=keys.backup_id, objects=checks, seconds=0.0)
+    result = VerifyResult(uri=uri, backup_id=keys.backup_id, objects=checks, seconds=0.0,
+                          encrypted_to=list(manifest.encryption.recipients) if manifest.encryption else None)
     if deep and all(c.ok for c in checks):
         result.deep = deep_verify(storage, keys, manifest, scratch_url=scratch_url, pg_bin_dirs=pg_bin_dirs,
-                                  scratch_dir=scratch_dir)
+                                  scratch_dir=scratch_dir, identity_file=identity_file)
     result.seconds = round(time.monotonic() - started, 1)
     return result
 
@@ -331,6 +335,7 @@ def deep_verify(
     scratch_url: str | None,
     pg_bin_dirs: tuple[str, ...] = (),
     scratch_dir: str | None = None,
+    identity_file: str | None = None,
 ) -> DeepResult:
     """Restore the backup into a fresh scratch database with the restore machinery,
     verify rows, tenants and the schema fingerprint, then drop the database (or the
@@ -339,11 +344,14 @@ def deep_verify(
     A restore that fails after it started changing the scratch database (pg_restore
     errors, a verification mismatch) is this backup's failure: its cause becomes a
     problem line (``verify`` exits 7). Refusals and preflight failures keep their codes."""
+    from .agecrypt import require_identity
     from .errors import ChangedError
     from .restore import RestoreConfig, run_restore
     from .scratchdb import scratch_database
 
     started = time.monotonic()
+    # an encrypted backup's identity is proven before a scratch database is made
+    require_identity(storage.get_bytes, manifest, identity_file)
     with scratch_database(scratch_url, manifest.source.server_major, pg_bin_dirs) as target:
         full = target.superuser
         config = RestoreConfig(
@@ -359,6 +367,7 @@ def deep_verify(
             scratch_dir=scratch_dir,
             pg_bin_dirs=pg_bin_dirs,
             purpose="verify --deep",
+            identity_file=identity_file,
         )
         outcome = run_restore(config)
         report = outcome.report

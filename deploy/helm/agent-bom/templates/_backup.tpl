@@ -10,6 +10,19 @@ destinationCa: /etc/agent-bom/object-store-ca
 databaseCa: /etc/agent-bom/postgres-ca
 webIdentityToken: /var/run/secrets/agent-bom/aws-token
 restoreFiles: /var/lib/agent-bom/restore
+ageIdentity: /etc/agent-bom/age-identity
+{{- end }}
+
+{{/*
+The age identity file of a restore or drill pod (client-side encryption), from
+(dict "encryption" RESTORE_OR_DRILL.encryption): its env entry, or nothing. The backup pod never
+calls this: it holds public keys only.
+*/}}
+{{- define "agent-bom.backup.identityEnv" -}}
+{{- with dig "existingSecret" "" .encryption }}
+- name: AGENT_BOM_RESTORE_IDENTITY_FILE
+  value: {{ printf "%s/identity.txt" (include "agent-bom.backup.paths" . | fromYaml).ageIdentity | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -111,18 +124,24 @@ Call with (dict "context" $ "credentialsSecret" NAME "roleArn" ARN).
 {{- end }}
 
 {{/*
-The source database: its URL (from a Secret only) and libpq TLS settings. The restore and the
-drill get it too, so the CLI refuses to restore over the live database without an approval.
+The backup's source database URL, from a Secret only. Only the backup and its helm test get
+it: the restore and the drill compare their target with the backup's recorded server identity
+(the manifest's system_identifier) and read a live source only through a Secret of their own
+(restore.liveSourceCheck / restoreDrill.liveSourceCheck).
 */}}
-{{- define "agent-bom.backup.databaseEnv" -}}
-{{- $b := .Values.controlPlane.backup }}
-{{- $paths := include "agent-bom.backup.paths" . | fromYaml }}
+{{- define "agent-bom.backup.databaseUrlEnv" -}}
 {{- $source := include "agent-bom.backup.databaseSource" . | fromJson -}}
 - name: AGENT_BOM_POSTGRES_URL
   valueFrom:
     secretKeyRef:
       name: {{ $source.name | quote }}
       key: {{ $source.key | quote }}
+{{- end }}
+
+{{/* libpq TLS settings (sslmode, CA bundle) of every pod that connects to a database; empty when none. */}}
+{{- define "agent-bom.backup.databaseTlsEnv" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $paths := include "agent-bom.backup.paths" . | fromYaml }}
 {{- with $b.database.sslMode }}
 - name: PGSSLMODE
   value: {{ . | quote }}
@@ -133,24 +152,75 @@ drill get it too, so the CLI refuses to restore over the live database without a
 {{- end }}
 {{- end }}
 
-{{/* The user's extra environment: extraEnv, then upstream's env. */}}
-{{- define "agent-bom.backup.extraEnv" -}}
-{{- $b := .Values.controlPlane.backup }}
-{{- with (concat $b.extraEnv (dig "env" list $b)) }}
+{{/*
+A restore's or a drill's optional live-source check: AGENT_BOM_POSTGRES_URL from a low-privilege
+Secret of its own (never the backup's source). Call with the component's values map.
+*/}}
+{{- define "agent-bom.liveSourceEnv" -}}
+{{- with (dig "liveSourceCheck" "existingSecret" "" .) -}}
+- name: AGENT_BOM_POSTGRES_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ dig "liveSourceCheck" "existingSecretKey" "AGENT_BOM_POSTGRES_URL" $ | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+The values map of a component: "backup" (controlPlane.backup itself), "restore", "restoreDrill",
+"retention" or "helmTest". Call with (dict "context" $ "component" NAME); returns JSON.
+*/}}
+{{- define "agent-bom.componentValues" -}}
+{{- $b := .context.Values.controlPlane.backup }}
+{{- if eq .component "backup" }}
+{{- toJson $b }}
+{{- else }}
+{{- toJson (dig .component dict $b) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The user's extra environment of one component. The backup's: controlPlane.backup.extraEnv, then
+upstream's env, without an AGENT_BOM_POSTGRES_MAINTENANCE_URL entry (consumed as the backup's
+source, AGENT_BOM_POSTGRES_URL). Another component's: its own extraEnv only, never the backup's.
+Call with (dict "context" $ "component" NAME).
+*/}}
+{{- define "agent-bom.extraEnv" -}}
+{{- $values := include "agent-bom.componentValues" . | fromJson }}
+{{- $entries := dig "extraEnv" list $values }}
+{{- if eq .component "backup" }}
+{{- $entries = list }}
+{{- range (concat (dig "extraEnv" list $values) (dig "env" list $values)) }}
+{{- if ne .name "AGENT_BOM_POSTGRES_MAINTENANCE_URL" }}
+{{- $entries = append $entries . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with $entries }}
 {{- toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* The user's envFrom sources: extraEnvFrom, then upstream's envFrom (empty when none). */}}
-{{- define "agent-bom.backup.envFrom" -}}
-{{- $b := .Values.controlPlane.backup }}
-{{- with (concat $b.extraEnvFrom (dig "envFrom" list $b)) }}
+{{/*
+The user's envFrom sources of one component (the backup's: extraEnvFrom, then upstream's
+envFrom); empty when none. Call with (dict "context" $ "component" NAME).
+*/}}
+{{- define "agent-bom.envFrom" -}}
+{{- $values := include "agent-bom.componentValues" . | fromJson }}
+{{- $sources := dig "extraEnvFrom" list $values }}
+{{- if eq .component "backup" }}
+{{- $sources = concat $sources (dig "envFrom" list $values) }}
+{{- end }}
+{{- with $sources }}
 envFrom:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end }}
 
-{{/* Environment of the backup container (and of the helm test, which runs its preflight). */}}
+{{/*
+Environment of the backup container (and of the helm test, which runs its preflight), without
+the user's extra environment (agent-bom.extraEnv, per component).
+*/}}
 {{- define "agent-bom.backup.env" -}}
 {{- $b := .Values.controlPlane.backup }}
 {{- $dest := $b.destination }}
@@ -160,7 +230,10 @@ envFrom:
 {{- $settings = prepend $settings "app.bypass_rls=1" }}
 {{- end -}}
 {{- include "agent-bom.backup.storageEnv" (dict "context" . "credentialsSecret" $dest.staticCredentials.existingSecret "roleArn" $b.webIdentity.roleArn) }}
-{{ include "agent-bom.backup.databaseEnv" . }}
+{{ include "agent-bom.backup.databaseUrlEnv" . }}
+{{- with include "agent-bom.backup.databaseTlsEnv" . }}
+{{ . }}
+{{- end }}
 - name: AGENT_BOM_BACKUP_SSE
   value: {{ include "agent-bom.backup.sse" . | quote }}
 {{- if and $dest.encryption.enabled $dest.encryption.kmsKeyId }}
@@ -208,8 +281,16 @@ envFrom:
 - name: AGENT_BOM_BACKUP_METRICS_FILE
   value: {{ . | quote }}
 {{- end }}
-{{- with include "agent-bom.backup.extraEnv" . }}
-{{ . }}
+{{- $ce := dig "clientEncryption" dict $b }}
+{{- if dig "recipients" list $ce }}
+- name: AGENT_BOM_BACKUP_ENCRYPT_TO
+  value: {{ join "\n" $ce.recipients | quote }}
+{{- else if dig "recipientsConfigMap" "" $ce }}
+- name: AGENT_BOM_BACKUP_ENCRYPT_TO
+  valueFrom:
+    configMapKeyRef:
+      name: {{ $ce.recipientsConfigMap | quote }}
+      key: {{ $ce.recipientsConfigMapKey | default "recipients" | quote }}
 {{- end }}
 {{- end }}
 
@@ -233,11 +314,14 @@ configMap:
 {{- end }}
 
 {{/*
-Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SIZE
-["claim" PVC]); a claim is mounted read-write at paths.restoreFiles.
+Volumes of a pod of the chart. Call with (dict "context" $ "component" NAME "scratchSizeLimit" SIZE
+["claim" PVC] ["database" false]); a claim is mounted read-write at paths.restoreFiles; the
+database CA bundle is left out with "database" false (a pod that connects to no database); the
+extra volumes are the component's own (agent-bom.componentValues).
 */}}
 {{- define "agent-bom.backup.volumes" -}}
 {{- $b := .context.Values.controlPlane.backup -}}
+{{- $values := include "agent-bom.componentValues" . | fromJson -}}
 - name: tmp
   emptyDir:
     sizeLimit: {{ .scratchSizeLimit | quote }}
@@ -245,7 +329,7 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
 - name: object-store-ca
   {{- include "agent-bom.backup.caVolumeSource" (dict "bundle" $b.destination.caBundle) | nindent 2 }}
 {{- end }}
-{{- if or $b.database.caBundle.secretName $b.database.caBundle.configMapName }}
+{{- if and (dig "database" true .) (or $b.database.caBundle.secretName $b.database.caBundle.configMapName) }}
 - name: postgres-ca
   {{- include "agent-bom.backup.caVolumeSource" (dict "bundle" $b.database.caBundle) | nindent 2 }}
 {{- end }}
@@ -264,14 +348,24 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
   persistentVolumeClaim:
     claimName: {{ . | quote }}
 {{- end }}
-{{- with $b.extraVolumes }}
+{{- with dig "existingSecret" "" (.encryption | default dict) }}
+- name: age-identity
+  secret:
+    secretName: {{ . | quote }}
+    defaultMode: 0440
+    items:
+      - key: {{ dig "existingSecretKey" "identity.txt" $.encryption | quote }}
+        path: identity.txt
+{{- end }}
+{{- with (dig "extraVolumes" list $values) }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
 
-{{/* Volume mounts of a container of the chart. Call with (dict "context" $ ["claim" PVC]). */}}
+{{/* Volume mounts of a container of the chart. Call with (dict "context" $ "component" NAME ["claim" PVC] ["database" false]). */}}
 {{- define "agent-bom.backup.volumeMounts" -}}
 {{- $b := .context.Values.controlPlane.backup }}
+{{- $values := include "agent-bom.componentValues" . | fromJson }}
 {{- $paths := include "agent-bom.backup.paths" . | fromYaml -}}
 - name: tmp
   mountPath: /tmp
@@ -280,7 +374,7 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
   mountPath: {{ $paths.destinationCa }}
   readOnly: true
 {{- end }}
-{{- if or $b.database.caBundle.secretName $b.database.caBundle.configMapName }}
+{{- if and (dig "database" true .) (or $b.database.caBundle.secretName $b.database.caBundle.configMapName) }}
 - name: postgres-ca
   mountPath: {{ $paths.databaseCa }}
   readOnly: true
@@ -294,7 +388,12 @@ Volumes of a pod of the chart. Call with (dict "context" $ "scratchSizeLimit" SI
 - name: restore-files
   mountPath: {{ $paths.restoreFiles }}
 {{- end }}
-{{- with $b.extraVolumeMounts }}
+{{- if dig "existingSecret" "" (.encryption | default dict) }}
+- name: age-identity
+  mountPath: {{ $paths.ageIdentity }}
+  readOnly: true
+{{- end }}
+{{- with (dig "extraVolumeMounts" list $values) }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}

@@ -12,18 +12,33 @@ them (tests/chart/test_upgrade.py renders exactly that).
 {{- end }}
 
 {{/*
-Fully qualified name prefix of every resource (63 characters at most).
-The release name is used alone when it already contains the chart name.
+A name cut to .max characters that stays unique: unchanged when it fits; otherwise its first
+(.max - 7) characters, "-" and the first 6 hex digits of the sha256 of the whole name, so two
+long names that share their beginning never render the same. Call with (dict "name" N "max" M).
+*/}}
+{{- define "agent-bom.truncName" -}}
+{{- if le (len .name) (int .max) }}
+{{- .name | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" (.name | trunc (sub .max 7 | int) | trimSuffix "-") (sha256sum .name | trunc 6) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Fully qualified name prefix of every resource (63 characters at most, see agent-bom.truncName).
+The release name is used alone when it is the chart name, or contains it without ending in
+"-<chart name>": release "x-agent-bom" renders "x-agent-bom-agent-bom", so it never takes the
+names of release "x" ("x-agent-bom").
 */}}
 {{- define "agent-bom.fullname" -}}
 {{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- include "agent-bom.truncName" (dict "name" .Values.fullnameOverride "max" 63) }}
 {{- else }}
 {{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- if or (eq .Release.Name $name) (and (contains $name .Release.Name) (not (hasSuffix (printf "-%s" $name) .Release.Name))) }}
+{{- include "agent-bom.truncName" (dict "name" .Release.Name "max" 63) }}
 {{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- include "agent-bom.truncName" (dict "name" (printf "%s-%s" .Release.Name $name) "max" 63) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -35,12 +50,18 @@ The release name is used alone when it already contains the chart name.
 
 {{/*
 Name of a component's objects: "<fullname>-<suffix>", at most 52 characters (the CronJob
-controller appends an 11-character suffix to Job names), so the prefix is truncated *before*
-the suffix is added. Call with (dict "context" $ "suffix" "control-plane-backup").
+controller appends an 11-character suffix to Job names), so the prefix is shortened *before*
+the suffix is added; a shortened prefix ends in 6 hex digits of its sha256, so two releases
+whose long names share their first characters never render the same object names. Call with (dict "context" $ "suffix" "control-plane-backup").
 */}}
 {{- define "agent-bom.componentName" -}}
+{{- $fullname := include "agent-bom.fullname" .context }}
 {{- $room := sub 51 (len .suffix) | int }}
-{{- printf "%s-%s" (include "agent-bom.fullname" .context | trunc $room | trimSuffix "-") .suffix }}
+{{- if le (len $fullname) $room }}
+{{- printf "%s-%s" $fullname .suffix }}
+{{- else }}
+{{- printf "%s-%s-%s" ($fullname | trunc (sub $room 7 | int) | trimSuffix "-") (sha256sum $fullname | trunc 6) .suffix }}
+{{- end }}
 {{- end }}
 
 {{- define "agent-bom.backup.fullname" -}}

@@ -198,6 +198,25 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- $errors = append $errors "controlPlane.backup.networkPolicy.database.cidrs is required when networkPolicy.enabled=true (or allow the database through networkPolicy.extraEgress): the job could not reach the database otherwise" }}
 {{- end }}
 
+{{- /* ---- client-side encryption: public keys in the backup pod, identities only where backups are read ---- */}}
+{{- $ce := dig "clientEncryption" dict $b }}
+{{- $clientEncrypted := or (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
+{{- range $index, $recipient := dig "recipients" list $ce }}
+{{- if and (kindIs "string" $recipient) (regexMatch "(?i)^AGE-SECRET-KEY-|PRIVATE KEY" $recipient) }}
+{{- $errors = append $errors (printf "controlPlane.backup.clientEncryption.recipients[%d] is a secret key (an age identity), not a public key: remove it from the values (and rotate it: it is in the release now); give the recipient `age-keygen -y` prints" $index) }}
+{{- else }}
+{{- with include "agent-bom.formatError" (dict "path" (printf "controlPlane.backup.clientEncryption.recipients[%d]" $index) "value" $recipient "pattern" "^(age1[ac-hj-np-z02-9]{58}|ssh-(ed25519|rsa) AAAA[A-Za-z0-9+/]+={0,3}( [^\n]*)?)$" "expect" "an age recipient: an X25519 public key (age1 and 58 lower-case bech32 characters, as `age-keygen -y` prints it) or an SSH ssh-ed25519/ssh-rsa public key line") }}
+{{- $errors = append $errors . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (dig "recipients" list $ce) (dig "recipientsConfigMap" "" $ce) }}
+{{- $errors = append $errors "controlPlane.backup.clientEncryption: set recipients or recipientsConfigMap, not both" }}
+{{- end }}
+{{- if and $drill.enabled $clientEncrypted (not (dig "encryption" "existingSecret" "" $drill)) }}
+{{- $errors = append $errors "controlPlane.backup.restoreDrill.encryption.existingSecret must name the Secret holding an age identity of one of clientEncryption's recipients: the drill cannot decrypt the backups otherwise (kubectl create secret generic agent-bom-age-identity --from-file=identity.txt=./key.txt)" }}
+{{- end }}
+
 {{- /* ---- restore drill, in-cluster restore, retention: each reads or deletes with its own identity ---- */}}
 {{- if $drill.enabled }}
 {{- if not $drill.target.existingSecret }}
@@ -361,10 +380,263 @@ well-formed). Call with (dict "path" P "value" V "pattern" RE "expect" SENTENCE 
 {{- $errors = concat $errors (splitList "\n" (include "agent-bom.placeholders" (dict "path" $path "value" (get $scanned $path)))) }}
 {{- end }}
 
+{{- /* ---- least privilege and the restricted Pod Security Standard: one small validator per rule (below) ---- */}}
+{{- range $rule := list "componentEnv" "liveSourceCheck" "serviceAccounts" "roleArns" "workloadIdentity" "staticCredentials" "targets" "preapproval" "podSecurityContext" "containerSecurityContext" "hostPath" "imageTag" }}
+{{- $errors = concat $errors (splitList "\n" (include (printf "agent-bom.validate.%s" $rule) $)) }}
+{{- end }}
+
 {{- $errors = compact $errors }}
 {{- if eq (len $errors) 1 }}
 {{- fail (first $errors) }}
 {{- else if $errors }}
 {{- fail (printf "%d problems in the values:\n%s" (len $errors) (join "\n" $errors)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Least-privilege validators (Bitnami's validateValues pattern): each define below checks one
+rule and renders one line per problem, or nothing; agent-bom.validate collects them all and
+fails once. Each component reads only its own Secrets under its own identity.
+*/}}
+
+{{/* Paths of the components other than the backup, keyed by their values key. */}}
+{{- define "agent-bom.componentPaths" -}}
+{"restore": "controlPlane.backup.restore", "restoreDrill": "controlPlane.backup.restoreDrill", "retention": "controlPlane.backup.retention", "helmTest": "controlPlane.backup.helmTest"}
+{{- end }}
+
+{{/* The enabled components that run under an identity of their own (restore, restoreDrill, retention), as a JSON list. */}}
+{{- define "agent-bom.enabledOwnIdentities" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $on := list }}
+{{- if dig "restore" "enabled" false $b }}{{ $on = append $on "restore" }}{{ end }}
+{{- if dig "restoreDrill" "enabled" false $b }}{{ $on = append $on "restoreDrill" }}{{ end }}
+{{- if not (kindIs "invalid" (dig "retentionDays" nil $b)) }}{{ $on = append $on "retention" }}{{ end }}
+{{- toJson $on }}
+{{- end }}
+
+{{/* Another component's extraEnv never carries a credential inline or the backup's source URL. */}}
+{{- define "agent-bom.validate.componentEnv" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $paths := include "agent-bom.componentPaths" . | fromJson }}
+{{- range $component := list "restore" "restoreDrill" "retention" "helmTest" }}
+{{- $path := get $paths $component }}
+{{- range (dig $component "extraEnv" list $b) }}
+{{- if and (has .name (list "AGENT_BOM_POSTGRES_URL" "AGENT_BOM_POSTGRES_MAINTENANCE_URL" "AGENT_BOM_RESTORE_POSTGRES_URL" "PGPASSWORD" "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN")) (hasKey . "value") }}
+{{ printf "%s.extraEnv: %s must not be set inline (it would be stored in the release); take it from a Secret (valueFrom.secretKeyRef)" $path .name }}
+{{- else if and (has .name (list "AGENT_BOM_POSTGRES_URL" "AGENT_BOM_POSTGRES_MAINTENANCE_URL")) (has $component (list "restore" "restoreDrill")) }}
+{{ printf "%s.extraEnv: %s is the backup's source credential and reaches the backup only; for a live-source check set %s.liveSourceCheck.existingSecret to a low-privilege Secret of its own" $path .name $path }}
+{{- else if has .name (list "AGENT_BOM_POSTGRES_URL" "AGENT_BOM_POSTGRES_MAINTENANCE_URL") }}
+{{ printf "%s.extraEnv: %s is the backup's source credential and reaches the backup only (the helm test already runs the backup's preflight with it); remove it" $path .name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A live-source check reads a low-privilege Secret of its own, never the backup's source Secret. */}}
+{{- define "agent-bom.validate.liveSourceCheck" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $source := include "agent-bom.backup.databaseSource" . | fromJson }}
+{{- range $component := list "restore" "restoreDrill" }}
+{{- $secret := dig $component "liveSourceCheck" "existingSecret" "" $b }}
+{{- if and $secret (eq $secret $source.name) }}
+{{ printf "controlPlane.backup.%s.liveSourceCheck.existingSecret is the backup's source Secret %s: give the live-source check a low-privilege Secret of its own (a role that may only connect), or leave it empty to compare with the backup's recorded server identity" $component $secret }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The backup, restore, drill and retention run as four different ServiceAccounts. */}}
+{{- define "agent-bom.validate.serviceAccounts" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $backupPath := ternary "controlPlane.backup.serviceAccountName" "controlPlane.backup.serviceAccount.name" (ne (dig "serviceAccountName" "" $b) "") }}
+{{- $seen := list (list $backupPath (include "agent-bom.backup.serviceAccountName" .)) }}
+{{- range $component := include "agent-bom.enabledOwnIdentities" . | fromJsonArray }}
+{{- $name := include (printf "agent-bom.%s.serviceAccountName" $component) $ }}
+{{- $path := printf "controlPlane.backup.%s.serviceAccount.name" $component }}
+{{- range $seen }}
+{{- if eq (index . 1) $name }}
+{{ printf "%s and %s both name ServiceAccount %s: give each component its own ServiceAccount and role (docs/runbook.md, Identities)" $path (index . 0) $name }}
+{{- end }}
+{{- end }}
+{{- $seen = append $seen (list $path $name) }}
+{{- end }}
+{{- end }}
+
+{{/* The IAM roles of the components (IRSA annotations, web-identity ARNs) are all different. */}}
+{{- define "agent-bom.validate.roleArns" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $key := "eks.amazonaws.com/role-arn" }}
+{{- $roles := list }}
+{{- with (dig "serviceAccount" "annotations" $key "" $b) }}
+{{- $roles = append $roles (list "backup" (printf "controlPlane.backup.serviceAccount.annotations[%q]" $key) .) }}
+{{- end }}
+{{- if $b.webIdentity.enabled }}
+{{- with $b.webIdentity.roleArn }}
+{{- $roles = append $roles (list "backup" "controlPlane.backup.webIdentity.roleArn" .) }}
+{{- end }}
+{{- end }}
+{{- range $component := include "agent-bom.enabledOwnIdentities" . | fromJsonArray }}
+{{- with (dig $component "serviceAccount" "annotations" $key "" $b) }}
+{{- $roles = append $roles (list $component (printf "controlPlane.backup.%s.serviceAccount.annotations[%q]" $component $key) .) }}
+{{- end }}
+{{- if $b.webIdentity.enabled }}
+{{- with (dig $component "webIdentityRoleArn" "" $b) }}
+{{- $roles = append $roles (list $component (printf "controlPlane.backup.%s.webIdentityRoleArn" $component) .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range $i, $a := $roles }}
+{{- range $j, $other := $roles }}
+{{- if and (lt $j $i) (ne (index $a 0) (index $other 0)) (eq (index $a 2) (index $other 2)) }}
+{{ printf "%s and %s name the same role %s: give each component its own role (docs/runbook.md, Identities)" (index $a 1) (index $other 1) (index $a 2) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+IRSA on the backup's ServiceAccount: every other enabled component whose ServiceAccount the
+chart creates needs a role of its own, or it falls back to the node's role (IMDS). With web
+identity or static credentials each component already has credentials of its own (required).
+*/}}
+{{- define "agent-bom.validate.workloadIdentity" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $key := "eks.amazonaws.com/role-arn" }}
+{{- $policies := dict "restore" "restore-role-policy.json" "restoreDrill" "restore-role-policy.json" "retention" "prune-role-policy.json" }}
+{{- if and (include "agent-bom.backup.createsServiceAccount" .) (dig "serviceAccount" "annotations" $key "" $b) (not $b.webIdentity.enabled) (not $b.destination.staticCredentials.enabled) }}
+{{- range $component := include "agent-bom.enabledOwnIdentities" . | fromJsonArray }}
+{{- if and (dig $component "serviceAccount" "create" true $b) (not (dig $component "serviceAccount" "annotations" $key "" $b)) }}
+{{ printf "controlPlane.backup.%s.serviceAccount.annotations[%q] is required: the backup uses IRSA, and without a role of its own the %s would fall back to the node's role; annotate it with a role carrying deploy/iam/%s" $component $key $component (get $policies $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Static credentials: a Secret per component, never the backup's key for reading or deleting. */}}
+{{- define "agent-bom.validate.staticCredentials" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $static := $b.destination.staticCredentials }}
+{{- if $static.enabled }}
+{{- $seen := list (list "controlPlane.backup.destination.staticCredentials.existingSecret" $static.existingSecret) }}
+{{- range $component := include "agent-bom.enabledOwnIdentities" . | fromJsonArray }}
+{{- $path := printf "controlPlane.backup.%s.staticCredentialsSecret" $component }}
+{{- $secret := dig $component "staticCredentialsSecret" "" $b }}
+{{- if and (not $secret) (ne $component "retention") }}
+{{ printf "%s must name a Secret with read credentials of its own when staticCredentials.enabled=true: the backup's key must not read backups" $path }}
+{{- end }}
+{{- if $secret }}
+{{- range $seen }}
+{{- if eq (index . 1) $secret }}
+{{ printf "%s and %s both name Secret %s: give each component credentials of its own (the backup's key writes only)" $path (index . 0) $secret }}
+{{- end }}
+{{- end }}
+{{- $seen = append $seen (list $path $secret) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Neither the restore's nor the drill's target is the backup's source Secret and key. */}}
+{{- define "agent-bom.validate.targets" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $source := include "agent-bom.backup.databaseSource" . | fromJson }}
+{{- if dig "restore" "enabled" false $b }}
+{{- if and (eq (dig "restore" "target" "existingSecret" "" $b) $source.name) (eq (dig "restore" "target" "existingSecretKey" "AGENT_BOM_RESTORE_POSTGRES_URL" $b) $source.key) }}
+{{ printf "controlPlane.backup.restore.target is the backup's source (Secret %s, key %s): the backup's credential must not reach the restore Job; give the restore a Secret of its own (for a production restore, the database owner's URL)" $source.name $source.key }}
+{{- end }}
+{{- end }}
+{{- if dig "restoreDrill" "enabled" false $b }}
+{{- if and (eq (dig "restoreDrill" "target" "existingSecret" "" $b) $source.name) (eq (dig "restoreDrill" "target" "existingSecretKey" "AGENT_BOM_RESTORE_POSTGRES_URL" $b) $source.key) }}
+{{ printf "controlPlane.backup.restoreDrill.target is the backup's source (Secret %s, key %s): the drill cleans its target on every run; point it at a scratch database's Secret" $source.name $source.key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* An approval or skipping the safety backup is decided when a person creates the restore Job, never in values. */}}
+{{- define "agent-bom.validate.preapproval" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- if dig "restore" "approval" "" $b }}
+{{ print "controlPlane.backup.restore.approval: an approval is given when a person creates the restore Job, never in values (anyone allowed to create Jobs could use it); remove it and set AGENT_BOM_RESTORE_APPROVAL with kubectl set env at instantiation (docs/runbook.md, In-cluster restore)" }}
+{{- end }}
+{{- if dig "restore" "noSafetyBackup" false $b }}
+{{ print "controlPlane.backup.restore.noSafetyBackup: skipping the safety backup is decided when a person creates the restore Job, never in values; remove it and set AGENT_BOM_RESTORE_NO_SAFETY_BACKUP=true with kubectl set env at instantiation (docs/runbook.md, In-cluster restore)" }}
+{{- end }}
+{{- end }}
+
+{{/* The pod securityContext keeps the restricted Pod Security Standard. */}}
+{{- define "agent-bom.validate.podSecurityContext" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $pod := $b.podSecurityContext }}
+{{- $container := default dict $b.containerSecurityContext }}
+{{- $path := "controlPlane.backup.podSecurityContext" }}
+{{- if not (and (kindIs "map" $pod) $pod) }}
+{{ printf "%s is empty or null: the restricted Pod Security Standard needs it; keep the chart's default (runAsNonRoot: true, runAsUser: 10001, seccompProfile.type: RuntimeDefault)" $path }}
+{{- else }}
+{{- if and (hasKey $pod "runAsNonRoot") (not $pod.runAsNonRoot) }}
+{{ printf "%s.runAsNonRoot=false: the restricted Pod Security Standard refuses pods that may run as root; set it to true" $path }}
+{{- end }}
+{{- if and (hasKey $pod "runAsUser") (eq (toString $pod.runAsUser) "0") }}
+{{ printf "%s.runAsUser=0 runs as root, which the restricted Pod Security Standard refuses; use a non-zero user id (default 10001)" $path }}
+{{- end }}
+{{- if eq (dig "seccompProfile" "type" "" $pod) "Unconfined" }}
+{{ printf "%s.seccompProfile.type=Unconfined: the restricted Pod Security Standard needs RuntimeDefault or Localhost" $path }}
+{{- end }}
+{{- end }}
+{{- if not (or (hasKey (default dict $pod) "runAsNonRoot") (hasKey $container "runAsNonRoot")) }}
+{{ printf "%s.runAsNonRoot (or containerSecurityContext.runAsNonRoot) must be true: the restricted Pod Security Standard refuses pods that may run as root" $path }}
+{{- end }}
+{{- if and (not (dig "seccompProfile" "type" "" (default dict $pod))) (not (dig "seccompProfile" "type" "" $container)) }}
+{{ printf "%s.seccompProfile.type (or containerSecurityContext.seccompProfile.type) must be set to RuntimeDefault or Localhost: the restricted Pod Security Standard refuses an unset seccomp profile" $path }}
+{{- end }}
+{{- end }}
+
+{{/* The container securityContext keeps the restricted Pod Security Standard. */}}
+{{- define "agent-bom.validate.containerSecurityContext" -}}
+{{- $c := .Values.controlPlane.backup.containerSecurityContext }}
+{{- $path := "controlPlane.backup.containerSecurityContext" }}
+{{- if not (and (kindIs "map" $c) $c) }}
+{{ printf "%s is empty or null: the restricted Pod Security Standard needs it; keep the chart's default (allowPrivilegeEscalation: false, capabilities.drop: [ALL], runAsNonRoot: true, seccompProfile.type: RuntimeDefault)" $path }}
+{{- else }}
+{{- if dig "privileged" false $c }}
+{{ printf "%s.privileged=true: the restricted Pod Security Standard refuses privileged containers; set it to false" $path }}
+{{- end }}
+{{- if ne (toString (dig "allowPrivilegeEscalation" "unset" $c)) "false" }}
+{{ printf "%s.allowPrivilegeEscalation must be false (the restricted Pod Security Standard)" $path }}
+{{- end }}
+{{- if and (hasKey $c "runAsNonRoot") (not $c.runAsNonRoot) }}
+{{ printf "%s.runAsNonRoot=false: the restricted Pod Security Standard refuses containers that may run as root; set it to true" $path }}
+{{- end }}
+{{- if and (hasKey $c "runAsUser") (eq (toString $c.runAsUser) "0") }}
+{{ printf "%s.runAsUser=0 runs as root, which the restricted Pod Security Standard refuses; use a non-zero user id (default 10001)" $path }}
+{{- end }}
+{{- with (dig "capabilities" "add" list $c) }}
+{{ printf "%s.capabilities.add %s: the job needs no capability and the restricted Pod Security Standard refuses added ones; remove it" $path (toJson .) }}
+{{- end }}
+{{- if not (has "ALL" (dig "capabilities" "drop" list $c)) }}
+{{ printf "%s.capabilities.drop must include ALL (the restricted Pod Security Standard)" $path }}
+{{- end }}
+{{- if eq (dig "seccompProfile" "type" "" $c) "Unconfined" }}
+{{ printf "%s.seccompProfile.type=Unconfined: the restricted Pod Security Standard needs RuntimeDefault or Localhost" $path }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* No component mounts a hostPath volume (the restricted Pod Security Standard forbids them). */}}
+{{- define "agent-bom.validate.hostPath" -}}
+{{- $b := .Values.controlPlane.backup }}
+{{- $paths := merge (dict "backup" "controlPlane.backup") (include "agent-bom.componentPaths" . | fromJson) }}
+{{- range $component := list "backup" "restore" "restoreDrill" "retention" "helmTest" }}
+{{- $values := include "agent-bom.componentValues" (dict "context" $ "component" $component) | fromJson }}
+{{- range $index, $volume := (dig "extraVolumes" list $values) }}
+{{- if hasKey $volume "hostPath" }}
+{{ printf "%s.extraVolumes[%d] (%s) is a hostPath volume, which the restricted Pod Security Standard forbids; use a PersistentVolumeClaim, a Secret, a ConfigMap or an emptyDir" (get $paths $component) $index (dig "name" "" $volume) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The image is a release tag or a digest, never latest. */}}
+{{- define "agent-bom.validate.imageTag" -}}
+{{- if eq (lower (toString .Values.controlPlane.backup.image.tag)) "latest" }}
+{{ print "controlPlane.backup.image.tag: latest is refused (a moving tag with IfNotPresent runs whatever a node cached); use a release tag, and pin it with controlPlane.backup.image.digest (sha256:...)" }}
 {{- end }}
 {{- end }}
