@@ -835,7 +835,9 @@ def _dry_run_archive(ctx: RestoreContext) -> None:
     then deleted), so the plan shows what the archive needs from the target."""
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
-        _download_verified(ctx.storage, ctx.keys, ctx.manifest, dump_path, ctx.config.parallel_download_threshold)
+        downloaded = agecrypt.download_path(dump_path, ctx.manifest)
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
+        agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
         _check_archive(ctx, dump_path)
 
 
