@@ -38,6 +38,10 @@ Options, passed on to `agent-bom-backup restore` (see its --help for all):
                                     backup's roles object (login roles need a password;
                                     as a managed instance's admin, attributes it may not
                                     grant are left out and reported)
+  --terminate-sessions              end other sessions on the target (REVOKE CONNECT
+                                    from every role but the restore role, then
+                                    pg_terminate_backend; granted back at the end)
+                                    instead of refusing while they exist
   --allow-older                     with latest: if the newest backup is unreadable or
                                     archived, restore the newest complete one instead
   --no-owner --no-privileges        do not restore owners/grants (scratch copies only)

@@ -79,11 +79,15 @@ class TestBackupRole:
 
 
 class TestRestoreRole:
-    def test_actions_are_exactly_read_list_locate_and_decrypt(self):
-        assert _actions("restore") == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation", "kms:Decrypt"}
+    def test_actions_are_exactly_read_list_locate_decrypt_and_the_safety_write(self):
+        assert _actions("restore") == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation", "kms:Decrypt",
+                                       "s3:PutObject", "kms:GenerateDataKey"}
 
-    @pytest.mark.parametrize("action", ["s3:PutObject", "s3:DeleteObject", "kms:GenerateDataKey"])
-    def test_cannot_write(self, action):
+    def test_writes_only_safety_backups(self):
+        assert _statement_for("restore", "s3:PutObject")["Resource"] == OBJECTS_ARN.removesuffix("*") + "safety/*"
+
+    @pytest.mark.parametrize("action", ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:PutObjectAcl"])
+    def test_cannot_delete_or_change_access(self, action):
         assert action not in _actions("restore")
 
     def test_reads_only_under_the_prefix(self):

@@ -95,7 +95,8 @@ class TestRestoreEnvironment:
 
     #: one render for the independent settings (each parameter below checks one of them)
     SETTINGS = {"clean": True, "confirmTarget": "agent_bom", "operator": "alice",
-                "createMissingRoles": True, "noOwner": True, "noPrivileges": True, "jobs": 4, "dryRun": True}
+                "createMissingRoles": True, "noOwner": True, "noPrivileges": True, "jobs": 4, "dryRun": True,
+                "terminateSessions": True}
 
     @pytest.mark.parametrize(
         ("name", "expected"),
@@ -108,9 +109,10 @@ class TestRestoreEnvironment:
             ("AGENT_BOM_RESTORE_NO_PRIVILEGES", "true"),
             ("AGENT_BOM_RESTORE_JOBS", "4"),
             ("AGENT_BOM_RESTORE_DRY_RUN", "true"),
+            ("AGENT_BOM_RESTORE_TERMINATE_SESSIONS", "true"),
         ],
         ids=["clean", "confirm-target", "operator", "create-missing-roles", "no-owner", "no-privileges",
-             "jobs", "dry-run"],
+             "jobs", "dry-run", "terminate-sessions"],
     )
     def test_value_reaches_env(self, name, expected):
         assert env_map(_restore(**self.SETTINGS))[name] == expected
@@ -119,10 +121,18 @@ class TestRestoreEnvironment:
         "AGENT_BOM_RESTORE_CLEAN", "AGENT_BOM_RESTORE_CONFIRM_TARGET", "AGENT_BOM_RESTORE_APPROVAL",
         "AGENT_BOM_RESTORE_CREATE_MISSING_ROLES", "AGENT_BOM_RESTORE_NO_OWNER", "AGENT_BOM_RESTORE_NO_PRIVILEGES",
         "AGENT_BOM_RESTORE_JOBS", "AGENT_BOM_RESTORE_DRY_RUN", "AGENT_BOM_RESTORE_NO_SAFETY_BACKUP",
+        "AGENT_BOM_RESTORE_TERMINATE_SESSIONS",
     ])
     def test_cli_default_applies_when_unset(self, name):
         """Refusals stay on by default: nothing cleans, approves or skips a check unless asked."""
         assert name not in env_map(_restore())
+
+    def test_safety_backup_goes_to_the_bucket_by_default(self):
+        """The pod's files are gone with the pod: the go-back path must outlive the Job."""
+        assert env_map(_restore())["AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET"] == "true"
+
+    def test_safety_backup_to_bucket_can_be_turned_off(self):
+        assert "AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET" not in env_map(_restore(safetyBackupToBucket=False))
 
     def test_operator_defaults_to_the_in_cluster_restore(self):
         assert env_map(_restore())["AGENT_BOM_RESTORE_OPERATOR"] == "in-cluster-restore"

@@ -5,6 +5,7 @@ and new databases are :mod:`tests.support.cli`.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +112,16 @@ class RestoreOf:
     backup: cli.Backup
     run: cli.Run
     report: dict[str, Any]
+
+
+def copy_with_one_audit_row_too_many(s3: MotoServer, backup: cli.Backup, bucket: str) -> None:
+    """``backup`` copied into ``bucket`` with a manifest that claims one audit row more than
+    its dump holds (the checksum matches: only the restored database can show it), so a
+    restore of it fails in verification, after the wipe and pg_restore."""
+    client = s3.client()
+    cli.copy_backup(client, backup, bucket)
+    manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(backup.key)))
+    audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
+    audit["rows"] += 1
+    audit["tenants"]["team-alpha"] += 1
+    cli.put_object(client, bucket, cli.manifest_key(backup.key), json.dumps(manifest).encode())

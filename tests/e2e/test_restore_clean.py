@@ -50,6 +50,12 @@ def test_clean_reports_the_safety_backup(cleaned: Cleaned) -> None:
     assert cleaned.report["safety_backup"] == str(cleaned.safety_files[0])
 
 
+def test_safety_backup_is_private_to_its_owner(cleaned: Cleaned) -> None:
+    """A full copy of the replaced database: 0600 in a 0700 directory."""
+    modes = (cleaned.safety_files[0].stat().st_mode & 0o777, cleaned.safety_files[0].parent.stat().st_mode & 0o777)
+    assert modes == (0o600, 0o700)
+
+
 def test_safety_backup_is_a_readable_archive_of_the_replaced_data(cleaned: Cleaned) -> None:
     listing = subprocess.run([str(tools.pg_bin_dir(15) / "pg_restore"), "--list", str(cleaned.safety_files[0])],
                              capture_output=True, text=True, check=True, timeout=60).stdout
@@ -118,13 +124,7 @@ def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp
     database with other data: the wipe and pg_restore happen, verification fails. Then
     the go-back command the error names is run as printed."""
     with cli.fresh_bucket(s3, "abb-after") as bucket:
-        client = s3.client()
-        cli.copy_backup(client, backup15, bucket)
-        manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(backup15.key)))
-        audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
-        audit["rows"] += 1
-        audit["tenants"]["team-alpha"] += 1
-        cli.put_object(client, bucket, cli.manifest_key(backup15.key), json.dumps(manifest).encode())
+        helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
         target = cli.seeded_database(pg15, "wiped", OTHER_DATA).name
         report = tmp_root / cli.unique_name("report")
         run = cli.restore(cli.job_env(s3.endpoint_url, bucket), backup15.uri_in(bucket), pg15.superuser_url(target),

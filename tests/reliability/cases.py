@@ -448,6 +448,32 @@ CASES: tuple[Case, ...] = (
         "the target is taken first).",
     ),
     Case(
+        id="restore-target-has-sessions",
+        group=RESTORE_INPUT, command="restore",
+        fault="Another client (the application, a psql) is connected to the target database, without "
+        "`--terminate-sessions`: rows it writes during a `--clean` restore would be in neither the safety dump nor "
+        "the restored database.",
+        exit_code=8,
+        message="<n> other session(s) on target database <database>: pid <pid> user <user> application <name> "
+        "from <client> (<state>); nothing was changed (stop the application (scale it to 0) and retry, or pass "
+        "--terminate-sessions (AGENT_BOM_RESTORE_TERMINATE_SESSIONS=true) to revoke CONNECT and end them for the "
+        "restore)",
+        action="Scale the application to 0 and retry, or pass `--terminate-sessions`: CONNECT is revoked from every "
+        "role but the restore role, the sessions are ended, and CONNECT is granted back when the restore ends "
+        "(docs/runbook.md, \"Sessions on the target\").",
+    ),
+    Case(
+        id="restore-session-revoke-cannot-stop",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--terminate-sessions`, and a superuser (or the restore role itself, or a member of it) is connected "
+        "to the target: REVOKE CONNECT does not keep such a role out.",
+        exit_code=8,
+        message="--terminate-sessions cannot keep these sessions out of <database> (REVOKE CONNECT does not apply to "
+        "them): pid <pid> user <user> application <name> from <client> (<state>) is a superuser; nothing was changed "
+        "(end them yourself (stop the client, or a superuser runs pg_terminate_backend) and retry)",
+        action="End those sessions yourself (or have a superuser run `pg_terminate_backend`), then retry.",
+    ),
+    Case(
         id="restore-live-source-without-approval",
         group=RESTORE_INPUT, command="restore",
         fault="The target is the live database the backup was taken from, without `--approval`.",

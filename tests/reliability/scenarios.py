@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.reliability import harness
@@ -761,6 +762,28 @@ def _restore_not_empty(stage: Stage) -> Outcome:
     stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
     return _restore(stage, "restore-target-not-empty", _good_uri(stage, bucket), bucket=bucket,
                     target=(stage.pg15, target))
+
+
+def _restore_with_a_session(stage: Stage, case_id: str, *args: str) -> Outcome:
+    """A restore while a superuser's psql-like session stays connected to the target."""
+    bucket, _ = _copy_backup(stage)
+    target = stage.empty_target()
+    with psycopg.connect(stage.pg15.conninfo(target), autocommit=True, application_name="psql") as held:
+        outcome = _restore(stage, case_id, _good_uri(stage, bucket), *args, bucket=bucket,
+                           target=(stage.pg15, target))
+        held_pid = held.info.backend_pid
+        outcome.facts["the session was left alone"] = held.execute("SELECT pg_backend_pid()").fetchone()[0] == held_pid
+    return outcome
+
+
+@scenario("restore-target-has-sessions")
+def _restore_target_has_sessions(stage: Stage) -> Outcome:
+    return _restore_with_a_session(stage, "restore-target-has-sessions")
+
+
+@scenario("restore-session-revoke-cannot-stop")
+def _restore_session_revoke_cannot_stop(stage: Stage) -> Outcome:
+    return _restore_with_a_session(stage, "restore-session-revoke-cannot-stop", "--terminate-sessions")
 
 
 @scenario("restore-live-source-without-approval")

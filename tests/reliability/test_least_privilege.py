@@ -37,6 +37,9 @@ class Runs:
     check: cli.Run
     restore: cli.Run
     report: dict[str, Any]
+    #: a --clean restore with --safety-backup-to-bucket, as the restore role, and its report
+    clean: cli.Run
+    clean_report: dict[str, Any]
     prune: cli.Run
     keys_before_prune: list[str]
     keys_after_prune: list[str]
@@ -71,11 +74,17 @@ def runs(world: IamWorld, small_source: cli.Database, pg15: PgCluster, tmp_root:
     restore = cli.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(target),
                           "--report", str(report_path))
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    replaced = cli.seeded_database(pg15, "rel_lp_replaced", cli.SMALL_SEED).name
+    clean_path = tmp_root / f"{cli.unique_name('lp-clean')}.json"
+    clean = cli.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(replaced),
+                        "--clean", "--confirm-target", replaced, "--safety-backup-to-bucket", "--report", str(clean_path))
+    clean_report = json.loads(clean_path.read_text()) if clean_path.exists() else {}
+    pg15.run_sql(f'DROP DATABASE IF EXISTS "{replaced}" WITH (FORCE)')
     before = cli.object_keys(world.admin, world.bucket)
     prune = cli.run_cli(["prune", "--keep-days", "0", "--keep-last", "1", "--yes"], {**env, **world.credentials("prune")})
     after = cli.object_keys(world.admin, world.bucket)
     pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
-    return Runs(world, backups, check, restore, report, prune, before, after)
+    return Runs(world, backups, check, restore, report, clean, clean_report, prune, before, after)
 
 
 # ------------------------------------------------------------------ each role does its job
@@ -89,6 +98,16 @@ def test_backup_role_can_run_the_freshness_check(runs: Runs) -> None:
 
 def test_restore_role_restores_and_verifies(runs: Runs) -> None:
     assert (runs.restore.returncode, runs.report.get("status")) == (0, "verified"), str(runs.restore)
+
+
+def test_restore_role_writes_the_safety_backup_under_safety(runs: Runs) -> None:
+    assert (runs.clean.returncode, runs.clean_report.get("status")) == (0, "verified"), str(runs.clean)
+    assert runs.clean_report["safety_backup"].startswith(f"s3://{runs.world.bucket}/{cli.PREFIX}/safety/agent-bom-")
+
+
+def test_prune_leaves_safety_backups_alone(runs: Runs) -> None:
+    safety = [k for k in runs.keys_before_prune if k.startswith(f"{cli.PREFIX}/safety/agent-bom-")]
+    assert len(safety) >= 3 and set(safety) <= set(runs.keys_after_prune)
 
 
 def test_prune_role_deletes_the_expired_backup_and_keeps_the_newest(runs: Runs) -> None:
@@ -127,7 +146,8 @@ FORBIDDEN: list[tuple[str, str, Probe, str]] = [
     ("backup", "delete a dump (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "dump"),
     ("backup", "delete a dump (DeleteObjects)", _delete_objects, "dump"),
     ("backup", "write outside the prefix (PutObject)", _put, "outside"),
-    ("restore", "write under the prefix (PutObject)", _put, "probe"),
+    ("restore", "write under the prefix, outside safety/ (PutObject)", _put, "probe"),
+    ("restore", "write outside the prefix (PutObject)", _put, "outside"),
     ("restore", "start a multipart upload", _multipart, "probe"),
     ("restore", "overwrite a dump (PutObject)", _put, "dump"),
     ("restore", "delete a dump (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "dump"),
@@ -147,6 +167,7 @@ ALLOWED: list[tuple[str, str, Probe, str]] = [
     ("restore", "read a dump (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "dump"),
     ("restore", "read a dump's metadata (HeadObject)", lambda c, b, k: c.head_object(Bucket=b, Key=k), "dump"),
     ("restore", "list the prefix", _list_prefix, "probe"),
+    ("restore", "write a safety backup under PREFIX/safety/ (PutObject)", _put, "safety"),
     ("prune", "read a manifest (GetObject)", lambda c, b, k: c.get_object(Bucket=b, Key=k), "manifest"),
     ("prune", "delete under the prefix (DeleteObject)", lambda c, b, k: c.delete_object(Bucket=b, Key=k), "probe"),
 ]
@@ -159,6 +180,7 @@ def _key(runs: Runs, which: str) -> str:
         "manifest": cli.manifest_key(newest),
         "roles": cli.roles_key(newest),
         "probe": f"{cli.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
+        "safety": f"{cli.PREFIX}/safety/probe-{uuid.uuid4().hex[:8]}",
         "outside": f"elsewhere/probe-{uuid.uuid4().hex[:8]}",
     }[which]
 

@@ -1,5 +1,8 @@
 """Connection settings: the password never reaches a tool's argv; timeouts are overridden."""
 
+import stat
+from pathlib import Path
+
 import pytest
 
 from agent_bom_backup.errors import ConfigError
@@ -120,3 +123,31 @@ def test_password_candidates_read_unparsable_urls(text: str, found: list[str]) -
     from agent_bom_backup.log import password_candidates
 
     assert password_candidates(text) == found
+
+
+SSL_URL = URL + "&sslpassword=KeyPass%20phrase1"
+
+
+def test_sslpassword_is_kept_out_of_the_tool_conninfo() -> None:
+    conninfo = ConnInfo.parse(SSL_URL).tool_conninfo(SessionSettings(server_major=15))
+    assert "KeyPass" not in conninfo and "service=agent-bom-backup" in conninfo
+
+
+def test_sslpassword_reaches_tools_through_a_private_service_file() -> None:
+    env = ConnInfo.parse(SSL_URL).tool_env({})
+    path = Path(env["PGSERVICEFILE"])
+    assert (path.read_text(), stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)) == (
+        "[agent-bom-backup]\nsslpassword=KeyPass phrase1\n", 0o600, 0o700)
+
+
+def test_tool_conninfo_without_other_secrets_names_no_service() -> None:
+    assert "service=" not in ConnInfo.parse(URL).tool_conninfo()
+
+
+def test_sslpassword_with_a_service_is_refused() -> None:
+    with pytest.raises(ConfigError, match="names both a service and sslpassword"):
+        ConnInfo.parse("postgresql://u@h/db?service=prod&sslpassword=x")
+
+
+def test_sslpassword_is_redacted() -> None:
+    assert "KeyPass" not in redact_url("host=h sslpassword=KeyPass user=u")

@@ -19,7 +19,7 @@ import click
 
 from . import __version__, notify, units
 from .errors import BackupError, ConfigError, ExitCode, Interrupted
-from .log import Redactor, event, get_logger, password_candidates, setup_logging
+from .log import SECRET_PARAMS, Redactor, event, get_logger, password_candidates, setup_logging
 from .notify import KINDS, PING_STYLES, Monitor, MonitorConfig
 from .parts import DEFAULT_CONCURRENCY, DEFAULT_GROWTH_INTERVAL, DEFAULT_PART_SIZE, MiB, PartSchedule
 from .storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, StorageConfig
@@ -268,11 +268,12 @@ def _add_url_password(redactor: Redactor, url: str) -> None:
     try:
         from psycopg.conninfo import conninfo_to_dict
 
-        password = conninfo_to_dict(url).get("password")
+        params = conninfo_to_dict(url)
     except Exception:  # noqa: BLE001 - an unparsable URL is reported elsewhere
         return
-    if password:
-        redactor.add(str(password))
+    for name in SECRET_PARAMS:
+        if params.get(name):
+            redactor.add(str(params[name]))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -427,6 +428,15 @@ def _threshold(value: str) -> int | None:
               show_envvar=True, help="Skip the safety pg_dump of a target replaced by --clean.")
 @click.option("--safety-backup-dir", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_DIR", default=None, show_envvar=True,
               help="Where the safety dump goes (default: ./agent-bom-safety-backups).")
+@click.option("--safety-backup-to-bucket/--no-safety-backup-to-bucket", envvar="AGENT_BOM_RESTORE_SAFETY_BACKUP_TO_BUCKET",
+              default=False, show_envvar=True,
+              help="Write the safety backup as a backup like any other (dump, roles, manifest) to the bucket under "
+              "<prefix>/safety/ (the restore identity needs s3:PutObject there) instead of --safety-backup-dir; go "
+              "back with `restore <its URI> --clean`.")
+@click.option("--terminate-sessions/--no-terminate-sessions", envvar="AGENT_BOM_RESTORE_TERMINATE_SESSIONS",
+              default=False, show_envvar=True,
+              help="End other sessions on the target (REVOKE CONNECT from every role but the restore role, "
+              "then pg_terminate_backend) instead of refusing; CONNECT is granted back when the restore ends.")
 @scratch_dir_option
 @identity_option
 @lock_wait_timeout_option
@@ -470,6 +480,8 @@ def restore(**kwargs: Any) -> None:
         allow_older=kwargs["allow_older"],
         report_path=kwargs["report_path"],
         identity_file=kwargs["identity_file"],
+        terminate_sessions=kwargs["terminate_sessions"],
+        safety_backup_to_bucket=kwargs["safety_backup_to_bucket"],
     )
     outcome = run_restore(config)
     notify.record(**_restore_facts(outcome.report))

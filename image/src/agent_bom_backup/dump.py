@@ -48,7 +48,7 @@ def pg_dump_argv(client: PgClient, conn_info: ConnInfo, session: SessionSettings
         options.compression.pg_dump_arg(client.major),
         f"--lock-wait-timeout={options.lock_wait_timeout_s * 1000}",
         "--no-password",
-        f"--dbname={conn_info.conninfo(session)}",
+        f"--dbname={conn_info.tool_conninfo(session)}",
     ]
     if options.snapshot:
         argv.append(f"--snapshot={options.snapshot}")
@@ -160,7 +160,7 @@ def dump_globals(client: PgClient, conn_info: ConnInfo, session: SessionSettings
         "--globals-only",
         "--no-role-passwords",
         "--no-password",
-        f"--dbname={conn_info.conninfo(session)}",
+        f"--dbname={conn_info.tool_conninfo(session)}",
         # pg_dumpall ignores the database in --dbname; name the one it may connect to
         f"--database={conn_info.dbname}",
     ]

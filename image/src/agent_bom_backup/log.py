@@ -21,8 +21,11 @@ from typing import IO
 
 LOGGER_NAME = "agent_bom_backup"
 
+#: libpq parameters that are secrets: never in argv, logs or reports
+SECRET_PARAMS = ("password", "sslpassword", "oauth_client_secret")
+
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
-_PASSWORD_PARAM = re.compile(r"(?i)\b(password|sslpassword)=('[^']*'|[^\s&]*)")
+_PASSWORD_PARAM = re.compile(r"(?i)\b(password|sslpassword|oauth_client_secret)=('[^']*'|[^\s&]*)")
 
 
 def redact_url(text: str) -> str:
@@ -46,7 +49,7 @@ def redact_url(text: str) -> str:
 _URL_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?P<userinfo>[^/?#]*)@")
 # a quoted value, or everything up to the next ``key=`` (an unquoted value with a space
 # is what libpq fails to parse, and then names its second half)
-_KV_PASSWORD = re.compile(r"(?i)\b(?:password|sslpassword)\s*=\s*('(?:[^'\\]|\\.)*'|.*?(?=\s+\w+\s*=|\s*$))")
+_KV_PASSWORD = re.compile(r"(?i)\b(?:password|sslpassword|oauth_client_secret)\s*=\s*('(?:[^'\\]|\\.)*'|.*?(?=\s+\w+\s*=|\s*$))")
 
 
 def password_candidates(text: str) -> list[str]:

@@ -372,7 +372,19 @@ def user_objects(conn: psycopg.Connection) -> list[str]:
         ORDER BY 1, 2
         """
     ).fetchall()
-    return [r[1] for r in rows]
+    objects = [r[1] for r in rows]
+    # a schema is contents too (pg_restore's CREATE SCHEMA collides with it, and --clean
+    # must drop it): those that hold nothing listed above, except public as every new
+    # database has it (owned by pg_database_owner; by the bootstrap superuser before 15)
+    holding = {o.removeprefix("function ").removeprefix("type ").partition(".")[0] for o in objects}
+    schemas = first_column(conn, f"""
+        SELECT quote_ident(n.nspname) FROM pg_namespace n
+        WHERE {USER_SCHEMAS}
+          AND NOT (n.nspname = 'public' AND (n.nspowner = 10 OR pg_get_userbyid(n.nspowner) = 'pg_database_owner'))
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass
+                          AND d.objid = n.oid AND d.deptype = 'e')
+        ORDER BY 1""")
+    return objects + [f"schema {name}" for name in schemas if name not in holding]
 
 
 def undroppable_objects(conn: psycopg.Connection) -> list[str]:

@@ -1,8 +1,10 @@
 """PostgreSQL connection settings shared by psycopg and the libpq client tools.
 
-The password never travels in argv: psycopg receives it as a keyword argument and
-pg_dump/pg_restore/pg_dumpall/psql receive it through ``PGPASSWORD`` in their
-environment, with the rest of the connection string in ``--dbname``.
+No secret travels in argv: psycopg receives them as keyword arguments; pg_dump,
+pg_restore, pg_dumpall and psql receive the password through ``PGPASSWORD`` and the
+secrets libpq reads from no environment variable (``sslpassword``, PostgreSQL 18's
+``oauth_client_secret``) through a private service file (``PGSERVICEFILE``, 0600 in a
+0700 directory, removed when the process exits) named by ``service=`` in ``--dbname``.
 
 Every connection overrides role- and database-level timeouts from its first
 statement through the libpq ``options`` startup parameter, which takes precedence
@@ -12,21 +14,31 @@ otherwise kill a long dump at 03:00).
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .errors import ConfigError, PreflightError
-from .log import password_candidates, redact_url
+from .log import SECRET_PARAMS, password_candidates, redact_url
 
 DEFAULT_CONNECT_TIMEOUT = 15
 APPLICATION_NAME = "agent-bom-backup"
 #: TCP keepalives on every connection: the snapshot connection idles for the whole dump,
 #: and a NAT, load balancer or proxy that drops idle connections would otherwise cut it
 #: (libpq ignores them on Unix sockets; a URL that sets them wins)
+#: ``password`` goes to client tools through PGPASSWORD; the other secret parameters have
+#: no environment variable and go through a service file
+FILE_SECRET_PARAMS = SECRET_PARAMS[1:]
+#: the section of the private service file (see :func:`service_file`)
+SERVICE_NAME = "agent-bom-backup"
 KEEPALIVES = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "6"}
 
 #: Settings that change how catalog queries and tenant keys print (format_type and
@@ -90,7 +102,9 @@ class ConnInfo:
     """A parsed connection URL (or key=value conninfo), password kept apart."""
 
     params: dict[str, str] = field(default_factory=dict)
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: the other secret parameters (sslpassword, oauth_client_secret): never in argv
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def parse(cls, url: str, *, what: str = "database URL") -> "ConnInfo":
@@ -108,7 +122,18 @@ class ConnInfo:
         password = params.pop("password", None)
         if password is None:
             password = os.environ.get("PGPASSWORD") or None
-        return cls(params=params, password=password)
+        secrets = {name: params.pop(name) for name in FILE_SECRET_PARAMS if name in params}
+        if secrets and "service" in params:
+            raise ConfigError(
+                f"{what} names both a service and {', '.join(sorted(secrets))}: the client tools would see "
+                "the secret in their command line",
+                hint=f"put {', '.join(sorted(secrets))} into that service's entry in the service file instead",
+            )
+        bad = [name for name, value in secrets.items() if "\n" in value or "\r" in value or value != value.strip()]
+        if bad:
+            raise ConfigError(f"{what}: {', '.join(bad)} holds a line break or leading/trailing spaces, which "
+                              "a libpq service file cannot carry", hint="choose a key passphrase without them")
+        return cls(params=params, password=password, secrets=secrets)
 
     @property
     def dbname(self) -> str:
@@ -139,7 +164,7 @@ class ConnInfo:
         return f"postgresql://{self.user}@{self.host}:{port}/{self.dbname}"
 
     def conninfo(self, session: SessionSettings | None = None) -> str:
-        """key=value conninfo without the password (safe for a tool's argv)."""
+        """key=value conninfo without any secret (psycopg gets them as keywords)."""
         params = dict(self.params)
         params.setdefault("connect_timeout", str(DEFAULT_CONNECT_TIMEOUT))
         params.setdefault("application_name", APPLICATION_NAME)
@@ -150,25 +175,65 @@ class ConnInfo:
             params["options"] = (session.options() + " " + user_options).strip()
         return make_conninfo(**params)
 
+    def tool_conninfo(self, session: SessionSettings | None = None) -> str:
+        """The ``--dbname`` of a client tool: no secret; ``service=`` names the private
+        service file :meth:`tool_env` points to when there are secrets besides the password."""
+        conninfo = self.conninfo(session)
+        if self.secrets:
+            conninfo += f" service={SERVICE_NAME}"
+        return conninfo
+
     def tool_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
-        """Environment for a libpq client tool: the password, and nothing stale."""
+        """Environment for a libpq client tool: the password, the private service file
+        when there are other secrets, and nothing stale."""
         env = dict(os.environ if base is None else base)
         for stale in ("PGPASSWORD", "PGOPTIONS", "AGENT_BOM_POSTGRES_URL", "AGENT_BOM_RESTORE_POSTGRES_URL"):
             env.pop(stale, None)
         if self.password is not None:
             env["PGPASSWORD"] = self.password
+        if self.secrets:
+            env["PGSERVICEFILE"] = str(service_file(self.secrets))
         return env
+
+    def url(self) -> str:
+        """The whole conninfo, secrets included: for this process only (psycopg, a
+        scratch database's URL handed to a restore in-process), never argv or logs."""
+        params = {**self.params, **self.secrets}
+        if self.password is not None:
+            params["password"] = self.password
+        return make_conninfo(**params)
 
     def connect(self, session: SessionSettings | None = None, *, autocommit: bool = True) -> psycopg.Connection:
         try:
             return psycopg.connect(
-                self.conninfo(session), password=self.password, autocommit=autocommit
+                self.conninfo(session), password=self.password, autocommit=autocommit, **self.secrets
             )
         except psycopg.OperationalError as exc:
             raise PreflightError(
                 f"cannot connect to {self.display()}: {_first_line(exc)}",
                 hint="check the URL, network policy, credentials and that the server is up",
             ) from None
+
+
+_service_files: dict[str, Path] = {}
+
+
+def service_file(secrets: dict[str, str]) -> Path:
+    """A libpq service file holding ``secrets`` in section :data:`SERVICE_NAME`: 0600 in
+    a 0700 directory of this process, written once per set of secrets, removed at exit."""
+    key = hashlib.sha256(repr(sorted(secrets.items())).encode()).hexdigest()
+    path = _service_files.get(key)
+    if path is not None and path.exists():
+        return path
+    directory = tempfile.mkdtemp(prefix="agent-bom-libpq-")  # 0700
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "pg_service.conf"
+    body = f"[{SERVICE_NAME}]\n" + "".join(f"{name}={value}\n" for name, value in secrets.items())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(body)
+    _service_files[key] = path
+    return path
 
 
 def connect_learning_major(conn_info: ConnInfo, session: SessionSettings) -> tuple[psycopg.Connection, int]:

@@ -4,13 +4,13 @@ the verification. Typed while the restore runs; converted to JSON once, when wri
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .log import scrub
+from .reportfile import write_atomic
 
 if TYPE_CHECKING:
     from .restore import RestorePlan
@@ -53,7 +53,12 @@ class RestoreReport:
     target_changed: bool = False
     changes: list[str] = field(default_factory=list)
     recovery: str | None = None
+    #: while running: the change under way when the report was written (a kill leaves it
+    #: here: it may or may not have happened; ``changes`` holds those that completed)
+    in_progress: str | None = None
     safety_backup: str | None = None
+    #: other sessions on the target that --terminate-sessions ended
+    sessions_ended: list[str] = field(default_factory=list)
     roles_created: list[str] = field(default_factory=list)
     roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
     roles_needing_password: list[str] = field(default_factory=list)
@@ -105,13 +110,8 @@ class RestoreReport:
         return scrub(json.dumps(self.to_dict(), indent=2)) + "\n"
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        try:
-            tmp.write_text(self.to_json())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        """Atomically (fsync, rename, fsync the directory): a kill leaves a whole report."""
+        write_atomic(path, self.to_json(), mode=0o644)
 
     def summary(self) -> str:
         """The human summary, ready to paste into the incident record."""

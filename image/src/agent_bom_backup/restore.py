@@ -63,6 +63,9 @@ from .pgconn import ConnInfo, SessionSettings, probe_server_major
 from .report import (DRY_RUN, FAILED, FAILED_AFTER_CHANGES, INCOMPLETE, REFUSED, VERIFIED, VERIFIED_WITH_EXCLUSIONS,
                      RestoreReport, recreate_advice)
 from . import dbstate
+from .archivecheck import check_target, parse_definitions, read_definitions
+from .safety import backup_to_bucket, go_back_command, safety_storage
+from .sessions import ConnectLock, Session, check_sessions, close_the_door, settled_sessions
 from .roles import Grantor, RolePlan, StoredRole, apply_roles, parse_globals, plan_roles
 from .rolesfile import RolesFile, reached_roles
 from .resources import cpu_count
@@ -103,6 +106,10 @@ class RestoreConfig:
     pg_bin_dirs_only: bool = False
     lock_wait_timeout_s: int = 300
     allow_older: bool = False
+    #: end other sessions on the target (REVOKE CONNECT, pg_terminate_backend) instead of refusing
+    terminate_sessions: bool = False
+    #: the safety backup goes to the bucket under <prefix>/safety/ (safety.py), not a local file
+    safety_backup_to_bucket: bool = False
     report_path: str | None = None
     purpose: str = "restore"  # or "verify --deep"
     #: age identity file for a backup encrypted to age recipients (agecrypt)
@@ -163,6 +170,12 @@ class RestorePlan:
     #: owners of objects in public given CREATE on it (the database's owner could not be set)
     public_grants: list[str] = field(default_factory=list)
     database_state: str = ""
+    #: other sessions on the target when planned, and whether CONNECT is revoked for the change
+    sessions: list[str] = field(default_factory=list)
+    close_door: bool = False
+    #: what the archive needs from the target (archivecheck.py), known once it was read
+    archive_steps: list[str] = field(default_factory=list)
+    no_tablespaces: bool = False
 
     def steps(self) -> list[str]:
         steps = [f"download {self.dump_key} ({self.dump_size} bytes) and verify SHA-256 {self.dump_sha256[:16]}...",
@@ -170,6 +183,7 @@ class RestorePlan:
         if self.encrypted_to:
             steps.insert(1, "decrypt it with the age identity (it opened the roles object; recipients "
                          f"{', '.join(self.encrypted_to)}) into the scratch directory and verify the plaintext SHA-256")
+        steps += self.archive_steps
         if self.roles_to_create:
             steps.append(f"create missing roles from the stored roles object: {', '.join(self.roles_to_create)}")
         for role, dropped in self.role_attributes_dropped.items():
@@ -177,6 +191,10 @@ class RestorePlan:
         if self.memberships_to_grant:
             steps.append(f"grant {self.restore_role} membership in {', '.join(self.memberships_to_grant)} "
                          "(to set the owners of restored objects)")
+        if self.close_door:
+            steps.append(f"revoke CONNECT on {self.target_database} from every role but {self.restore_role}"
+                         + (f", end {len(self.sessions)} other session(s): {'; '.join(self.sessions)}"
+                            if self.sessions else "") + " (granted back when the restore ends)")
         if self.wipe:
             if self.safety_backup_dir:
                 steps.append(f"take a safety pg_dump of {self.target_database} into {self.safety_backup_dir}")
@@ -219,6 +237,7 @@ class TargetInfo:
     extensions: dict[str, pgcatalog.ExtensionInfo]
     undroppable: list[str]
     create_on_public: bool
+    sessions: list[Session] = field(default_factory=list)
 
 
 @dataclass
@@ -238,13 +257,38 @@ class RestoreContext:
     changes: list[str] = field(default_factory=list)  # cluster and target changes so far
     target_changed: bool = False
     safety_client: PgClient | None = None
+    #: --report: rewritten atomically before each change and after each step
+    report_path: Path | None = None
+    connect_lock: ConnectLock | None = None
+    #: database ACL lines (fingerprint form) held back while CONNECT is revoked: the recorded
+    #: ACL is applied when the door opens after verification (_open_with_recorded_acl)
+    deferred_acl: set[str] = field(default_factory=set)
 
     def step(self, name: str) -> None:
         self.report.failed_step = name
+        self.checkpoint()
 
     def changed(self, what: str) -> None:
         self.target_changed = True
         self.changes.append(what)
+        self.checkpoint()
+
+    def checkpoint(self, in_progress: str | None = None) -> None:
+        """Write the report as things stand: what changed so far, the change under way
+        (``in_progress``), the safety backup and how to go back. A SIGKILL at any point
+        leaves the last version whole (:func:`reportfile.write_atomic`)."""
+        report = self.report
+        report.target_changed = self.target_changed
+        report.changes = list(self.changes)
+        report.in_progress = in_progress
+        report.recovery = _recovery(self) if self.target_changed or in_progress else None
+        if self.report_path is None:
+            return
+        try:
+            report.write(self.report_path)
+        except OSError as exc:
+            event(get_logger(), f"could not write the restore report to {self.report_path}: {exc.strerror}",
+                  level=logging.WARNING)
 
 
 @dataclass
@@ -283,7 +327,9 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         if path is not None:
             _write_first_report(report, path)
         ctx = plan_restore(config, report)
+        ctx.report_path = path
         if config.dry_run:
+            _dry_run_archive(ctx)
             for step in ctx.plan.steps():
                 event(log, "plan", step=step)
             report.failed_step = None
@@ -318,6 +364,8 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         report.finish(FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.INTERNAL))
         raise
     finally:
+        if report.status != "running":
+            report.in_progress = None
         if path is not None and report.status != "running":
             try:
                 report.write(path)
@@ -377,7 +425,16 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
     report.target_server_version = target.info.version
     report.restore_role = target.role.name
     _refuse_unsafe_target(config, manifest, target)
+    check_sessions(target.sessions, database=target.info.database, restore_role=target.role.name,
+                   terminate=config.terminate_sessions)
     wipe = config.clean and bool(target.objects)
+    close_door = wipe or config.terminate_sessions
+    if close_door and not (target.role.superuser or target.role.database_owner):
+        raise RefusedError(
+            f"restore role {target.role.name} may not revoke CONNECT on database {target.info.database} "
+            f"(owned by {target.role.database_owner_name}): other sessions could write while it is replaced",
+            hint="restore as the database's owner (or a member of it) or a superuser",
+        )
     if wipe and target.undroppable:
         raise RefusedError(
             f"--clean must drop what restore role {target.role.name} may not: {', '.join(target.undroppable[:5])}"
@@ -432,7 +489,7 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         restore_role=target.role.name,
         restore_role_kind=_role_kind(target.role),
         wipe=wipe,
-        safety_backup_dir=str(_safety_dir(config)) if wipe and config.safety_backup else None,
+        safety_backup_dir=(_safety_location(config, storage, keys) if wipe and config.safety_backup else None),
         pg_restore_version=client.version,
         jobs=max(1, config.jobs or cpu_count()),
         no_owner=config.no_owner,
@@ -456,6 +513,8 @@ def plan_restore(config: RestoreConfig, report: RestoreReport) -> RestoreContext
         public_grants=public_grants,
         database_state=(_database_state_step(manifest) if not scratch else
                         "not applied (a scratch restore: database-level state is not compared)"),
+        sessions=[s.describe() for s in target.sessions],
+        close_door=close_door,
     )
     report.plan = plan
     return RestoreContext(config, storage, keys, manifest, target, client, plan, role_plan, report, scratch_parent)
@@ -524,6 +583,7 @@ def _inspect_target(config: RestoreConfig, conn_info: ConnInfo, owners: list[str
             extensions=pgcatalog.extension_info(conn),
             undroppable=pgcatalog.undroppable_objects(conn) if config.clean and objects else [],
             create_on_public=bool(row[0]) if row else False,
+            sessions=settled_sessions(conn),
         )
 
 
@@ -804,12 +864,21 @@ def execute(ctx: RestoreContext) -> None:
         _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
         agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
         toc = _read_toc(ctx.client, dump_path)
+        _check_archive(ctx, dump_path)
+        if ctx.role_plan is not None and not ctx.role_plan.empty:
+            ctx.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
         _apply_roles(ctx)
         try:
+            if ctx.plan.close_door:
+                ctx.step("change")
+                _close_the_door(ctx)
             if ctx.plan.wipe:
                 ctx.step("change")
                 if ctx.config.safety_backup:
                     ctx.report.safety_backup = _safety_backup(ctx)
+                    ctx.checkpoint()
+                ctx.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
+                               "(one transaction: all or nothing)")
                 _wipe(ctx)
             ctx.step("restore")
             _database_owner(ctx)
@@ -819,16 +888,86 @@ def execute(ctx: RestoreContext) -> None:
             _database_state(ctx)
             ctx.step("verify")
             _verify(ctx)
+            _open_with_recorded_acl(ctx)
         except BackupError as exc:
+            _open_the_door(ctx)
             if ctx.target_changed:
                 raise ChangedError(exc, changes=ctx.changes, recovery=_recovery(ctx)) from None
             raise
         except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
+            _open_the_door(ctx)
             if not ctx.target_changed:
                 raise
             log.debug("unexpected error after changes", exc_info=True)
             cause = BackupError(f"unexpected error: {type(exc).__name__}: {exc}")
             raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
+        finally:
+            _open_the_door(ctx)
+
+
+def _check_archive(ctx: RestoreContext, dump_path: Path) -> None:
+    """What the archive uses that the target lacks (archivecheck.py), before any change:
+    missing collations or text search configurations refuse; missing tablespaces make the
+    restore run with --no-tablespaces, said in the plan."""
+    needs = parse_definitions(read_definitions(ctx.client, dump_path))
+    try:
+        with ctx.target.conn_info.connect(ctx.target.session) as conn:
+            check = check_target(conn, needs)
+    except psycopg.Error as exc:
+        raise PreflightError(f"cannot inspect the target's tablespaces and collations: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+    ctx.plan.no_tablespaces = bool(check.missing_tablespaces)
+    ctx.plan.archive_steps = check.steps()
+    if check.missing_tablespaces:
+        event(get_logger(), "restoring without tablespaces: the target lacks them", level=logging.WARNING,
+              tablespaces=check.missing_tablespaces)
+
+
+def _dry_run_archive(ctx: RestoreContext) -> None:
+    """A dry run reads the archive too (downloaded and verified into the scratch space,
+    then deleted), so the plan shows what the archive needs from the target."""
+    with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
+        dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
+        downloaded = agecrypt.download_path(dump_path, ctx.manifest)
+        _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
+        agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
+        _check_archive(ctx, dump_path)
+
+
+def _close_the_door(ctx: RestoreContext) -> None:
+    """REVOKE CONNECT and end the other sessions (sessions.py), before the safety dump."""
+    target = ctx.target
+    ctx.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role but "
+                   f"{target.role.name} and ending the other sessions")
+    try:
+        with target.conn_info.connect(target.session) as conn:
+            ctx.connect_lock = close_the_door(conn, database=target.info.database, restore_role=target.role.name,
+                                              superuser=target.role.superuser,
+                                              terminate=ctx.config.terminate_sessions, server_major=target.major)
+    except psycopg.Error as exc:
+        raise RestoreError(f"cannot revoke CONNECT on database {target.info.database}: "
+                           f"{str(exc).strip().splitlines()[0]}; nothing was changed") from None
+    lock = ctx.connect_lock
+    ctx.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
+    ctx.report.sessions_ended = [s.describe() for s in lock.terminated]
+    ctx.checkpoint()
+
+
+def _open_the_door(ctx: RestoreContext) -> None:
+    """Grant back the CONNECT entries revoked: the restore is verified, or has failed."""
+    lock = ctx.connect_lock
+    if lock is None or lock.released:
+        return
+    try:
+        with ctx.target.conn_info.connect(ctx.target.session) as conn:
+            lock.release(conn)
+    except (psycopg.Error, BackupError) as exc:
+        event(get_logger(), "could not grant CONNECT back on the target database: run the statements by hand",
+              level=logging.ERROR, statements="; ".join(lock.undo_statements()), error=str(exc).strip())
+        return
+    # undone: no longer a change to report (the report keeps sessions_ended)
+    ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
+    ctx.checkpoint()
 
 
 def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path,
@@ -951,20 +1090,73 @@ def _administrator_owner(ctx: RestoreContext) -> None:
 def _database_state(ctx: RestoreContext) -> None:
     """After pg_restore: the recorded connection limit, comment, ACL, settings and role
     settings, one savepoint each; what the restore role may not apply is "not restored"
-    with the statement to run. A scratch restore's omissions are not applied, not listed."""
+    with the statement to run. A scratch restore's omissions are not applied, not listed.
+    While CONNECT is revoked (sessions.py) the ACL waits for verification: applying it now
+    would let the application in before the restore is verified."""
     record, config, target = ctx.manifest.database, ctx.config, ctx.target
     if record is None or _scratch(config):
         return
     skip = frozenset(k for k, off in (("owner", config.no_owner), ("acl", config.no_privileges),
                                       ("role setting", config.no_privileges)) if off)
+    door_closed = ctx.connect_lock is not None and not ctx.connect_lock.released
     with target.conn_info.connect(target.session) as conn:
         actual = dbstate.capture(conn, set(), administrator=target.role.name, reached=set(record.reached_roles),
                                  name=record.name)
+        if door_closed and "acl" not in skip:
+            want = set(record.fingerprint()[dbstate.DATABASE_CATEGORY])
+            have = set(actual.fingerprint()[dbstate.DATABASE_CATEGORY])
+            ctx.deferred_acl = {line for line in want ^ have if line.startswith("acl ")}
+            skip = skip | {"acl"}
         applied = dbstate.apply(conn, record, actual, target.info.database, skip=skip)
     ctx.report.database_statements.extend(applied.statements)
     ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
     if applied.statements:
         ctx.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
+
+
+def _open_with_recorded_acl(ctx: RestoreContext) -> None:
+    """The restore is verified: CONNECT comes back as the backup recorded it (the database's
+    ACL made exactly the recorded one), not as the target had it. Without a recorded ACL to
+    apply, the entries revoked are granted back (_open_the_door)."""
+    lock, record, target = ctx.connect_lock, ctx.manifest.database, ctx.target
+    if lock is None or lock.released or record is None or not ctx.deferred_acl:
+        _open_the_door(ctx)
+        return
+    keep = frozenset({"owner", "connection limit", "comment", "setting", "role setting"})
+    with target.conn_info.connect(target.session) as conn:
+        actual = dbstate.capture(conn, set(), administrator=target.role.name, reached=set(record.reached_roles),
+                                 name=record.name)
+        applied = dbstate.apply(conn, record, actual, target.info.database, skip=keep)
+    lock.released = True
+    ctx.report.database_statements.extend(applied.statements)
+    ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
+    ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
+    event(get_logger(), "CONNECT on the target database set as the backup recorded it", database=lock.database,
+          statements=len(applied.statements))
+    ctx.checkpoint()
+
+
+def _safety_location(config: RestoreConfig, storage: Storage, keys: BackupKeys) -> str:
+    if config.safety_backup_to_bucket:
+        return safety_storage(storage.config, keys.prefix).uri(safety_storage(storage.config, keys.prefix).prefix + "/")
+    return str(_safety_dir(config))
+
+
+def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
+    """A backup of the target like any other, under <prefix>/safety/ (safety.py). A role
+    that does not see every row first proves the policies hide none from it."""
+    target, config = ctx.target, ctx.config
+    if not target.role.sees_every_row:
+        try:
+            _safety_backup_under_row_security(ctx, None, None, None)
+        except psycopg.Error as exc:
+            raise DumpError(f"safety backup of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
+                            "nothing was dropped") from None
+    uri = backup_to_bucket(target.conn_info, safety_storage(ctx.storage.config, ctx.keys.prefix),
+                           sees_every_row=target.role.sees_every_row, lock_wait_timeout_s=config.lock_wait_timeout_s,
+                           pg_bin_dirs=config.pg_bin_dirs, pg_bin_dirs_only=config.pg_bin_dirs_only)
+    event(get_logger(), "safety backup written", uri=uri)
+    return uri
 
 
 def _safety_dir(config: RestoreConfig) -> Path:
@@ -980,9 +1172,14 @@ def _safety_backup(ctx: RestoreContext) -> str:
     it see are counted, then (FORCE lifted, rolled back) every row. Any difference is a
     refusal before the wipe."""
     config, target = ctx.config, ctx.target
+    if config.safety_backup_to_bucket:
+        return _safety_backup_in_bucket(ctx)
     directory = _safety_dir(config)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        # a full copy of the database: 0600 in a 0700 directory
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
     except OSError as exc:
         raise PreflightError(
             f"cannot create the safety backup directory {directory}: {exc.strerror}",
@@ -990,13 +1187,18 @@ def _safety_backup(ctx: RestoreContext) -> str:
         ) from None
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = directory / f"{target.info.database}-before-{ctx.keys.backup_id}-{stamp}.dump"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # pg_dump --file keeps the mode
     client = select_dump_client(
         discover(config.pg_bin_dirs, config.pg_bin_dirs_only), target.major, target.conn_info.sslmode
     )
     options = DumpOptions(compression=Compression("gzip", 1), snapshot=None,
                           lock_wait_timeout_s=config.lock_wait_timeout_s)
     if target.role.sees_every_row:
-        dump_to_file(client, target.conn_info, target.session, options, path)
+        try:
+            dump_to_file(client, target.conn_info, target.session, options, path)
+        except DumpError:
+            path.unlink(missing_ok=True)
+            raise
     else:
         try:
             _safety_backup_under_row_security(ctx, client, options, path)
@@ -1010,7 +1212,9 @@ def _safety_backup(ctx: RestoreContext) -> str:
     return str(path)
 
 
-def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, options: DumpOptions, path: Path) -> None:
+def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient | None, options: DumpOptions | None,
+                                      path: Path | None) -> None:
+    """The dump into ``path`` (None: only the proof that the policies hide no row)."""
     target = ctx.target
     session = replace(target.session, row_security=True)
     with target.conn_info.connect(session, autocommit=False) as conn:
@@ -1029,8 +1233,9 @@ def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, opt
         snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
         names = [(t.schema, t.name) for t in tables]
         visible = _counts(conn, names)
-        dump_to_file(client, target.conn_info, target.session,
-                     replace(options, snapshot=snapshot, enable_row_security=True), path)
+        if path is not None and client is not None and options is not None:
+            dump_to_file(client, target.conn_info, target.session,
+                         replace(options, snapshot=snapshot, enable_row_security=True), path)
         for table in tables:
             if table.forced:
                 conn.execute(psycopg.sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
@@ -1039,7 +1244,8 @@ def _safety_backup_under_row_security(ctx: RestoreContext, client: PgClient, opt
         conn.rollback()
     hidden = [f"{name} ({visible[name]} of {rows})" for name, rows in every.items() if visible.get(name) != rows]
     if hidden:
-        path.unlink(missing_ok=True)
+        if path is not None:
+            path.unlink(missing_ok=True)
         raise RefusedError(
             f"a safety dump by restore role {target.role.name} (no BYPASSRLS) would miss rows that row-level "
             f"security hides from it: {', '.join(hidden)}; nothing was dropped",
@@ -1086,6 +1292,9 @@ def _wipe(ctx: RestoreContext) -> None:
 def _recovery(ctx: RestoreContext) -> str:
     """How to go back to what the target held before this restore."""
     database, display = ctx.target.info.database, ctx.target.conn_info.display()
+    if ctx.report.safety_backup and ctx.report.safety_backup.startswith("s3://"):
+        return (f"restore the safety backup: {go_back_command(ctx.report.safety_backup, database, ctx.config.approval)}"
+                " (a restore like any other: it replaces what this one left, as the same role)")
     if ctx.report.safety_backup:
         client = ctx.safety_client or ctx.client
         if ctx.report.safety_backup.endswith(agecrypt.AGE_SUFFIX):  # encrypted like the backup it replaced
@@ -1179,7 +1388,7 @@ def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: P
     for index, (name, entries) in enumerate(passes):
         argv = [
             str(client.tool("pg_restore")),
-            f"--dbname={target.conn_info.conninfo(target.session)}",
+            f"--dbname={target.conn_info.tool_conninfo(target.session)}",
             "--no-password",
             f"--jobs={ctx.plan.jobs if len(entries) > 1 else 1}",
         ]
@@ -1187,6 +1396,8 @@ def _pg_restore(ctx: RestoreContext, dump_path: Path, toc: list[str], scratch: P
             argv.append("--no-owner")
         if config.no_privileges:
             argv.append("--no-privileges")
+        if ctx.plan.no_tablespaces:
+            argv.append("--no-tablespaces")
         if ctx.plan.phased:
             list_file = scratch / f"pass-{index + 1}.list"
             list_file.write_text("\n".join(entries) + "\n")
@@ -1277,6 +1488,8 @@ def _accounted(ctx: RestoreContext) -> dict[str, set[str]]:
         accounted.setdefault(category, set()).add(line.removeprefix("not in the backup: "))
     for owner in ctx.plan.public_grants:
         accounted.setdefault("grants", set()).add(f"schema public {owner} CREATE")
+    # held back while CONNECT is revoked, applied once verified (_open_with_recorded_acl)
+    accounted.setdefault(dbstate.DATABASE_CATEGORY, set()).update(ctx.deferred_acl)
     return accounted
 
 

@@ -107,12 +107,9 @@ def _database_on_server(url: str, min_major: int, what: str = "scratch URL") -> 
             ) from None
     event(get_logger(), "scratch database created", database=name, server=server.display(), superuser=superuser)
     target_info = server.with_dbname(name)
-    params = dict(target_info.params)
-    if target_info.password is not None:
-        params["password"] = target_info.password
     try:
         yield ScratchTarget(
-            conninfo=make_conninfo(**params),
+            conninfo=target_info.url(),
             display=target_info.display(),
             database=name,
             superuser=superuser,
