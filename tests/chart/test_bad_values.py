@@ -214,9 +214,9 @@ REFUSALS = [
      r'controlPlane\.postgresSecrets\.maintenanceSecretRef\.name still holds the placeholder "REPLACE_ME": .*'),
     # --- what installs but fails at run time (issue 28) ----------------------------------
     ("aws-documentation-account", backup_values(serviceAccount={"annotations": {
-        "eks.amazonaws.com/role-arn": "arn:aws:iam::409613851297:role/agent-bom-backup"}}),
+        "eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/agent-bom-backup"}}),
      r'controlPlane\.backup\.serviceAccount\.annotations\["eks\.amazonaws\.com/role-arn"\] still holds the '
-     r'placeholder "409613851297": replace it with your real value'),
+     r'placeholder "111122223333": replace it with your real value'),
     ("account-id-token", backup_values(destination={"bucketRegion": "auto",
                                                     "endpointUrl": "https://ACCOUNT_ID.r2.cloudflarestorage.com"}),
      r'controlPlane\.backup\.destination\.endpointUrl still holds the placeholder "ACCOUNT_ID": .*'),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.helm_render import REPO, backup_values, render_chart
+from tests.chart.helm_render import REPO, backup_values, own_role, render_chart
 
 IAM_DIR = REPO / "deploy" / "iam"
 #: job -> (trust policy, the component label of its pods, permission policy)
@@ -28,8 +28,10 @@ JOBS = {
 def chart_service_accounts() -> dict[str, str]:
     """component label -> the ServiceAccount its pods run as, every job enabled."""
     values = backup_values(
-        restore={"enabled": True, "target": {"existingSecret": "t"}},
-        restoreDrill={"enabled": True, "target": {"existingSecret": "s", "database": "drill"}},
+        restore={"enabled": True, "target": {"existingSecret": "t"}, **own_role("agent-bom-restore")},
+        restoreDrill={"enabled": True, "target": {"existingSecret": "s", "database": "drill"},
+                      **own_role("agent-bom-restore-drill")},
+        retention=own_role("agent-bom-prune"),
         retentionDays=30,
     )
     found = {}

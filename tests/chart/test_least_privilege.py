@@ -309,8 +309,6 @@ class TestSeparationIsRefused:
 
 class TestRestrictedPodSecurityIsAFloor:
     @pytest.mark.parametrize(("overrides", "line"), [
-        ({"podSecurityContext": None}, "controlPlane.backup.podSecurityContext is empty or null"),
-        ({"containerSecurityContext": None}, "controlPlane.backup.containerSecurityContext is empty or null"),
         ({"containerSecurityContext": {"privileged": True}}, "controlPlane.backup.containerSecurityContext.privileged=true"),
         ({"containerSecurityContext": {"allowPrivilegeEscalation": True}},
          "controlPlane.backup.containerSecurityContext.allowPrivilegeEscalation must be false"),
@@ -327,19 +325,25 @@ class TestRestrictedPodSecurityIsAFloor:
          "controlPlane.backup.podSecurityContext.seccompProfile.type=Unconfined"),
         ({"containerSecurityContext": {"seccompProfile": {"type": "Unconfined"}}},
          "controlPlane.backup.containerSecurityContext.seccompProfile.type=Unconfined"),
-        ({"podSecurityContext": {"seccompProfile": None}, "containerSecurityContext": {"seccompProfile": None}},
-         "controlPlane.backup.podSecurityContext.seccompProfile.type (or containerSecurityContext.seccompProfile.type) must be set"),
-        ({"podSecurityContext": {"runAsNonRoot": None}, "containerSecurityContext": {"runAsNonRoot": None}},
-         "controlPlane.backup.podSecurityContext.runAsNonRoot (or containerSecurityContext.runAsNonRoot) must be true"),
         ({"image": {"tag": "latest"}}, "controlPlane.backup.image.tag: latest is refused"),
     ], ids=lambda v: re.sub(r"\W+", "-", str(v))[:60] if isinstance(v, dict) else "")
     def test_is_refused_in_one_line(self, overrides, line):
         (problem,) = refusal(backup_values(**overrides))
         assert problem.startswith(line)
 
-    def test_the_pod_level_seccomp_alone_is_enough(self):
-        values = backup_values(containerSecurityContext={"seccompProfile": None})
-        assert "seccompProfile" not in container(render_chart(values, show_only=[CRONJOB_TEMPLATE])[0])["securityContext"]
+    @pytest.mark.parametrize(("overrides", "missing"), [
+        ({"podSecurityContext": None}, ("/controlPlane/backup", "podSecurityContext")),
+        ({"containerSecurityContext": None}, ("/controlPlane/backup", "containerSecurityContext")),
+        ({"podSecurityContext": {"seccompProfile": None}}, ("/controlPlane/backup/podSecurityContext", "seccompProfile")),
+        ({"containerSecurityContext": {"runAsNonRoot": None}},
+         ("/controlPlane/backup/containerSecurityContext", "runAsNonRoot")),
+    ], ids=["pod-context", "container-context", "pod-seccomp", "container-run-as-non-root"])
+    def test_null_never_erases_a_hardening_default(self, overrides, missing):
+        """A null deletes the key in Helm: the schema refuses it (the default cannot be
+        switched off silently), naming the key."""
+        where, key = missing
+        with pytest.raises(HelmError, match=re.escape(f"at '{where}': missing property '{key}'")):
+            render_chart(backup_values(**overrides))
 
     @pytest.mark.parametrize("component", COMPONENTS)
     def test_a_host_path_volume(self, component):

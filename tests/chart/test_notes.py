@@ -123,7 +123,10 @@ class TestNotesIdentities:
                 "arn:aws:iam::123456789012:role/agent-bom-backup") in _lines(_runbook())
 
     def test_an_enabled_job_without_identity_is_warned_about(self):
-        notes = render_notes(backup_values(restore=RESTORE))
+        """Reachable when the backup has no IRSA role either (with one, the chart refuses a
+        restore without a role of its own: test_least_privilege)."""
+        restore = {key: value for key, value in RESTORE.items() if key != "serviceAccount"}
+        notes = render_notes(backup_values(serviceAccount={"annotations": None}, restore=restore))
         assert ("restore:      agent-bom-control-plane-restore: NONE visible" in _lines(notes),
                 "WARNING: the restore Job's ServiceAccount agent-bom-control-plane-restore has no identity" in notes) == (
             True, True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm_render import CHART_DIR, CRONJOB_TEMPLATE, backup_values, refusal, render_chart
+from tests.chart.helm_render import CHART_DIR, CRONJOB_TEMPLATE, backup_values, own_role, refusal, render_chart
 
 #: feeds .Values.guardStub.found (lookup-shaped answers per kind) to the guard's decision
 STUB_TEMPLATE = """\
@@ -74,7 +74,8 @@ def test_without_a_cluster_lookup_finds_nothing_and_the_chart_renders() -> None:
 @pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "Service"])
 def test_the_chart_itself_renders_none_of_the_kinds_the_guard_looks_for(kind: str) -> None:
     """Otherwise the guard would refuse the chart's own upgrades."""
-    values = backup_values(restore={"enabled": True, "target": {"existingSecret": "t"}}, helmTest={"enabled": True},
+    values = backup_values(restore={"enabled": True, "target": {"existingSecret": "t"}, **own_role("agent-bom-restore")},
+                           helmTest={"enabled": True},
                            networkPolicy={"enabled": True, "database": {"cidrs": ["10.0.0.0/16"]}},
                            prometheusRule={"enabled": True})
     assert [d for d in render_chart(values) if d["kind"] == kind] == []
