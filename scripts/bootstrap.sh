@@ -56,7 +56,8 @@ Components:
               --no-install-recommends): a real S3-compatible server for the tests
               and the drill (scripts/devstack/rgw.py starts it on loopback)
   upstream    .tools/upstream-venv: Alembic, SQLAlchemy, psycopg and agent-bom 0.102.0 (no
-              dependencies), from the hashed locks/upstream-schema.txt; the tests build upstream
+              dependencies), from the hashed locks/upstream-schema.txt and
+              locks/upstream-schema-nodeps.txt; the tests build upstream
               agent-bom's schema with it (../shared/reference/upstream-agent-bom-postgres/)
   all         every component above
 
@@ -410,17 +411,18 @@ install_rgw() {
 }
 
 install_upstream() {
-    local lock=$REPO_ROOT/locks/upstream-schema.txt venv=$TOOLS_DIR/upstream-venv want
-    want="v1 python=$(python3 -c 'import sys; print(sys.version.split()[0])') lock=$(sha256sum "$lock" | cut -d' ' -f1)"
+    local lock=$REPO_ROOT/locks/upstream-schema.txt nodeps=$REPO_ROOT/locks/upstream-schema-nodeps.txt
+    local venv=$TOOLS_DIR/upstream-venv want
+    want="v2 python=$(python3 -c 'import sys; print(sys.version.split()[0])') lock=$(lock_stamp "$lock" "$nodeps")"
     if stamp_matches upstream "$want" && [[ -x $venv/bin/alembic ]]; then
         log "upstream: up to date ($venv)"
         return 0
     fi
     rm -rf "$venv"
     run_logged upstream-venv python3 -m venv "$venv"
-    log "upstream: pip install --require-hashes --no-deps -r locks/upstream-schema.txt (log: $TOOLS_DIR/logs/upstream-pip.log)"
+    log "upstream: pip install --require-hashes --no-deps -r locks/upstream-schema.txt -r locks/upstream-schema-nodeps.txt (log: $TOOLS_DIR/logs/upstream-pip.log)"
     run_logged upstream-pip "$venv/bin/python" -m pip install --disable-pip-version-check \
-        --require-hashes --no-deps -r "$lock"
+        --require-hashes --no-deps -r "$lock" -r "$nodeps"
     "$venv/bin/alembic" --version >/dev/null 2>&1 || die "alembic does not run in $venv"
     write_stamp upstream "$want"
     log "upstream: $("$venv/bin/alembic" --version)"

@@ -7,6 +7,8 @@
 #     locks/checkov.txt             .tools/checkov (from locks/checkov.in)
 #     image/requirements.lock       the job image: dependencies + pg18, wheels only, as dev.txt
 #     image/build-requirements.lock the job image's build backend, as dev.txt
+#     locks/upstream-schema.txt     .tools/upstream-venv: Alembic & co. (locks/upstream-schema.in)
+#     locks/upstream-schema-nodeps.txt  agent-bom 0.102.0 for its migrations, no dependencies
 #     every one constrained by locks/constraints.txt where it applies
 #   npm (npm install --package-lock-only; no registry URL is written):
 #     locks/npm/*/package-lock.json from locks/npm/*/package.json
@@ -108,8 +110,12 @@ lock_python() {
     printf '%s\n' "$build" |
         compile "$NEW/image/build-requirements.lock" - --only-binary :all: --no-annotate \
             --constraint "$NEW/locks/dev.txt"
+    # the test tool venv that builds upstream agent-bom's schema (scripts/bootstrap.sh upstream)
+    compile "$NEW/locks/upstream-schema.txt" locks/upstream-schema.in --python-version 3.11
+    compile "$NEW/locks/upstream-schema-nodeps.txt" locks/upstream-schema-nodeps.in --python-version 3.11 --no-deps
     (cd "$NEW" && "${LOCKS_PY[@]}" stamp locks/uv.txt locks/dev.txt locks/checkov.txt \
-        image/requirements.lock image/build-requirements.lock)
+        image/requirements.lock image/build-requirements.lock \
+        locks/upstream-schema.txt locks/upstream-schema-nodeps.txt)
 }
 
 lock_npm() {

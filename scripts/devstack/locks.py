@@ -36,7 +36,11 @@ CHECKOV_LOCK = LOCK_DIR / "checkov.txt"
 IMAGE_LOCK = Path("image") / "requirements.lock"
 #: the job image's build backend (/opt/build), versions as DEV_LOCK
 IMAGE_BUILD_LOCK = Path("image") / "build-requirements.lock"
-PYTHON_LOCKS = (UV_LOCK, DEV_LOCK, CHECKOV_LOCK, IMAGE_LOCK, IMAGE_BUILD_LOCK)
+#: .tools/upstream-venv: Alembic and the rest that build upstream agent-bom's schema in the tests
+UPSTREAM_LOCK = LOCK_DIR / "upstream-schema.txt"
+#: agent-bom itself for those migrations, installed without its dependencies
+UPSTREAM_NODEPS_LOCK = LOCK_DIR / "upstream-schema-nodeps.txt"
+PYTHON_LOCKS = (UV_LOCK, DEV_LOCK, CHECKOV_LOCK, IMAGE_LOCK, IMAGE_BUILD_LOCK, UPSTREAM_LOCK, UPSTREAM_NODEPS_LOCK)
 CONSTRAINTS = LOCK_DIR / "constraints.txt"
 #: what each Python lock is made from ("pyproject.toml": its dependency tables)
 LOCK_INPUTS = {
@@ -45,6 +49,8 @@ LOCK_INPUTS = {
     CHECKOV_LOCK: (LOCK_DIR / "checkov.in",),
     IMAGE_LOCK: (Path("pyproject.toml"), CONSTRAINTS),
     IMAGE_BUILD_LOCK: (Path("pyproject.toml"), CONSTRAINTS),
+    UPSTREAM_LOCK: (LOCK_DIR / "upstream-schema.in",),
+    UPSTREAM_NODEPS_LOCK: (LOCK_DIR / "upstream-schema-nodeps.in",),
 }
 NPM_DIR = LOCK_DIR / "npm"
 DIGEST_PREFIX = "# inputs-sha256: "
