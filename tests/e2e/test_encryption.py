@@ -252,6 +252,30 @@ def test_the_safety_backup_is_encrypted_like_the_backup(on_moto: Encrypted, keys
     assert (written.name.endswith(".dump.age"), plain.returncode, plain.stdout[:5]) == (True, 0, b"PGDMP")
 
 
+def test_the_safety_backup_in_the_bucket_is_encrypted_and_goes_back_with_the_identity(
+        on_moto: Encrypted, keys: dict[str, AgeKey], pg15: PgCluster, occupied_target: str,
+        shared_tmp_path: Path) -> None:
+    """--safety-backup-to-bucket: the safety backup under <prefix>/safety/ is encrypted to
+    the restored backup's recipients (age dump and roles objects, the manifest records
+    them), the report's go-back names --identity, and that restore brings the table back."""
+    env = on_moto.env(AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["ops"].identity_file))
+    report_path = shared_tmp_path / "safety-in-bucket-report.json"
+    run = cli.restore(env, on_moto.uri, pg15.superuser_url(occupied_target), "--clean", "--confirm-target",
+                      occupied_target, "--safety-backup-to-bucket", "--report", str(report_path))
+    assert run.returncode == 0, str(run)
+    report = json.loads(report_path.read_text())
+    key = report["safety_backup"].removeprefix(f"s3://{on_moto.bucket}/")
+    manifest = cli.read_manifest(on_moto.store.client(), on_moto.bucket, key)
+    assert ("/safety/" in key, manifest.get("encryption"), on_moto.object(key)[:len(AGE_HEADER)],
+            on_moto.object(cli.roles_key(key))[:len(AGE_HEADER)], "--identity" in report["recovery"]) == (
+        True, {"format": "age", "recipients": [keys["ops"].recipient]}, AGE_HEADER, AGE_HEADER, True)
+    back = cli.restore(env, report["safety_backup"], pg15.superuser_url(occupied_target), "--clean",
+                       "--confirm-target", occupied_target, "--approval", "INC-30", "--no-safety-backup")
+    with cli.connect(pg15, occupied_target) as conn:
+        relations = cli.user_relations(conn)
+    assert (back.returncode, relations) == (0, [("public", "still_here", "r")]), str(back)
+
+
 def test_a_malformed_recipient_is_refused_before_anything(s3, source15: cli.Database) -> None:  # noqa: ANN001
     with cli.fresh_bucket(s3, "abb-age-bad") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url, AGENT_BOM_BACKUP_ENCRYPT_TO="age1oops"))

@@ -1143,8 +1143,9 @@ def _safety_location(config: RestoreConfig, storage: Storage, keys: BackupKeys) 
 
 
 def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
-    """A backup of the target like any other, under <prefix>/safety/ (safety.py). A role
-    that does not see every row first proves the policies hide none from it."""
+    """A backup of the target like any other, under <prefix>/safety/ (safety.py), encrypted
+    to the restored backup's recipients when it was. A role that does not see every row
+    first proves the policies hide none from it."""
     target, config = ctx.target, ctx.config
     if not target.role.sees_every_row:
         try:
@@ -1152,9 +1153,12 @@ def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
         except psycopg.Error as exc:
             raise DumpError(f"safety backup of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
                             "nothing was dropped") from None
+    # encrypted to the restored backup's recipients when it was (as the local safety dump is)
+    encrypt_to = tuple(ctx.manifest.encryption.recipients) if ctx.manifest.encryption is not None else ()
     uri = backup_to_bucket(target.conn_info, safety_storage(ctx.storage.config, ctx.keys.prefix),
                            sees_every_row=target.role.sees_every_row, lock_wait_timeout_s=config.lock_wait_timeout_s,
-                           pg_bin_dirs=config.pg_bin_dirs, pg_bin_dirs_only=config.pg_bin_dirs_only)
+                           pg_bin_dirs=config.pg_bin_dirs, pg_bin_dirs_only=config.pg_bin_dirs_only,
+                           encrypt_to=encrypt_to)
     event(get_logger(), "safety backup written", uri=uri)
     return uri
 
@@ -1293,7 +1297,9 @@ def _recovery(ctx: RestoreContext) -> str:
     """How to go back to what the target held before this restore."""
     database, display = ctx.target.info.database, ctx.target.conn_info.display()
     if ctx.report.safety_backup and ctx.report.safety_backup.startswith("s3://"):
-        return (f"restore the safety backup: {go_back_command(ctx.report.safety_backup, database, ctx.config.approval)}"
+        command = go_back_command(ctx.report.safety_backup, database, ctx.config.approval,
+                                  ctx.config.identity_file, encrypted=ctx.manifest.encryption is not None)
+        return (f"restore the safety backup: {command}"
                 " (a restore like any other: it replaces what this one left, as the same role)")
     if ctx.report.safety_backup:
         client = ctx.safety_client or ctx.client
