@@ -56,11 +56,16 @@ def migrations_tree(scratch: Path) -> Path:
     return tree
 
 
-def build_schema(cluster: PgCluster, database: str, scratch: Path, revision: str = "head") -> None:
-    """Run upstream's migrations up to ``revision`` on ``database`` as the superuser."""
+def build_schema(cluster: PgCluster, database: str, scratch: Path, revision: str = "head",
+                 url: str | None = None) -> None:
+    """Run upstream's migrations up to ``revision`` on ``database`` as the superuser, or as the
+    role of ``url`` (as on RDS: an admin that owns the database, ``LOGIN CREATEDB CREATEROLE``;
+    it creates the trusted extensions pgcrypto and pg_trgm itself). Upstream's baseline runs
+    ``ALTER ROLE ... NOSUPERUSER`` on its roles when they exist, which only a superuser may: a
+    non-superuser builds only the cluster's first such database."""
     tree = migrations_tree(scratch)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
-           "PYTHONPATH": str(tree), "ALEMBIC_DATABASE_URL": cluster.superuser_url(database)}
+           "PYTHONPATH": str(tree), "ALEMBIC_DATABASE_URL": url or cluster.superuser_url(database)}
     result = subprocess.run([str(alembic_binary()), "-c", str(_MIGRATIONS / "alembic.ini"), "upgrade", revision],
                             cwd=tree, env=env, capture_output=True, text=True, timeout=300)
     if result.returncode != 0:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
+from agent_bom_backup import pgcatalog
 from tests.e2e import helpers
 from tests.support import cli
+from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
 TENANT_TABLES = ("api_keys", "audit_log", "scan_jobs", "teams")
@@ -144,3 +147,17 @@ def test_manifest_records_the_kms_key_the_store_confirmed(kms_backup: tuple[cli.
     confirmed = backup.manifest["storage"]["encryption_confirmed"]
     assert (confirmed["mode"], confirmed["kms_key_id"], sorted(confirmed["objects"])) == (
         "aws:kms", key_id, sorted([backup.claim_key, backup.keys[0], backup.keys[1]]))
+
+
+def test_manifest_owners_leave_out_a_trusted_extensions_members(pg15: PgCluster) -> None:
+    """A database owner's ``CREATE EXTENSION pg_trgm`` (trusted) leaves the extension's member
+    functions owned by the bootstrap superuser; pg_dump gives them no owner (it dumps ``CREATE
+    EXTENSION``), so the roles a restore must act as are the database owner's alone."""
+    role, name = cli.unique_name("ext_owner"), cli.unique_name("trusted_ext")
+    pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'ext-owner-password'")
+    pg15.create_database(name, owner=role)
+    with psycopg.connect(pg15.url(name, role, "ext-owner-password"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pg_trgm")
+        conn.execute("CREATE TABLE words (word text)")
+        conn.execute("CREATE INDEX ON words USING gin (word gin_trgm_ops)")
+        assert pgcatalog.referenced_roles(conn)["owners"] == [role]

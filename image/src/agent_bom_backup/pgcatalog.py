@@ -22,10 +22,13 @@ USER_SCHEMAS = """
     n.nspname NOT IN ('pg_catalog', 'information_schema')
     AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp\\_%%'
 """
-NOT_EXTENSION_MEMBER = """
-    NOT EXISTS (SELECT 1 FROM pg_depend d
-                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-"""
+def _not_extension_member(catalog: str, alias: str) -> str:
+    """SQL: the row ``alias`` of ``catalog`` is no extension's member object."""
+    return (f"NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{catalog}'::regclass "
+            f"AND d.objid = {alias}.oid AND d.deptype = 'e')")
+
+
+NOT_EXTENSION_MEMBER = _not_extension_member("pg_class", "c")
 
 
 @dataclass(frozen=True)
@@ -300,18 +303,24 @@ def referenced_roles(conn: psycopg.Connection) -> dict[str, list[str]]:
     (table, column, schema, function and default privileges) and policy roles.
 
     Predefined ``pg_*`` roles and PUBLIC exist everywhere and are left out, as is the
-    owner of the ``public`` schema (pg_dump does not restore it).
+    owner of the ``public`` schema (pg_dump does not restore it), and the owners of an
+    extension's member objects: pg_dump dumps ``CREATE EXTENSION``, never their ``OWNER TO``
+    (a trusted extension a database owner created, e.g. pg_trgm, has members owned by the
+    bootstrap superuser, whom no managed admin may act as).
     """
     rows = conn.execute(
         f"""
         WITH refs(kind, r) AS (
             SELECT 'owners', nspowner FROM pg_namespace n WHERE {USER_SCHEMAS} AND n.nspname <> 'public'
+                  AND {_not_extension_member('pg_namespace', 'n')}
             UNION SELECT 'owners', c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+                  WHERE {USER_SCHEMAS} AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {NOT_EXTENSION_MEMBER}
             UNION SELECT 'owners', p.proowner FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                   WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+                  AND {_not_extension_member('pg_proc', 'p')}
             UNION SELECT 'owners', t.typowner FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
                   WHERE {USER_SCHEMAS} AND t.typtype IN ('c', 'd', 'e', 'r') AND t.typrelid = 0
+                  AND {_not_extension_member('pg_type', 't')}
             UNION SELECT 'owners', defaclrole FROM pg_default_acl
             UNION SELECT 'grantees', acl.grantee FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,
                   LATERAL aclexplode(c.relacl) acl WHERE {USER_SCHEMAS}
