@@ -200,7 +200,7 @@ EXERCISES: dict[str, Exercise] = {
     '--from-literal=retentionPingUrl="https://hc-ping.com/$RETENTION_CHECK_UUID"': RUNS,
     'kubectl -n agent-bom create secret generic agent-bom-notify --from-literal=webhookUrl="$SLACK_WEBHOOK_URL" '
     '--from-literal=backupPingUrl="https://hc-ping.com/$BACKUP_CHECK_UUID"': RUNS,
-    "helm upgrade agent-bom deploy/helm/agent-bom -n agent-bom --reuse-values "
+    "helm upgrade agent-bom-backup deploy/helm/agent-bom -n agent-bom --reuse-values "
     "--set controlPlane.backup.notify.existingSecret=agent-bom-notify": Mirrored("test_helm_notify_secret_renders"),
     # in-cluster restore: the chart's suspended restore CronJob, instantiated by hand
     "kubectl -n agent-bom create secret generic agent-bom-restore-target "
