@@ -37,6 +37,8 @@ DUMP_MAJOR = {15: 17, 17: 17, 18: 18}
 SOURCE_SECRET = "agent-bom-postgres"
 TARGET_SECRET = "agent-bom-restore-target"
 S3_SECRET = "agent-bom-backup-s3"
+#: the restore reads with credentials of its own (the chart refuses the backup's key there)
+RESTORE_S3_SECRET = "agent-bom-restore-s3"
 CA_CONFIGMAP = "postgres-ca"
 
 
@@ -51,7 +53,8 @@ def chart_values(s3: MotoServer, bucket: str, image: str) -> dict[str, Any]:
             "encryption": {"enabled": True, "mode": "AES256", "kmsKeyId": ""},
             "staticCredentials": {"enabled": True, "existingSecret": S3_SECRET},
         },
-        restore={"enabled": True, "target": {"existingSecret": TARGET_SECRET}},
+        restore={"enabled": True, "target": {"existingSecret": TARGET_SECRET},
+                 "staticCredentialsSecret": RESTORE_S3_SECRET},
     )
 
 
@@ -59,6 +62,7 @@ def run_pod(engine: ContainerEngine, spec: dict[str, Any], secrets: dict[str, di
             ca_pem: str) -> subprocess.CompletedProcess[str]:
     run = container_run(spec, engine.command, secrets={
         **secrets, S3_SECRET: {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        RESTORE_S3_SECRET: {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
     }, configmaps={CA_CONFIGMAP: {"ca.crt": ca_pem}})
     try:
         return subprocess.run(run.argv, env={**os.environ, **engine.env, **run.env},
