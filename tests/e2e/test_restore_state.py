@@ -414,3 +414,31 @@ def test_a_database_the_administrator_owned_restored_into_another_owners_is_inco
     report = json.loads(report_path.read_text())
     assert (run.returncode, [i["statement"] for i in report["not_restored"]]) == (
         12, [f'ALTER DATABASE "{database}" OWNER TO CURRENT_USER']), str(run)
+
+
+# ------------------------------------------------------------------ --clean: the recorded ACL once verified
+@pytest.fixture(scope="module")
+def clean15(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, tmp_root: Path) -> Restored:
+    """A --clean over a non-empty target whose ACL is PostgreSQL's default (PUBLIC may
+    connect): CONNECT is revoked for the change, and what comes back when the restore is
+    verified is the backup's recorded ACL, not the target's old one."""
+    cluster = managed_target(pg_cluster_factory, 15)
+    database = admin_creates_database(cluster)
+    with psycopg.connect(cluster.url(database, "state_admin", ADMIN_PASSWORD), autocommit=True) as conn:
+        conn.execute("CREATE TABLE old_data (id int)")
+    return restore_as_admin(s3, source.backup, cluster, database, tmp_root,
+                            "--clean", "--confirm-target", database, "--no-safety-backup")
+
+
+def test_clean_restore_verifies(clean15: Restored) -> None:
+    assert (clean15.run.returncode, clean15.report.get("status")) == (0, "verified"), clean15.run.stderr
+
+
+def test_clean_restore_ends_with_the_recorded_acl(clean15: Restored, source: Source) -> None:
+    assert database_state(clean15.cluster, clean15.database, source.names)["acl"] == \
+        database_state(source.cluster, source.database, source.names)["acl"]
+
+
+def test_after_a_clean_restore_public_can_no_longer_connect(clean15: Restored) -> None:
+    rows = clean15.cluster.run_sql("SELECT has_database_privilege('public', %s, 'CONNECT')", params=[clean15.database])
+    assert rows == [(False,)]
