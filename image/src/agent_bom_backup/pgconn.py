@@ -247,6 +247,16 @@ def connect_learning_major(conn_info: ConnInfo, session: SessionSettings) -> tup
         try:
             conn.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in late),
                          [value for setting in late for value in setting])
+        except psycopg.OperationalError:
+            # A role- or database-level idle_session_timeout shorter than the gap before the
+            # first statement ends the session first: connect again, the major now known, with
+            # every timeout in the startup packet (which takes precedence over those settings).
+            conn.close()
+            try:
+                conn = conn_info.connect(replace(session, server_major=major))
+            except psycopg.Error as exc:
+                raise PreflightError(
+                    f"cannot configure the session on {conn_info.display()}: {_first_line(exc)}") from None
         except psycopg.Error as exc:
             conn.close()
             raise PreflightError(f"cannot configure the session on {conn_info.display()}: {_first_line(exc)}") from None
