@@ -314,6 +314,10 @@ def _owner_or_limit(line: str) -> bool:
     return line.startswith(("owner ", "connection limit "))
 
 
+#: what a database-category fingerprint line can be (``apply``'s ``skip`` names these)
+LINE_KINDS = frozenset({"owner", "connection limit", "comment", "acl", "setting", "role setting"})
+
+
 def _kind(line: str) -> str:
     if line.startswith("role setting "):
         return "role setting"

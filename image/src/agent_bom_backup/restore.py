@@ -1100,18 +1100,29 @@ def _database_state(ctx: RestoreContext) -> None:
                                       ("role setting", config.no_privileges)) if off)
     door_closed = ctx.connect_lock is not None and not ctx.connect_lock.released
     with target.conn_info.connect(target.session) as conn:
-        actual = dbstate.capture(conn, set(), administrator=target.role.name, reached=set(record.reached_roles),
-                                 name=record.name)
+        actual = _target_state(ctx, conn, record)
         if door_closed and "acl" not in skip:
             want = set(record.fingerprint()[dbstate.DATABASE_CATEGORY])
             have = set(actual.fingerprint()[dbstate.DATABASE_CATEGORY])
             ctx.deferred_acl = {line for line in want ^ have if line.startswith("acl ")}
             skip = skip | {"acl"}
-        applied = dbstate.apply(conn, record, actual, target.info.database, skip=skip)
-    ctx.report.database_statements.extend(applied.statements)
-    ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
+        applied = _record_applied(ctx, dbstate.apply(conn, record, actual, target.info.database, skip=skip))
     if applied.statements:
         ctx.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
+
+
+def _target_state(ctx: RestoreContext, conn: psycopg.Connection, record: dbstate.DatabaseRecord
+                  ) -> dbstate.DatabaseRecord:
+    """The target database's state as it stands, in the recorded one's terms."""
+    return dbstate.capture(conn, set(), administrator=ctx.target.role.name, reached=set(record.reached_roles),
+                           name=record.name)
+
+
+def _record_applied(ctx: RestoreContext, applied: dbstate.Applied) -> dbstate.Applied:
+    """What applying recorded state ran, and what it could not, into the report."""
+    ctx.report.database_statements.extend(applied.statements)
+    ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
+    return applied
 
 
 def _open_with_recorded_acl(ctx: RestoreContext) -> None:
@@ -1122,14 +1133,10 @@ def _open_with_recorded_acl(ctx: RestoreContext) -> None:
     if lock is None or lock.released or record is None or not ctx.deferred_acl:
         _open_the_door(ctx)
         return
-    keep = frozenset({"owner", "connection limit", "comment", "setting", "role setting"})
     with target.conn_info.connect(target.session) as conn:
-        actual = dbstate.capture(conn, set(), administrator=target.role.name, reached=set(record.reached_roles),
-                                 name=record.name)
-        applied = dbstate.apply(conn, record, actual, target.info.database, skip=keep)
+        applied = _record_applied(ctx, dbstate.apply(conn, record, _target_state(ctx, conn, record),
+                                                     target.info.database, skip=dbstate.LINE_KINDS - {"acl"}))
     lock.released = True
-    ctx.report.database_statements.extend(applied.statements)
-    ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
     ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
     event(get_logger(), "CONNECT on the target database set as the backup recorded it", database=lock.database,
           statements=len(applied.statements))
