@@ -154,15 +154,17 @@ it: the restore and the drill compare their target with the backup's recorded se
 
 {{/*
 A restore's or a drill's optional live-source check: AGENT_BOM_POSTGRES_URL from a low-privilege
-Secret of its own (never the backup's source). Call with the component's values map.
+Secret of its own (never the backup's source). Call with (dict "context" $ "component" NAME).
 */}}
 {{- define "agent-bom.liveSourceEnv" -}}
-{{- with (dig "liveSourceCheck" "existingSecret" "" .) -}}
+{{- $values := include "agent-bom.componentValues" . | fromJson }}
+{{- $defaults := include "agent-bom.componentDefaults" . | fromJson }}
+{{- with (dig "liveSourceCheck" "existingSecret" "" $values) -}}
 - name: AGENT_BOM_POSTGRES_URL
   valueFrom:
     secretKeyRef:
       name: {{ . | quote }}
-      key: {{ dig "liveSourceCheck" "existingSecretKey" "AGENT_BOM_POSTGRES_URL" $ | quote }}
+      key: {{ dig "liveSourceCheck" "existingSecretKey" $defaults.liveSourceCheck.existingSecretKey $values | quote }}
 {{- end }}
 {{- end }}
 
@@ -297,7 +299,7 @@ the user's extra environment (agent-bom.extraEnv, per component).
   valueFrom:
     configMapKeyRef:
       name: {{ $ce.recipientsConfigMap | quote }}
-      key: {{ $ce.recipientsConfigMapKey | default "recipients" | quote }}
+      key: {{ $ce.recipientsConfigMapKey | default (include "agent-bom.defaults" . | fromYaml).clientEncryption.recipientsConfigMapKey | quote }}
 {{- end }}
 {{- end }}
 
@@ -361,7 +363,7 @@ extra volumes are the component's own (agent-bom.componentValues).
     secretName: {{ . | quote }}
     defaultMode: 0440
     items:
-      - key: {{ dig "existingSecretKey" "identity.txt" $.encryption | quote }}
+      - key: {{ dig "existingSecretKey" (include "agent-bom.componentDefaults" $ | fromJson).encryption.existingSecretKey $.encryption | quote }}
         path: identity.txt
 {{- end }}
 {{- with (dig "extraVolumes" list $values) }}
@@ -414,7 +416,7 @@ Secrets and placement. Call with (dict "context" $ "serviceAccountName" NAME
 {{- $b := .context.Values.controlPlane.backup -}}
 serviceAccountName: {{ .serviceAccountName | quote }}
 automountServiceAccountToken: {{ .automountServiceAccountToken }}
-terminationGracePeriodSeconds: {{ dig "terminationGracePeriodSeconds" 120 $b | int64 }}
+terminationGracePeriodSeconds: {{ dig "terminationGracePeriodSeconds" (include "agent-bom.defaults" .context | fromYaml).terminationGracePeriodSeconds $b | int64 }}
 securityContext:
   {{- toYaml $b.podSecurityContext | nindent 2 }}
 {{- with (include "agent-bom.imagePullSecretNames" .context | fromJsonArray) }}

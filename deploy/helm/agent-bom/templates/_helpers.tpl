@@ -1,10 +1,96 @@
 {{/*
 Names, labels, annotations, service accounts and the image of the agent-bom chart.
 
-Values added after chart 0.1.0 are read with `dig` and the default of values.yaml: with
-`helm upgrade --reuse-values` Helm renders with the *previous* chart's defaults, which lack
-them (tests/chart/test_upgrade.py renders exactly that).
+Values added after chart 0.1.0 are read with `dig`: with `helm upgrade --reuse-values` Helm
+renders with the *previous* chart's defaults, which lack them (tests/chart/test_upgrade.py renders
+exactly that). Where such a key has a default that is not empty, the template takes it from
+agent-bom.defaults, never from a literal of its own.
 */}}
+
+{{/*
+The defaults a template applies itself, under controlPlane.backup: keys that chart 0.1.0's
+values.yaml lacks, so `helm upgrade --reuse-values` from 0.1.0 renders without them. Each equals
+values.yaml's default (tests/chart/test_defaults.py compares them, and fails on a literal default
+anywhere else in the templates). Read with (include "agent-bom.defaults" . | fromYaml).
+*/}}
+{{- define "agent-bom.defaults" -}}
+terminationGracePeriodSeconds: 120
+serviceAccount:
+  create: true
+clientEncryption:
+  recipientsConfigMapKey: recipients
+metrics:
+  pushgateway:
+    timeout: 10
+notify:
+  pingStyle: healthchecks
+  timeout: 10
+networkPolicy:
+  ipFamilies:
+    - IPv4
+  dns:
+    nodeLocal:
+      addresses:
+        - 169.254.20.10
+restore:
+  backupUri: latest
+  activeDeadlineSeconds: 21600
+  safetyBackupToBucket: true
+  target:
+    existingSecretKey: AGENT_BOM_RESTORE_POSTGRES_URL
+  liveSourceCheck:
+    existingSecretKey: AGENT_BOM_POSTGRES_URL
+  encryption:
+    existingSecretKey: identity.txt
+  scratch:
+    sizeLimit: 20Gi
+  resources:
+    requests:
+      cpu: 250m
+      memory: 512Mi
+    limits:
+      cpu: "2"
+      memory: 2Gi
+  serviceAccount:
+    create: true
+restoreDrill:
+  target:
+    existingSecretKey: AGENT_BOM_RESTORE_POSTGRES_URL
+  liveSourceCheck:
+    existingSecretKey: AGENT_BOM_POSTGRES_URL
+  encryption:
+    existingSecretKey: identity.txt
+  serviceAccount:
+    create: true
+retention:
+  schedule: "30 5 * * *"
+  backoffLimit: 1
+  activeDeadlineSeconds: 3600
+  keepLast: 7
+  resources:
+    requests:
+      cpu: 50m
+      memory: 128Mi
+    limits:
+      cpu: 500m
+      memory: 256Mi
+  serviceAccount:
+    create: true
+{{- end }}
+
+{{/*
+The defaults of one component's values (agent-bom.componentValues): "backup" (all of
+agent-bom.defaults), "restore", "restoreDrill", "retention" or "helmTest". Call with
+(dict "context" $ "component" NAME); returns JSON.
+*/}}
+{{- define "agent-bom.componentDefaults" -}}
+{{- $defaults := include "agent-bom.defaults" .context | fromYaml }}
+{{- if eq .component "backup" }}
+{{- toJson $defaults }}
+{{- else }}
+{{- toJson (dig .component dict $defaults) }}
+{{- end }}
+{{- end }}
 
 {{/* Chart name, truncated to 63 characters (DNS label). */}}
 {{- define "agent-bom.name" -}}
@@ -130,12 +216,22 @@ Call with (dict "context" $ "component" "control-plane-backup").
 {{- end }}
 
 {{/*
-Name of a ServiceAccount the chart creates or reuses.
-Call with (dict "serviceAccount" MAP "default" NAME).
+Whether the chart creates a component's ServiceAccount ("true" or empty): its serviceAccount.create,
+else the default. Call with (dict "context" $ "component" NAME).
+*/}}
+{{- define "agent-bom.createsOwnServiceAccount" -}}
+{{- $sa := default dict (dig "serviceAccount" dict (include "agent-bom.componentValues" . | fromJson)) }}
+{{- $defaults := include "agent-bom.componentDefaults" . | fromJson }}
+{{- if dig "create" $defaults.serviceAccount.create $sa }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of a component's ServiceAccount, created or reused: its serviceAccount.name, else the
+component's object name. Call with (dict "context" $ "component" NAME "default" NAME).
 */}}
 {{- define "agent-bom.serviceAccountName" -}}
-{{- $sa := default dict .serviceAccount }}
-{{- if (dig "create" true $sa) }}
+{{- $sa := default dict (dig "serviceAccount" dict (include "agent-bom.componentValues" . | fromJson)) }}
+{{- if include "agent-bom.createsOwnServiceAccount" . }}
 {{- default .default $sa.name }}
 {{- else }}
 {{- $sa.name }}
@@ -148,7 +244,7 @@ Call with (dict "serviceAccount" MAP "default" NAME).
 {{- with (dig "serviceAccountName" "" $b) }}
 {{- . }}
 {{- else }}
-{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" $b.serviceAccount "default" (include "agent-bom.backup.fullname" .)) }}
+{{- include "agent-bom.serviceAccountName" (dict "context" . "component" "backup" "default" (include "agent-bom.backup.fullname" .)) }}
 {{- end }}
 {{- end }}
 
@@ -159,15 +255,15 @@ Call with (dict "serviceAccount" MAP "default" NAME).
 {{- end }}
 
 {{- define "agent-bom.restoreDrill.serviceAccountName" -}}
-{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" .Values.controlPlane.backup.restoreDrill.serviceAccount "default" (include "agent-bom.restoreDrill.fullname" .)) }}
+{{- include "agent-bom.serviceAccountName" (dict "context" . "component" "restoreDrill" "default" (include "agent-bom.restoreDrill.fullname" .)) }}
 {{- end }}
 
 {{- define "agent-bom.restore.serviceAccountName" -}}
-{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" (dig "restore" "serviceAccount" dict .Values.controlPlane.backup) "default" (include "agent-bom.restore.fullname" .)) }}
+{{- include "agent-bom.serviceAccountName" (dict "context" . "component" "restore" "default" (include "agent-bom.restore.fullname" .)) }}
 {{- end }}
 
 {{- define "agent-bom.retention.serviceAccountName" -}}
-{{- include "agent-bom.serviceAccountName" (dict "serviceAccount" (dig "retention" "serviceAccount" dict .Values.controlPlane.backup) "default" (include "agent-bom.retention.fullname" .)) }}
+{{- include "agent-bom.serviceAccountName" (dict "context" . "component" "retention" "default" (include "agent-bom.retention.fullname" .)) }}
 {{- end }}
 
 {{/* Job image: repository@digest when a digest is set, else repository:tag (tag defaults to appVersion). */}}

@@ -30,16 +30,16 @@ One entry per enabled job, as JSON: [{"job", "serviceAccount", "identity", "exis
 {{- $restore := dig "restore" dict $b }}
 {{- if dig "enabled" false $restore }}
 {{- $sa := dig "serviceAccount" dict $restore }}
-{{- $jobs = append $jobs (dict "job" "restore" "serviceAccount" (include "agent-bom.restore.serviceAccountName" .) "existing" (not (dig "create" true $sa)) "values" "controlPlane.backup.restore.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $sa) "roleArn" (ternary (dig "webIdentityRoleArn" "" $restore) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $restore)))) }}
+{{- $jobs = append $jobs (dict "job" "restore" "serviceAccount" (include "agent-bom.restore.serviceAccountName" .) "existing" (not (include "agent-bom.createsOwnServiceAccount" (dict "context" . "component" "restore"))) "values" "controlPlane.backup.restore.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $sa) "roleArn" (ternary (dig "webIdentityRoleArn" "" $restore) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $restore)))) }}
 {{- end }}
 {{- $drill := $b.restoreDrill }}
 {{- if $drill.enabled }}
-{{- $jobs = append $jobs (dict "job" "restore drill" "serviceAccount" (include "agent-bom.restoreDrill.serviceAccountName" .) "existing" (not (dig "create" true $drill.serviceAccount)) "values" "controlPlane.backup.restoreDrill.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $drill.serviceAccount) "roleArn" (ternary (dig "webIdentityRoleArn" "" $drill) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $drill)))) }}
+{{- $jobs = append $jobs (dict "job" "restore drill" "serviceAccount" (include "agent-bom.restoreDrill.serviceAccountName" .) "existing" (not (include "agent-bom.createsOwnServiceAccount" (dict "context" . "component" "restoreDrill"))) "values" "controlPlane.backup.restoreDrill.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $drill.serviceAccount) "roleArn" (ternary (dig "webIdentityRoleArn" "" $drill) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $drill)))) }}
 {{- end }}
 {{- if not (kindIs "invalid" (dig "retentionDays" nil $b)) }}
 {{- $retention := dig "retention" dict $b }}
 {{- $sa := dig "serviceAccount" dict $retention }}
-{{- $jobs = append $jobs (dict "job" "retention" "serviceAccount" (include "agent-bom.retention.serviceAccountName" .) "existing" (not (dig "create" true $sa)) "values" "controlPlane.backup.retention.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $sa) "roleArn" (ternary (dig "webIdentityRoleArn" "" $retention) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $retention)))) }}
+{{- $jobs = append $jobs (dict "job" "retention" "serviceAccount" (include "agent-bom.retention.serviceAccountName" .) "existing" (not (include "agent-bom.createsOwnServiceAccount" (dict "context" . "component" "retention"))) "values" "controlPlane.backup.retention.serviceAccount.annotations" "identity" (include "agent-bom.identity.describe" (dict "annotations" (dig "annotations" dict $sa) "roleArn" (ternary (dig "webIdentityRoleArn" "" $retention) "" $web) "staticSecret" (dig "staticCredentialsSecret" "" $retention)))) }}
 {{- end }}
 {{- end }}
 {{- $jobs | toJson }}

@@ -9,6 +9,7 @@ nothing). Call with (dict "context" $ "cronjob" NAME "kind" backup|drill|retenti
 {{- $b := .context.Values.controlPlane.backup }}
 {{- $pg := dig "metrics" "pushgateway" dict $b }}
 {{- $n := dig "notify" dict $b }}
+{{- $defaults := include "agent-bom.defaults" .context | fromYaml }}
 {{- if or $pg.url $n.existingSecret -}}
 - name: AGENT_BOM_BACKUP_CRONJOB
   value: {{ .cronjob | quote }}
@@ -20,7 +21,7 @@ nothing). Call with (dict "context" $ "cronjob" NAME "kind" backup|drill|retenti
 - name: AGENT_BOM_BACKUP_PUSHGATEWAY_URL
   value: {{ . | quote }}
 - name: AGENT_BOM_BACKUP_PUSHGATEWAY_TIMEOUT
-  value: {{ $pg.timeout | default 10 | quote }}
+  value: {{ $pg.timeout | default $defaults.metrics.pushgateway.timeout | quote }}
 {{- with $pg.existingSecret }}
 {{- range $key, $env := dict "username" "AGENT_BOM_BACKUP_PUSHGATEWAY_USERNAME" "password" "AGENT_BOM_BACKUP_PUSHGATEWAY_PASSWORD" "authorization" "AGENT_BOM_BACKUP_PUSHGATEWAY_AUTHORIZATION" }}
 - name: {{ $env }}
@@ -46,9 +47,9 @@ nothing). Call with (dict "context" $ "cronjob" NAME "kind" backup|drill|retenti
       key: webhookUrl
       optional: true
 - name: AGENT_BOM_BACKUP_PING_STYLE
-  value: {{ $n.pingStyle | default "healthchecks" | quote }}
+  value: {{ $n.pingStyle | default $defaults.notify.pingStyle | quote }}
 - name: AGENT_BOM_BACKUP_NOTIFY_TIMEOUT
-  value: {{ $n.timeout | default 10 | quote }}
+  value: {{ $n.timeout | default $defaults.notify.timeout | quote }}
 {{- end }}
 {{- end }}
 {{- end }}
