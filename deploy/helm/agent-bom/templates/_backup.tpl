@@ -13,6 +13,18 @@ restoreFiles: /var/lib/agent-bom/restore
 ageIdentity: /etc/agent-bom/age-identity
 {{- end }}
 
+{{/* Region the chart uses: bucketRegion, else upstream's destination.region. */}}
+{{- define "agent-bom.backup.region" -}}
+{{- $dest := .Values.controlPlane.backup.destination }}
+{{- default (dig "region" "" $dest) $dest.bucketRegion }}
+{{- end }}
+
+{{/* Endpoint the chart uses: endpointUrl, else upstream's destination.endpoint. */}}
+{{- define "agent-bom.backup.endpoint" -}}
+{{- $dest := .Values.controlPlane.backup.destination }}
+{{- default (dig "endpoint" "" $dest) $dest.endpointUrl }}
+{{- end }}
+
 {{/*
 The age identity file of a restore or drill pod (client-side encryption), from
 (dict "encryption" RESTORE_OR_DRILL.encryption): its env entry, or nothing. The backup pod never
