@@ -1,0 +1,63 @@
+"""One source for what a value means: values.schema.json's descriptions are written from the
+`## @param` lines of values.yaml by scripts/gen_schema_descriptions.py, and CI fails when they
+drift (the README table comes from the same lines)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import gen_schema_descriptions as gen
+from tests.chart.helm_render import CHART_DIR
+
+pytestmark = pytest.mark.unit
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+PARAMS = gen.param_descriptions((CHART_DIR / "values.yaml").read_text())
+
+
+def test_schema_descriptions_are_not_stale(capsys):
+    assert gen.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_a_description_is_the_param_text():
+    assert gen.own_node(SCHEMA, "controlPlane.backup.schedule")["description"] == (
+        "Cron schedule of the backup (five fields or a macro such as `@daily`), evaluated in `timeZone`"
+    )
+
+
+def test_modifiers_are_not_part_of_the_text():
+    assert PARAMS["controlPlane.backup.ttlSecondsAfterFinished"].startswith("Delete finished Jobs")
+
+
+def test_an_edited_param_line_makes_the_schema_stale(tmp_path, monkeypatch):
+    """Guards the first test: a @param edited alone no longer matches the committed schema."""
+    values = tmp_path / "values.yaml"
+    values.write_text(gen.VALUES.read_text().replace(
+        "## @param controlPlane.backup.schedule Cron schedule", "## @param controlPlane.backup.schedule When"))
+    monkeypatch.setattr(gen, "VALUES", values)
+    assert gen.render() != gen.SCHEMA.read_text()
+
+
+def test_constraints_are_kept():
+    """Only descriptions are written: the schema stripped of them is the hand-written one."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "description"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+    assert strip(json.loads(gen.render())) == strip(SCHEMA)
+
+
+@pytest.mark.parametrize("path", sorted(PARAMS))
+def test_every_param_has_its_own_node_or_a_shared_definition(path):
+    """A value under a shared $ref (CA bundles, resources, scratch) keeps the definition's text."""
+    node, parent = SCHEMA, None
+    for key in path.split("."):
+        parent, node = node, node.get("properties", {}).get(key)
+        if node is None:
+            assert "$ref" in parent, f"{path} is not in values.schema.json"
+            return
+    assert node["description"] == PARAMS[path]
