@@ -181,19 +181,6 @@ Secret of its own (never the backup's source). Call with (dict "context" $ "comp
 {{- end }}
 
 {{/*
-The values map of a component: "backup" (controlPlane.backup itself), "restore", "restoreDrill",
-"retention" or "helmTest". Call with (dict "context" $ "component" NAME); returns JSON.
-*/}}
-{{- define "agent-bom.componentValues" -}}
-{{- $b := .context.Values.controlPlane.backup }}
-{{- if eq .component "backup" }}
-{{- toJson $b }}
-{{- else }}
-{{- toJson (dig .component dict $b) }}
-{{- end }}
-{{- end }}
-
-{{/*
 The user's extra environment of one component. The backup's: controlPlane.backup.extraEnv, then
 upstream's env, without an AGENT_BOM_POSTGRES_MAINTENANCE_URL entry (consumed as the backup's
 source, AGENT_BOM_POSTGRES_URL). Another component's: its own extraEnv only, never the backup's.

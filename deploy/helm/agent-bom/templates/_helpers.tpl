@@ -79,6 +79,19 @@ retention:
 {{- end }}
 
 {{/*
+The values map of a component: "backup" (controlPlane.backup itself), "restore", "restoreDrill",
+"retention" or "helmTest". Call with (dict "context" $ "component" NAME); returns JSON.
+*/}}
+{{- define "agent-bom.componentValues" -}}
+{{- $b := .context.Values.controlPlane.backup }}
+{{- if eq .component "backup" }}
+{{- toJson $b }}
+{{- else }}
+{{- toJson (dig .component dict $b) }}
+{{- end }}
+{{- end }}
+
+{{/*
 The defaults of one component's values (agent-bom.componentValues): "backup" (all of
 agent-bom.defaults), "restore", "restoreDrill", "retention" or "helmTest". Call with
 (dict "context" $ "component" NAME); returns JSON.
