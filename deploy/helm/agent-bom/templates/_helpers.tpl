@@ -8,10 +8,12 @@ agent-bom.defaults, never from a literal of its own.
 */}}
 
 {{/*
-The defaults a template applies itself, under controlPlane.backup: keys that chart 0.1.0's
-values.yaml lacks, so `helm upgrade --reuse-values` from 0.1.0 renders without them. Each equals
-values.yaml's default (tests/chart/test_defaults.py compares them, and fails on a literal default
-anywhere else in the templates). Read with (include "agent-bom.defaults" . | fromYaml).
+The defaults a template applies itself, under controlPlane.backup: mostly keys that chart 0.1.0's
+values.yaml lacks (`helm upgrade --reuse-values` from 0.1.0 renders without them), and a few it
+had, for a key a user deleted by setting it to null. Each equals values.yaml's default
+(tests/chart/test_defaults.py compares them, and fails on a literal default anywhere else in the
+templates). values.yaml's own default is what renders whenever the key is there. Read with
+(include "agent-bom.defaults" . | fromYaml), or one component's with agent-bom.componentDefaults.
 */}}
 {{- define "agent-bom.defaults" -}}
 terminationGracePeriodSeconds: 120
