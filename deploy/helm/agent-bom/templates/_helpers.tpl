@@ -235,9 +235,15 @@ Whether the chart creates a component's ServiceAccount ("true" or empty): its se
 else the default. Call with (dict "context" $ "component" NAME).
 */}}
 {{- define "agent-bom.createsOwnServiceAccount" -}}
-{{- $sa := default dict (dig "serviceAccount" dict (include "agent-bom.componentValues" . | fromJson)) }}
-{{- $defaults := include "agent-bom.componentDefaults" . | fromJson }}
-{{- if dig "create" $defaults.serviceAccount.create $sa }}true{{ end }}
+{{- $sa := include "agent-bom.ownServiceAccount" . | fromJson }}
+{{- $default := (include "agent-bom.componentDefaults" . | fromJson).serviceAccount.create }}
+{{- if dig "create" $default $sa }}true{{ end }}
+{{- end }}
+
+{{/* A component's serviceAccount values, as JSON ({} when it has none). Call with (dict "context" $ "component" NAME). */}}
+{{- define "agent-bom.ownServiceAccount" -}}
+{{- $b := .context.Values.controlPlane.backup }}
+{{- toJson (default dict (ternary $b.serviceAccount (dig .component "serviceAccount" dict $b) (eq .component "backup"))) }}
 {{- end }}
 
 {{/*
@@ -245,7 +251,7 @@ Name of a component's ServiceAccount, created or reused: its serviceAccount.name
 component's object name. Call with (dict "context" $ "component" NAME "default" NAME).
 */}}
 {{- define "agent-bom.serviceAccountName" -}}
-{{- $sa := default dict (dig "serviceAccount" dict (include "agent-bom.componentValues" . | fromJson)) }}
+{{- $sa := include "agent-bom.ownServiceAccount" . | fromJson }}
 {{- if include "agent-bom.createsOwnServiceAccount" . }}
 {{- default .default $sa.name }}
 {{- else }}
