@@ -13,7 +13,7 @@ from .log import scrub
 from .reportfile import write_atomic
 
 if TYPE_CHECKING:
-    from .restore import RestorePlan
+    from .restore.plan import RestorePlan
     from .verify import VerificationResult
 
 #: the statuses a report ends in (one set for restore, verify --deep and the drill):
