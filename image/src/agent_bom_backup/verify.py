@@ -93,13 +93,28 @@ def inspection_settings(manifest: Manifest) -> tuple[tuple[str, str], ...]:
     return LEGACY_INSPECTION_SETTINGS
 
 
-def verify_database(
-    conn: psycopg.Connection, manifest: Manifest, *, owners: bool = True, privileges: bool = True,
-    sees_every_row: bool = True, database_state: bool = True, restore_role: str | None = None,
-    accounted: dict[str, set[str]] | None = None,
-) -> VerificationResult:
+@dataclass(frozen=True)
+class CompareOptions:
+    """What :func:`verify_database` leaves out, and how it may count."""
+
+    #: compare owners (False: --no-owner) and privileges (False: --no-privileges)
+    owners: bool = True
+    privileges: bool = True
+    #: the connected role is a superuser or has BYPASSRLS
+    sees_every_row: bool = True
+    #: compare the database's own state (format 3); False for a scratch restore
+    database_state: bool = True
+    #: the target's administrator (the role the database state is captured as)
+    restore_role: str | None = None
+    #: fingerprint lines the report already lists (not restored, each with its statement)
+    accounted: dict[str, set[str]] | None = None
+
+
+def verify_database(conn: psycopg.Connection, manifest: Manifest, options: CompareOptions | None = None,
+                    **keywords: Any) -> VerificationResult:
     """Compare the database ``conn`` is connected to (autocommit, in an inspection session:
-    :func:`inspection_settings`) with ``manifest``.
+    :func:`inspection_settings`) with ``manifest``. ``options`` (or its fields as keywords,
+    as before :class:`CompareOptions`) say what is left out.
 
     Rows are counted with ``row_security = off``, so a role that row-level security
     would filter gets an error, never a low count. A role that neither is a superuser nor
@@ -108,45 +123,53 @@ def verify_database(
     FORCE from the tables that have it, counts, and rolls back. The fingerprint is read
     afterwards, and shows FORCE back on.
     """
+    options = options or CompareOptions(**keywords)
     result = VerificationResult()
     forced = pgcatalog.forced_rls_tables(conn)
     with conn.transaction(force_rollback=True):
-        if forced and not sees_every_row:
+        if forced and not options.sees_every_row:
             for schema, table in forced:
                 conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
                     sql.Identifier(schema, table)))
             result.rls_counting = (f"as the tables' owner: FORCE ROW LEVEL SECURITY lifted on {len(forced)} table(s) "
                                    "inside the counting transaction, then rolled back")
         else:
-            result.rls_counting = "superuser or BYPASSRLS: every row visible" if sees_every_row \
+            result.rls_counting = "superuser or BYPASSRLS: every row visible" if options.sees_every_row \
                 else "no table forces row-level security; owners see every row"
         actual_counts = {f"{c.schema}.{c.name}": c for c in pgcatalog.row_counts(conn, manifest.tenant_column)}
         result.sequence_problems, result.sequence_check = _sequence_problems(conn, manifest)
     _compare_counts(result, manifest, actual_counts)
+    _compare_fingerprint(conn, manifest, result, options)
+    return result
 
+
+def _compare_fingerprint(conn: psycopg.Connection, manifest: Manifest, result: VerificationResult,
+                         options: CompareOptions) -> None:
+    """The schema fingerprint (and, format 3, the database's own state) against the
+    manifest's, without the categories left out and the lines the report accounts for."""
     skipped = []
-    if not owners:
+    if not options.owners:
         skipped += list(pgcatalog.OWNERSHIP_CATEGORIES)
-    if not privileges:
+    if not options.privileges:
         skipped += list(pgcatalog.PRIVILEGE_CATEGORIES)
     expected_fp = dict(manifest.schema_fingerprint)
     actual_fp = pgcatalog.schema_fingerprint(conn)
     if manifest.database is not None:
-        if database_state:
+        if options.database_state:
             record = manifest.database
-            actual_fp.update(dbstate.capture(conn, set(), administrator=restore_role, reached=set(record.reached_roles),
-                                             name=record.name).fingerprint())
-            omitted = tuple(k for k, off in (("owner ", not owners), ("acl ", not privileges),
-                                             ("role setting ", not privileges)) if off)
+            actual_fp.update(dbstate.capture(conn, set(), administrator=options.restore_role,
+                                             reached=set(record.reached_roles), name=record.name).fingerprint())
+            omitted = tuple(k for k, off in (("owner ", not options.owners), ("acl ", not options.privileges),
+                                             ("role setting ", not options.privileges)) if off)
             for fp in (expected_fp, actual_fp):
                 fp[dbstate.DATABASE_CATEGORY] = [line for line in fp.get(dbstate.DATABASE_CATEGORY, [])
                                                  if not line.startswith(omitted or ("\0",))]
-            if not privileges:
+            if not options.privileges:
                 skipped.append(dbstate.MEMBERSHIP_CATEGORY)
         else:
             skipped += list(dbstate.CATEGORIES)
     result.fingerprint_categories_skipped = skipped
-    accounted = accounted or {}
+    accounted = options.accounted or {}
     for category, expected_items in expected_fp.items():
         if category in skipped:
             continue
@@ -158,7 +181,6 @@ def verify_database(
         unexpected = sorted(set(actual_items) - set(expected_items) - known)
         if missing or unexpected:
             result.fingerprint_diff[category] = {"missing": missing, "unexpected": unexpected}
-    return result
 
 
 def _compare_counts(result: VerificationResult, manifest: Manifest,

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .agecrypt import require_identity
-from .catalog import NewestUnusableError, resolve
+from .catalog import BackupSource, NewestUnusableError, resolve
 from .errors import ChangedError, VerifyError
 from .log import event, get_logger
 from .manifest import BackupKeys, Manifest
-from .restore import RestoreConfig, run_restore, source_storage
-from .scratchdb import scratch_database
+from .report import RestoreReport
+from .restore import RestoreConfig, run_restore
+from .scratchdb import ScratchTarget, scratch_database
 from .storage import Storage, StorageConfig
 from .verify import VerificationResult, with_verdict
 
@@ -123,9 +124,10 @@ def verify_backup(
     verified against the manifest and dropped. ``latest`` is resolved by the backup
     catalog as ``restore latest`` resolves it."""
     started = time.monotonic()
-    storage = Storage(source_storage(config, source))
+    parsed = BackupSource.parse(source, config)
+    storage = Storage(parsed.storage)
     try:
-        resolved = resolve(storage, source)
+        resolved = resolve(storage, parsed)
     except NewestUnusableError as exc:
         raise VerifyError(exc.message, hint="verify an older backup by its URI (agent-bom-backup list)") from None
     keys, manifest = resolved.keys, resolved.manifest
@@ -181,28 +183,32 @@ def deep_verify(
             identity_file=identity_file,
         )
         outcome = run_restore(config)
-        report = outcome.report
         problems: list[str] = []
         error = outcome.error
         if isinstance(error, ChangedError):
-            verification = report.verification
+            verification = outcome.report.verification
             problems = (verification.problems() if verification is not None else []) or [error.cause.message]
         elif error is not None:
             raise error
-        verification = report.verification
-        return DeepResult(
-            ok=not problems,
-            target=target.display,
-            database=target.database,
-            server_version=report.target_server_version,
-            fidelity="full" if full else "no-owner/no-privileges",
-            throwaway=target.throwaway,
-            seconds=round(time.monotonic() - started, 1),
-            problems=problems,
-            roles_created=list(report.roles_created),
-            tables=len(verification.tables) if verification else 0,
-            tenants=len(verification.tenant_totals_actual) if verification else 0,
-            categories_skipped=list(verification.fingerprint_categories_skipped) if verification else [],
-            verification=verification,
-            excluded_tables=list(manifest.excluded_tables),
-        )
+        return _deep_result(outcome.report, target, manifest, problems, round(time.monotonic() - started, 1))
+
+
+def _deep_result(report: RestoreReport, target: ScratchTarget, manifest: Manifest, problems: list[str],
+                 seconds: float) -> DeepResult:
+    verification = report.verification
+    return DeepResult(
+        ok=not problems,
+        target=target.display,
+        database=target.database,
+        server_version=report.target_server_version,
+        fidelity="full" if target.superuser else "no-owner/no-privileges",
+        throwaway=target.throwaway,
+        seconds=seconds,
+        problems=problems,
+        roles_created=list(report.roles_created),
+        tables=len(verification.tables) if verification else 0,
+        tenants=len(verification.tenant_totals_actual) if verification else 0,
+        categories_skipped=list(verification.fingerprint_categories_skipped) if verification else [],
+        verification=verification,
+        excluded_tables=list(manifest.excluded_tables),
+    )

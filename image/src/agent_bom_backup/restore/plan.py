@@ -19,7 +19,7 @@ from ..manifest import BackupKeys, Manifest
 from ..pgclients import PgClient, discover, select_restore_client
 from ..pgconn import ConnInfo
 from ..resources import cpu_count
-from ..roles import Grantor, RolePlan, parse_globals, plan_roles
+from ..roles import Grantor, RolePlan, RoleScope, parse_globals, plan_roles
 from ..rolesfile import reached_roles, RolesFile
 from ..safety import safety_storage
 from ..sessions import check_sessions
@@ -260,9 +260,9 @@ def _decide_roles(config: RestoreConfig, backup: FoundBackup, target: TargetInfo
     self_grants, how = _owner_access(target, owners, missing, grantor)
     role_plan = None
     if stored is not None or missing or self_grants:
-        role_plan = plan_roles(missing, stored or {}, grantor, target.roles, self_grants,
-                               reached=needed if not (config.no_privileges or scratch) else set(),
-                               source_database=manifest.source.database, target_database=target.info.database)
+        scope = RoleScope(reached=needed if not (config.no_privileges or scratch) else set(),
+                          source_database=manifest.source.database, target_database=target.info.database)
+        role_plan = plan_roles(missing, stored or {}, grantor, target.roles, self_grants, scope)
     return _Roles(role_plan, stored, self_grants, how)
 
 

@@ -9,7 +9,7 @@ import psycopg
 
 from .. import dbstate
 from ..errors import VerifyError
-from ..verify import inspection_settings, VerificationResult, verify_database
+from ..verify import CompareOptions, VerificationResult, inspection_settings, verify_database
 from .config import _scratch
 from .context import RestoreContext
 
@@ -19,10 +19,10 @@ def _verify(ctx: RestoreContext) -> VerificationResult:
     session = target.session.inspecting(inspection_settings(manifest))
     try:
         with target.conn_info.connect(session) as conn:
-            result = verify_database(conn, manifest, owners=not config.no_owner, privileges=not config.no_privileges,
-                                     sees_every_row=target.role.sees_every_row,
-                                     database_state=not _scratch(config), restore_role=target.role.name,
-                                     accounted=_accounted(ctx))
+            result = verify_database(conn, manifest, CompareOptions(
+                owners=not config.no_owner, privileges=not config.no_privileges,
+                sees_every_row=target.role.sees_every_row, database_state=not _scratch(config),
+                restore_role=target.role.name, accounted=_accounted(ctx)))
     except psycopg.Error as exc:
         raise VerifyError(f"verification failed: cannot read the restored database: "
                           f"{str(exc).strip().splitlines()[0]}") from None
