@@ -189,7 +189,7 @@ def execute(ctx: RestoreContext) -> None:
     changed becomes a :class:`ChangedError` naming what changed and how to go back."""
     log = get_logger()
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
-        ctx.step("prepare")
+        ctx.journal.step("prepare")
         dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
         downloaded = agecrypt.download_path(dump_path, ctx.manifest)
         _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
@@ -197,29 +197,30 @@ def execute(ctx: RestoreContext) -> None:
         toc = _read_toc(ctx.client, dump_path)
         _check_archive(ctx, dump_path)
         if ctx.role_plan is not None and not ctx.role_plan.empty:
-            ctx.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
+            ctx.journal.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
         _apply_roles(ctx)
         try:
             if ctx.plan.close_door:
-                ctx.step("change")
+                ctx.journal.step("change")
                 _close_the_door(ctx)
             if ctx.plan.wipe:
-                ctx.step("change")
+                ctx.journal.step("change")
                 if ctx.config.safety_backup:
                     ctx.report.safety_backup = _safety_backup(ctx)
-                    ctx.checkpoint()
-                ctx.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
+                    ctx.journal.checkpoint()
+                ctx.journal.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
                                "(one transaction: all or nothing)")
                 _wipe(ctx)
-            ctx.step("restore")
+            ctx.journal.step("restore")
             _database_owner(ctx)
-            ctx.changed("pg_restore started: the backup is (partially) restored")
+            ctx.journal.changed("pg_restore started: the backup is (partially) restored")
             ctx.report.tolerated_errors = _pg_restore(ctx, dump_path, toc, Path(scratch))
             ctx.changes[-1] = "restored the backup with pg_restore"
             _database_state(ctx)
-            ctx.step("verify")
+            ctx.journal.step("verify")
             _verify(ctx)
-            _open_with_recorded_acl(ctx)
+            if not _open_with_recorded_acl(ctx):
+                _open_the_door(ctx)
         except BackupError as exc:
             _open_the_door(ctx)
             if ctx.target_changed:
@@ -240,9 +241,10 @@ def __getattr__(name: str) -> object:
     """The other names restore.py's namespace held (what it imported), from the phase
     that imports them now: ``from agent_bom_backup.restore import Storage`` still works."""
     from .. import storage
-    from . import change, config, context, database, plan, prepare, privileges, reporting, run, target, verify
-    for module in (config, target, plan, privileges, context, prepare, change, database, run, verify, reporting,
-                   storage):
+    from . import (change, config, context, database, journal, plan, prepare, privileges, reporting, run, target,
+                   verify)
+    for module in (config, target, plan, privileges, context, journal, prepare, change, database, run, verify,
+                   reporting, storage):
         if name in vars(module) and not name.startswith("__"):
             return vars(module)[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,15 +19,14 @@ from ..log import event, get_logger
 from ..pgclients import Compression, discover, PgClient, select_dump_client
 from ..safety import backup_to_bucket, safety_storage
 from ..sessions import close_the_door
-from .config import _safety_dir
 from .context import RestoreContext
 
 
 def _close_the_door(ctx: RestoreContext) -> None:
     """REVOKE CONNECT and end the other sessions (sessions.py), before the safety dump."""
     target = ctx.target
-    ctx.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role but "
-                   f"{target.role.name} and ending the other sessions")
+    ctx.journal.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role "
+                           f"but {target.role.name} and ending the other sessions")
     try:
         with target.conn_info.connect(target.session) as conn:
             ctx.connect_lock = close_the_door(conn, database=target.info.database, restore_role=target.role.name,
@@ -39,7 +38,7 @@ def _close_the_door(ctx: RestoreContext) -> None:
     lock = ctx.connect_lock
     ctx.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
     ctx.report.sessions_ended = [s.describe() for s in lock.terminated]
-    ctx.checkpoint()
+    ctx.journal.checkpoint()
 
 
 def _open_the_door(ctx: RestoreContext) -> None:
@@ -56,7 +55,7 @@ def _open_the_door(ctx: RestoreContext) -> None:
         return
     # undone: no longer a change to report (the report keeps sessions_ended)
     ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
-    ctx.checkpoint()
+    ctx.journal.checkpoint()
 
 
 def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
@@ -91,7 +90,8 @@ def _safety_backup(ctx: RestoreContext) -> str:
     config, target = ctx.config, ctx.target
     if config.safety_backup_to_bucket:
         return _safety_backup_in_bucket(ctx)
-    directory = _safety_dir(config)
+    assert ctx.plan.safety_backup_dir is not None  # decided in the plan (plan._safety_location)
+    directory = Path(ctx.plan.safety_backup_dir)
     try:
         # a full copy of the database: 0600 in a 0700 directory
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -123,7 +123,7 @@ def _safety_backup(ctx: RestoreContext) -> str:
             path.unlink(missing_ok=True)
             raise DumpError(f"safety dump of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
                             "nothing was dropped") from None
-    ctx.safety_client = client
+    ctx.journal.go_back.client = client  # the safety dump is restored with the client that took it
     path = agecrypt.safety_backup_encrypted(path, ctx.manifest)
     event(get_logger(), "safety backup written", path=str(path), bytes=path.stat().st_size)
     return str(path)
@@ -202,5 +202,5 @@ def _wipe(ctx: RestoreContext) -> None:
             conn.execute(f"GRANT {public_grant} ON SCHEMA public TO PUBLIC")
     except psycopg.Error as exc:
         raise RestoreError(f"cleaning the target failed (nothing was dropped): {str(exc).strip().splitlines()[0]}") from None
-    ctx.changed(f"dropped every user schema of {target.info.database} ({len(target.objects)} objects)")
+    ctx.journal.changed(f"dropped every user schema of {target.info.database} ({len(target.objects)} objects)")
     event(get_logger(), "target cleaned", schemas=len(schemas), objects=len(target.objects))

@@ -11,8 +11,6 @@ import psycopg
 
 from .. import dbstate, pgcatalog
 from ..log import event, get_logger
-from .change import _open_the_door
-from .config import _scratch
 from .context import RestoreContext
 
 
@@ -21,9 +19,9 @@ def _database_owner(ctx: RestoreContext) -> None:
     archive's objects are created in), or the owners of objects in ``public`` get CREATE
     on it; the owner that could not be set is "not restored"."""
     plan, target, record, config = ctx.plan, ctx.target, ctx.manifest.database, ctx.config
-    recorded = record.owner if record is not None and not config.no_owner and not _scratch(config) and \
+    recorded = record.owner if record is not None and not config.no_owner and not ctx.scratch and \
         record.owner != dbstate.ADMINISTRATOR else None
-    if record is not None and record.owner == dbstate.ADMINISTRATOR and not config.no_owner and not _scratch(config):
+    if record is not None and record.owner == dbstate.ADMINISTRATOR and not config.no_owner and not ctx.scratch:
         _administrator_owner(ctx)
     if not plan.public_grants and recorded is None:
         return
@@ -35,7 +33,7 @@ def _database_owner(ctx: RestoreContext) -> None:
         if plan.database_owner and record is not None:
             error = dbstate.set_owner(conn, record, target.info.database)
             if error is None:
-                ctx.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
+                ctx.journal.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
                 ctx.report.database_statements.append(statement)
                 return
         else:
@@ -48,7 +46,7 @@ def _database_owner(ctx: RestoreContext) -> None:
             statement = f"GRANT CREATE ON SCHEMA public TO {dbstate.quote_ident(owner)}"
             conn.execute(statement)
             ctx.report.privileges_granted.append(statement)
-            ctx.changed(f"granted CREATE on schema public to {owner}")
+            ctx.journal.changed(f"granted CREATE on schema public to {owner}")
 
 
 def _administrator_owner(ctx: RestoreContext) -> None:
@@ -75,7 +73,7 @@ def _database_state(ctx: RestoreContext) -> None:
     While CONNECT is revoked (sessions.py) the ACL waits for verification: applying it now
     would let the application in before the restore is verified."""
     record, config, target = ctx.manifest.database, ctx.config, ctx.target
-    if record is None or _scratch(config):
+    if record is None or ctx.scratch:
         return
     skip = frozenset(k for k, off in (("owner", config.no_owner), ("acl", config.no_privileges),
                                       ("role setting", config.no_privileges)) if off)
@@ -89,7 +87,7 @@ def _database_state(ctx: RestoreContext) -> None:
             skip = skip | {"acl"}
         applied = _record_applied(ctx, dbstate.apply(conn, record, actual, target.info.database, skip=skip))
     if applied.statements:
-        ctx.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
+        ctx.journal.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
 
 
 def _target_state(ctx: RestoreContext, conn: psycopg.Connection, record: dbstate.DatabaseRecord
@@ -106,14 +104,13 @@ def _record_applied(ctx: RestoreContext, applied: dbstate.Applied) -> dbstate.Ap
     return applied
 
 
-def _open_with_recorded_acl(ctx: RestoreContext) -> None:
+def _open_with_recorded_acl(ctx: RestoreContext) -> bool:
     """The restore is verified: CONNECT comes back as the backup recorded it (the database's
-    ACL made exactly the recorded one), not as the target had it. Without a recorded ACL to
-    apply, the entries revoked are granted back (_open_the_door)."""
+    ACL made exactly the recorded one), not as the target had it. False when there is no
+    recorded ACL to apply: then the caller grants back the entries revoked (_open_the_door)."""
     lock, record, target = ctx.connect_lock, ctx.manifest.database, ctx.target
     if lock is None or lock.released or record is None or not ctx.deferred_acl:
-        _open_the_door(ctx)
-        return
+        return False
     with target.conn_info.connect(target.session) as conn:
         applied = _record_applied(ctx, dbstate.apply(conn, record, _target_state(ctx, conn, record),
                                                      target.info.database, skip=dbstate.LINE_KINDS - {"acl"}))
@@ -121,4 +118,5 @@ def _open_with_recorded_acl(ctx: RestoreContext) -> None:
     ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
     event(get_logger(), "CONNECT on the target database set as the backup recorded it", database=lock.database,
           statements=len(applied.statements))
-    ctx.checkpoint()
+    ctx.journal.checkpoint()
+    return True

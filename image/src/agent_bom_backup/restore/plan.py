@@ -152,8 +152,8 @@ class Findings:
 
 
 @dataclass
-class _Change:
-    """The plan's decisions on changing the target."""
+class _Decisions:
+    """What the plan decided, besides roles: the change to the target, the scratch space."""
 
     wipe: bool
     close_door: bool
@@ -162,6 +162,8 @@ class _Change:
     database_owner: str | None
     public_grants: list[str]
     scratch_free_bytes: int
+    #: a scratch restore (verify --deep without a superuser): database-level state left out
+    scratch: bool
 
 
 @dataclass
@@ -191,7 +193,7 @@ def plan_restore(config: RestoreConfig, found: Findings) -> RestorePlan:
         owners.append(database_owner)
     target = found.target = _inspect_target(config, conn_info, owners)
     wipe, close_door = _check_target(config, manifest, target)
-    roles = _decide_roles(config, backup, target, owners)
+    roles = _decide_roles(config, backup, target, owners, scratch)
     found.role_plan = roles.plan
     owner_settable = database_owner is not None and (target.role.superuser or (
         target.role.database_owner and target.role.createdb))
@@ -201,10 +203,13 @@ def plan_restore(config: RestoreConfig, found: Findings) -> RestorePlan:
     found.client = select_restore_client(discover(config.pg_bin_dirs, config.pg_bin_dirs_only),
                                          manifest.client.pg_dump_major, target.major, manifest.client.compression,
                                          conn_info.sslmode)
-    change = _Change(wipe, close_door, _safety_location(config, backup.storage, backup.keys)
-                     if wipe and config.safety_backup else None, database_owner if owner_settable else None,
-                     public_grants, _check_scratch_space(found.scratch_parent, manifest))
-    found.plan = _make_plan(config, found, roles, change)
+    decided = _Decisions(
+        wipe=wipe, close_door=close_door,
+        safety_backup_dir=(_safety_location(config, backup.storage, backup.keys)
+                           if wipe and config.safety_backup else None),
+        database_owner=database_owner if owner_settable else None, public_grants=public_grants,
+        scratch_free_bytes=_check_scratch_space(found.scratch_parent, manifest), scratch=scratch)
+    found.plan = _make_plan(config, found, roles, decided)
     return found.plan
 
 
@@ -249,8 +254,9 @@ def _check_target(config: RestoreConfig, manifest: Manifest, target: TargetInfo)
     return wipe, close_door
 
 
-def _decide_roles(config: RestoreConfig, backup: FoundBackup, target: TargetInfo, owners: list[str]) -> _Roles:
-    manifest, scratch = backup.manifest, _scratch(config)
+def _decide_roles(config: RestoreConfig, backup: FoundBackup, target: TargetInfo, owners: list[str],
+                  scratch: bool) -> _Roles:
+    manifest = backup.manifest
     roles_file = _roles_file(backup.storage, manifest, config.identity_file)
     needed = _needed_roles(manifest, roles_file, config, scratch)
     missing = sorted(needed - target.roles)
@@ -278,7 +284,7 @@ def _check_scratch_space(scratch_parent: Path, manifest: Manifest) -> int:
     return free
 
 
-def _make_plan(config: RestoreConfig, found: Findings, roles: _Roles, change: _Change) -> RestorePlan:
+def _make_plan(config: RestoreConfig, found: Findings, roles: _Roles, decided: _Decisions) -> RestorePlan:
     """The plan from what was found and decided."""
     assert found.backup is not None and found.target is not None and found.client is not None
     manifest, target, client = found.backup.manifest, found.target, found.client
@@ -296,8 +302,8 @@ def _make_plan(config: RestoreConfig, found: Findings, roles: _Roles, change: _C
         target_objects=len(target.objects),
         restore_role=target.role.name,
         restore_role_kind=_role_kind(target.role),
-        wipe=change.wipe,
-        safety_backup_dir=change.safety_backup_dir,
+        wipe=decided.wipe,
+        safety_backup_dir=decided.safety_backup_dir,
         pg_restore_version=client.version,
         jobs=max(1, config.jobs or cpu_count()),
         no_owner=config.no_owner,
@@ -314,15 +320,15 @@ def _make_plan(config: RestoreConfig, found: Findings, roles: _Roles, change: _C
         tables=len(manifest.tables),
         tenants=len(manifest.tenant_totals()),
         scratch_dir=str(found.scratch_parent),
-        scratch_free_bytes=change.scratch_free_bytes,
+        scratch_free_bytes=decided.scratch_free_bytes,
         skipped_backups=[s.backup_id for s in found.backup.skipped],
         encrypted_to=list(manifest.encryption.recipients) if manifest.encryption else [],
-        database_state=(_database_state_step(manifest) if not _scratch(config) else
+        database_state=(_database_state_step(manifest) if not decided.scratch else
                         "not applied (a scratch restore: database-level state is not compared)"),
-        database_owner=change.database_owner,
-        public_grants=change.public_grants,
+        database_owner=decided.database_owner,
+        public_grants=decided.public_grants,
         sessions=[s.describe() for s in target.sessions],
-        close_door=change.close_door,
+        close_door=decided.close_door,
     )
 
 

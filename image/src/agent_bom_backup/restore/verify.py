@@ -10,7 +10,6 @@ import psycopg
 from .. import dbstate
 from ..errors import VerifyError
 from ..verify import CompareOptions, VerificationResult, inspection_settings, verify_database
-from .config import _scratch
 from .context import RestoreContext
 
 
@@ -21,7 +20,7 @@ def _verify(ctx: RestoreContext) -> VerificationResult:
         with target.conn_info.connect(session) as conn:
             result = verify_database(conn, manifest, CompareOptions(
                 owners=not config.no_owner, privileges=not config.no_privileges,
-                sees_every_row=target.role.sees_every_row, database_state=not _scratch(config),
+                sees_every_row=target.role.sees_every_row, database_state=not ctx.scratch,
                 restore_role=target.role.name, accounted=_accounted(ctx)))
     except psycopg.Error as exc:
         raise VerifyError(f"verification failed: cannot read the restored database: "
