@@ -107,25 +107,25 @@ def _write(root: Path, files: dict[str, str]) -> Path:
     return package
 
 
-def test_a_circle_through_a_late_import_is_found(tmp_path: Path) -> None:
-    package = _write(tmp_path, {
+CIRCLES = {
+    "late import (today's report -> restore -> verify -> restore)": ({
         "__init__.py": "",
         "report.py": "from .restore import RestorePlan\n",
         "restore.py": "from .verify import check\nclass RestorePlan: ...\n",
         "verify.py": "def check():\n    from .restore import RestorePlan\n    return RestorePlan\n",
-    })
-    assert find_cycle(import_graph(package)) == [f"{PACKAGE}.restore", f"{PACKAGE}.verify", f"{PACKAGE}.restore"]
-
-
-def test_a_circle_through_a_subpackage_is_found(tmp_path: Path) -> None:
-    package = _write(tmp_path, {
+    }, ["restore", "verify", "restore"]),
+    "through a subpackage": ({
         "__init__.py": "",
         "verify.py": "from .restore.run import go\n",
         "restore/__init__.py": "",
         "restore/run.py": "from ..verify import x\n",
-    })
-    assert find_cycle(import_graph(package)) == [f"{PACKAGE}.restore.run", f"{PACKAGE}.verify",
-                                                 f"{PACKAGE}.restore.run"]
+    }, ["restore.run", "verify", "restore.run"]),
+}
+
+
+@pytest.mark.parametrize("files, cycle", list(CIRCLES.values()), ids=list(CIRCLES))
+def test_a_circle_is_found(tmp_path: Path, files: dict[str, str], cycle: list[str]) -> None:
+    assert find_cycle(import_graph(_write(tmp_path, files))) == [f"{PACKAGE}.{name}" for name in cycle]
 
 
 def test_a_compatibility_getattr_and_type_checking_imports_are_not_edges(tmp_path: Path) -> None:

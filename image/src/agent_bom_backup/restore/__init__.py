@@ -29,14 +29,13 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import agecrypt
 from ..errors import BackupError, ChangedError, ConfigError, ExitCode, IncompleteError
 from ..log import event, get_logger, redact_url
 from ..report import (DRY_RUN, FAILED, FAILED_AFTER_CHANGES, INCOMPLETE, REFUSED, VERIFIED, VERIFIED_WITH_EXCLUSIONS,
                       RestoreReport)
 # the phases; every name restore.py had stays importable from agent_bom_backup.restore
 from .config import (  # noqa: F401
-    default_operator, DOWNLOAD_PROGRESS_INTERVAL_S, RESTORE_PROGRESS_INTERVAL_S, RestoreConfig, _safety_dir,
+    default_operator, DOWNLOAD_PROGRESS_INTERVAL_S, RESTORE_PROGRESS_INTERVAL_S, RestoreConfig,
     _scratch, SCRATCH_HEADROOM, source_storage, TRANSACTION_TIMEOUT_ERROR, TRANSACTION_TIMEOUT_QUERY_ERROR,
     TRANSACTION_TIMEOUT_STATEMENT,
 )
@@ -45,19 +44,19 @@ from .target import (  # noqa: F401
 )
 from .plan import (  # noqa: F401
     _check_dump_object, _database_state_step, Findings, _needed_roles, plan_restore, RestorePlan, _rls_counting,
-    _role_kind, _roles_file, _safety_location, scratch_free_bytes, _scratch_parent, _stored_roles,
+    _role_kind, _roles_file, _safety_dir, _safety_location, scratch_free_bytes, _scratch_parent, _stored_roles,
 )
 from .privileges import (  # noqa: F401
     _check_extensions, _check_privileges, _owner_access, _owners_without_create, _schema_of,
 )
-from .context import (  # noqa: F401
-    _recovery, RestoreContext, RestoreOutcome,
-)
+from .context import RestoreContext, RestoreOutcome  # noqa: F401
+from .journal import GoBack, Journal, _recovery  # noqa: F401
 from .prepare import (  # noqa: F401
-    _apply_roles, _check_archive, _download_verified, _dry_run_archive, _read_toc, _TOC_LINE,
+    _apply_roles, _check_archive, _download_verified, _dry_run_archive, _fetch, Prepared, prepare_restore,
+    _read_toc, _TOC_LINE,
 )
 from .change import (  # noqa: F401
-    _close_the_door, _counts, _open_the_door, _safety_backup, _safety_backup_in_bucket,
+    change_target, _close_the_door, _counts, _open_the_door, _safety_backup, _safety_backup_in_bucket,
     _safety_backup_under_row_security, _wipe,
 )
 from .database import (  # noqa: F401
@@ -100,11 +99,12 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
     path = Path(config.report_path) if config.report_path else None
     outcome = RestoreOutcome(report)
     ctx: RestoreContext | None = None
+    journal: Journal | None = None
     try:
         if path is not None:
             _write_first_report(report, path)
         ctx = _planned(config, report)
-        ctx.report_path = path
+        journal = new_journal(ctx, path)
         if config.dry_run:
             _dry_run_archive(ctx)
             for step in ctx.plan.steps():
@@ -112,7 +112,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
             report.failed_step = None
             report.finish(DRY_RUN, exit_code=0)
         else:
-            execute(ctx)
+            execute(ctx, journal)
             report.failed_step = None
             _finish_verified(report, outcome)
     except ChangedError as exc:
@@ -121,11 +121,11 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         report.finish(FAILED_AFTER_CHANGES, error=str(exc), exit_code=int(exc.exit_code))
     except BackupError as exc:
         outcome.error = exc
-        report.changes = list(ctx.changes) if ctx else []
+        report.changes = list(journal.changes) if journal else []
         refused = exc.exit_code in (ExitCode.REFUSED, ExitCode.PREFLIGHT, ExitCode.CONFIG)
         report.finish(REFUSED if refused else FAILED, error=str(exc), exit_code=int(exc.exit_code))
     except BaseException as exc:
-        report.changes = list(ctx.changes) if ctx else []
+        report.changes = list(journal.changes) if journal else []
         report.finish(FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.INTERNAL))
         raise
     finally:
@@ -184,57 +184,57 @@ def _write_first_report(report: RestoreReport, path: Path) -> None:
         ) from None
 
 
-def execute(ctx: RestoreContext) -> None:
+def execute(ctx: RestoreContext, journal: Journal | None = None) -> None:
     """prepare -> change -> restore -> verify. A failure once the target database was
     changed becomes a :class:`ChangedError` naming what changed and how to go back."""
-    log = get_logger()
+    journal = journal or new_journal(ctx)
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
-        ctx.journal.step("prepare")
-        dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
-        downloaded = agecrypt.download_path(dump_path, ctx.manifest)
-        _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
-        agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
-        toc = _read_toc(ctx.client, dump_path)
-        _check_archive(ctx, dump_path)
-        if ctx.role_plan is not None and not ctx.role_plan.empty:
-            ctx.journal.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
-        _apply_roles(ctx)
+        prepared = prepare_restore(ctx, journal, Path(scratch))
         try:
-            if ctx.plan.close_door:
-                ctx.journal.step("change")
-                _close_the_door(ctx)
-            if ctx.plan.wipe:
-                ctx.journal.step("change")
-                if ctx.config.safety_backup:
-                    ctx.report.safety_backup = _safety_backup(ctx)
-                    ctx.journal.checkpoint()
-                ctx.journal.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
-                               "(one transaction: all or nothing)")
-                _wipe(ctx)
-            ctx.journal.step("restore")
-            _database_owner(ctx)
-            ctx.journal.changed("pg_restore started: the backup is (partially) restored")
-            ctx.report.tolerated_errors = _pg_restore(ctx, dump_path, toc, Path(scratch))
-            ctx.changes[-1] = "restored the backup with pg_restore"
-            _database_state(ctx)
-            ctx.journal.step("verify")
+            change_target(ctx, journal)
+            _restore(ctx, journal, prepared, Path(scratch))
+            journal.step("verify")
             _verify(ctx)
-            if not _open_with_recorded_acl(ctx):
-                _open_the_door(ctx)
-        except BackupError as exc:
-            _open_the_door(ctx)
-            if ctx.target_changed:
-                raise ChangedError(exc, changes=ctx.changes, recovery=_recovery(ctx)) from None
-            raise
+            if not _open_with_recorded_acl(ctx, journal):
+                _open_the_door(ctx, journal)
         except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
-            _open_the_door(ctx)
-            if not ctx.target_changed:
+            _open_the_door(ctx, journal)
+            error = _after_changes(journal, exc)
+            if error is exc:
                 raise
-            log.debug("unexpected error after changes", exc_info=True)
-            cause = BackupError(f"unexpected error: {type(exc).__name__}: {exc}")
-            raise ChangedError(cause, changes=ctx.changes, recovery=_recovery(ctx)) from None
+            raise error from None
         finally:
-            _open_the_door(ctx)
+            _open_the_door(ctx, journal)
+
+
+def new_journal(ctx: RestoreContext, report_path: Path | None = None) -> Journal:
+    """The journal of a planned restore: its report, and what going back needs."""
+    config = ctx.config
+    return Journal(ctx.report, GoBack(
+        database=ctx.target.info.database, display=ctx.target.conn_info.display(), approval=config.approval,
+        identity_file=config.identity_file, encrypted=ctx.manifest.encryption is not None,
+        target_was_empty=ctx.plan.target_objects == 0, client=ctx.client), report_path)
+
+
+def _restore(ctx: RestoreContext, journal: Journal, prepared: Prepared, scratch: Path) -> None:
+    """The run phase: the database's recorded owner, pg_restore, the database's recorded state."""
+    journal.step("restore")
+    _database_owner(ctx, journal)
+    journal.changed("pg_restore started: the backup is (partially) restored")
+    ctx.report.tolerated_errors = _pg_restore(ctx, prepared.dump_path, prepared.toc, scratch)
+    journal.changes[-1] = "restored the backup with pg_restore"
+    _database_state(ctx, journal)
+
+
+def _after_changes(journal: Journal, exc: Exception) -> Exception:
+    """The error to raise: once the target was changed, a :class:`ChangedError` naming what
+    changed and how to go back (for any error); before, the error itself."""
+    if not journal.target_changed:
+        return exc
+    if not isinstance(exc, BackupError):
+        get_logger().debug("unexpected error after changes", exc_info=True)
+        exc = BackupError(f"unexpected error: {type(exc).__name__}: {exc}")
+    return ChangedError(exc, changes=journal.changes, recovery=journal.recovery())
 
 
 def __getattr__(name: str) -> object:

@@ -20,12 +20,28 @@ from ..pgclients import Compression, discover, PgClient, select_dump_client
 from ..safety import backup_to_bucket, safety_storage
 from ..sessions import close_the_door
 from .context import RestoreContext
+from .journal import Journal
 
 
-def _close_the_door(ctx: RestoreContext) -> None:
+def change_target(ctx: RestoreContext, journal: Journal) -> None:
+    """The change phase, as planned: close the door, take the safety backup, wipe."""
+    if ctx.plan.close_door:
+        journal.step("change")
+        _close_the_door(ctx, journal)
+    if ctx.plan.wipe:
+        journal.step("change")
+        if ctx.config.safety_backup:
+            ctx.report.safety_backup = _safety_backup(ctx, journal)
+            journal.checkpoint()
+        journal.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
+                           "(one transaction: all or nothing)")
+        _wipe(ctx, journal)
+
+
+def _close_the_door(ctx: RestoreContext, journal: Journal) -> None:
     """REVOKE CONNECT and end the other sessions (sessions.py), before the safety dump."""
     target = ctx.target
-    ctx.journal.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role "
+    journal.checkpoint(in_progress=f"revoking CONNECT on database {target.info.database} from every role "
                            f"but {target.role.name} and ending the other sessions")
     try:
         with target.conn_info.connect(target.session) as conn:
@@ -36,12 +52,12 @@ def _close_the_door(ctx: RestoreContext) -> None:
         raise RestoreError(f"cannot revoke CONNECT on database {target.info.database}: "
                            f"{str(exc).strip().splitlines()[0]}; nothing was changed") from None
     lock = ctx.connect_lock
-    ctx.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
+    journal.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
     ctx.report.sessions_ended = [s.describe() for s in lock.terminated]
-    ctx.journal.checkpoint()
+    journal.checkpoint()
 
 
-def _open_the_door(ctx: RestoreContext) -> None:
+def _open_the_door(ctx: RestoreContext, journal: Journal) -> None:
     """Grant back the CONNECT entries revoked: the restore is verified, or has failed."""
     lock = ctx.connect_lock
     if lock is None or lock.released:
@@ -54,8 +70,8 @@ def _open_the_door(ctx: RestoreContext) -> None:
               level=logging.ERROR, statements="; ".join(lock.undo_statements()), error=str(exc).strip())
         return
     # undone: no longer a change to report (the report keeps sessions_ended)
-    ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
-    ctx.journal.checkpoint()
+    journal.changes[:] = [change for change in journal.changes if not change.startswith(lock.describe())]
+    journal.checkpoint()
 
 
 def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
@@ -79,7 +95,7 @@ def _safety_backup_in_bucket(ctx: RestoreContext) -> str:
     return uri
 
 
-def _safety_backup(ctx: RestoreContext) -> str:
+def _safety_backup(ctx: RestoreContext, journal: Journal) -> str:
     """The runbook: snapshot the current database if it is still reachable.
 
     A role without BYPASSRLS cannot dump FORCE-RLS tables with row security off (the way
@@ -123,7 +139,7 @@ def _safety_backup(ctx: RestoreContext) -> str:
             path.unlink(missing_ok=True)
             raise DumpError(f"safety dump of {target.info.database} failed: {str(exc).strip().splitlines()[0]}; "
                             "nothing was dropped") from None
-    ctx.journal.go_back.client = client  # the safety dump is restored with the client that took it
+    journal.go_back.client = client  # the safety dump is restored with the client that took it
     path = agecrypt.safety_backup_encrypted(path, ctx.manifest)
     event(get_logger(), "safety backup written", path=str(path), bytes=path.stat().st_size)
     return str(path)
@@ -180,7 +196,7 @@ def _counts(conn: psycopg.Connection, tables: list[tuple[str, str]]) -> dict[str
     return found
 
 
-def _wipe(ctx: RestoreContext) -> None:
+def _wipe(ctx: RestoreContext, journal: Journal) -> None:
     """Drop everything that makes the target non-empty, in one transaction: event
     triggers, publications, large objects, every user schema; then recreate ``public``
     as initdb makes it."""
@@ -202,5 +218,5 @@ def _wipe(ctx: RestoreContext) -> None:
             conn.execute(f"GRANT {public_grant} ON SCHEMA public TO PUBLIC")
     except psycopg.Error as exc:
         raise RestoreError(f"cleaning the target failed (nothing was dropped): {str(exc).strip().splitlines()[0]}") from None
-    ctx.journal.changed(f"dropped every user schema of {target.info.database} ({len(target.objects)} objects)")
+    journal.changed(f"dropped every user schema of {target.info.database} ({len(target.objects)} objects)")
     event(get_logger(), "target cleaned", schemas=len(schemas), objects=len(target.objects))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..catalog import BackupSource
 from ..storage import DEFAULT_PARALLEL_DOWNLOAD_THRESHOLD, StorageConfig
@@ -65,10 +64,6 @@ def _scratch(config: RestoreConfig) -> bool:
     database's own state is neither applied nor compared (a requested omission, not
     "not restored"). With a superuser it restores, and compares, everything."""
     return config.purpose != "restore" and (config.no_owner or config.no_privileges)
-
-
-def _safety_dir(config: RestoreConfig) -> Path:
-    return Path(config.safety_backup_dir or os.path.join(os.getcwd(), "agent-bom-safety-backups"))
 
 
 def default_operator() -> str:

@@ -1,5 +1,6 @@
-"""What the executing phases work with: the plan and everything it was made from, the
-journal of changes (journal.py), and what the change holds while it runs."""
+"""What the executing phases work with: the plan and everything it was made from, and what
+the change holds while it runs. The journal of changes (journal.py) is handed to the phases
+that change the target, beside it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from ..roles import RolePlan
 from ..sessions import ConnectLock
 from ..storage import Storage
 from .config import RestoreConfig, _scratch
-from .journal import GoBack, Journal
 from .plan import RestorePlan
 from .target import TargetInfo
 
@@ -39,31 +39,9 @@ class RestoreContext:
     deferred_acl: set[str] = field(default_factory=set)
     #: a scratch restore (verify --deep without a superuser): database-level state is left out
     scratch: bool = field(init=False)
-    journal: Journal = field(init=False)
 
     def __post_init__(self) -> None:
         self.scratch = _scratch(self.config)
-        self.journal = Journal(self.report, GoBack(
-            database=self.target.info.database, display=self.target.conn_info.display(),
-            approval=self.config.approval, identity_file=self.config.identity_file,
-            encrypted=self.manifest.encryption is not None, target_was_empty=self.plan.target_objects == 0,
-            client=self.client))
-
-    @property
-    def changes(self) -> list[str]:
-        return self.journal.changes
-
-    @property
-    def target_changed(self) -> bool:
-        return self.journal.target_changed
-
-    @property
-    def report_path(self) -> Path | None:
-        return self.journal.report_path
-
-    @report_path.setter
-    def report_path(self, path: Path | None) -> None:
-        self.journal.report_path = path
 
 
 @dataclass
@@ -71,7 +49,3 @@ class RestoreOutcome:
     report: RestoreReport
     error: BackupError | None = None
 
-
-def _recovery(ctx: RestoreContext) -> str:
-    """How to go back to what the target held before this restore (:class:`journal.GoBack`)."""
-    return ctx.journal.recovery()

@@ -12,9 +12,10 @@ import psycopg
 from .. import dbstate, pgcatalog
 from ..log import event, get_logger
 from .context import RestoreContext
+from .journal import Journal
 
 
-def _database_owner(ctx: RestoreContext) -> None:
+def _database_owner(ctx: RestoreContext, journal: Journal) -> None:
     """Before pg_restore: the database gets its recorded owner (whose ``public`` the
     archive's objects are created in), or the owners of objects in ``public`` get CREATE
     on it; the owner that could not be set is "not restored"."""
@@ -33,7 +34,7 @@ def _database_owner(ctx: RestoreContext) -> None:
         if plan.database_owner and record is not None:
             error = dbstate.set_owner(conn, record, target.info.database)
             if error is None:
-                ctx.journal.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
+                journal.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
                 ctx.report.database_statements.append(statement)
                 return
         else:
@@ -46,7 +47,7 @@ def _database_owner(ctx: RestoreContext) -> None:
             statement = f"GRANT CREATE ON SCHEMA public TO {dbstate.quote_ident(owner)}"
             conn.execute(statement)
             ctx.report.privileges_granted.append(statement)
-            ctx.journal.changed(f"granted CREATE on schema public to {owner}")
+            journal.changed(f"granted CREATE on schema public to {owner}")
 
 
 def _administrator_owner(ctx: RestoreContext) -> None:
@@ -66,7 +67,7 @@ def _administrator_owner(ctx: RestoreContext) -> None:
         f"the source database was owned by its administrator; {row[0]} owns the target")))
 
 
-def _database_state(ctx: RestoreContext) -> None:
+def _database_state(ctx: RestoreContext, journal: Journal) -> None:
     """After pg_restore: the recorded connection limit, comment, ACL, settings and role
     settings, one savepoint each; what the restore role may not apply is "not restored"
     with the statement to run. A scratch restore's omissions are not applied, not listed.
@@ -87,7 +88,7 @@ def _database_state(ctx: RestoreContext) -> None:
             skip = skip | {"acl"}
         applied = _record_applied(ctx, dbstate.apply(conn, record, actual, target.info.database, skip=skip))
     if applied.statements:
-        ctx.journal.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
+        journal.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
 
 
 def _target_state(ctx: RestoreContext, conn: psycopg.Connection, record: dbstate.DatabaseRecord
@@ -104,7 +105,7 @@ def _record_applied(ctx: RestoreContext, applied: dbstate.Applied) -> dbstate.Ap
     return applied
 
 
-def _open_with_recorded_acl(ctx: RestoreContext) -> bool:
+def _open_with_recorded_acl(ctx: RestoreContext, journal: Journal) -> bool:
     """The restore is verified: CONNECT comes back as the backup recorded it (the database's
     ACL made exactly the recorded one), not as the target had it. False when there is no
     recorded ACL to apply: then the caller grants back the entries revoked (_open_the_door)."""
@@ -115,8 +116,8 @@ def _open_with_recorded_acl(ctx: RestoreContext) -> bool:
         applied = _record_applied(ctx, dbstate.apply(conn, record, _target_state(ctx, conn, record),
                                                      target.info.database, skip=dbstate.LINE_KINDS - {"acl"}))
     lock.released = True
-    ctx.changes[:] = [change for change in ctx.changes if not change.startswith(lock.describe())]
+    journal.changes[:] = [change for change in journal.changes if not change.startswith(lock.describe())]
     event(get_logger(), "CONNECT on the target database set as the backup recorded it", database=lock.database,
           statements=len(applied.statements))
-    ctx.journal.checkpoint()
+    journal.checkpoint()
     return True

@@ -92,3 +92,8 @@ class Journal:
         except OSError as exc:
             event(get_logger(), f"could not write the restore report to {self.report_path}: {exc.strerror}",
                   level=logging.WARNING)
+
+
+def _recovery(journal: Journal) -> str:
+    """How to go back to what the target held before this restore."""
+    return journal.recovery()

@@ -24,7 +24,7 @@ from ..rolesfile import reached_roles, RolesFile
 from ..safety import safety_storage
 from ..sessions import check_sessions
 from ..storage import Storage
-from .config import (SCRATCH_HEADROOM, TRANSACTION_TIMEOUT_ERROR, RestoreConfig, _safety_dir, _scratch,
+from .config import (SCRATCH_HEADROOM, TRANSACTION_TIMEOUT_ERROR, RestoreConfig, _scratch,
                      default_operator)
 from .privileges import _check_extensions, _check_privileges, _owner_access
 from .target import _inspect_target, _refuse_unsafe_target, TargetInfo
@@ -143,10 +143,14 @@ class Findings:
     findings up to that point; the report is assembled from them (reporting.py), never
     written into while planning."""
 
+    #: the scratch space checked, then the backup resolved (its dump object checked next)
     scratch_parent: Path | None = None
     backup: FoundBackup | None = None
+    #: the target inspected (refusals of an unsafe target follow)
     target: TargetInfo | None = None
+    #: the roles to create and grant, when any
     role_plan: RolePlan | None = None
+    #: the pg_restore chosen (the scratch space is checked after it)
     client: PgClient | None = None
     plan: RestorePlan | None = None
 
@@ -448,3 +452,7 @@ def _safety_location(config: RestoreConfig, storage: Storage, keys: BackupKeys) 
     if config.safety_backup_to_bucket:
         return safety_storage(storage.config, keys.prefix).uri(safety_storage(storage.config, keys.prefix).prefix + "/")
     return str(_safety_dir(config))
+
+
+def _safety_dir(config: RestoreConfig) -> Path:
+    return Path(config.safety_backup_dir or os.path.join(os.getcwd(), "agent-bom-safety-backups"))

@@ -10,7 +10,7 @@ import re
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
@@ -25,6 +25,7 @@ from ..roles import apply_roles
 from ..storage import Storage
 from .config import DOWNLOAD_PROGRESS_INTERVAL_S
 from .context import RestoreContext
+from .journal import Journal
 
 
 def _download_verified(storage: Storage, keys: BackupKeys, manifest: Manifest, path: Path,
@@ -82,18 +83,45 @@ def _check_archive(ctx: RestoreContext, dump_path: Path) -> None:
               tablespaces=check.missing_tablespaces)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The archive downloaded, verified (and decrypted) into the scratch space, and its
+    table of contents."""
+
+    dump_path: Path
+    toc: list[str]
+
+
+def prepare_restore(ctx: RestoreContext, journal: Journal, scratch: Path) -> Prepared:
+    """The prepare phase: the archive and what it needs from the target, then the roles
+    (the only change before the wipe, announced in the report before it is made)."""
+    journal.step("prepare")
+    dump_path = _fetch(ctx, scratch)
+    toc = _read_toc(ctx.client, dump_path)
+    _check_archive(ctx, dump_path)
+    if ctx.role_plan is not None and not ctx.role_plan.empty:
+        journal.checkpoint(in_progress="creating the missing roles and the restore role's memberships")
+    _apply_roles(ctx, journal)
+    return Prepared(dump_path, toc)
+
+
+def _fetch(ctx: RestoreContext, scratch: Path) -> Path:
+    """The dump downloaded into ``scratch`` and verified (decrypted when encrypted)."""
+    dump_path = scratch / (ctx.keys.backup_id + ".dump")
+    downloaded = agecrypt.download_path(dump_path, ctx.manifest)
+    _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
+    agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
+    return dump_path
+
+
 def _dry_run_archive(ctx: RestoreContext) -> None:
     """A dry run reads the archive too (downloaded and verified into the scratch space,
     then deleted), so the plan shows what the archive needs from the target."""
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
-        dump_path = Path(scratch) / (ctx.keys.backup_id + ".dump")
-        downloaded = agecrypt.download_path(dump_path, ctx.manifest)
-        _download_verified(ctx.storage, ctx.keys, ctx.manifest, downloaded, ctx.config.parallel_download_threshold)
-        agecrypt.decrypt_dump(downloaded, dump_path, ctx.manifest, ctx.config.identity_file)
-        _check_archive(ctx, dump_path)
+        _check_archive(ctx, _fetch(ctx, Path(scratch)))
 
 
-def _apply_roles(ctx: RestoreContext) -> None:
+def _apply_roles(ctx: RestoreContext, journal: Journal) -> None:
     """Create the missing roles and grant the restore role its memberships, in one
     transaction: the last step of prepare, the only change before the wipe."""
     if ctx.role_plan is None or ctx.role_plan.empty:
@@ -110,11 +138,11 @@ def _apply_roles(ctx: RestoreContext) -> None:
     report.role_statements = applied.statements
     report.not_restored.extend(asdict(item) for item in applied.not_restored)
     if applied.memberships:
-        ctx.changes.append(f"granted memberships {'; '.join(applied.memberships)} (left in place)")
+        journal.changes.append(f"granted memberships {'; '.join(applied.memberships)} (left in place)")
     if applied.created:
-        ctx.changes.append(f"created roles {', '.join(applied.created)} (cluster-wide, left in place)")
+        journal.changes.append(f"created roles {', '.join(applied.created)} (cluster-wide, left in place)")
     if applied.self_granted:
-        ctx.changes.append(f"granted {ctx.target.role.name} membership in {', '.join(applied.self_granted)} "
+        journal.changes.append(f"granted {ctx.target.role.name} membership in {', '.join(applied.self_granted)} "
                            "(left in place)")
     for name in applied.need_password:
         event(log, "created login role without a password: set one before the application connects",

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import RestoreError
 from ..log import event, get_logger, Progress, redact_url
-from .config import RESTORE_PROGRESS_INTERVAL_S, TRANSACTION_TIMEOUT_ERROR, TRANSACTION_TIMEOUT_QUERY_ERROR, TRANSACTION_TIMEOUT_STATEMENT
+from .config import (RESTORE_PROGRESS_INTERVAL_S, TRANSACTION_TIMEOUT_ERROR, TRANSACTION_TIMEOUT_QUERY_ERROR,
+                     TRANSACTION_TIMEOUT_STATEMENT)
 from .context import RestoreContext
 from .prepare import _TOC_LINE
 
