@@ -247,7 +247,10 @@ def _sequence_problems(conn: psycopg.Connection, manifest: Manifest) -> tuple[li
 
 #: the ``verify`` command's names, moved up to :mod:`verifybackup`, importable from here
 _MOVED_UP = frozenset({"ObjectCheck", "DeepResult", "VerifyResult", "verify_backup", "deep_verify",
-                       "_hash_stream", "_check_object"})
+                       "_hash_stream", "_check_object",
+                       # what verify.py imported for them
+                       "hashlib", "time", "Iterator", "Storage", "StorageConfig", "BackupKeys", "event",
+                       "get_logger"})
 
 
 def __getattr__(name: str) -> Any:
