@@ -50,7 +50,7 @@ from .privileges import (  # noqa: F401
     _check_extensions, _check_privileges, _owner_access, _owners_without_create, _schema_of,
 )
 from .context import RestoreContext, RestoreOutcome  # noqa: F401
-from .journal import GoBack, Journal, _recovery  # noqa: F401
+from .journal import Done, GoBack, Journal, _recovery  # noqa: F401
 from .prepare import (  # noqa: F401
     _apply_roles, _check_archive, _download_verified, _dry_run_archive, _fetch, Prepared, prepare_restore,
     _read_toc, _TOC_LINE,
@@ -70,7 +70,7 @@ from .verify import (  # noqa: F401
     _accounted, _verify,
 )
 from .reporting import (  # noqa: F401
-    record_findings, _record_skipped,
+    record_done, record_findings, _record_skipped,
 )
 
 
@@ -104,7 +104,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         if path is not None:
             _write_first_report(report, path)
         ctx = _planned(config, report)
-        journal = new_journal(ctx, path)
+        journal = new_journal(ctx, report, path)
         if config.dry_run:
             _dry_run_archive(ctx)
             for step in ctx.plan.steps():
@@ -113,6 +113,7 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
             report.finish(DRY_RUN, exit_code=0)
         else:
             execute(ctx, journal)
+            record_done(report, journal.done)
             report.failed_step = None
             _finish_verified(report, outcome)
     except ChangedError as exc:
@@ -129,6 +130,8 @@ def run_restore(config: RestoreConfig) -> RestoreOutcome:
         report.finish(FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}", exit_code=int(ExitCode.INTERNAL))
         raise
     finally:
+        if journal is not None:
+            record_done(report, journal.done)
         _write_last_report(report, path)
     return outcome
 
@@ -143,7 +146,7 @@ def _planned(config: RestoreConfig, report: RestoreReport) -> RestoreContext:
     assert found.backup is not None and found.target is not None and found.client is not None
     assert found.scratch_parent is not None
     return RestoreContext(config, found.backup.storage, found.backup.keys, found.backup.manifest, found.target,
-                          found.client, plan, found.role_plan, report, found.scratch_parent)
+                          found.client, plan, found.role_plan, found.scratch_parent)
 
 
 def _finish_verified(report: RestoreReport, outcome: RestoreOutcome) -> None:
@@ -184,17 +187,17 @@ def _write_first_report(report: RestoreReport, path: Path) -> None:
         ) from None
 
 
-def execute(ctx: RestoreContext, journal: Journal | None = None) -> None:
-    """prepare -> change -> restore -> verify. A failure once the target database was
-    changed becomes a :class:`ChangedError` naming what changed and how to go back."""
-    journal = journal or new_journal(ctx)
+def execute(ctx: RestoreContext, journal: Journal) -> None:
+    """prepare -> change -> restore -> verify, each change written to ``journal``. A failure
+    once the target database was changed becomes a :class:`ChangedError` naming what
+    changed and how to go back."""
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
         prepared = prepare_restore(ctx, journal, Path(scratch))
         try:
             change_target(ctx, journal)
             _restore(ctx, journal, prepared, Path(scratch))
             journal.step("verify")
-            _verify(ctx)
+            _verify(ctx, journal)
             if not _open_with_recorded_acl(ctx, journal):
                 _open_the_door(ctx, journal)
         except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
@@ -207,10 +210,10 @@ def execute(ctx: RestoreContext, journal: Journal | None = None) -> None:
             _open_the_door(ctx, journal)
 
 
-def new_journal(ctx: RestoreContext, report_path: Path | None = None) -> Journal:
+def new_journal(ctx: RestoreContext, report: RestoreReport, report_path: Path | None = None) -> Journal:
     """The journal of a planned restore: its report, and what going back needs."""
     config = ctx.config
-    return Journal(ctx.report, GoBack(
+    return Journal(report, GoBack(
         database=ctx.target.info.database, display=ctx.target.conn_info.display(), approval=config.approval,
         identity_file=config.identity_file, encrypted=ctx.manifest.encryption is not None,
         target_was_empty=ctx.plan.target_objects == 0, client=ctx.client), report_path)
@@ -221,7 +224,7 @@ def _restore(ctx: RestoreContext, journal: Journal, prepared: Prepared, scratch:
     journal.step("restore")
     _database_owner(ctx, journal)
     journal.changed("pg_restore started: the backup is (partially) restored")
-    ctx.report.tolerated_errors = _pg_restore(ctx, prepared.dump_path, prepared.toc, scratch)
+    journal.done.tolerated_errors = _pg_restore(ctx, prepared.dump_path, prepared.toc, scratch)
     journal.changes[-1] = "restored the backup with pg_restore"
     _database_state(ctx, journal)
 

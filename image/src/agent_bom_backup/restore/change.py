@@ -31,7 +31,7 @@ def change_target(ctx: RestoreContext, journal: Journal) -> None:
     if ctx.plan.wipe:
         journal.step("change")
         if ctx.config.safety_backup:
-            ctx.report.safety_backup = _safety_backup(ctx, journal)
+            journal.done.safety_backup = _safety_backup(ctx, journal)
             journal.checkpoint()
         journal.checkpoint(in_progress=f"dropping every user schema of {ctx.target.info.database} "
                            "(one transaction: all or nothing)")
@@ -53,7 +53,7 @@ def _close_the_door(ctx: RestoreContext, journal: Journal) -> None:
                            f"{str(exc).strip().splitlines()[0]}; nothing was changed") from None
     lock = ctx.connect_lock
     journal.changes.append(f"{lock.describe()} (to undo by hand: {'; '.join(lock.undo_statements())})")
-    ctx.report.sessions_ended = [s.describe() for s in lock.terminated]
+    journal.done.sessions_ended = [s.describe() for s in lock.terminated]
     journal.checkpoint()
 
 

@@ -31,7 +31,6 @@ class RestoreContext:
     client: PgClient
     plan: RestorePlan
     role_plan: RolePlan | None
-    report: RestoreReport
     scratch_parent: Path
     connect_lock: ConnectLock | None = None
     #: database ACL lines (fingerprint form) held back while CONNECT is revoked: the recorded

@@ -23,7 +23,7 @@ def _database_owner(ctx: RestoreContext, journal: Journal) -> None:
     recorded = record.owner if record is not None and not config.no_owner and not ctx.scratch and \
         record.owner != dbstate.ADMINISTRATOR else None
     if record is not None and record.owner == dbstate.ADMINISTRATOR and not config.no_owner and not ctx.scratch:
-        _administrator_owner(ctx)
+        _administrator_owner(ctx, journal)
     if not plan.public_grants and recorded is None:
         return
     line = f"owner {dbstate.quote_ident(recorded)}" if recorded else ""
@@ -35,22 +35,22 @@ def _database_owner(ctx: RestoreContext, journal: Journal) -> None:
             error = dbstate.set_owner(conn, record, target.info.database)
             if error is None:
                 journal.changed(f"made {plan.database_owner} the owner of database {target.info.database}")
-                ctx.report.database_statements.append(statement)
+                journal.done.database_statements.append(statement)
                 return
         else:
             error = (f"restore role {target.role.name} may not make {recorded} the database's owner (it needs to own "
                      "the database, CREATEDB and membership in the role)")
         if recorded:
-            ctx.report.not_restored.append(asdict(dbstate.NotRestored(f"{dbstate.DATABASE_CATEGORY}: {line}",
+            journal.done.not_restored.append(asdict(dbstate.NotRestored(f"{dbstate.DATABASE_CATEGORY}: {line}",
                                                                       statement, error)))
         for owner in plan.public_grants:
             statement = f"GRANT CREATE ON SCHEMA public TO {dbstate.quote_ident(owner)}"
             conn.execute(statement)
-            ctx.report.privileges_granted.append(statement)
+            journal.done.privileges_granted.append(statement)
             journal.changed(f"granted CREATE on schema public to {owner}")
 
 
-def _administrator_owner(ctx: RestoreContext) -> None:
+def _administrator_owner(ctx: RestoreContext, journal: Journal) -> None:
     """A database the source's administrator owned, restored into one an application role
     owns (a --clean over it): left as it is, and listed with the statement that makes the
     restore role (the target's administrator) its owner."""
@@ -61,7 +61,7 @@ def _administrator_owner(ctx: RestoreContext) -> None:
     if row is None or row[1] or row[0] == target.role.name:
         return
     line = f"owner {dbstate.ADMINISTRATOR}"
-    ctx.report.not_restored.append(asdict(dbstate.NotRestored(
+    journal.done.not_restored.append(asdict(dbstate.NotRestored(
         f"{dbstate.DATABASE_CATEGORY}: {line}",
         dbstate.statement_for(dbstate.DATABASE_CATEGORY, line, target.info.database),
         f"the source database was owned by its administrator; {row[0]} owns the target")))
@@ -86,7 +86,7 @@ def _database_state(ctx: RestoreContext, journal: Journal) -> None:
             have = set(actual.fingerprint()[dbstate.DATABASE_CATEGORY])
             ctx.deferred_acl = {line for line in want ^ have if line.startswith("acl ")}
             skip = skip | {"acl"}
-        applied = _record_applied(ctx, dbstate.apply(conn, record, actual, target.info.database, skip=skip))
+        applied = _record_applied(journal, dbstate.apply(conn, record, actual, target.info.database, skip=skip))
     if applied.statements:
         journal.changed(f"applied the database's recorded state ({len(applied.statements)} statement(s))")
 
@@ -98,10 +98,10 @@ def _target_state(ctx: RestoreContext, conn: psycopg.Connection, record: dbstate
                            name=record.name)
 
 
-def _record_applied(ctx: RestoreContext, applied: dbstate.Applied) -> dbstate.Applied:
-    """What applying recorded state ran, and what it could not, into the report."""
-    ctx.report.database_statements.extend(applied.statements)
-    ctx.report.not_restored.extend(asdict(item) for item in applied.not_restored)
+def _record_applied(journal: Journal, applied: dbstate.Applied) -> dbstate.Applied:
+    """What applying recorded state ran, and what it could not, into the journal."""
+    journal.done.database_statements.extend(applied.statements)
+    journal.done.not_restored.extend(asdict(item) for item in applied.not_restored)
     return applied
 
 
@@ -113,7 +113,7 @@ def _open_with_recorded_acl(ctx: RestoreContext, journal: Journal) -> bool:
     if lock is None or lock.released or record is None or not ctx.deferred_acl:
         return False
     with target.conn_info.connect(target.session) as conn:
-        applied = _record_applied(ctx, dbstate.apply(conn, record, _target_state(ctx, conn, record),
+        applied = _record_applied(journal, dbstate.apply(conn, record, _target_state(ctx, conn, record),
                                                      target.info.database, skip=dbstate.LINE_KINDS - {"acl"}))
     lock.released = True
     journal.changes[:] = [change for change in journal.changes if not change.startswith(lock.describe())]

@@ -8,12 +8,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import agecrypt
 from ..log import event, get_logger
 from ..pgclients import PgClient
 from ..report import RestoreReport
 from ..safety import go_back_command
+from .reporting import record_done
+
+if TYPE_CHECKING:
+    from ..verify import VerificationResult
 
 
 @dataclass
@@ -54,8 +59,32 @@ class GoBack:
 
 
 @dataclass
+class Done:
+    """What the executing phases did and found, as they go: the report takes it at each
+    checkpoint and at the end (reporting.record_done), never from the phases directly."""
+
+    safety_backup: str | None = None
+    #: other sessions on the target that --terminate-sessions ended
+    sessions_ended: list[str] = field(default_factory=list)
+    roles_created: list[str] = field(default_factory=list)
+    roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
+    roles_needing_password: list[str] = field(default_factory=list)
+    memberships_granted: list[str] = field(default_factory=list)
+    memberships_recreated: list[str] = field(default_factory=list)
+    #: every statement the restore ran on roles (create, settings, memberships), in order
+    role_statements: list[str] = field(default_factory=list)
+    tolerated_errors: list[str] = field(default_factory=list)
+    #: statements that gave the target database its recorded state; privileges granted instead
+    database_statements: list[str] = field(default_factory=list)
+    privileges_granted: list[str] = field(default_factory=list)
+    #: items the backup recorded that the restore role could not apply: item, statement, reason
+    not_restored: list[dict[str, str]] = field(default_factory=list)
+    verification: VerificationResult | None = None
+
+
+@dataclass
 class Journal:
-    """The changes so far and the report they are written into."""
+    """The changes so far, what was done, and the report they are written into."""
 
     report: RestoreReport
     go_back: GoBack
@@ -63,6 +92,7 @@ class Journal:
     report_path: Path | None = None
     changes: list[str] = field(default_factory=list)  # cluster and target changes so far
     target_changed: bool = False
+    done: Done = field(default_factory=Done)
 
     def step(self, name: str) -> None:
         self.report.failed_step = name
@@ -74,13 +104,14 @@ class Journal:
         self.checkpoint()
 
     def recovery(self) -> str:
-        return self.go_back.advice(self.report.safety_backup)
+        return self.go_back.advice(self.done.safety_backup)
 
     def checkpoint(self, in_progress: str | None = None) -> None:
         """Write the report as things stand: what changed so far, the change under way
         (``in_progress``), the safety backup and how to go back. A SIGKILL at any point
         leaves the last version whole (:func:`reportfile.write_atomic`)."""
         report = self.report
+        record_done(report, self.done)
         report.target_changed = self.target_changed
         report.changes = list(self.changes)
         report.in_progress = in_progress

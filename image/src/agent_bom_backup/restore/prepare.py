@@ -129,7 +129,7 @@ def _apply_roles(ctx: RestoreContext, journal: Journal) -> None:
     log = get_logger()
     with ctx.target.conn_info.connect(ctx.target.session) as conn:
         applied = apply_roles(conn, ctx.role_plan)
-    report = ctx.report
+    report = journal.done
     report.roles_created = applied.created
     report.roles_needing_password = applied.need_password
     report.roles_attributes_dropped = applied.dropped

@@ -1,15 +1,21 @@
-"""The restore report assembled from what planning found (:class:`plan.Findings`), in one
-place: planning never writes into the report, and the fields the report shares with the
-plan (backup, target, restore role, pg_restore) are taken from what they were found in."""
+"""The restore report assembled in one place: from what planning found
+(:class:`plan.Findings`) and what the executing phases did (:class:`journal.Done`). Neither
+planning nor the phases write into the report; the fields it shares with the plan (backup,
+target, restore role, pg_restore) are taken from what they were found in."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..catalog import BackupStatus
 from ..manifest import Manifest, backup_time
 from ..report import RestoreReport, recreate_advice
 from .plan import Findings
+
+if TYPE_CHECKING:
+    from .journal import Done
 
 
 def record_findings(report: RestoreReport, found: Findings) -> None:
@@ -41,6 +47,12 @@ def record_findings(report: RestoreReport, found: Findings) -> None:
     if found.client is not None:
         report.pg_restore_version = found.client.version
     report.plan = found.plan
+
+
+def record_done(report: RestoreReport, done: Done) -> None:
+    """What the executing phases did so far (each field of the report of the same name)."""
+    for item in fields(done):
+        setattr(report, item.name, getattr(done, item.name))
 
 
 def _record_skipped(report: RestoreReport, skipped: list[BackupStatus], manifest: Manifest) -> None:

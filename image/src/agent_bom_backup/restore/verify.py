@@ -11,9 +11,10 @@ from .. import dbstate
 from ..errors import VerifyError
 from ..verify import CompareOptions, VerificationResult, inspection_settings, verify_database
 from .context import RestoreContext
+from .journal import Journal
 
 
-def _verify(ctx: RestoreContext) -> VerificationResult:
+def _verify(ctx: RestoreContext, journal: Journal) -> VerificationResult:
     target, manifest, config = ctx.target, ctx.manifest, ctx.config
     session = target.session.inspecting(inspection_settings(manifest))
     try:
@@ -21,11 +22,11 @@ def _verify(ctx: RestoreContext) -> VerificationResult:
             result = verify_database(conn, manifest, CompareOptions(
                 owners=not config.no_owner, privileges=not config.no_privileges,
                 sees_every_row=target.role.sees_every_row, database_state=not ctx.scratch,
-                restore_role=target.role.name, accounted=_accounted(ctx)))
+                restore_role=target.role.name, accounted=_accounted(ctx, journal)))
     except psycopg.Error as exc:
         raise VerifyError(f"verification failed: cannot read the restored database: "
                           f"{str(exc).strip().splitlines()[0]}") from None
-    ctx.report.verification = result
+    journal.done.verification = result
     if not result.ok:
         problems = result.problems()
         raise VerifyError(
@@ -35,11 +36,11 @@ def _verify(ctx: RestoreContext) -> VerificationResult:
     return result
 
 
-def _accounted(ctx: RestoreContext) -> dict[str, set[str]]:
+def _accounted(ctx: RestoreContext, journal: Journal) -> dict[str, set[str]]:
     """Fingerprint lines the report already lists: items not restored (each with its
     statement) and the CREATE on public granted in place of the database's owner."""
     accounted: dict[str, set[str]] = {}
-    for item in ctx.report.not_restored:
+    for item in journal.done.not_restored:
         category, _, line = str(item["item"]).partition(": ")
         accounted.setdefault(category, set()).add(line.removeprefix("not in the backup: "))
     for owner in ctx.plan.public_grants:
