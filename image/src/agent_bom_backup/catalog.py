@@ -28,7 +28,7 @@ data the backup holds.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -237,6 +237,38 @@ class ResolvedBackup:
     skipped: list[BackupStatus] = field(default_factory=list)  # newer committed backups (--allow-older)
 
 
+@dataclass(frozen=True)
+class BackupSource:
+    """What a restore or ``verify`` is pointed at, parsed once at the edge: ``latest`` (the
+    newest backup under the configured bucket and prefix), ``s3://bucket/prefix/`` (the
+    newest under that prefix) or one backup's object URI."""
+
+    text: str
+    #: the storage the source names: an ``s3://`` URI brings its own bucket
+    storage: StorageConfig
+    #: the prefix to take the newest backup under; None: ``keys`` names one backup
+    prefix: str | None
+    keys: BackupKeys | None = None
+
+    @classmethod
+    def parse(cls, source: str, config: StorageConfig) -> BackupSource:
+        """The runbook passes only a URI and a region, so an ``s3://`` URI brings its own
+        bucket; ``latest`` needs the configured one. Errors, in this order: no bucket for
+        ``latest``, a malformed URI, the storage configuration, a URI that names no backup."""
+        if source == "latest":
+            if not config.bucket:
+                raise ConfigError("'latest' needs a bucket",
+                                  hint="set --bucket / AGENT_BOM_BACKUP_BUCKET, or pass an s3:// URI")
+            config.validate()
+            return cls(source, config, config.prefix)
+        bucket, key = parse_s3_uri(source)
+        storage = replace(config, bucket=bucket)
+        storage.validate()
+        if not key or key.endswith("/"):
+            return cls(source, storage, key)
+        return cls(source, storage, None, _keys_of(source))
+
+
 def storage_prefix(source: str, configured: str) -> str | None:
     """The prefix ``source`` asks for the newest backup under (None: it names one backup)."""
     if source == "latest":
@@ -245,16 +277,18 @@ def storage_prefix(source: str, configured: str) -> str | None:
     return key if not key or key.endswith("/") else None
 
 
-def resolve(storage: Storage, source: str, *, allow_older: bool = False) -> ResolvedBackup:
+def resolve(storage: Storage, source: str | BackupSource, *, allow_older: bool = False) -> ResolvedBackup:
     """``latest``, ``s3://bucket/prefix/`` or an object URI -> the backup and its manifest.
 
     For the newest backup: incomplete ones (failed or running runs) are skipped with a
     warning; an unreadable or archived one stops it, naming the backup and why, unless
     ``allow_older`` (then it is recorded as skipped and the next one is taken)."""
-    prefix = storage_prefix(source, storage.config.prefix)
-    if prefix is None:
-        keys = _keys_of(source)
-        return ResolvedBackup(keys, load_manifest(storage, keys))
+    if isinstance(source, str):
+        source = BackupSource.parse(source, storage.config)
+    if source.keys is not None:
+        return ResolvedBackup(source.keys, load_manifest(storage, source.keys))
+    prefix = source.prefix
+    assert prefix is not None
     log = get_logger()
     location = f"s3://{storage.config.bucket}/{prefix.strip('/')}/"
     skipped: list[BackupStatus] = []

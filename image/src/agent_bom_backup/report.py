@@ -13,7 +13,7 @@ from .log import scrub
 from .reportfile import write_atomic
 
 if TYPE_CHECKING:
-    from .restore import RestorePlan
+    from .restore.plan import RestorePlan
     from .verify import VerificationResult
 
 #: the statuses a report ends in (one set for restore, verify --deep and the drill):
@@ -130,6 +130,29 @@ class RestoreReport:
             f"restore role:      {self.restore_role or '-'}",
             f"pg_restore:        {self.pg_restore_version or '-'}",
         ]
+        lines += self._change_lines()
+        if self.plan is not None:
+            lines.append("plan:")
+            lines.extend(f"  - {step}" for step in self.plan.steps())
+        lines.extend(exclusion_lines(self.excluded_tables))
+        if self.verification is not None:
+            lines.extend(_verification_lines(self.verification))
+        if self.status not in ("running", VERIFIED, VERIFIED_WITH_EXCLUSIONS, INCOMPLETE, DRY_RUN):
+            lines.append(f"failed in:         {self.failed_step or '-'}")
+            if self.target_changed:
+                lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")
+                lines.append(f"to go back:        {self.recovery}")
+            else:
+                lines.append("target state:      untouched (the target database is as it was)"
+                             + (f"; cluster changes: {'; '.join(self.changes)}" if self.changes else ""))
+        if self.error:
+            lines.append(f"error:             {self.error}")
+        return scrub("\n".join(lines) + "\n")
+
+    def _change_lines(self) -> list[str]:
+        """The summary's lines on what the restore did besides pg_restore: passed-over
+        backups, the safety backup, roles, database state, what was not restored."""
+        lines: list[str] = []
         if self.data_loss_note:
             lines.append(f"WIDER DATA LOSS:   {self.data_loss_note}")
         for skipped in self.skipped_backups:
@@ -158,23 +181,7 @@ class RestoreReport:
                 lines.append(f"  - {item['item']}: {item['statement']};  ({item['reason']})")
         for note in self.tolerated_errors:
             lines.append(f"tolerated:         {note}")
-        if self.plan is not None:
-            lines.append("plan:")
-            lines.extend(f"  - {step}" for step in self.plan.steps())
-        lines.extend(exclusion_lines(self.excluded_tables))
-        if self.verification is not None:
-            lines.extend(_verification_lines(self.verification))
-        if self.status not in ("running", VERIFIED, VERIFIED_WITH_EXCLUSIONS, INCOMPLETE, DRY_RUN):
-            lines.append(f"failed in:         {self.failed_step or '-'}")
-            if self.target_changed:
-                lines.append(f"TARGET CHANGED:    {'; '.join(self.changes)}")
-                lines.append(f"to go back:        {self.recovery}")
-            else:
-                lines.append("target state:      untouched (the target database is as it was)"
-                             + (f"; cluster changes: {'; '.join(self.changes)}" if self.changes else ""))
-        if self.error:
-            lines.append(f"error:             {self.error}")
-        return scrub("\n".join(lines) + "\n")
+        return lines
 
 
 #: what upstream agent-bom's application must do when a table it owns was left out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -130,15 +131,28 @@ def grant_statement(membership: Membership, major: int) -> str:
     return statement + (" WITH " + ", ".join(options) if options else "")
 
 
+@dataclass(frozen=True)
+class RoleScope:
+    """What :func:`plan_roles` recreates memberships among, and the databases role
+    settings are scoped to."""
+
+    #: the roles the archive reaches (None: the created roles and the roles they are members of)
+    reached: set[str] | None = None
+    #: settings ``IN DATABASE`` the source database are kept, and re-scoped to the target database
+    source_database: str | None = None
+    target_database: str | None = None
+
+
 def plan_roles(missing: list[str], stored: RolesFile | dict[str, StoredRole], grantor: Grantor, existing: set[str],
-               self_grants: list[str], *, reached: set[str] | None = None, source_database: str | None = None,
-               target_database: str | None = None) -> RolePlan:
+               self_grants: list[str], scope: RoleScope | None = None, **keywords: Any) -> RolePlan:
     """Create ``missing`` (all must be in ``stored``) with the attributes ``grantor`` may
     give and their settings; recreate the memberships among the roles the archive
-    reaches (``reached``; None: the created roles and the roles they are members of) that
-    exist then; grant the restore role ``self_grants``. Never a membership in a
+    reaches (``scope.reached``; None: the created roles and the roles they are members of)
+    that exist then; grant the restore role ``self_grants``. Never a membership in a
     predefined ``pg_*`` role or in a SUPERUSER/BYPASSRLS/REPLICATION/CREATEROLE role:
-    those are listed as skipped."""
+    those are listed as skipped. ``scope``'s fields are accepted as keywords too."""
+    scope = scope or RoleScope(**keywords)
+    reached, source_database, target_database = scope.reached, scope.source_database, scope.target_database
     roles_file = stored if isinstance(stored, RolesFile) else RolesFile(roles=dict(stored))
     roles = roles_file.roles
     unknown = [name for name in missing if name not in roles]

@@ -137,28 +137,19 @@ def split_statements(text: str) -> list[Statement]:
     at_line_start = True
     while i < n:
         ch = text[i]
-        if ch == "\n":
-            line += 1
-            i += 1
-            at_line_start = True
-            continue
-        if ch in " \t\r":
+        if ch in " \t\r\n":
+            if ch == "\n":
+                line, at_line_start = line + 1, True
             i += 1
             continue
         if at_line_start and ch == "\\" and not tokens:
-            end = text.find("\n", i)
-            end = n if end < 0 else end
-            meta = text[i:end].rstrip()
-            if not _META.match(meta):
-                raise _refuse(line, meta, "a psql command other than \\restrict or \\unrestrict")
-            i = end
+            i = _skip_meta(text, i, line)
             continue
         at_line_start = False
         if not tokens:
             start_line, start = line, i
         if text.startswith("--", i):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
+            i = _line_end(text, i)
             if not tokens:
                 start_line = 0
             continue
@@ -170,22 +161,12 @@ def split_statements(text: str) -> list[Statement]:
             i += 1
             continue
         if ch in "'\"":
-            quote, j, value = ch, i + 1, []
-            while True:
-                k = text.find(quote, j)
-                if k < 0:
-                    raise _refuse(start_line, text[start:start + 80], "an unterminated quote")
-                value.append(text[j:k])
-                line += text.count("\n", j, k)
-                if text.startswith(quote * 2, k):
-                    value.append(quote)
-                    j = k + 2
-                    continue
-                i = k + 1
-                break
-            if quote == "'" and tokens and tokens[-1].kind == "word" and tokens[-1].text.upper() in ("E", "U&"):
+            value, end = _quoted(text, i, (start_line, start))
+            line += text.count("\n", i, end)
+            i = end
+            if ch == "'" and tokens and tokens[-1].kind == "word" and tokens[-1].text.upper() in ("E", "U&"):
                 raise _refuse(start_line, text[start:i], "an escape string literal")
-            tokens.append(Token("string" if quote == "'" else "ident", "".join(value)))
+            tokens.append(Token("string" if ch == "'" else "ident", value))
             continue
         if match := _NUMBER.match(text, i):
             if ch != "-" or (tokens and tokens[-1].upper == "LIMIT"):
@@ -204,6 +185,37 @@ def split_statements(text: str) -> list[Statement]:
     if tokens:
         raise _refuse(start_line, text[start:], "a statement without its closing semicolon")
     return statements
+
+
+def _skip_meta(text: str, i: int, line: int) -> int:
+    """Past a psql meta-command line at ``i`` (only \\restrict and \\unrestrict are allowed)."""
+    end = _line_end(text, i)
+    meta = text[i:end].rstrip()
+    if not _META.match(meta):
+        raise _refuse(line, meta, "a psql command other than \\restrict or \\unrestrict")
+    return end
+
+
+def _line_end(text: str, i: int) -> int:
+    """The index of the newline ending the line ``i`` is on (the text's end for the last)."""
+    end = text.find("\n", i)
+    return len(text) if end < 0 else end
+
+
+def _quoted(text: str, i: int, statement: tuple[int, int]) -> tuple[str, int]:
+    """The quoted string or identifier opening at ``i`` (doubled quotes are one) and the
+    index past its closing quote; ``statement`` (line, offset) is where its statement starts."""
+    quote, j, value = text[i], i + 1, []
+    while True:
+        k = text.find(quote, j)
+        if k < 0:
+            raise _refuse(statement[0], text[statement[1]:statement[1] + 80], "an unterminated quote")
+        value.append(text[j:k])
+        if text.startswith(quote * 2, k):
+            value.append(quote)
+            j = k + 2
+            continue
+        return "".join(value), k + 1
 
 
 # --------------------------------------------------------------------------- statements

@@ -1,16 +1,14 @@
-"""Verify a backup against its manifest.
+"""A database compared with a backup's manifest (the leaf of verification).
 
-* ``verify_backup`` (the ``verify`` command): the size and SHA-256 of the dump and
-  roles objects, streamed; with ``deep``, a restore into a scratch database too.
 * ``verify_database``: a restored database compared with the manifest: rows per table
   and tenant, the schema fingerprint, sequences.
+
+The ``verify`` command (``verify_backup``, ``deep_verify``, their results) lives in
+:mod:`verifybackup`, above the restore it runs; its names stay importable from here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,10 +16,8 @@ import psycopg
 from psycopg import sql
 
 from . import dbstate, pgcatalog
-from .log import event, get_logger
-from .manifest import BackupKeys, Manifest
+from .manifest import Manifest
 from .pgconn import LEGACY_INSPECTION_SETTINGS
-from .storage import Storage, StorageConfig
 
 
 @dataclass
@@ -97,13 +93,28 @@ def inspection_settings(manifest: Manifest) -> tuple[tuple[str, str], ...]:
     return LEGACY_INSPECTION_SETTINGS
 
 
-def verify_database(
-    conn: psycopg.Connection, manifest: Manifest, *, owners: bool = True, privileges: bool = True,
-    sees_every_row: bool = True, database_state: bool = True, restore_role: str | None = None,
-    accounted: dict[str, set[str]] | None = None,
-) -> VerificationResult:
+@dataclass(frozen=True)
+class CompareOptions:
+    """What :func:`verify_database` leaves out, and how it may count."""
+
+    #: compare owners (False: --no-owner) and privileges (False: --no-privileges)
+    owners: bool = True
+    privileges: bool = True
+    #: the connected role is a superuser or has BYPASSRLS
+    sees_every_row: bool = True
+    #: compare the database's own state (format 3); False for a scratch restore
+    database_state: bool = True
+    #: the target's administrator (the role the database state is captured as)
+    restore_role: str | None = None
+    #: fingerprint lines the report already lists (not restored, each with its statement)
+    accounted: dict[str, set[str]] | None = None
+
+
+def verify_database(conn: psycopg.Connection, manifest: Manifest, options: CompareOptions | None = None,
+                    **keywords: Any) -> VerificationResult:
     """Compare the database ``conn`` is connected to (autocommit, in an inspection session:
-    :func:`inspection_settings`) with ``manifest``.
+    :func:`inspection_settings`) with ``manifest``. ``options`` (or its fields as keywords,
+    as before :class:`CompareOptions`) say what is left out.
 
     Rows are counted with ``row_security = off``, so a role that row-level security
     would filter gets an error, never a low count. A role that neither is a superuser nor
@@ -112,45 +123,53 @@ def verify_database(
     FORCE from the tables that have it, counts, and rolls back. The fingerprint is read
     afterwards, and shows FORCE back on.
     """
+    options = options or CompareOptions(**keywords)
     result = VerificationResult()
     forced = pgcatalog.forced_rls_tables(conn)
     with conn.transaction(force_rollback=True):
-        if forced and not sees_every_row:
+        if forced and not options.sees_every_row:
             for schema, table in forced:
                 conn.execute(sql.SQL("ALTER TABLE {} NO FORCE ROW LEVEL SECURITY").format(
                     sql.Identifier(schema, table)))
             result.rls_counting = (f"as the tables' owner: FORCE ROW LEVEL SECURITY lifted on {len(forced)} table(s) "
                                    "inside the counting transaction, then rolled back")
         else:
-            result.rls_counting = "superuser or BYPASSRLS: every row visible" if sees_every_row \
+            result.rls_counting = "superuser or BYPASSRLS: every row visible" if options.sees_every_row \
                 else "no table forces row-level security; owners see every row"
         actual_counts = {f"{c.schema}.{c.name}": c for c in pgcatalog.row_counts(conn, manifest.tenant_column)}
         result.sequence_problems, result.sequence_check = _sequence_problems(conn, manifest)
     _compare_counts(result, manifest, actual_counts)
+    _compare_fingerprint(conn, manifest, result, options)
+    return result
 
+
+def _compare_fingerprint(conn: psycopg.Connection, manifest: Manifest, result: VerificationResult,
+                         options: CompareOptions) -> None:
+    """The schema fingerprint (and, format 3, the database's own state) against the
+    manifest's, without the categories left out and the lines the report accounts for."""
     skipped = []
-    if not owners:
+    if not options.owners:
         skipped += list(pgcatalog.OWNERSHIP_CATEGORIES)
-    if not privileges:
+    if not options.privileges:
         skipped += list(pgcatalog.PRIVILEGE_CATEGORIES)
     expected_fp = dict(manifest.schema_fingerprint)
     actual_fp = pgcatalog.schema_fingerprint(conn)
     if manifest.database is not None:
-        if database_state:
+        if options.database_state:
             record = manifest.database
-            actual_fp.update(dbstate.capture(conn, set(), administrator=restore_role, reached=set(record.reached_roles),
-                                             name=record.name).fingerprint())
-            omitted = tuple(k for k, off in (("owner ", not owners), ("acl ", not privileges),
-                                             ("role setting ", not privileges)) if off)
+            actual_fp.update(dbstate.capture(conn, set(), administrator=options.restore_role,
+                                             reached=set(record.reached_roles), name=record.name).fingerprint())
+            omitted = tuple(k for k, off in (("owner ", not options.owners), ("acl ", not options.privileges),
+                                             ("role setting ", not options.privileges)) if off)
             for fp in (expected_fp, actual_fp):
                 fp[dbstate.DATABASE_CATEGORY] = [line for line in fp.get(dbstate.DATABASE_CATEGORY, [])
                                                  if not line.startswith(omitted or ("\0",))]
-            if not privileges:
+            if not options.privileges:
                 skipped.append(dbstate.MEMBERSHIP_CATEGORY)
         else:
             skipped += list(dbstate.CATEGORIES)
     result.fingerprint_categories_skipped = skipped
-    accounted = accounted or {}
+    accounted = options.accounted or {}
     for category, expected_items in expected_fp.items():
         if category in skipped:
             continue
@@ -162,7 +181,6 @@ def verify_database(
         unexpected = sorted(set(actual_items) - set(expected_items) - known)
         if missing or unexpected:
             result.fingerprint_diff[category] = {"missing": missing, "unexpected": unexpected}
-    return result
 
 
 def _compare_counts(result: VerificationResult, manifest: Manifest,
@@ -227,193 +245,18 @@ def _sequence_problems(conn: psycopg.Connection, manifest: Manifest) -> tuple[li
     return problems, SEQUENCES_RECORDED
 
 
-# --------------------------------------------------------------------------- the verify command
-@dataclass
-class ObjectCheck:
-    key: str
-    expected_size: int
-    actual_size: int | None
-    expected_sha256: str
-    actual_sha256: str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.expected_size == self.actual_size and self.expected_sha256 == self.actual_sha256
-
-    def problem(self) -> str | None:
-        if self.actual_size is None:
-            return f"{self.key} is missing"
-        if self.actual_size != self.expected_size:
-            return f"{self.key} is {self.actual_size} bytes, the manifest says {self.expected_size}"
-        if self.actual_sha256 != self.expected_sha256:
-            return (f"{self.key}: SHA-256 {self.actual_sha256} differs from the manifest's "
-                    f"{self.expected_sha256} (corrupted or replaced)")
-        return None
+#: the ``verify`` command's names, moved up to :mod:`verifybackup`, importable from here
+_MOVED_UP = frozenset({"ObjectCheck", "DeepResult", "VerifyResult", "verify_backup", "deep_verify",
+                       "_hash_stream", "_check_object",
+                       # what verify.py imported for them
+                       "hashlib", "time", "Iterator", "Storage", "StorageConfig", "BackupKeys", "event",
+                       "get_logger"})
 
 
-@dataclass
-class DeepResult:
-    ok: bool
-    target: str
-    database: str
-    server_version: str | None
-    fidelity: str  # "full" or "no-owner/no-privileges"
-    throwaway: bool
-    seconds: float
-    problems: list[str] = field(default_factory=list)
-    roles_created: list[str] = field(default_factory=list)
-    tables: int = 0
-    tenants: int = 0
-    categories_skipped: list[str] = field(default_factory=list)
-    verification: VerificationResult | None = None
-    #: relations the backup left out by configuration (not in it, so not restored)
-    excluded_tables: list[str] = field(default_factory=list)
-
-
-@dataclass
-class VerifyResult:
-    uri: str
-    backup_id: str
-    objects: list[ObjectCheck]
-    seconds: float
-    deep: DeepResult | None = None
-    #: the age recipients of an encrypted backup (without --deep only the ciphertext is checked)
-    encrypted_to: list[str] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(o.ok for o in self.objects) and (self.deep is None or self.deep.ok)
-
-    def problems(self) -> list[str]:
-        found = [p for o in self.objects if (p := o.problem())]
-        if self.deep is not None:
-            found += self.deep.problems
-        return found
-
-    def to_dict(self) -> dict[str, Any]:
-        return with_verdict(self)
-
-
-def _hash_stream(chunks: Iterator[bytes]) -> tuple[int, str]:
-    hasher = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        hasher.update(chunk)
-        size += len(chunk)
-    return size, hasher.hexdigest()
-
-
-def _check_object(storage: Storage, key: str, size: int, sha256: str) -> ObjectCheck:
-    if not storage.exists(key):
-        return ObjectCheck(key, size, None, sha256, None)
-    actual_size, digest = _hash_stream(storage.stream(key))
-    return ObjectCheck(key, size, actual_size, sha256, digest)
-
-
-def verify_backup(
-    config: StorageConfig,
-    source: str,
-    *,
-    deep: bool = False,
-    scratch_url: str | None = None,
-    pg_bin_dirs: tuple[str, ...] = (),
-    scratch_dir: str | None = None,
-    identity_file: str | None = None,
-) -> VerifyResult:
-    """Size and SHA-256 of the dump and roles objects against the manifest, streamed
-    (no temporary file); with ``deep`` also a restore into a scratch database that is
-    verified against the manifest and dropped. ``latest`` is resolved by the backup
-    catalog as ``restore latest`` resolves it."""
-    from .catalog import NewestUnusableError, resolve
-    from .errors import VerifyError
-    from .restore import source_storage
-
-    started = time.monotonic()
-    storage = Storage(source_storage(config, source))
-    try:
-        resolved = resolve(storage, source)
-    except NewestUnusableError as exc:
-        raise VerifyError(exc.message, hint="verify an older backup by its URI (agent-bom-backup list)") from None
-    keys, manifest = resolved.keys, resolved.manifest
-    uri = storage.config.uri(keys.dump)
-    event(get_logger(), "verifying backup", uri=uri, bytes=manifest.dump.size)
-    checks = [_check_object(storage, keys.dump, manifest.dump.size, manifest.dump.sha256)]
-    if manifest.roles is not None:
-        checks.append(_check_object(storage, manifest.roles.key, manifest.roles.size, manifest.roles.sha256))
-    result = VerifyResult(uri=uri, backup_id=keys.backup_id, objects=checks, seconds=0.0,
-                          encrypted_to=list(manifest.encryption.recipients) if manifest.encryption else None)
-    if deep and all(c.ok for c in checks):
-        result.deep = deep_verify(storage, keys, manifest, scratch_url=scratch_url, pg_bin_dirs=pg_bin_dirs,
-                                  scratch_dir=scratch_dir, identity_file=identity_file)
-    result.seconds = round(time.monotonic() - started, 1)
-    return result
-
-
-def deep_verify(
-    storage: Storage,
-    keys: BackupKeys,
-    manifest: Manifest,
-    *,
-    scratch_url: str | None,
-    pg_bin_dirs: tuple[str, ...] = (),
-    scratch_dir: str | None = None,
-    identity_file: str | None = None,
-) -> DeepResult:
-    """Restore the backup into a fresh scratch database with the restore machinery,
-    verify rows, tenants and the schema fingerprint, then drop the database (or the
-    throwaway cluster).
-
-    A restore that fails after it started changing the scratch database (pg_restore
-    errors, a verification mismatch) is this backup's failure: its cause becomes a
-    problem line (``verify`` exits 7). Refusals and preflight failures keep their codes."""
-    from .agecrypt import require_identity
-    from .errors import ChangedError
-    from .restore import RestoreConfig, run_restore
-    from .scratchdb import scratch_database
-
-    started = time.monotonic()
-    # an encrypted backup's identity is proven before a scratch database is made
-    require_identity(storage.get_bytes, manifest, identity_file)
-    with scratch_database(scratch_url, manifest.source.server_major, pg_bin_dirs) as target:
-        full = target.superuser
-        config = RestoreConfig(
-            source=storage.config.uri(keys.dump),
-            target_url=target.conninfo,
-            storage=storage.config,
-            live_source_url=None,
-            create_missing_roles=True,
-            no_owner=not full,
-            no_privileges=not full,
-            jobs=2,
-            safety_backup=False,
-            scratch_dir=scratch_dir,
-            pg_bin_dirs=pg_bin_dirs,
-            purpose="verify --deep",
-            identity_file=identity_file,
-        )
-        outcome = run_restore(config)
-        report = outcome.report
-        problems: list[str] = []
-        error = outcome.error
-        if isinstance(error, ChangedError):
-            verification = report.verification
-            problems = (verification.problems() if verification is not None else []) or [error.cause.message]
-        elif error is not None:
-            raise error
-        verification = report.verification
-        return DeepResult(
-            ok=not problems,
-            target=target.display,
-            database=target.database,
-            server_version=report.target_server_version,
-            fidelity="full" if full else "no-owner/no-privileges",
-            throwaway=target.throwaway,
-            seconds=round(time.monotonic() - started, 1),
-            problems=problems,
-            roles_created=list(report.roles_created),
-            tables=len(verification.tables) if verification else 0,
-            tenants=len(verification.tenant_totals_actual) if verification else 0,
-            categories_skipped=list(verification.fingerprint_categories_skipped) if verification else [],
-            verification=verification,
-            excluded_tables=list(manifest.excluded_tables),
-        )
+def __getattr__(name: str) -> Any:
+    """The names that moved up, imported late (importing them at module level would bring
+    back the circle verify -> restore -> verify)."""
+    if name in _MOVED_UP:
+        from . import verifybackup
+        return getattr(verifybackup, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
