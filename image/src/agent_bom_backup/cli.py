@@ -6,49 +6,21 @@ declarations and a test keeps it current.
 
 The group is here; the commands live in :mod:`agent_bom_backup.commands` (``options``:
 what they share; ``backup``: backup and preflight; ``restore``: restore and verify;
-``catalog``: list, check and prune). The names the CLI module held are importable from it.
+``catalog``: list, check and prune). The names the CLI module held are importable from it
+(:func:`__getattr__`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from . import __version__
-from .commands.backup import _settings, backup, preflight
-from .commands.catalog import _echo_recipients, check, list_command, prune
-from .commands.options import (
-    F,
-    LineSeparated,
-    _add_url_password,
-    _apply,
-    _duration_option,
-    _LineString,
-    database_url,
-    identity_option,
-    lock_wait_timeout_option,
-    monitor_config,
-    monitor_options,
-    only_pg_bin_dirs_option,
-    operation,
-    parse_duration,
-    parse_size,
-    pg_bin_dir_option,
-    pg_bin_dirs,
-    pg_client_options,
-    scratch_dir_option,
-    storage_config,
-    storage_options,
-)
-from .commands.restore import _restore_facts, _threshold, restore, verify
-
-__all__ = [
-    "F", "LineSeparated", "_LineString", "_add_url_password", "_apply", "_duration_option", "_echo_recipients",
-    "_restore_facts", "_settings", "_threshold", "backup", "check", "database_url", "identity_option",
-    "list_command", "lock_wait_timeout_option", "main", "monitor_config", "monitor_options",
-    "only_pg_bin_dirs_option", "operation", "parse_duration", "parse_size", "pg_bin_dir_option", "pg_bin_dirs",
-    "pg_client_options", "preflight", "prune", "restore", "scratch_dir_option", "storage_config",
-    "storage_options", "verify",
-]
+from .commands import backup as backup_commands
+from .commands import catalog as catalog_commands
+from .commands import options as shared_options
+from .commands import restore as restore_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -62,5 +34,15 @@ def main() -> None:
     """
 
 
-for _command in (backup, restore, preflight, list_command, verify, check, prune):
+for _command in (backup_commands.backup, restore_commands.restore, backup_commands.preflight,
+                 catalog_commands.list_command, restore_commands.verify, catalog_commands.check, catalog_commands.prune):
     main.add_command(_command)
+
+
+def __getattr__(name: str) -> Any:
+    """The names this module held before its commands moved (``from agent_bom_backup.cli
+    import parse_size`` keeps working): looked up in the command modules."""
+    for module in (shared_options, backup_commands, restore_commands, catalog_commands):
+        if name in vars(module):
+            return vars(module)[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

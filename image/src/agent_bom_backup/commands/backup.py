@@ -25,6 +25,11 @@ from .options import (
 )
 
 
+#: backup options whose values BackupConfig takes as given, under the same names
+_BACKUP_AS_GIVEN = ("compression", "compression_fallback", "tenant_column", "enable_row_security",
+                    "upload_concurrency", "pg_bin_dirs_only", "metrics_file")
+
+
 @click.command()
 @storage_options
 @click.option("--sse", envvar="AGENT_BOM_BACKUP_SSE", default="none", show_default=True, show_envvar=True,
@@ -91,23 +96,17 @@ def backup(**kwargs: Any) -> None:
     config = BackupConfig(
         database_url=url,
         storage=storage,
-        compression=kwargs["compression"],
-        compression_fallback=kwargs["compression_fallback"],
-        tenant_column=kwargs["tenant_column"],
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
-        enable_row_security=kwargs["enable_row_security"],
         session_settings=_settings(kwargs["session_settings"]),
         part_schedule=PartSchedule(parse_size(kwargs["part_size"], "--part-size"), kwargs["part_growth_interval"]),
-        upload_concurrency=kwargs["upload_concurrency"],
         memory_budget=memory_budget(
             parse_size(kwargs["memory_budget"], "--memory-budget") if kwargs["memory_budget"] else None,
             parse_size(kwargs["memory_limit"], "--memory-limit") if kwargs["memory_limit"] else None,
         ),
         pg_bin_dirs=pg_bin_dirs(kwargs),
-        pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
-        metrics_file=kwargs["metrics_file"],
         exclude_tables=tuple(name.strip() for name in kwargs["exclude_tables"] if name.strip()),
         encrypt_to=tuple(kwargs["encrypt_to"]),
+        **{name: kwargs[name] for name in _BACKUP_AS_GIVEN},
     )
     manifest = run_backup(config)
     notify.record(backup_uri=storage.uri(manifest.dump.key), bytes=manifest.dump.size, parts=manifest.dump.parts,

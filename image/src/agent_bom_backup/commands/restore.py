@@ -26,6 +26,12 @@ from .options import (
 )
 
 
+#: restore options whose values RestoreConfig takes as given, under the same names
+_RESTORE_AS_GIVEN = ("target_url", "clean", "confirm_target", "approval", "operator", "create_missing_roles", "no_owner",
+                     "no_privileges", "jobs", "dry_run", "safety_backup_dir", "scratch_dir", "pg_bin_dirs_only",
+                     "allow_older", "report_path", "identity_file", "terminate_sessions", "safety_backup_to_bucket")
+
+
 def _threshold(value: str) -> int | None:
     """--parallel-download-threshold: a size, or off (None)."""
     return None if value.strip().lower() == "off" else parse_size(value, "--parallel-download-threshold")
@@ -96,30 +102,13 @@ def restore(**kwargs: Any) -> None:
         raise ConfigError("no restore target", hint="set AGENT_BOM_RESTORE_POSTGRES_URL (or --target-url)")
     config = RestoreConfig(
         source=kwargs["backup_uri"],
-        target_url=kwargs["target_url"],
         storage=storage_config(kwargs),
         live_source_url=os.environ.get("AGENT_BOM_POSTGRES_URL") or None,
-        clean=kwargs["clean"],
-        confirm_target=kwargs["confirm_target"],
-        approval=kwargs["approval"],
-        operator=kwargs["operator"],
-        create_missing_roles=kwargs["create_missing_roles"],
-        no_owner=kwargs["no_owner"],
-        no_privileges=kwargs["no_privileges"],
-        jobs=kwargs["jobs"],
         parallel_download_threshold=_threshold(kwargs["parallel_download_threshold"]),
-        dry_run=kwargs["dry_run"],
         safety_backup=not kwargs["no_safety_backup"],
-        safety_backup_dir=kwargs["safety_backup_dir"],
-        scratch_dir=kwargs["scratch_dir"],
         pg_bin_dirs=pg_bin_dirs(kwargs),
-        pg_bin_dirs_only=kwargs["pg_bin_dirs_only"],
         lock_wait_timeout_s=kwargs["lock_wait_timeout"],
-        allow_older=kwargs["allow_older"],
-        report_path=kwargs["report_path"],
-        identity_file=kwargs["identity_file"],
-        terminate_sessions=kwargs["terminate_sessions"],
-        safety_backup_to_bucket=kwargs["safety_backup_to_bucket"],
+        **{name: kwargs[name] for name in _RESTORE_AS_GIVEN},
     )
     outcome = run_restore(config)
     notify.record(**_restore_facts(outcome.report))

@@ -2,12 +2,11 @@
 
 Stores such as Ceph RGW send error bodies without a ``<Message>`` (botocore then reports
 ``Message=None``), so no line depends on the store's wording. S3 errors are classified by
-their code (:data:`_BY_CODE`), then by what only the status or the request tells apart.
+their code (:data:`_KNOWN_CODES`), then by what only the status or the request tells apart.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, HTTPClientError, SSLError
@@ -84,9 +83,11 @@ def storage_error(exc: Exception, action: str, uri: str, *, sse: str = "none") -
 
 def _refused(answer: _Refusal, sse: str) -> StorageError:
     """The line for a store's error answer: by its code, else by what else it says."""
-    by_code = _BY_CODE.get(answer.code)
-    if by_code is not None:
-        return by_code(answer)
+    known = _BY_CODE.get(answer.code)
+    if known is not None:
+        line, hint = known
+        return StorageError(line.format(action=answer.action, uri=answer.uri, code=answer.code,
+                                        detail=answer.detail), hint=hint)
     if answer.code == "MissingContentLength" or answer.status == 411:
         return _missing_content_length(answer)
     if answer.code == "InvalidRequest" and sse != "none":
@@ -97,41 +98,25 @@ def _refused(answer: _Refusal, sse: str) -> StorageError:
     return _unexplained(answer)
 
 
-def _no_bucket(a: _Refusal) -> StorageError:
-    return StorageError(f"{a.action} failed: bucket of {a.uri} does not exist", hint="check the bucket name")
-
-
-def _no_object(a: _Refusal) -> StorageError:
-    return StorageError(f"{a.action} failed: no object at {a.uri}", hint="run `agent-bom-backup list`")
-
-
-def _denied(a: _Refusal) -> StorageError:
-    return StorageError(
-        f"{a.action} failed: access denied to {a.uri} ({a.code})",
-        hint="check the role's IAM policy (deploy/iam/) and the credentials in use",
-    )
-
-
-def _other_region(a: _Refusal) -> StorageError:
-    return StorageError(f"{a.action} failed: {a.uri} is in another region ({a.code})", hint="fix bucketRegion")
-
-
-def _archived(a: _Refusal) -> StorageError:
-    return StorageError(
-        f"{a.action} failed: {a.uri} is archived (Glacier/Deep Archive)",
-        hint="restore it first: aws s3api restore-object --restore-request Days=2 ..., then retry",
-    )
-
-
-def _part_rejected(a: _Refusal) -> StorageError:
-    return StorageError(f"{a.action} failed: the store rejected a part of {a.uri} ({a.detail})",
-                        hint="if the store's minimum part size is larger, raise --part-size "
-                        "(AGENT_BOM_BACKUP_PART_SIZE)")
-
-
-def _exists(a: _Refusal) -> StorageError:
-    return StorageError(f"{a.action} failed: {a.uri} already exists (PreconditionFailed)",
-                        hint="another writer created it first; existing objects are never overwritten")
+#: S3 error codes whose meaning needs nothing else of the answer: the line (formatted with
+#: the answer's ``action``, ``uri``, ``code`` and ``detail``) and the hint
+_KNOWN_CODES: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("NoSuchBucket",), "{action} failed: bucket of {uri} does not exist", "check the bucket name"),
+    (("NoSuchKey", "404", "NotFound"), "{action} failed: no object at {uri}", "run `agent-bom-backup list`"),
+    (("AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"),
+     "{action} failed: access denied to {uri} ({code})",
+     "check the role's IAM policy (deploy/iam/) and the credentials in use"),
+    (("PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"),
+     "{action} failed: {uri} is in another region ({code})", "fix bucketRegion"),
+    (("InvalidObjectState",), "{action} failed: {uri} is archived (Glacier/Deep Archive)",
+     "restore it first: aws s3api restore-object --restore-request Days=2 ..., then retry"),
+    (("EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder"),
+     "{action} failed: the store rejected a part of {uri} ({detail})",
+     "if the store's minimum part size is larger, raise --part-size (AGENT_BOM_BACKUP_PART_SIZE)"),
+    (("PreconditionFailed", "412"), "{action} failed: {uri} already exists (PreconditionFailed)",
+     "another writer created it first; existing objects are never overwritten"),
+)
+_BY_CODE = {code: (line, hint) for codes, line, hint in _KNOWN_CODES for code in codes}
 
 
 def _missing_content_length(a: _Refusal) -> StorageError:
@@ -168,22 +153,6 @@ def _unexplained(a: _Refusal) -> StorageError:
         f"{a.action} failed for {a.uri}: {a.detail}",
         hint=where + ("" if a.message else " (the store gave no reason)"),
     )
-
-
-def _codes(builder: Callable[[_Refusal], StorageError], *codes: str) -> dict[str, Callable[[_Refusal], StorageError]]:
-    return dict.fromkeys(codes, builder)
-
-
-#: S3 error codes whose meaning needs nothing else of the answer
-_BY_CODE: dict[str, Callable[[_Refusal], StorageError]] = {
-    **_codes(_no_bucket, "NoSuchBucket"),
-    **_codes(_no_object, "NoSuchKey", "404", "NotFound"),
-    **_codes(_denied, "AccessDenied", "403", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"),
-    **_codes(_other_region, "PermanentRedirect", "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"),
-    **_codes(_archived, "InvalidObjectState"),
-    **_codes(_part_rejected, "EntityTooSmall", "EntityTooLarge", "InvalidPart", "InvalidPartOrder"),
-    **_codes(_exists, "PreconditionFailed", "412"),
-}
 
 
 def _disk_error(exc: OSError, uri: str) -> StorageError:
