@@ -108,7 +108,12 @@ class Snapshot:
 
     @property
     def left_out(self) -> set[tuple[str, str]]:
-        return {(e.schema, e.name) for e in self.excluded}
+        return _left_out(self.excluded)
+
+
+def _left_out(excluded: list[tableaccess.Excluded]) -> set[tuple[str, str]]:
+    """(schema, name) of every relation --exclude-table leaves out: what the counts skip."""
+    return {(e.schema, e.name) for e in excluded}
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ def _take_snapshot(run: BackupRun) -> Snapshot:
     snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
     # before pg_dump starts: it reads the sequences later, so the archive holds this
     # state or one further along (sequences are not transactional)
-    sequences = pgcatalog.sequence_states(conn, skip={(e.schema, e.name) for e in excluded})
+    sequences = pgcatalog.sequence_states(conn, skip=_left_out(excluded))
     return Snapshot(snapshot_id=snapshot_id, info=info, excluded=excluded, sequences=sequences,
                     stats_before=stats_before)
 
