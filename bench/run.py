@@ -198,6 +198,11 @@ class Bench:
         assert self.store is not None
         return self.store.endpoint_url
 
+    def store_env(self) -> dict[str, str]:
+        """What the CLI sets for this S3 server (:attr:`stores.BenchStore.cli_env`)."""
+        assert self.store is not None
+        return dict(self.store.cli_env)
+
     # -- the peer and the plain-boto3 transfers ------------------------------------
     def s3io_env(self, bucket: str) -> dict[str, str]:
         from agent_bom_backup.parts import DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE

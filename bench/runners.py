@@ -83,6 +83,7 @@ class Context(Protocol):
     def superuser_url(self, database: str) -> str: ...
     def superuser_password(self) -> str: ...
     def endpoint_url(self) -> str: ...
+    def store_env(self) -> dict[str, str]: ...
 
 
 # ----------------------------------------------------------------------------- log events
@@ -269,7 +270,7 @@ class HostRunner:
 
 
 def _restore_env(ctx: Context) -> dict[str, str]:
-    return {
+    return ctx.store_env() | {
         "AGENT_BOM_RESTORE_JOBS": str(RESTORE_JOBS),
         "AGENT_BOM_RESTORE_OPERATOR": "bench",
         "PGPASSWORD": ctx.superuser_password(),

@@ -46,6 +46,8 @@ class BenchStore:
     #: boto3's parallel ranged GETs (what ``aws s3 cp`` does; cheap on a real store)
     download: str
     version: str
+    #: what the CLI sets for this server (moto: one-stream downloads, ``MotoServer.JOB_ENV``)
+    cli_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -106,7 +108,7 @@ def open_store(name: str, work_dir: Path) -> BenchStore:
     """The server called ``name`` (not started), its files under ``work_dir``."""
     if name == "moto":
         return BenchStore("moto", MotoServer(work_dir / "moto"), download="single",
-                          version=f"moto {_package_version('moto')} (in memory)")
+                          version=f"moto {_package_version('moto')} (in memory)", cli_env=dict(MotoServer.JOB_ENV))
     if name == "rgw":
         try:
             from devstack.rgw import RgwServer

@@ -98,6 +98,7 @@ def main() -> int:
             "AGENT_BOM_BACKUP_REGION": REGION,
             "AGENT_BOM_BACKUP_ENDPOINT_URL": endpoint,
             "AGENT_BOM_BACKUP_LOG_FORMAT": "json",
+            **(MotoServer.JOB_ENV if isinstance(s3, MotoServer) else {}),
             **encryption,
         }
         step("backup: agent-bom-backup backup (the CronJob's command)")

@@ -20,6 +20,7 @@ from devstack.rgw import RgwError, RgwServer
 from devstack.s3server import MotoServer
 from devstack.tls import make_ca
 from tests.support.cli import fresh_bucket as cli_bucket
+from tests.support.stores import Store
 
 ALL_MAJORS = [15, 16, 17, 18]
 MIB = 1024 * 1024
@@ -231,6 +232,11 @@ class TestMoto:
 
     def test_dummy_credentials_are_in_the_environment(self) -> None:
         assert (os.environ["AWS_ACCESS_KEY_ID"], os.environ.get("AWS_PROFILE")) == ("testing", None)
+
+    def test_a_job_on_moto_downloads_in_one_stream(self, tmp_path: Path) -> None:
+        """moto reads the whole object for every ranged GET: the harness, not the CLI, knows it."""
+        moto = Store("moto", MotoServer(tmp_path), "http://127.0.0.1:1")
+        assert moto.job_env("abb-any")["AGENT_BOM_RESTORE_PARALLEL_DOWNLOAD_THRESHOLD"] == "off"
 
     def test_reset_forgets_buckets(self, tmp_root: Path) -> None:
         with MotoServer(tmp_root / "moto-reset") as server:

@@ -1,10 +1,10 @@
 """Restore downloads (issue 18, item 5): a dump starts as one stream; when it is at least
 ``--parallel-download-threshold`` large and a ranged GET answers about as fast as a HEAD,
 the rest comes as parallel ranged GETs written at their offsets, hashed in order as the
-ranges complete (storage.Storage.download). Ceph RGW serves ranges cheaply; moto reads the
-whole object for every GET (known by its server), so it keeps its one stream. A dump that does not match
-its manifest is refused before the target is touched, whichever way it came. Speed is
-measured in bench/, not here."""
+ranges complete (storage.download). Ceph RGW serves ranges cheaply; a store whose ranged
+GETs are slow (played by a proxy in front of moto) keeps its one stream: the probe measures
+it, the store is never known by its name. A dump that does not match its manifest is refused
+before the target is touched, whichever way it came. Speed is measured in bench/, not here."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from devstack.pgcluster import PgCluster
 from devstack.rgw import RgwServer
 from devstack.s3server import MotoServer
 from tests.support import cli
+from tests.support.s3proxy import Rule, S3Proxy
 from tests.support.stores import Store, store_for
 
 MiB = 1024 * 1024
@@ -92,22 +93,30 @@ def test_no_threshold_one_stream(rgw_object: Storage, tmp_path: Path) -> None:
     assert PARALLEL not in download(rgw_object, tmp_path / "dump", threshold=None).messages
 
 
+#: a store slow at ranges: its ranged GET answers a second late (a HEAD, ~5 ms); the stream
+#: answers later still, so the probe has answered when the stream's first chunk is read
+SLOW_RANGE_S = 1.0
+SLOW_STREAM_S = 2.5
+
+
 @pytest.fixture(scope="module")
-def moto_download(s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Downloaded, bytes]]:
-    """160 MiB on moto, which reads the whole object for every GET, ranged or not."""
-    data = os.urandom(160 * MiB)
-    with cli.fresh_bucket(s3, "abb-moto-ranges") as bucket:
+def slow_ranges_download(s3: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Downloaded, bytes]]:
+    """A dump of a few ranges from a store whose ranged GETs are slow (a proxy in front of moto)."""
+    data = os.urandom(3 * DOWNLOAD_RANGE_SIZE)
+    rules = [Rule(method="GET", path_suffix=KEY, ranged=True, delay_s=SLOW_RANGE_S),
+             Rule(method="GET", path_suffix=KEY, ranged=False, delay_s=SLOW_STREAM_S)]
+    with cli.fresh_bucket(s3, "abb-slow-ranges") as bucket, S3Proxy(s3.endpoint_url, rules=rules) as proxy:
         s3.client().put_object(Bucket=bucket, Key=KEY, Body=data)
-        yield download(storage_for(bucket, s3.endpoint_url), tmp_path_factory.mktemp("moto") / "dump", MiB), data
+        yield download(storage_for(bucket, proxy.endpoint_url), tmp_path_factory.mktemp("slow") / "dump", MiB), data
 
 
-def test_a_store_reading_whole_objects_for_ranges_keeps_one_stream(moto_download: tuple[Downloaded, bytes]) -> None:
-    downloaded, _ = moto_download
+def test_a_store_slow_at_ranges_keeps_one_stream(slow_ranges_download: tuple[Downloaded, bytes]) -> None:
+    downloaded, _ = slow_ranges_download
     assert (WHOLE_OBJECT in downloaded.messages, PARALLEL in downloaded.messages) == (True, False)
 
 
-def test_the_one_stream_is_the_object(moto_download: tuple[Downloaded, bytes]) -> None:
-    downloaded, data = moto_download
+def test_the_one_stream_is_the_object(slow_ranges_download: tuple[Downloaded, bytes]) -> None:
+    downloaded, data = slow_ranges_download
     assert downloaded.sha256 == hashlib.sha256(data).hexdigest()
 
 

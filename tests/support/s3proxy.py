@@ -9,7 +9,7 @@ multipart part sizes and what the store answered; ``endpoint_url`` is what the C
   botocore sends by default (``x-amz-checksum-*``, ``x-amz-sdk-checksum-algorithm``) or an
   ``aws-chunked`` body (``400 InvalidRequest``; the reasons are kept in ``rejected``).
 * :class:`Rule` s misbehave on cue: delay requests (so a dump is still streaming when the
-  test strikes), hold one until the test releases it, answer with an S3 error code
+  test strikes, or so ranged GETs are slow), hold one until the test releases it, answer with an S3 error code
   (``503 SlowDown``, ``500 InternalError``, ``403``...).
 * :meth:`S3Proxy.kill` stops listening and cuts every open connection, in flight or idle,
   like an endpoint that went away.
@@ -42,6 +42,7 @@ class Recorded:
     body_size: int
     status: int  # 0: no answer yet, or none ever (connection cut)
     at: float
+    ranged: bool = False  # a GET with a Range header
 
     @property
     def is_part(self) -> bool:
@@ -55,7 +56,8 @@ class Recorded:
 
 @dataclass
 class Rule:
-    """What to do with requests that match ``method``, ``query_key`` and ``path_suffix``.
+    """What to do with requests that match ``method``, ``query_key``, ``path_suffix`` and
+    ``ranged`` (None: ranged or not).
 
     The first ``after`` matches pass untouched; the next ``remaining`` get the treatment:
     wait ``delay_s``, wait until ``hold`` is set, then answer ``status``/``code`` (or pass
@@ -65,6 +67,7 @@ class Rule:
     method: str | None = None
     query_key: str | None = None
     path_suffix: str | None = None
+    ranged: bool | None = None
     status: int | None = None
     code: str = "InternalError"
     message: str = "injected by the S3 proxy"
@@ -76,9 +79,10 @@ class Rule:
     hits: int = 0
     arrived: threading.Event = field(default_factory=threading.Event)
 
-    def matches(self, method: str, path: str, query: dict[str, list[str]]) -> bool:
+    def matches(self, method: str, path: str, query: dict[str, list[str]], ranged: bool = False) -> bool:
         return (
-            (self.method is None or self.method == method)
+            (self.ranged is None or self.ranged == ranged)
+            and (self.method is None or self.method == method)
             and (self.query_key is None or self.query_key in query)
             and (self.path_suffix is None or urlsplit(path).path.endswith(self.path_suffix))
         )
@@ -196,9 +200,9 @@ class S3Proxy:
         self.kill()
 
     # ------------------------------------------------------------------ used by the handler
-    def _record(self, method: str, path: str, body_size: int) -> Recorded:
+    def _record(self, method: str, path: str, body_size: int, ranged: bool = False) -> Recorded:
         query = parse_qs(urlsplit(path).query, keep_blank_values=True)
-        record = Recorded(method, path, query, body_size, 0, time.monotonic())
+        record = Recorded(method, path, query, body_size, 0, time.monotonic(), ranged)
         with self._lock:
             self.requests.append(record)
         return record
@@ -213,7 +217,7 @@ class S3Proxy:
     def _rule_for(self, record: Recorded) -> Rule | None:
         with self._lock:
             for rule in self.rules:
-                if rule.matches(record.method, record.path, record.query) and rule.take():
+                if rule.matches(record.method, record.path, record.query, record.ranged) and rule.take():
                     return rule
         return None
 
@@ -269,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         proxy = self.server.proxy
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        record = proxy._record(self.command, self.path, len(body))
+        record = proxy._record(self.command, self.path, len(body), "Range" in self.headers)
         reason = proxy._rejection(self.headers)
         if reason:
             record.status = self._reply_error(400, "InvalidRequest", reason)

@@ -39,7 +39,10 @@ class Store:
         return self.server.client()
 
     def job_env(self, bucket: str, database_url: str | None = None, **extra: str) -> dict[str, str]:
-        """:func:`cli.job_env` for this endpoint (with the CA bundle over https)."""
+        """:func:`cli.job_env` for this endpoint (with the CA bundle over https, and moto's
+        :data:`~devstack.s3server.MotoServer.JOB_ENV`)."""
+        if isinstance(self.server, MotoServer):
+            extra = {**MotoServer.JOB_ENV, **extra}
         if self.ca_file is not None:
             extra = {"AGENT_BOM_BACKUP_CA_BUNDLE": str(self.ca_file), **extra}
         return cli.job_env(self.endpoint_url, bucket, database_url, **extra)

@@ -14,6 +14,7 @@ import pytest
 
 from agent_bom_backup.agecrypt import (
     EncryptedStream,
+    Opening,
     Recipients,
     decrypt_bytes,
     decrypt_file,
@@ -168,8 +169,8 @@ def test_encrypt_file_removes_the_plaintext(tmp_path: Path, identity: pyrage.x25
 def test_decrypt_file_checks_the_plaintext_digest(tmp_path: Path, identity: pyrage.x25519.Identity) -> None:
     data = os.urandom(200_000)
     encrypted = _encrypted_file(tmp_path, identity, data)
-    size, digest = decrypt_file(encrypted, tmp_path / "out.dump", [identity], path="k", recipients=["r"],
-                                what="dump", expect_size=len(data), expect_sha256=hashlib.sha256(data).hexdigest())
+    size, digest = decrypt_file(encrypted, tmp_path / "out.dump", Opening([identity], "k", ["r"], "dump"),
+                                expect_size=len(data), expect_sha256=hashlib.sha256(data).hexdigest())
     assert (size, digest, (tmp_path / "out.dump").read_bytes() == data) == (len(data), hashlib.sha256(data).hexdigest(), True)
 
 
@@ -184,7 +185,7 @@ def test_a_damaged_ciphertext_leaves_no_plaintext_behind(tmp_path: Path, identit
         body[100_000] ^= 1
     encrypted.write_bytes(bytes(body))
     with pytest.raises(VerifyError, match="pg_restore was not run"):
-        decrypt_file(encrypted, tmp_path / "out.dump", [identity], path="k", recipients=["r"], what="dump",
+        decrypt_file(encrypted, tmp_path / "out.dump", Opening([identity], "k", ["r"], "dump"),
                      expect_size=None, expect_sha256=None)
     assert not (tmp_path / "out.dump").exists()
 
@@ -192,7 +193,7 @@ def test_a_damaged_ciphertext_leaves_no_plaintext_behind(tmp_path: Path, identit
 def test_a_plaintext_other_than_the_manifest_s_is_refused(tmp_path: Path, identity: pyrage.x25519.Identity) -> None:
     encrypted = _encrypted_file(tmp_path, identity, b"a dump an attacker holding the recipient wrote")
     with pytest.raises(VerifyError, match="not the .* its manifest recorded"):
-        decrypt_file(encrypted, tmp_path / "out.dump", [identity], path="k", recipients=["r"], what="dump",
+        decrypt_file(encrypted, tmp_path / "out.dump", Opening([identity], "k", ["r"], "dump"),
                      expect_size=None, expect_sha256="0" * 64)
     assert not (tmp_path / "out.dump").exists()
 

@@ -13,6 +13,7 @@ from agent_bom_backup.storage import (
     StorageConfig,
     is_aws_endpoint,
     kms_key_matches,
+    range_verdict,
 )
 
 ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -127,3 +128,31 @@ def test_the_part_checksum_is_the_one_botocore_would_send(size: int) -> None:
 
     data = bytearray(os.urandom(size))
     assert crc32_checksum(data) == Crc32Checksum().handle(bytes(data))
+
+
+# -------------------------------------------------------- ranged downloads: the probe's verdict
+START = 63 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("answered", "ranged_get_s", "cheap", "why"), [
+    (f"bytes {START}-{START + 1024 * 1024 - 1}/{START + 1024 * 1024}", 0.02, True, ""),
+    (f"bytes {START}-{START + 1024 * 1024 - 1}/{START + 1024 * 1024}", 0.5, False,
+     "the store reads the whole object for a ranged GET"),
+    ("", 0.02, False, "the store ignores ranged GETs"),
+    (f"bytes 0-{START + 1024 * 1024 - 1}/{START + 1024 * 1024}", 0.02, False, "the store ignores ranged GETs"),
+], ids=["cheap", "slower-than-a-head", "whole-object-answer", "other-range"])
+def test_the_range_probe_judges_the_answer_and_its_time(answered: str, ranged_get_s: float, cheap: bool,
+                                                        why: str) -> None:
+    verdict = range_verdict(START, answered, {"head_seconds": 0.005, "ranged_get_seconds": ranged_get_s})
+    assert (verdict.cheap, verdict.why) == (cheap, why)
+
+
+def test_the_probe_knows_no_server_by_name() -> None:
+    """No test-server special case ships: a store is judged by what it does, and the
+    harness turns moto's ranged downloads off itself (devstack.s3server.MotoServer.JOB_ENV)."""
+    from pathlib import Path
+
+    import agent_bom_backup
+
+    shipped = Path(agent_bom_backup.__file__).parent
+    assert [str(p.relative_to(shipped)) for p in sorted(shipped.rglob("*.py")) if "Werkzeug" in p.read_text()] == []

@@ -335,20 +335,32 @@ class _HashingWriter:
         self._handle.flush()
 
 
-def decrypt_file(source: Path, target: Path, identities: list[Any], *, path: str | None,
-                 recipients: Sequence[str], what: str, expect_size: int | None,
+@dataclass(frozen=True)
+class Opening:
+    """What opens an age object, and what to call it in an error: the ``identities`` loaded
+    from the file ``path``, the ``recipients`` the object is encrypted to (named when none
+    of the identities matches), and ``what`` the object is."""
+
+    identities: list[Any]
+    path: str | None
+    recipients: Sequence[str]
+    what: str
+
+
+def decrypt_file(source: Path, target: Path, opening: Opening, *, expect_size: int | None,
                  expect_sha256: str | None) -> tuple[int, str]:
     """Decrypt the age file ``source`` into ``target`` (streamed) and check the
     plaintext's size and SHA-256 against the manifest. Any failure removes ``target``:
     pg_restore never sees a byte of a plaintext that did not check out."""
     pyrage = _pyrage()
     failure: BackupError | None = None
+    what = opening.what
     try:
         with open(source, "rb") as handle, open(target, "wb") as sink:
             writer = _HashingWriter(sink)
-            pyrage.decrypt_io(handle, writer, identities)
+            pyrage.decrypt_io(handle, writer, opening.identities)
     except pyrage.DecryptError as exc:
-        failure = (wrong_identity(path, recipients, what) if _no_match(exc) else
+        failure = (wrong_identity(opening.path, opening.recipients, what) if _no_match(exc) else
                    _corrupt(what, exc))
     except OSError as exc:
         failure = _corrupt(what, exc)
@@ -363,7 +375,6 @@ def decrypt_file(source: Path, target: Path, identities: list[Any], *, path: str
         target.unlink(missing_ok=True)
         raise failure
     return writer.size, writer.hasher.hexdigest()
-
 
 
 def _corrupt(what: str, exc: BaseException) -> VerifyError:
@@ -426,8 +437,8 @@ def decrypt_dump(downloaded: Path, dump_path: Path, manifest: Manifest, identity
     what = f"the dump of backup {manifest.backup_id}"
     try:
         identities = load_identities(identity_file, encryption.recipients, what)
-        size, digest = decrypt_file(downloaded, dump_path, identities, path=identity_file,
-                                    recipients=encryption.recipients, what=what,
+        size, digest = decrypt_file(downloaded, dump_path,
+                                    Opening(identities, identity_file, encryption.recipients, what),
                                     expect_size=manifest.dump.plaintext_size,
                                     expect_sha256=manifest.dump.plaintext_sha256)
     finally:

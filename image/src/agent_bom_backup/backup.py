@@ -1,10 +1,8 @@
 """The backup operation run by the CronJob: a plan, then its execution.
 
-**plan** (nothing is written): the upload plan within the memory budget (a warning when
-the budget keeps dumps below S3's 5 TiB, a refusal when it cannot hold one part); one database
-connection, which learns the server's major and later holds the snapshot; the pg_dump
-for that major and its compression (the PostgreSQL clients are found in a background
-thread meanwhile). The result is a :class:`BackupPlan`, logged as ``backup plan``.
+**plan** (nothing is written; :mod:`backupplan`): the upload plan within the memory budget,
+one database connection, which learns the server's major and later holds the snapshot, the
+pg_dump for that major and its compression: a :class:`BackupPlan`, logged as ``backup plan``.
 
 **execute**: the snapshot is taken (RLS check, ``pg_export_snapshot()``, sequence states)
 and ``pg_dump --snapshot`` starts; its output is read ahead into part buffers. Then, in
@@ -28,11 +26,14 @@ pg_dump starts before the bucket has answered: it only reads, and the S3 preflig
 of it the S3 client's imports) overlaps its catalog queries and its first parts. Nothing
 is written before the bucket check, the roles and the claim have succeeded; a failure
 kills pg_dump.
+
+Each step returns a typed result (:class:`Snapshot`, :class:`Dumped`, the roles object's
+record) and the manifest is assembled once from them (:func:`_manifest`), after the roles
+object is written: nothing is filled in later, and no step leaves state for another to read.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import os
@@ -41,7 +42,6 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -49,6 +49,15 @@ import psycopg
 from . import __version__, completeness, dbstate, pgcatalog, tableaccess
 from .agecrypt import EncryptedStream, Recipients, encrypt_bytes
 from .background import in_background
+from .backupplan import (  # noqa: F401 - the plan's names, importable from here as before
+    BackupConfig,
+    BackupPlan,
+    BackupRun,
+    _client_with,
+    _discover_clients,
+    _warn_if_unencrypted,
+    plan_backup,
+)
 from .dump import DumpOptions, DumpStream, dump_globals, pg_dump_argv
 from .errors import DumpError, PreflightError
 from .log import Progress, event, get_logger
@@ -61,65 +70,16 @@ from .manifest import (
     SequenceRecord,
     SourceRecord,
     TableRecord,
-    backup_id_for,
 )
 from .notify import after_commit
-from .parts import DEFAULT_CONCURRENCY, PartReader, PartSchedule, UploadPlan, fill_with, plan_upload
-from .pgclients import AUTO_PREFERENCE, Compression, PgClient, choose_compression, discover, require_tls, select_dump_client
-from .pgconn import INSPECTION_SETTINGS, ConnInfo, SessionSettings, connect_learning_major
-from .resources import MemoryBudget, memory_budget
+from .parts import PartReader, fill_with
+from .pgconn import INSPECTION_SETTINGS
 from .storage import Claim, IdTaken, Storage, StorageConfig, StreamUploader, UploadResult, same_second_refusal
 
 #: seconds between "uploading" progress lines
 PROGRESS_INTERVAL_S = 15
 #: how many seconds on a run looks for a free backup id before it gives up (exit 8)
 MAX_ID_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class BackupConfig:
-    database_url: str = field(repr=False)
-    storage: StorageConfig
-    compression: str = "auto"
-    compression_fallback: str | None = None
-    tenant_column: str = "team_id"
-    lock_wait_timeout_s: int = 300
-    enable_row_security: bool = False
-    session_settings: tuple[tuple[str, str], ...] = ()
-    part_schedule: PartSchedule = PartSchedule()
-    upload_concurrency: int = DEFAULT_CONCURRENCY
-    memory_budget: MemoryBudget = field(default_factory=memory_budget)
-    pg_bin_dirs: tuple[str, ...] = ()
-    pg_bin_dirs_only: bool = False
-    metrics_file: str | None = None
-    #: ``SCHEMA.TABLE`` names left out of the backup whole (--exclude-table)
-    exclude_tables: tuple[str, ...] = ()
-    #: age recipients the dump and roles objects are encrypted to (empty: not encrypted)
-    encrypt_to: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class BackupPlan:
-    """What this run does, decided before anything is written."""
-
-    keys: BackupKeys
-    server: str
-    server_major: int
-    pg_dump: PgClient
-    pg_dumpall: PgClient
-    compression: Compression
-    compression_note: str
-    #: the settings of every connection the tools open (the snapshot's adds the inspection settings)
-    session: SessionSettings
-    upload: UploadPlan
-    #: client-side encryption (empty: none)
-    recipients: Recipients = Recipients((), ())
-
-    def to_log(self) -> dict[str, object]:
-        return {"backup_id": self.keys.backup_id, "server": self.server, "server_major": self.server_major,
-                "pg_dump": self.pg_dump.version, "pg_dumpall": self.pg_dumpall.version,
-                "compression": str(self.compression), "encrypt_to": list(self.recipients.strings),
-                **self.upload.to_log()}
 
 
 @dataclass
@@ -134,34 +94,37 @@ class _Inspection:
     error: BaseException | None = None
 
 
-@dataclass
-class BackupRun:
-    """One run: its configuration and plan, the connection that holds the snapshot, the
-    work started in the background, and what the execution produced so far."""
+@dataclass(frozen=True)
+class Snapshot:
+    """What the snapshot's transaction established before pg_dump starts."""
 
-    config: BackupConfig
-    plan: BackupPlan
-    conn_info: ConnInfo
-    conn: psycopg.Connection
-    started: datetime
-    #: the S3 client and bucket preflight, answered in the background once pg_dump started
-    storage_ready: Future[Storage] | None = None
-    #: pg_dumpall --globals-only, run in the background once pg_dump's output started
-    roles_ready: Future[bytes] | None = None
-    info: pgcatalog.ServerInfo | None = None
-    sequences: list[SequenceRecord] | None = None
-    inspection: _Inspection = field(default_factory=_Inspection)
+    snapshot_id: str
+    info: pgcatalog.ServerInfo
     #: what --exclude-table leaves out (the named tables, their partitions and owned sequences)
-    excluded: list[tableaccess.Excluded] = field(default_factory=list)
+    excluded: list[tableaccess.Excluded]
+    sequences: list[SequenceRecord]
     #: with --enable-row-security: the statistics sampled before the snapshot
-    stats_before: completeness.Stats | None = None
-    #: the preflight found objects of the planned backup id (another run's)
-    id_used_at_preflight: bool = False
+    stats_before: completeness.Stats | None
 
     @property
-    def storage(self) -> Storage:
-        assert self.storage_ready is not None, "the S3 preflight starts with pg_dump"
-        return self.storage_ready.result()
+    def left_out(self) -> set[tuple[str, str]]:
+        return _left_out(self.excluded)
+
+
+def _left_out(excluded: list[tableaccess.Excluded]) -> set[tuple[str, str]]:
+    """(schema, name) of every relation --exclude-table leaves out: what the counts skip."""
+    return {(e.schema, e.name) for e in excluded}
+
+
+@dataclass(frozen=True)
+class Dumped:
+    """The dump uploaded under the backup id this run claimed, and what came with it."""
+
+    keys: BackupKeys
+    storage: Storage
+    dump: ObjectRecord
+    roles_sql: bytes
+    inspection: _Inspection
 
 
 def run_backup(config: BackupConfig) -> Manifest:
@@ -172,15 +135,13 @@ def run_backup(config: BackupConfig) -> Manifest:
     event(log, "backup starting", version=__version__)
     run = plan_backup(config, started)
     try:
-        manifest = execute(run)
+        snapshot, dumped = execute(run)
     finally:
         run.conn.close()
-    storage, keys = run.storage, run.plan.keys
-    roles_sql = run.roles_ready.result() if run.roles_ready else b""
-    manifest.roles = _put_roles(storage, keys, roles_sql, run.plan.recipients)
-    manifest.finished_at = datetime.now(timezone.utc).isoformat()
+    storage, keys = dumped.storage, dumped.keys
+    roles = _put_roles(storage, keys, dumped.roles_sql, run.plan.recipients)
     # claim, dump and roles: the manifest cannot vouch for its own write
-    manifest.storage["encryption_confirmed"] = storage.encryption.record()
+    manifest = _manifest(run, snapshot, dumped, roles, datetime.now(timezone.utc).isoformat())
     storage.put_bytes(keys.manifest, manifest.to_json().encode(), "application/json")
     duration = time.monotonic() - started_monotonic
     event(log, "backup complete", uri=config.storage.uri(keys.dump), manifest=config.storage.uri(keys.manifest),
@@ -203,54 +164,12 @@ def _put_roles(storage: Storage, keys: BackupKeys, roles_sql: bytes, recipients:
                         plaintext_size=len(roles_sql), plaintext_sha256=hashlib.sha256(roles_sql).hexdigest())
 
 
-# --------------------------------------------------------------------------- the plan
-def plan_backup(config: BackupConfig, started: datetime) -> BackupRun:
-    """Every check that writes nothing and needs neither S3 (asked once pg_dump runs) nor a
-    snapshot; the connection it opens becomes the snapshot's."""
-    log = get_logger()
-    conn_info = ConnInfo.parse(config.database_url, what="AGENT_BOM_POSTGRES_URL")
-    for name in config.exclude_tables:
-        tableaccess.parse_name(name)  # a malformed name: exit 3 before connecting
-    recipients = Recipients.parse(config.encrypt_to)  # a malformed one: exit 3 before anything
-    upload = plan_upload(config.part_schedule, config.upload_concurrency, config.memory_budget)
-    ceiling = upload.ceiling_warning()
-    if ceiling:
-        event(log, ceiling[0], level=logging.WARNING, hint=ceiling[1], max_dump_size=upload.max_dump_size)
-    keys = config.storage.keys(backup_id_for(started))
-    config.storage.validate()
-    clients_ready = in_background(lambda: _discover_clients(config, conn_info), "pg-clients")
-    base = SessionSettings(lock_timeout_ms=config.lock_wait_timeout_s * 1000, row_security=config.enable_row_security,
-                           extra=config.session_settings)
-    # the inspection session pins search_path, TimeZone and the like, so the fingerprint
-    # and tenant keys do not depend on the backup role's or the database's own settings
-    conn, server_major = connect_learning_major(conn_info, base.inspecting())
-    try:
-        session = SessionSettings(server_major=server_major, lock_timeout_ms=base.lock_timeout_ms,
-                                  row_security=base.row_security, extra=base.extra)
-        clients = clients_ready.result()
-        pg_dump = select_dump_client(clients, server_major, conn_info.sslmode)
-        _warn_if_unencrypted(pg_dump, conn_info)
-        compression, compression_note = choose_compression(pg_dump, config.compression, config.compression_fallback)
-        pg_dumpall = _client_with(require_tls(clients, conn_info.sslmode), "pg_dumpall", server_major) or pg_dump
-    except BaseException:
-        conn.close()
-        raise
-    plan = BackupPlan(keys=keys, server=conn_info.display(), server_major=server_major, pg_dump=pg_dump,
-                      pg_dumpall=pg_dumpall, compression=compression, compression_note=compression_note,
-                      session=session, upload=upload, recipients=recipients)
-    event(log, "preflight: database reachable", server=plan.server, server_major=server_major,
-          pg_dump=pg_dump.version, compression=str(compression))
-    event(log, "backup plan", **plan.to_log())
-    return BackupRun(config=config, plan=plan, conn_info=conn_info, conn=conn, started=started)
-
-
-def _open_storage(run: BackupRun, keys: BackupKeys) -> Storage:
+def _open_storage(config: StorageConfig, keys: BackupKeys) -> tuple[Storage, bool]:
     """The S3 client and the bucket preflight, whose one listing of the id's objects tells
     whether the backup id is already used (then the claim starts at the next second)."""
-    storage = Storage(run.config.storage)
+    storage = Storage(config)
     existing = storage.preflight(list_prefix=keys.id_prefix)
-    run.id_used_at_preflight = bool({keys.dump, keys.roles, keys.manifest, keys.claim} & set(existing))
-    return storage
+    return storage, bool({keys.dump, keys.roles, keys.manifest, keys.claim} & set(existing))
 
 
 def _claim_free_id(storage: Storage, keys: BackupKeys, used: bool) -> tuple[BackupKeys, Claim]:
@@ -275,169 +194,186 @@ def _claim_free_id(storage: Storage, keys: BackupKeys, used: bool) -> tuple[Back
     raise same_second_refusal(storage.config.uri(first.dump))
 
 
-def _discover_clients(config: BackupConfig, conn_info: ConnInfo) -> list[PgClient]:
-    """The installed clients, with the answers the plan will ask of them (TLS, the
-    compression algorithm) probed here, off the start-up's critical path."""
-    clients = discover(config.pg_bin_dirs, config.pg_bin_dirs_only)
-    wanted = config.compression.strip().lower()
-    algorithms = {a.algorithm for a in AUTO_PREFERENCE} if wanted == "auto" else {wanted.partition(":")[0]}
-    probes = [partial(client.supports_compression, a) for client in clients for a in algorithms if a in ("lz4", "zstd")]
-    if conn_info.over_tcp:
-        probes += [client.supports_ssl for client in clients]
-    for answer in [in_background(probe, "pg-client-probe") for probe in probes]:
-        answer.result()
-    return clients
-
-
 # --------------------------------------------------------------------------- the execution
-def execute(run: BackupRun) -> Manifest:
+def execute(run: BackupRun) -> tuple[Snapshot, Dumped]:
     """The snapshot, then the dump streamed to S3."""
-    config, conn = run.config, run.conn
     try:
-        if config.enable_row_security:
-            # in its own statement, before the snapshot's transaction: see completeness
-            run.stats_before = completeness.sample(conn)
-        conn.autocommit = False
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        run.info = info = pgcatalog.server_info(conn)
-        # before the claim and pg_dump: a table the role may not read refuses the backup here
-        run.excluded = tableaccess.resolve(conn, config.exclude_tables)
-        unreadable = tableaccess.unreadable(conn, run.excluded)
-        if unreadable:
-            raise tableaccess.refusal(info.current_user, unreadable)
-        if run.excluded:
-            event(get_logger(), "tables left out of the backup, by configuration",
-                  tables=[e.qualified for e in run.excluded])
-        if not config.enable_row_security:
-            filtered = pgcatalog.rls_filtered_tables(conn)
-            if filtered:
-                raise PreflightError(
-                    f"role {info.current_user} would not see every tenant's rows: row-level security "
-                    f"applies to {', '.join(filtered[:5])}{' ...' if len(filtered) > 5 else ''}",
-                    hint="back up with a role that has BYPASSRLS (or owns the tables without FORCE), "
-                    "or set --enable-row-security with a session setting your policies honour",
-                )
-        snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
-        # before pg_dump starts: it reads the sequences later, so the archive holds this
-        # state or one further along (sequences are not transactional)
-        left_out = {(e.schema, e.name) for e in run.excluded}
-        run.sequences = pgcatalog.sequence_states(conn, skip=left_out)
-        manifest = _dump_and_upload(run, snapshot_id)
+        snapshot = _take_snapshot(run)
+        return snapshot, _dump_and_upload(run, snapshot)
     except psycopg.Error as exc:
         raise PreflightError(f"database query failed: {str(exc).strip().splitlines()[0]}") from None
-    manifest.sequences = run.sequences
-    manifest.inspection_settings = dict(INSPECTION_SETTINGS)
-    return manifest
 
 
-def _dump_and_upload(run: BackupRun, snapshot_id: str) -> Manifest:
-    """pg_dump --snapshot streamed into the upload, the snapshot counted meanwhile; the
-    first write (the claim) once the bucket and the roles are ready."""
-    log = get_logger()
-    config, plan, conn = run.config, run.plan, run.conn
-    options = DumpOptions(
-        compression=plan.compression,
-        snapshot=snapshot_id,
-        lock_wait_timeout_s=config.lock_wait_timeout_s,
-        enable_row_security=config.enable_row_security,
-        exclude=tuple(e.pattern for e in run.excluded),
-    )
-    inspection = run.inspection
-    left_out = {(e.schema, e.name) for e in run.excluded}
+def _take_snapshot(run: BackupRun) -> Snapshot:
+    """The snapshot's transaction: what it may read checked, the snapshot exported, the
+    sequences read."""
+    config, conn = run.config, run.conn
+    # in its own statement, before the snapshot's transaction: see completeness
+    stats_before = completeness.sample(conn) if config.enable_row_security else None
+    conn.autocommit = False
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    info = pgcatalog.server_info(conn)
+    # before the claim and pg_dump: a table the role may not read refuses the backup here
+    excluded = tableaccess.resolve(conn, config.exclude_tables)
+    unreadable = tableaccess.unreadable(conn, excluded)
+    if unreadable:
+        raise tableaccess.refusal(info.current_user, unreadable)
+    if excluded:
+        event(get_logger(), "tables left out of the backup, by configuration", tables=[e.qualified for e in excluded])
+    if not config.enable_row_security:
+        filtered = pgcatalog.rls_filtered_tables(conn)
+        if filtered:
+            raise PreflightError(
+                f"role {info.current_user} would not see every tenant's rows: row-level security "
+                f"applies to {', '.join(filtered[:5])}{' ...' if len(filtered) > 5 else ''}",
+                hint="back up with a role that has BYPASSRLS (or owns the tables without FORCE), "
+                "or set --enable-row-security with a session setting your policies honour",
+            )
+    snapshot_id = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]  # type: ignore[index]
+    # before pg_dump starts: it reads the sequences later, so the archive holds this
+    # state or one further along (sequences are not transactional)
+    sequences = pgcatalog.sequence_states(conn, skip=_left_out(excluded))
+    return Snapshot(snapshot_id=snapshot_id, info=info, excluded=excluded, sequences=sequences,
+                    stats_before=stats_before)
 
-    def gather() -> None:
-        try:
-            dump.output_started.wait()  # pg_dump's catalog queries first: they delay its first byte
-            inspection.counts = pgcatalog.row_counts(conn, config.tenant_column, skip=left_out)
-            inspection.fingerprint = tableaccess.without_excluded(pgcatalog.schema_fingerprint(conn), run.excluded)
-            inspection.extensions = pgcatalog.extensions(conn)
-            inspection.roles = pgcatalog.referenced_roles(conn)
-            seeds = {name for names in inspection.roles.values() for name in names}
-            inspection.database = dbstate.capture(conn, seeds)
-            inspection.fingerprint.update(inspection.database.fingerprint())
-        except BaseException as exc:  # handed to the main thread
-            inspection.error = exc
 
+@dataclass
+class _Dumping:
+    """pg_dump running under the snapshot, and the work started beside it: the snapshot's
+    inspection, the S3 preflight and pg_dumpall."""
+
+    dump: DumpStream
+    #: the dump's bytes in part buffers (through age, when encrypting)
+    parts: PartReader
+    encrypted: EncryptedStream | None
+    inspection: _Inspection
+    inspector: threading.Thread
+    #: the S3 client, and whether the preflight found the backup id used
+    storage_ready: Future[tuple[Storage, bool]]
+    #: pg_dumpall --globals-only
+    roles_ready: Future[bytes]
+
+    def inspected(self) -> _Inspection:
+        """The inspection, once finished; an error in it raised here. An inspection error
+        aborts the snapshot transaction, which can make pg_dump fail to import the
+        snapshot: the cause is reported, not the symptom."""
+        self.inspector.join()
+        error = self.inspection.error
+        if error is not None:
+            if isinstance(error, psycopg.Error):
+                raise DumpError(f"counting rows in the snapshot failed: {str(error).strip().splitlines()[0]}")
+            raise error
+        return self.inspection
+
+    def stop(self) -> None:
+        self.dump.kill()
+        if self.encrypted is not None:
+            self.encrypted.close()
+        self.inspector.join(timeout=30)
+
+
+def _start_dump(run: BackupRun, snapshot: Snapshot) -> _Dumping:
+    """pg_dump --snapshot started, its output read ahead into part buffers; beside it, once
+    its output has started, the snapshot inspected and pg_dumpall run, and the bucket checked."""
+    config, plan = run.config, run.plan
+    options = DumpOptions(compression=plan.compression, snapshot=snapshot.snapshot_id,
+                          lock_wait_timeout_s=config.lock_wait_timeout_s,
+                          enable_row_security=config.enable_row_security,
+                          exclude=tuple(e.pattern for e in snapshot.excluded))
     dump = DumpStream(pg_dump_argv(plan.pg_dump, run.conn_info, plan.session, options), run.conn_info.tool_env())
-    inspector = threading.Thread(target=gather, name="inspect", daemon=True)
+    inspection = _Inspection()
+    inspector = threading.Thread(target=_inspect, args=(run, snapshot, dump.output_started, inspection),
+                                 name="inspect", daemon=True)
     inspector.start()
-    # the dump flows into part buffers (through age, when encrypting) while the bucket
-    # answers and the id is claimed
     encrypted = EncryptedStream(dump.readinto, plan.recipients) if plan.recipients else None
     parts = PartReader(plan.upload, fill_with(readinto=encrypted.readinto if encrypted else dump.readinto))
     # the S3 client and preflight (~0.3 s of CPU, most of it imports): after pg_dump's start,
     # so that the connection and the queries before it do not wait for the interpreter lock
-    run.storage_ready = in_background(lambda: _open_storage(run, plan.keys), "s3-preflight")
+    storage_ready = in_background(lambda: _open_storage(config.storage, plan.keys), "s3-preflight")
 
     def dump_roles() -> bytes:
         dump.output_started.wait()
         return dump_globals(plan.pg_dumpall, run.conn_info, plan.session)
 
-    run.roles_ready = in_background(dump_roles, "pg_dumpall")
+    return _Dumping(dump=dump, parts=parts, encrypted=encrypted, inspection=inspection, inspector=inspector,
+                    storage_ready=storage_ready, roles_ready=in_background(dump_roles, "pg_dumpall"))
 
-    def before_complete() -> None:
-        # an inspection error aborts the snapshot transaction, which can make pg_dump fail
-        # to import the snapshot: report the cause, not the symptom
-        inspector.join()
-        if inspection.error is not None:
-            error = inspection.error
-            if isinstance(error, psycopg.Error):
-                raise DumpError(f"counting rows in the snapshot failed: {str(error).strip().splitlines()[0]}")
-            raise error
-        dump.finish()
-        if config.enable_row_security and run.stats_before is not None:
-            # before completing: a filtered dump must not be left behind as an object
-            completeness.require_every_row(inspection.counts, completeness.filtered_tables(conn),
-                                           run.stats_before, lambda: completeness.sample(conn))
-        storage.check_claim(claim, plan.keys.dump)
 
+def _inspect(run: BackupRun, snapshot: Snapshot, output_started: threading.Event, inspection: _Inspection) -> None:
+    """Count and fingerprint the snapshot into ``inspection`` (an error is kept there for
+    the main thread), after pg_dump's catalog queries: they delay its first byte."""
+    conn = run.conn
     try:
-        storage = run.storage
-        event(log, "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
-        assert run.roles_ready is not None
-        run.roles_ready.result()  # if pg_dumpall failed, nothing is written
+        output_started.wait()
+        inspection.counts = pgcatalog.row_counts(conn, run.config.tenant_column, skip=snapshot.left_out)
+        inspection.fingerprint = tableaccess.without_excluded(pgcatalog.schema_fingerprint(conn), snapshot.excluded)
+        inspection.extensions = pgcatalog.extensions(conn)
+        inspection.roles = pgcatalog.referenced_roles(conn)
+        seeds = {name for names in inspection.roles.values() for name in names}
+        inspection.database = dbstate.capture(conn, seeds)
+        inspection.fingerprint.update(inspection.database.fingerprint())
+    except BaseException as exc:  # handed to the main thread
+        inspection.error = exc
+
+
+def _dump_and_upload(run: BackupRun, snapshot: Snapshot) -> Dumped:
+    """pg_dump --snapshot streamed into the upload, the snapshot counted meanwhile; the
+    first write (the claim) once the bucket and the roles are ready."""
+    config, plan = run.config, run.plan
+    dumping = _start_dump(run, snapshot)
+    try:
+        storage, id_used = dumping.storage_ready.result()
+        event(get_logger(), "preflight: bucket reachable", bucket=config.storage.bucket, prefix=config.storage.prefix)
+        roles_sql = dumping.roles_ready.result()  # if pg_dumpall failed, nothing is written
         # the first write: of two runs in the same second, one keeps the id, the other takes the next second
-        keys, claim = _claim_free_id(storage, plan.keys, run.id_used_at_preflight)
-        run.plan = plan = dataclasses.replace(plan, keys=keys)
+        keys, claim = _claim_free_id(storage, plan.keys, id_used)
+
+        def before_complete() -> None:
+            inspection = dumping.inspected()
+            dumping.dump.finish()
+            if config.enable_row_security and snapshot.stats_before is not None:
+                # before completing: a filtered dump must not be left behind as an object
+                completeness.require_every_row(inspection.counts, completeness.filtered_tables(run.conn),
+                                               snapshot.stats_before, lambda: completeness.sample(run.conn))
+            storage.check_claim(claim, keys.dump)
+
         progress = Progress("uploading", PROGRESS_INTERVAL_S)
-        uploader = StreamUploader(
-            storage.client, config.storage, plan.keys.dump, plan.upload,
-            progress=lambda total: progress.update(bytes=total), encryption=storage.encryption,
-        )
-        result = uploader.upload(parts=parts, before_complete=before_complete)
+        uploader = StreamUploader(storage.client, config.storage, keys.dump, plan.upload,
+                                  progress=lambda total: progress.update(bytes=total), encryption=storage.encryption)
+        result = uploader.upload(parts=dumping.parts, before_complete=before_complete)
     except BaseException:
-        parts.close()
-        if inspector.is_alive():
-            conn.cancel_safe()
+        dumping.parts.close()
+        if dumping.inspector.is_alive():
+            run.conn.cancel_safe()
         raise
     finally:
-        dump.kill()
-        if encrypted is not None:
-            encrypted.close()
-        inspector.join(timeout=30)
-    _end_snapshot(conn)
-    event(log, "dump uploaded", key=plan.keys.dump, bytes=result.size, parts=result.parts,
-          **({"plaintext_bytes": encrypted.plaintext.size, "encrypted_to": len(plan.recipients.strings)}
+        dumping.stop()
+    _end_snapshot(run.conn)
+    return Dumped(keys=keys, storage=storage, dump=_dump_record(result, dumping.encrypted, plan.recipients),
+                  roles_sql=roles_sql, inspection=dumping.inspection)
+
+
+def _dump_record(result: UploadResult, encrypted: EncryptedStream | None, recipients: Recipients) -> ObjectRecord:
+    """The dump object as uploaded (logged): with its plaintext's size and SHA-256 when encrypted."""
+    event(get_logger(), "dump uploaded", key=result.key, bytes=result.size, parts=result.parts,
+          **({"plaintext_bytes": encrypted.plaintext.size, "encrypted_to": len(recipients.strings)}
              if encrypted else {}))
-    manifest = _manifest(run, result)
-    if encrypted is not None:
-        manifest.dump.plaintext_size = encrypted.plaintext.size
-        manifest.dump.plaintext_sha256 = encrypted.plaintext.sha256
-        manifest.encryption = EncryptionRecord(format="age", recipients=list(plan.recipients.strings))
-    return manifest
+    return ObjectRecord(key=result.key, size=result.size, sha256=result.sha256, parts=result.parts,
+                        plaintext_size=encrypted.plaintext.size if encrypted else None,
+                        plaintext_sha256=encrypted.plaintext.sha256 if encrypted else None)
 
 
-def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
-    config, plan, info, inspection = run.config, run.plan, run.info, run.inspection
-    assert info is not None
+def _manifest(run: BackupRun, snapshot: Snapshot, dumped: Dumped, roles: ObjectRecord, finished_at: str) -> Manifest:
+    """The manifest, assembled once from what the run produced."""
+    config, plan, info, inspection = run.config, run.plan, snapshot.info, dumped.inspection
     return Manifest(
-        backup_id=plan.keys.backup_id,
+        backup_id=dumped.keys.backup_id,
         started_at=run.started.isoformat(),
-        finished_at="",
+        finished_at=finished_at,
         snapshot_time=info.snapshot_time,
-        dump=ObjectRecord(key=result.key, size=result.size, sha256=result.sha256, parts=result.parts),
-        roles=None,
+        dump=dumped.dump,
+        roles=roles,
         source=SourceRecord(
             database=info.database,
             host=run.conn_info.host,
@@ -463,16 +399,18 @@ def _manifest(run: BackupRun, result: UploadResult) -> Manifest:
         extensions=inspection.extensions,
         referenced_roles=inspection.roles,
         database=inspection.database,
-        storage={
-            "bucket": config.storage.bucket,
-            "region": config.storage.region,
-            "sse": config.storage.sse,
-            "kms_key_id": config.storage.kms_key_id,
-            "storage_class": config.storage.storage_class,
-        },
+        storage={**_storage_record(config.storage), "encryption_confirmed": dumped.storage.encryption.record()},
         tool_version=__version__,
-        excluded_tables=[e.qualified for e in run.excluded],
+        sequences=snapshot.sequences,
+        inspection_settings=dict(INSPECTION_SETTINGS),
+        excluded_tables=[e.qualified for e in snapshot.excluded],
+        encryption=EncryptionRecord(format="age", recipients=list(plan.recipients.strings)) if plan.recipients else None,
     )
+
+
+def _storage_record(storage: StorageConfig) -> dict[str, object]:
+    return {"bucket": storage.bucket, "region": storage.region, "sse": storage.sse,
+            "kms_key_id": storage.kms_key_id, "storage_class": storage.storage_class}
 
 
 def _end_snapshot(conn: psycopg.Connection) -> None:
@@ -483,19 +421,6 @@ def _end_snapshot(conn: psycopg.Connection) -> None:
     except psycopg.Error as exc:
         event(get_logger(), "the snapshot connection was lost after the dump was uploaded; nothing is lost "
               "(its transaction was read-only)", level=logging.WARNING, error=str(exc).strip().splitlines()[0])
-
-
-def _warn_if_unencrypted(client: PgClient, conn_info: ConnInfo) -> None:
-    """libpq's default sslmode=prefer silently falls back to plain TCP in a client built
-    without TLS: say so, and how to require it."""
-    if conn_info.over_tcp and (conn_info.sslmode or "prefer") in ("prefer", "allow") and not client.supports_ssl():
-        event(get_logger(), f"pg_dump {client.major} has no TLS support: its connection is unencrypted",
-              level=logging.WARNING, hint="set sslmode=require (or verify-full) to refuse unencrypted connections")
-
-
-def _client_with(clients: list[PgClient], tool: str, server_major: int) -> PgClient | None:
-    usable = [c for c in clients if c.major >= server_major and c.has(tool)]
-    return min(usable, key=lambda c: c.major) if usable else None
 
 
 def write_metrics(path: Path, manifest: Manifest, duration: float) -> None:

@@ -105,18 +105,25 @@ def resolve(conn: psycopg.Connection, names: tuple[str, ...]) -> list[Excluded]:
     fail on it), is refused (exit 3) before anything is written."""
     if not names:
         return []
-    pairs = [parse_name(n) for n in names]
-    rows = conn.execute(
-        f"""
-        WITH wanted(schema, name) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
-        SELECT w.schema, w.name, c.oid::bigint
-        FROM wanted w
-        LEFT JOIN pg_namespace n ON n.nspname = w.schema
-        LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
-             AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND {NOT_EXTENSION_MEMBER}
-        """,
-        ([p[0] for p in pairs], [p[1] for p in pairs]),
-    ).fetchall()
+    excluded = _with_partitions_and_sequences(conn, _named_relations(conn, [parse_name(n) for n in names]))
+    _refuse_if_still_needed(conn, excluded)
+    return excluded
+
+
+#: the relation each (schema, name) names, NULL for none
+_NAMED_SQL = f"""
+    WITH wanted(schema, name) AS (SELECT * FROM unnest(%s::text[], %s::text[]))
+    SELECT w.schema, w.name, c.oid::bigint
+    FROM wanted w
+    LEFT JOIN pg_namespace n ON n.nspname = w.schema
+    LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+         AND c.relkind IN ('r', 'p', 'S', 'v', 'm', 'f') AND {NOT_EXTENSION_MEMBER}
+    """
+
+
+def _named_relations(conn: psycopg.Connection, pairs: list[tuple[str, str]]) -> list[int]:
+    """The oids of the relations named; a name that is none is a ConfigError."""
+    rows = conn.execute(_NAMED_SQL, ([p[0] for p in pairs], [p[1] for p in pairs])).fetchall()
     missing = [f"{schema}.{name}" for schema, name, oid in rows if oid is None]
     if missing:
         raise ConfigError(
@@ -124,55 +131,61 @@ def resolve(conn: psycopg.Connection, names: tuple[str, ...]) -> list[Excluded]:
             hint="check the name (agent-bom-backup compares it as PostgreSQL does: unquoted parts in lower case) "
             f"or remove it from {EXCLUDE_ENV} / {EXCLUDE_CHART_VALUE}",
         )
-    oids = [int(r[2]) for r in rows]
-    found = conn.execute(
-        """
-        WITH RECURSIVE tree(oid) AS (
-            SELECT unnest(%s::oid[])
-            UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
-        ), owned AS (
-            SELECT d.objid AS oid FROM pg_depend d JOIN tree t ON d.refobjid = t.oid
-            WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
-              AND d.deptype IN ('a', 'i')
-              AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'
-        ), everything AS (SELECT oid FROM tree UNION SELECT oid FROM owned)
-        SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
-               c.oid = ANY(%s::oid[])
-        FROM everything e JOIN pg_class c ON c.oid = e.oid JOIN pg_namespace n ON n.oid = c.relnamespace
-        ORDER BY 3
-        """,
-        (oids, oids),
-    ).fetchall()
-    excluded = [Excluded(r[0], r[1], r[2], bool(r[3])) for r in found]
-    # the dump would keep these and the restore fail on them
-    referencing = conn.execute(
-        """
-        WITH left_out AS (
-            SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE quote_ident(n.nspname) || '.' || quote_ident(c.relname) = ANY(%s)
-        )
-        SELECT 'foreign key ' || quote_ident(co.conname) || ' of ' || co.conrelid::regclass::text
-               || ' (references ' || co.confrelid::regclass::text || ')'
-        FROM pg_constraint co
-        WHERE co.contype = 'f' AND co.confrelid IN (SELECT oid FROM left_out)
-          AND co.conrelid NOT IN (SELECT oid FROM left_out)
-        UNION
-        SELECT 'view ' || r.ev_class::regclass::text || ' (reads ' || d.refobjid::regclass::text || ')'
-        FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
-        WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
-          AND d.refobjid IN (SELECT oid FROM left_out) AND r.ev_class NOT IN (SELECT oid FROM left_out)
-          AND r.ev_class <> d.refobjid
-        ORDER BY 1
-        """,
-        ([e.qualified for e in excluded],),
-    ).fetchall()
+    return [int(r[2]) for r in rows]
+
+
+#: the relations named, their partitions (recursively) and the sequences they own
+_LEFT_OUT_SQL = """
+    WITH RECURSIVE tree(oid) AS (
+        SELECT unnest(%s::oid[])
+        UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.oid
+    ), owned AS (
+        SELECT d.objid AS oid FROM pg_depend d JOIN tree t ON d.refobjid = t.oid
+        WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+          AND d.deptype IN ('a', 'i')
+          AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S'
+    ), everything AS (SELECT oid FROM tree UNION SELECT oid FROM owned)
+    SELECT n.nspname, c.relname, quote_ident(n.nspname) || '.' || quote_ident(c.relname),
+           c.oid = ANY(%s::oid[])
+    FROM everything e JOIN pg_class c ON c.oid = e.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+    ORDER BY 3
+    """
+
+
+def _with_partitions_and_sequences(conn: psycopg.Connection, oids: list[int]) -> list[Excluded]:
+    return [Excluded(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(_LEFT_OUT_SQL, (oids, oids)).fetchall()]
+
+
+#: what is kept but depends on what is left out: foreign keys referencing it, views reading it
+_STILL_NEEDED_SQL = """
+    WITH left_out AS (
+        SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE quote_ident(n.nspname) || '.' || quote_ident(c.relname) = ANY(%s)
+    )
+    SELECT 'foreign key ' || quote_ident(co.conname) || ' of ' || co.conrelid::regclass::text
+           || ' (references ' || co.confrelid::regclass::text || ')'
+    FROM pg_constraint co
+    WHERE co.contype = 'f' AND co.confrelid IN (SELECT oid FROM left_out)
+      AND co.conrelid NOT IN (SELECT oid FROM left_out)
+    UNION
+    SELECT 'view ' || r.ev_class::regclass::text || ' (reads ' || d.refobjid::regclass::text || ')'
+    FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+    WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+      AND d.refobjid IN (SELECT oid FROM left_out) AND r.ev_class NOT IN (SELECT oid FROM left_out)
+      AND r.ev_class <> d.refobjid
+    ORDER BY 1
+    """
+
+
+def _refuse_if_still_needed(conn: psycopg.Connection, excluded: list[Excluded]) -> None:
+    """The dump would keep what depends on a left-out table, and the restore fail on it."""
+    referencing = conn.execute(_STILL_NEEDED_SQL, ([e.qualified for e in excluded],)).fetchall()
     if referencing:
         raise ConfigError(
             f"--exclude-table would leave out a table that the backup still needs: "
             f"{', '.join(r[0] for r in referencing)}",
             hint="exclude what depends on it too, or do not exclude this one",
         )
-    return excluded
 
 
 @dataclass(frozen=True)
