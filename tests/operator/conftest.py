@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator import helpers
+from tests.operator import planting as helpers
 from tests.support import cli
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer

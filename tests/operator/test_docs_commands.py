@@ -13,7 +13,8 @@ The runbook's shell blocks are extracted and every command must appear in ``EXER
 
 A command added to the runbook without an entry here fails
 ``test_every_documented_command_is_exercised``; an entry whose command left the runbook
-fails ``test_every_exercise_is_still_documented``. Blocks preceded by
+fails ``test_every_exercise_is_still_documented`` (both in
+tests/unit/operator/test_runbook_exercises.py). Blocks preceded by
 ``<!-- file: NAME -->`` are written to the session's working directory first.
 """
 
@@ -451,31 +452,6 @@ def _moto_credentials() -> dict[str, str]:
     return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
 
 
-# ----------------------------------------------------------------------------- the mapping's own checks
-@pytest.mark.unit
-def test_every_documented_command_is_exercised() -> None:
-    missing = [normalize(c) for b in SHELL_BLOCKS for c in commands(b) if exercise_of(c) is None]
-    assert missing == [], "add these runbook commands to EXERCISES (run them or mirror them):\n" + "\n".join(missing)
-
-
-@pytest.mark.unit
-def test_every_exercise_is_still_documented() -> None:
-    documented = {normalize(c) for b in SHELL_BLOCKS for c in commands(b)}
-    assert sorted(set(EXERCISES) - documented) == []
-
-
-@pytest.mark.unit
-def test_every_mirror_names_a_test_in_this_module() -> None:
-    defined = {node.name for node in ast.parse(Path(__file__).read_text()).body if isinstance(node, ast.FunctionDef)}
-    mirrors = {e.test for e in EXERCISES.values() if isinstance(e, Mirrored)}
-    assert sorted(mirrors - defined) == []
-
-
-@pytest.mark.unit
-def test_the_runbook_has_shell_blocks_to_check() -> None:
-    assert len(RUNNABLE_BLOCKS) >= 10
-
-
 # ----------------------------------------------------------------------------- running them
 @pytest.mark.slow
 @pytest.mark.parametrize("block", RUNNABLE_BLOCKS, ids=[b.id for b in RUNNABLE_BLOCKS])
@@ -601,12 +577,6 @@ def test_helm_notify_secret_renders(tmp_path: Path) -> None:
     env = {e["name"]: e for e in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AGENT_BOM_BACKUP_PING_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "agent-bom-notify", "key": "backupPingUrl", "optional": True}
-
-
-@pytest.mark.unit
-def test_documented_lifecycle_rule_is_valid_json() -> None:
-    rules = json.loads(next(b.body for b in BLOCKS if b.file_name == "lifecycle.json"))["Rules"]
-    assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [2]
 
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.operator import helpers
-from tests.operator.helpers import Planter, by_id, list_json
+from tests.operator import planting as helpers
+from tests.operator.planting import Planter, by_id, list_json
 from tests.support import cli
 
 

@@ -11,9 +11,9 @@ import pytest
 from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.verify import verify_backup
 from agent_bom_backup.storage import StorageConfig
-from tests.operator import helpers
+from tests.operator import planting as helpers
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter
+from tests.operator.planting import Planter
 from tests.support import cli
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer

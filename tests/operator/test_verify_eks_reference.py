@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator import helpers
+from tests.operator import planting as helpers
 from tests.operator.fakes.cluster import (
     CLUSTER, CRONJOB, NAMESPACE, REGION, FakeCluster, cronjob_backing_up_to, fixture, table,
 )
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter
+from tests.operator.planting import Planter
 from tests.support import cli
 from devstack.s3server import MotoServer, dummy_aws_env
 

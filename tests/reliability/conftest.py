@@ -16,15 +16,6 @@ from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
 
-HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE) and item.get_closest_marker("unit") is None:
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.fixture(scope="session")
 def reliability_bucket(s3: MotoServer) -> Iterator[str]:
     with cli.fresh_bucket(s3, "abb-rel") as name:
