@@ -27,7 +27,7 @@ import pytest
 from hypothesis import settings
 
 from devstack import tools
-from tests.support.cli import fresh_bucket
+from tests.support.buckets import fresh_bucket
 from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.rgw import RgwServer

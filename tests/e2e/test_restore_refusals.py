@@ -15,7 +15,9 @@ from botocore.client import BaseClient
 
 from tests.e2e import helpers
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from devstack.seed import SeedSpec
@@ -26,15 +28,15 @@ Tamper = Callable[[BaseClient, cli.Backup, cli.Backup, str], None]
 
 def _flip_a_byte(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
     cli.copy_backup(client, backup, bucket)
-    data = bytearray(cli.get_object(client, bucket, backup.key))
+    data = bytearray(buckets.get_object(client, bucket, backup.key))
     data[len(data) // 2] ^= 0xFF
-    cli.put_object(client, bucket, backup.key, bytes(data))
+    buckets.put_object(client, bucket, backup.key, bytes(data))
 
 
 def _truncate(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
     cli.copy_backup(client, backup, bucket)
-    data = cli.get_object(client, bucket, backup.key)
-    cli.put_object(client, bucket, backup.key, data[: len(data) - 4096])
+    data = buckets.get_object(client, bucket, backup.key)
+    buckets.put_object(client, bucket, backup.key, data[: len(data) - 4096])
 
 
 def _drop_manifest(client: BaseClient, backup: cli.Backup, _other: cli.Backup, bucket: str) -> None:
@@ -43,8 +45,8 @@ def _drop_manifest(client: BaseClient, backup: cli.Backup, _other: cli.Backup, b
 
 def _manifest_of_another_backup(client: BaseClient, backup: cli.Backup, other: cli.Backup, bucket: str) -> None:
     cli.copy_backup(client, backup, bucket, parts=("dump", "roles"))
-    manifest = cli.get_object(client, other.bucket, cli.manifest_key(other.key))
-    cli.put_object(client, bucket, cli.manifest_key(backup.key), manifest)
+    manifest = buckets.get_object(client, other.bucket, buckets.manifest_key(other.key))
+    buckets.put_object(client, bucket, buckets.manifest_key(backup.key), manifest)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ CASES = {
 @pytest.fixture(scope="module")
 def pgcrypto_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster) -> cli.Backup:
     """A PostgreSQL 15 database using pgcrypto, which the embedded PostgreSQL 18 lacks."""
-    name = cli.new_database(pg15, "crypto")
+    name = postgres.new_database(pg15, "crypto")
     pg15.run_sql("CREATE EXTENSION pgcrypto; CREATE TABLE secrets AS "
                  "SELECT g AS id, digest(g::text, 'sha256') AS hash FROM generate_series(1, 10) g", name)
     return cli.take_backup(s3, new_bucket(), pg15.superuser_url(name))
@@ -101,14 +103,14 @@ class Refusal:
 
 def _target(request: pytest.FixtureRequest, kind: str) -> tuple[PgCluster, str]:
     if kind == "source15":
-        source: cli.Database = request.getfixturevalue("source15")
+        source: postgres.Database = request.getfixturevalue("source15")
         return source.cluster, source.name
     if kind == "nonempty15":
         pg15: PgCluster = request.getfixturevalue("pg15")
-        name = cli.seeded_database(pg15, "nonempty", SeedSpec(tenants=("team-other",), audit_rows_per_tenant=5)).name
+        name = postgres.seeded_database(pg15, "nonempty", SeedSpec(tenants=("team-other",), audit_rows_per_tenant=5)).name
         return pg15, name
     cluster: PgCluster = request.getfixturevalue("pg15" if kind == "empty15" else "pg18")
-    return cluster, cli.new_database(cluster, "target")
+    return cluster, postgres.new_database(cluster, "target")
 
 
 @pytest.fixture(scope="module", params=list(CASES), ids=list(CASES))
@@ -117,13 +119,13 @@ def refusal(request: pytest.FixtureRequest, s3: MotoServer, tmp_root: Path) -> R
     backup: cli.Backup = request.getfixturevalue(case.backup)
     cluster, target = _target(request, case.target)
     url = cluster.superuser_url(target)
-    safety_dir = tmp_root / cli.unique_name("safety")
+    safety_dir = tmp_root / postgres.unique_name("safety")
     env = {"AGENT_BOM_POSTGRES_URL": url} if case.live_url else {}
     args = [a.format(target=target, pg15_bin=tools.pg_bin_dir(15)) for a in case.args]
     with contextlib.ExitStack() as stack:
         bucket = backup.bucket
         if case.tamper is not None:
-            bucket = stack.enter_context(cli.fresh_bucket(s3, "abb-tamper"))
+            bucket = stack.enter_context(buckets.fresh_bucket(s3, "abb-tamper"))
             other = request.getfixturevalue("backup18")
             case.tamper(s3.client(), backup, other, bucket)
         before = helpers.database_state(cluster, target)

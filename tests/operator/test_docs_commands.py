@@ -38,7 +38,8 @@ import yaml
 
 from tests.operator.fakes.cluster import FakeCluster, cronjob_backing_up_to, fixture
 from devstack import tools
-from tests.support import cli
+from tests.support import buckets
+from tests.support import postgres
 from devstack.pgcluster import PgClusterPool
 from devstack.s3server import MotoServer, dummy_aws_env
 from devstack.seed import create_roles
@@ -340,7 +341,7 @@ def _aws_cli() -> str:
 
 
 @pytest.fixture(scope="module")
-def drill(s3: MotoServer, op_source: cli.Database, pg_cluster_factory: PgClusterPool,
+def drill(s3: MotoServer, op_source: postgres.Database, pg_cluster_factory: PgClusterPool,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     _aws_cli()
     staging = pg_cluster_factory(15, fresh=True)
@@ -466,7 +467,7 @@ def _output_of(drill: Drill, command_fragment: str) -> str:
 
 
 @pytest.mark.slow
-def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: cli.Database) -> None:
+def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: postgres.Database) -> None:
     output = _output_of(drill, "group by team_id order by team_id")
     rows = dict(re.findall(r"^\s*(team-[a-z]+)\s*\|\s*(\d+)\s*$", output, flags=re.MULTILINE))
     assert {team: int(n) for team, n in rows.items()} == op_source.audit_rows
@@ -485,12 +486,12 @@ def test_runbook_by_hand_decryption_matches_the_manifest(drill: Drill, s3: MotoS
     output = _output_of(drill, "sha256sum backup.dump")
     printed = re.findall(r"^([0-9a-f]{64})\s+backup\.dump$", output, flags=re.MULTILINE)
     backup_id = drill.env["BACKUP_ID"]
-    manifest = json.loads(cli.get_object(s3.client(), DOCS_BUCKET, f"{DOCS_PREFIX}/{backup_id}.manifest.json"))
+    manifest = json.loads(buckets.get_object(s3.client(), DOCS_BUCKET, f"{DOCS_PREFIX}/{backup_id}.manifest.json"))
     assert (manifest["encryption"]["format"], printed) == ("age", [manifest["dump"]["plaintext_sha256"]])
 
 
 @pytest.mark.slow
-def test_runbook_by_hand_restore_brings_back_every_tenant(drill: Drill, op_source: cli.Database) -> None:
+def test_runbook_by_hand_restore_brings_back_every_tenant(drill: Drill, op_source: postgres.Database) -> None:
     with psycopg.connect(drill.env["BY_HAND_POSTGRES_URL"]) as conn:
         rows = dict(conn.execute("SELECT team_id, count(*) FROM audit_log GROUP BY team_id").fetchall())
     assert rows == op_source.audit_rows
