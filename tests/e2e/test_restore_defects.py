@@ -1,7 +1,8 @@
 """Confirmed defects of the restore path (issue 15, item 6), each proven against real
 servers: passwords libpq cannot parse, inspection settings that differ between source and
-target, objects outside any schema, sequences that lag or descend, a report path or a
-scratch directory that cannot be used, a snapshot connection lost after the upload."""
+target, objects outside any schema, sequences that lag or descend, a part size that is not
+one, a snapshot connection lost after the upload. (A report path or a scratch directory that
+cannot be used are rows of the failure-mode table, tests/reliability/cases.py.)"""
 
 from __future__ import annotations
 
@@ -212,56 +213,11 @@ def test_a_sequence_behind_the_recorded_state_fails_verification(s3: MotoServer,
     assert (run.returncode, "behind the source's" in run.error_message) == (11, True), str(run)
 
 
-# ------------------------------------------------------------------ a report path or scratch dir that cannot be used
-@dataclass(frozen=True)
-class Unusable:
-    run: cli.Run
-    before: dict[str, Any]
-    after: dict[str, Any]
-
-
-def _unusable(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, *args: str) -> Unusable:
-    target = postgres.new_database(pg15, "unusable")
-    before = helpers.database_state(pg15, target)
-    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target), *args)
-    return Unusable(run, before, helpers.database_state(pg15, target))
-
-
-@pytest.fixture(scope="module")
-def unwritable_report(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, tmp_root: Path) -> Unusable:
-    blocker = tmp_root / postgres.unique_name("a-file")
-    blocker.write_text("not a directory")
-    return _unusable(s3, backup15, pg15, "--report", str(blocker / "report.json"))
-
-
-@pytest.fixture(scope="module")
-def missing_scratch(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, tmp_root: Path) -> Unusable:
-    return _unusable(s3, backup15, pg15, "--scratch-dir", str(tmp_root / "no-such-dir"))
-
-
-def test_unwritable_report_path_is_a_configuration_error(unwritable_report: Unusable) -> None:
-    assert (unwritable_report.run.returncode, unwritable_report.run.error_message.startswith(
-        "cannot write the restore report to ")) == (3, True), str(unwritable_report.run)
-
-
-def test_unwritable_report_path_is_one_error_line(unwritable_report: Unusable) -> None:
-    assert len(unwritable_report.run.errors) == 1
-
-
-def test_unwritable_report_path_is_found_before_anything_is_restored(unwritable_report: Unusable) -> None:
-    assert unwritable_report.after == unwritable_report.before
-
-
-def test_missing_scratch_dir_is_a_configuration_error(missing_scratch: Unusable) -> None:
-    assert (missing_scratch.run.returncode, missing_scratch.run.error_message.startswith("scratch directory ")) == (
-        3, True), str(missing_scratch.run)
-
-
-def test_missing_scratch_dir_is_one_error_line(missing_scratch: Unusable) -> None:
-    assert len(missing_scratch.run.errors) == 1
-
-
-@pytest.mark.parametrize("value", ["abc", "-5", "1e3", "99999999999999TiB"])
+# ------------------------------------------------------------------ settings refused before anything runs
+# (a report path or scratch directory that cannot be used, and the part size "abc", are rows of the
+# failure-mode table: tests/reliability/cases.py, restore-report-unwritable, restore-scratch-dir-missing,
+# backup-bad-part-size)
+@pytest.mark.parametrize("value", ["-5", "1e3", "99999999999999TiB"])
 def test_bad_part_size_is_a_configuration_error(value: str, s3: MotoServer, bucket: str,
                                                  source15: postgres.Database) -> None:
     run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url, AGENT_BOM_BACKUP_PART_SIZE=value))

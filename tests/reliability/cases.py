@@ -484,6 +484,65 @@ CASES: tuple[Case, ...] = (
         action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
     ),
     Case(
+        id="restore-over-the-backups-source",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over the database the backup was taken from (the manifest records it), without "
+        "`--approval`; the job's `AGENT_BOM_POSTGRES_URL` is not set.",
+        exit_code=8,
+        message=f"target {DB} is the live source database of this backup (restore into a staging database "
+        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
+        "data-loss window)",
+        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+    ),
+    Case(
+        id="restore-target-is-the-jobs-database",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over the database `AGENT_BOM_POSTGRES_URL` names (the backup job's live database), though "
+        "the backup was taken from another one, without `--approval`.",
+        exit_code=8,
+        message=f"target {DB} is the live source database of this backup (restore into a staging database "
+        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
+        "data-loss window)",
+        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+    ),
+    Case(
+        id="restore-clean-without-confirm-target",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over a non-empty database without `--confirm-target`.",
+        exit_code=8,
+        message="--clean would replace database <database> but --confirm-target is not set "
+        "(pass --confirm-target <database>)",
+        action="Name the database being replaced: `--clean --confirm-target DBNAME`.",
+    ),
+    Case(
+        id="restore-clean-confirms-another-database",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` with `--confirm-target` naming another database than the target.",
+        exit_code=8,
+        message="--clean would replace database <database> but --confirm-target is agent_bom "
+        "(pass --confirm-target <database>)",
+        action="Check that the target URL names the database you mean to replace, then confirm that one.",
+    ),
+    Case(
+        id="restore-manifest-of-another-backup",
+        group=RESTORE_INPUT, command="restore",
+        fault="The manifest next to the dump is another real backup's manifest (copied over it).",
+        exit_code=7,
+        message="manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
+        "<this key> (the manifest was copied or renamed; do not trust this backup)",
+        action="Do not trust this backup; restore another one.",
+    ),
+    Case(
+        id="restore-extension-missing-on-target",
+        group=RESTORE_INPUT, command="restore",
+        fault="The backup uses an extension (pgcrypto) the target server cannot install.",
+        exit_code=8,
+        message="the target server cannot install extensions the backup uses: pgcrypto "
+        "(install them on the target server (pg_available_extensions), then retry)",
+        action="Install the extension's package on the target server (it must be in `pg_available_extensions`; "
+        "on a managed instance, allow it in the parameter group), then retry.",
+    ),
+    Case(
         id="restore-latest-newest-unreadable",
         group=RESTORE_INPUT, command="restore",
         fault="`restore latest`: the newest backup's manifest cannot be read (here: it does not parse; also "

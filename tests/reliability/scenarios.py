@@ -63,6 +63,10 @@ class Outcome:
     facts: dict[str, bool] = field(default_factory=dict)
     #: the bucket right after the run (``seal``); later scenarios may share the bucket
     state: dict[str, Any] | None = None
+    #: a restore's ``--safety-backup-dir`` (absent before the run; None: none was given)
+    safety_dir: Path | None = None
+    #: the status the restore's ``--report`` file records (None: no report written)
+    recorded_status: str | None = None
 
     def seal(self) -> Outcome:
         self.state = self._bucket_state()
@@ -638,6 +642,10 @@ def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | Non
     env = {**cli.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
     before = harness.database_digest(cluster, database)
     report_args = ("--report", str(report_path)) if report else ()
+    safety_dir = None
+    if "--no-safety-backup" not in args and "--safety-backup-dir" not in args:
+        safety_dir = stage.tmp_dir("safety") / "safety-backups"  # absent: a run that writes one creates it
+        report_args += ("--safety-backup-dir", str(safety_dir))
     run = cli.restore(env, uri, url or cluster.superuser_url(database), *report_args, *args)
     after = harness.database_digest(cluster, database)
     recorded = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -649,7 +657,8 @@ def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | Non
     } if report else {}
     return Outcome(
         case, run, client, bucket, keys_before, target_before=before, target_after=after,
-        facts={**recorded_facts, **(facts(run) if facts else {})},
+        facts={**recorded_facts, **(facts(run) if facts else {})}, safety_dir=safety_dir,
+        recorded_status=recorded.get("status"),
     )
 
 
@@ -795,6 +804,68 @@ def _restore_live(stage: Stage) -> Outcome:
     return _restore(stage, "restore-live-source-without-approval", _good_uri(stage, bucket),
                     "--clean", "--confirm-target", source.name, "--no-safety-backup", bucket=bucket,
                     target=(source.cluster, source.name), env_extra={"AGENT_BOM_POSTGRES_URL": source.url})
+
+
+def _other_database(stage: Stage) -> str:
+    """A non-empty database that is not the good backup's source (other tenants' data)."""
+    name = postgres.seeded_database(stage.pg15, "rel_other", harness.OTHER_SEED).name
+    stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return name
+
+
+@scenario("restore-over-the-backups-source")
+def _restore_over_the_source(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    source = stage.fixture("small_source")  # the good backup's source; no AGENT_BOM_POSTGRES_URL
+    return _restore(stage, "restore-over-the-backups-source", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", source.name, bucket=bucket, target=(source.cluster, source.name))
+
+
+@scenario("restore-target-is-the-jobs-database")
+def _restore_target_is_the_jobs_database(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-target-is-the-jobs-database", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", target, bucket=bucket, target=(stage.pg15, target),
+                    env_extra={"AGENT_BOM_POSTGRES_URL": stage.pg15.superuser_url(target)})
+
+
+@scenario("restore-clean-without-confirm-target")
+def _restore_clean_without_confirm(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-clean-without-confirm-target", _good_uri(stage, bucket), "--clean",
+                    bucket=bucket, target=(stage.pg15, target))
+
+
+@scenario("restore-clean-confirms-another-database")
+def _restore_clean_confirms_another(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-clean-confirms-another-database", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", "agent_bom", bucket=bucket, target=(stage.pg15, target))
+
+
+@scenario("restore-manifest-of-another-backup")
+def _restore_manifest_of_another_backup(stage: Stage) -> Outcome:
+    good, other = stage.fixture("good_backup"), stage.fixture("good_backup18")
+    bucket, client = _copy_backup(stage, ("dump", "roles"))
+    manifest = buckets.get_object(client, other.bucket, buckets.manifest_key(other.key))
+    buckets.put_object(client, bucket, buckets.manifest_key(good.key), manifest)
+    return _restore(stage, "restore-manifest-of-another-backup", _good_uri(stage, bucket), bucket=bucket)
+
+
+@scenario("restore-extension-missing-on-target")
+def _restore_extension_missing(stage: Stage) -> Outcome:
+    """A PostgreSQL 15 database using pgcrypto, restored into PostgreSQL 18 (embedded: no pgcrypto)."""
+    source = postgres.new_database(stage.pg15, "rel_crypto")
+    stage.pg15.run_sql("CREATE EXTENSION pgcrypto; CREATE TABLE secrets AS "
+                       "SELECT g AS id, digest(g::text, 'sha256') AS hash FROM generate_series(1, 10) g", source)
+    bucket = stage.new_bucket()
+    backup = cli.take_backup(stage.s3, bucket, stage.pg15.superuser_url(source))
+    pg18: PgCluster = stage.fixture("pg18")
+    target = postgres.new_database(pg18, "rel_target")
+    return _restore(stage, "restore-extension-missing-on-target", backup.uri, bucket=bucket, target=(pg18, target))
 
 
 NEWER_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z"
