@@ -45,6 +45,15 @@ CONFIGURATION = "Configuration"
 
 DUMP_URI = "s3://<bucket>/<prefix>/agent-bom-<YYYYMMDDTHHMMSSZ>.dump"
 DB = "postgresql://<user>@<host>:<port>/<database>"
+#: the refusal of a restore over the backup's live source, however the target was recognised
+LIVE_SOURCE = (f"target {DB} is the live source database of this backup (restore into a staging database "
+               "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
+               "data-loss window)")
+LIVE_SOURCE_ACTION = "Restore into staging first; over production only with `--approval INCIDENT-ID`."
+#: a manifest that describes another dump, however it got there
+FOREIGN_MANIFEST = ("manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
+                    "<this key> (the manifest was copied or renamed; do not trust this backup)")
+FOREIGN_MANIFEST_ACTION = "Do not trust this backup; restore another one."
 
 CASES: tuple[Case, ...] = (
     # ------------------------------------------------------------------ object storage
@@ -363,9 +372,7 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The manifest next to the dump describes another dump (copied or renamed).",
         exit_code=7,
-        message="manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
-        "<this key> (the manifest was copied or renamed; do not trust this backup)",
-        action="Do not trust this backup; restore another one.",
+        message=FOREIGN_MANIFEST, action=FOREIGN_MANIFEST_ACTION,
     ),
     Case(
         id="restore-newer-major",
@@ -478,10 +485,7 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The target is the live database the backup was taken from, without `--approval`.",
         exit_code=8,
-        message=f"target {DB} is the live source database of this backup (restore into a staging database "
-        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
-        "data-loss window)",
-        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
     ),
     Case(
         id="restore-over-the-backups-source",
@@ -489,10 +493,7 @@ CASES: tuple[Case, ...] = (
         fault="`--clean` over the database the backup was taken from (the manifest records it), without "
         "`--approval`; the job's `AGENT_BOM_POSTGRES_URL` is not set.",
         exit_code=8,
-        message=f"target {DB} is the live source database of this backup (restore into a staging database "
-        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
-        "data-loss window)",
-        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
     ),
     Case(
         id="restore-target-is-the-jobs-database",
@@ -500,10 +501,7 @@ CASES: tuple[Case, ...] = (
         fault="`--clean` over the database `AGENT_BOM_POSTGRES_URL` names (the backup job's live database), though "
         "the backup was taken from another one, without `--approval`.",
         exit_code=8,
-        message=f"target {DB} is the live source database of this backup (restore into a staging database "
-        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
-        "data-loss window)",
-        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
     ),
     Case(
         id="restore-clean-without-confirm-target",
@@ -528,9 +526,7 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The manifest next to the dump is another real backup's manifest (copied over it).",
         exit_code=7,
-        message="manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
-        "<this key> (the manifest was copied or renamed; do not trust this backup)",
-        action="Do not trust this backup; restore another one.",
+        message=FOREIGN_MANIFEST, action=FOREIGN_MANIFEST_ACTION,
     ),
     Case(
         id="restore-extension-missing-on-target",
