@@ -5,10 +5,13 @@ reach.
 Every tool comes from ``scripts/bootstrap.sh`` (``scripts/test.sh`` runs it first); a
 missing one fails the test with the command to run, never a skip.
 
-Tiers (markers, README "Tests"): ``unit`` tests start no server and no helm (checked here:
-a unit test that asks for a server fixture is a collection error, one that runs helm
-fails); ``e2e`` tests run against real PostgreSQL and S3 servers; ``image`` tests build and
-run the job image; the rest (chart rendering, linters, scripts) sit in between.
+Tiers (markers, README "Tests"), given by the folder a test is in: every test under
+tests/unit/ is ``unit`` and no other is; ``unit`` tests start no server and no helm (checked
+here: a unit test that asks for a server fixture fails, one that runs helm fails); tests under
+tests/e2e/ and tests/reliability/ are ``e2e`` (real PostgreSQL and S3 servers); ``image`` tests
+(tests/image/, marked in the module) build and run the job image; the rest (chart rendering,
+the operator commands, compatibility, release) sit in between. ``-m unit`` collects tests/unit
+alone (nothing else can be selected by it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import pytest
 from hypothesis import settings
 
 from devstack import tools
-from tests.support.cli import fresh_bucket
+from tests.support.buckets import fresh_bucket
 from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.rgw import RgwServer
@@ -185,14 +188,49 @@ def pytest_report_header(config: pytest.Config) -> str:
 #: depends on one): a ``unit`` test may use none of them
 SERVER_FIXTURES = frozenset({"pg_cluster_factory", "s3", "rgw", "job_image_build", "iam_world"})
 OTHER_TIERS = ("e2e", "image")
+TESTS_DIR = Path(__file__).parent
+#: the tier each of these folders gives every test in it (and the unit tier no test elsewhere)
+UNIT_DIR = TESTS_DIR / "unit"
+E2E_DIRS = (TESTS_DIR / "e2e", TESTS_DIR / "reliability")
 
 
-@pytest.hookimpl(trylast=True)
+def folder_tier(path: Path) -> str | None:
+    """The tier a test file's folder gives it: ``unit``, ``e2e`` or None (marked in the module)."""
+    if path.is_relative_to(UNIT_DIR):
+        return "unit"
+    if any(path.is_relative_to(folder) for folder in E2E_DIRS):
+        return "e2e"
+    return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark each test with the tier of its folder (before ``-m`` selects)."""
+    tier = folder_tier(item.path)
+    if tier is not None:
+        item.add_marker(tier)
+
+
+def only_unit_selected(config: pytest.Config) -> bool:
+    """``-m unit``: only tests/unit can hold a selected test, so nothing else is collected."""
+    return config.getoption("markexpr", "").strip() == "unit"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under ``-m unit``, skip (without importing) every folder and file outside tests/unit."""
+    if not only_unit_selected(config) or not collection_path.is_relative_to(TESTS_DIR):
+        return None
+    inside = collection_path.is_relative_to(UNIT_DIR) or UNIT_DIR.is_relative_to(collection_path)
+    return None if inside else True
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A ``unit`` test is in no other tier."""
+    """A ``unit`` test is in tests/unit and in no other tier (checked before ``-m`` selects)."""
     for item in items:
         if item.get_closest_marker("unit") is None:
             continue
+        if folder_tier(item.path) != "unit":
+            raise pytest.UsageError(f"{item.nodeid} is marked unit outside tests/unit: move it to tests/unit/<area>/")
         tiers = [tier for tier in OTHER_TIERS if item.get_closest_marker(tier) is not None]
         if tiers:
             raise pytest.UsageError(f"{item.nodeid} is marked unit and {', '.join(tiers)}: pick one tier")

@@ -19,7 +19,7 @@ from devstack.pgcluster import PgCluster, PgClusterError, PgClusterPool, wait_fo
 from devstack.rgw import RgwError, RgwServer
 from devstack.s3server import MotoServer
 from devstack.tls import make_ca
-from tests.support.cli import fresh_bucket as cli_bucket
+from tests.support.buckets import fresh_bucket as cli_bucket
 from tests.support.stores import Store
 
 ALL_MAJORS = [15, 16, 17, 18]

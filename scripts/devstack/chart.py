@@ -1,10 +1,12 @@
 """Render the agent-bom chart with the real ``helm template``: values in, documents out.
 
-What the benchmarks (``bench/run.py``: the CronJob's pod spec, run as the kubelet would)
-and the chart tests share. The tests add strict schema validation of every document on
-top (``tests/chart/helm_render.py``); this module only renders and parses.
+The one ``render_chart``: what the benchmarks (``bench/run.py``: the CronJob's pod spec, run
+as the kubelet would) and the chart tests share. The tests pass a ``validate`` function
+(strict schema validation of every document, ``tests/chart/helm_render.py``); this module
+only renders, parses and calls it.
 
-Rendering is cached per distinct input, so many small callers cost one ``helm`` run each.
+Rendering (and validation) is cached per distinct input, so many small callers cost one
+``helm`` run each.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import functools
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,10 @@ RUNBOOK_VALUES: dict[str, Any] = json.loads(
     .replace("<account-id>", RUNBOOK_ACCOUNT_ID)
     .replace("<your-backup-bucket-region>", RUNBOOK_REGION)
 )
+
+
+#: checks one rendered document for a Kubernetes version; raises when it is invalid
+Validator = Callable[[dict[str, Any], str], None]
 
 
 class HelmError(RuntimeError):
@@ -168,10 +174,34 @@ def only(docs: Iterable[tuple[str, dict[str, Any]]], show_only: Iterable[str] | 
 
 
 def render_chart(values: dict[str, Any] | None = None, show_only: Iterable[str] | None = None,
+                 kube_version: str = KUBE_VERSION, *, validate: Validator | None = None,
                  **options: Any) -> list[dict[str, Any]]:
-    """Render the chart (options as for :func:`template`) and return its documents,
-    empties dropped, not validated."""
-    return only(documents_by_source(template(values, **options)), show_only)
+    """Render the chart and return its documents (empties dropped; fresh copies, so a
+    caller may change them).
+
+    ``show_only`` keeps the documents of the given templates (paths relative to the chart,
+    e.g. ``templates/serviceaccount.yaml``); unlike ``helm --show-only`` a template that
+    renders nothing yields no documents instead of an error. ``validate(doc, kube_version)``
+    checks every document first (not at all when None). ``options`` are those of
+    :func:`template`: ``namespace``, ``helm_major``, ``name``, ``values_files`` and
+    ``set_values`` (``--values`` before ``values``, ``--set`` last, the way
+    ``helm upgrade --reuse-values --set ...`` layers them) and ``chart`` (another copy of the
+    chart, e.g. with a previous release's values.yaml). Raises :class:`HelmError` with helm's
+    stderr when rendering fails.
+    """
+    output = template(values, kube_version=kube_version, **options)
+    documents = ((source, json.loads(doc)) for source, doc in _documents(output, kube_version, validate))
+    return only(documents, show_only)
+
+
+@functools.lru_cache(maxsize=None)
+def _documents(output: str, kube_version: str, validate: Validator | None) -> tuple[tuple[str, str], ...]:
+    """(source, document as JSON) of ``output``, each validated first when ``validate`` is given."""
+    docs = documents_by_source(output)
+    if validate is not None:
+        for _, doc in docs:
+            validate(doc, kube_version)
+    return tuple((source, json.dumps(doc)) for source, doc in docs)
 
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ and what changed between two sets of them.
 in it, ``build-requirements`` prints pyproject.toml's build backend, ``diff OLD NEW`` prints
 what changed (``package old -> new``) between two trees holding the lock files. The release
 workflow runs ``sbom-check SBOM LOCK`` (the image's SPDX SBOM against its lock).
-``tests/test_locks.py`` checks the locks with the same functions.
+``tests/unit/repo/test_locks.py`` checks the locks with the same functions.
 
 The Python locks are uv-compiled requirements files with hashes (``uv pip compile --universal
 --generate-hashes``): they name packages, versions and hashes only, no index, so they install

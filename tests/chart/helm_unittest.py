@@ -4,7 +4,7 @@
 The plugin is a Go binary not obtainable here, so this module executes the part of its language
 the suites use, with the semantics its documentation (helm-unittest DOCUMENT.md) gives, and
 refuses everything else loudly (a suite that needs more must extend this module and
-tests/chart/test_helm_unittest_suites.py::TestPluginSemantics together):
+tests/unit/chart/test_helm_unittest_suites.py::TestPluginSemantics together):
 
 * suite and test keys: ``templates``/``template``, ``release`` (name and namespace: the suites
   must set them), ``capabilities`` (majorVersion, minorVersion), ``values`` (files relative to

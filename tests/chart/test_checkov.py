@@ -106,10 +106,3 @@ class TestCheckov:
         """No stale skip: each skipped check does fail somewhere without it."""
         failed = {check for result in _scan().values() for check, _ in result["failed"]}
         assert failed == set(SKIPPED_CHECKS)
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize("check_id", sorted(SKIPPED_CHECKS))
-def test_skip_is_justified_in_the_template(check_id):
-    comments = "\n".join(p.read_text() for p in (CHART_DIR / "templates").rglob("*.yaml"))
-    assert re.search(rf"checkov:skip={check_id}:\s*\S", comments)

@@ -81,17 +81,6 @@ def test_database_urls_come_from_the_named_secret(component: str, entry: dict[st
     assert rendered_env(component, entry)[entry["env"]]["secretKeyRef"]["name"] == entry["sample"]
 
 
-@pytest.mark.unit
-@pytest.mark.parametrize(("component", "entry"), ENTRIES, ids=[e["env"] for _, e in ENTRIES])
-def test_every_interface_variable_is_read_by_the_cli(component: str, entry: dict[str, Any]) -> None:
-    assert entry["env"] in cli_envvars()
-
-
-@pytest.mark.unit
-def test_every_component_of_the_interface_has_a_template() -> None:
-    assert sorted(c for c in INTERFACE if not c.startswith("_")) == sorted(COMPONENTS)
-
-
 def test_every_cli_variable_the_backup_cronjob_sets_is_documented() -> None:
     documented = {e["env"] for e in INTERFACE["backup"]}
     values = backup_values(destination={"endpointUrl": "https://minio.example:9000", "caBundle": {"secretName": "ca"}},

@@ -1,5 +1,5 @@
 """templates/controlplane-retention-cronjob.yaml: `retentionDays` does what it says, by running
-`agent-bom-backup prune` on a schedule under its own identity (tests/operator/test_retention_cronjob.py
+`agent-bom-backup prune` on a schedule under its own identity (tests/operator/test_retention_cronjob_run.py
 runs its container environment against a real S3 endpoint)."""
 
 from __future__ import annotations

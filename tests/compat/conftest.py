@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
 from devstack.s3server import MotoServer
@@ -17,7 +17,7 @@ from devstack.seed import SeedSpec
 @pytest.fixture
 def seeded_db(pg15: PgCluster) -> Iterator[str]:
     """A freshly seeded database on the shared PostgreSQL 15 server; yields its name."""
-    name = cli.seeded_database(pg15, "compat", SeedSpec(audit_rows_per_tenant=50)).name
+    name = postgres.seeded_database(pg15, "compat", SeedSpec(audit_rows_per_tenant=50)).name
     yield name
     pg15.run_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

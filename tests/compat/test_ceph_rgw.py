@@ -32,20 +32,22 @@ from botocore.exceptions import ClientError
 
 from devstack.pgcluster import PgCluster
 from devstack.rgw import ZONEGROUP_API_NAME, RgwServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from tests.support.stores import STORE_NAMES, Store, store_for
 
 KEY = f"{cli.PREFIX}/agent-bom-20000101T000000Z.dump"
 
 
 @pytest.fixture(scope="module")
-def source(pg15: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg15, "rgwsrc")
+def source(pg15: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg15, "rgwsrc")
 
 
 @pytest.fixture
 def rgw_bucket(rgw: RgwServer) -> Iterator[str]:
-    with cli.fresh_bucket(rgw, "abb-rgw") as name:
+    with buckets.fresh_bucket(rgw, "abb-rgw") as name:
         yield name
 
 
@@ -67,11 +69,11 @@ def test_rgw_accepts_sse_s3_and_confirms_nothing(rgw: RgwServer, rgw_bucket: str
 
 
 @pytest.fixture(scope="module")
-def unconfirmed(rgw: RgwServer, source: cli.Database) -> Iterator[tuple[cli.Run, list[str], list[str]]]:
+def unconfirmed(rgw: RgwServer, source: postgres.Database) -> Iterator[tuple[cli.Run, list[str], list[str]]]:
     """A backup asking for SSE-S3 (AES256), which RGW 16 accepts and does not apply."""
-    with cli.fresh_bucket(rgw, "abb-rgw-sse") as bucket:
+    with buckets.fresh_bucket(rgw, "abb-rgw-sse") as bucket:
         run = cli.backup(cli.job_env(rgw.endpoint_url, bucket, source.url, AGENT_BOM_BACKUP_SSE="AES256"))
-        yield run, cli.object_keys(rgw.client(), bucket), cli.open_upload_keys(rgw.client(), bucket)
+        yield run, buckets.object_keys(rgw.client(), bucket), buckets.open_upload_keys(rgw.client(), bucket)
 
 
 def test_unconfirmed_encryption_is_refused(unconfirmed: tuple[cli.Run, list[str], list[str]]) -> None:
@@ -91,19 +93,19 @@ def test_unconfirmed_encryption_error_says_what_and_what_to_do(
 def test_unconfirmed_encryption_stops_before_any_upload(unconfirmed: tuple[cli.Run, list[str], list[str]]) -> None:
     _, keys, uploads = unconfirmed
     # the claim (the first write) was not confirmed: no dump, no upload, no manifest
-    assert (cli.without_claims(keys), len(cli.claims(keys)), uploads) == ([], 1, [])
+    assert (buckets.without_claims(keys), len(buckets.claims(keys)), uploads) == ([], 1, [])
 
 
 @pytest.fixture(scope="module")
-def kms_backup(rgw: RgwServer, source: cli.Database) -> Iterator[cli.Backup]:
+def kms_backup(rgw: RgwServer, source: postgres.Database) -> Iterator[cli.Backup]:
     """SSE-KMS through RGW's testing KMS backend, over https: applied and confirmed."""
-    with cli.fresh_bucket(rgw, "abb-rgw-kms") as bucket:
+    with buckets.fresh_bucket(rgw, "abb-rgw-kms") as bucket:
         env = _https_env(rgw, bucket, source.url, AGENT_BOM_BACKUP_SSE="aws:kms",
                          AGENT_BOM_BACKUP_KMS_KEY_ID=rgw.kms_key_id)
         run = cli.backup(env, "--compression", "none", "--part-size", "5MiB")
         assert run.returncode == 0, str(run)
         key = run.uri.removeprefix(f"s3://{bucket}/")
-        yield cli.Backup(bucket, key, cli.read_manifest(rgw.client(tls=True), bucket, key), run)
+        yield cli.Backup(bucket, key, buckets.read_manifest(rgw.client(tls=True), bucket, key), run)
 
 
 def test_confirmed_kms_encryption_is_recorded(kms_backup: cli.Backup, rgw: RgwServer) -> None:
@@ -124,7 +126,7 @@ def test_every_object_is_encrypted_with_the_key(kms_backup: cli.Backup, rgw: Rgw
 
 
 def test_encryption_over_http_is_refused_by_rgw_with_a_clear_line(
-    rgw: RgwServer, rgw_bucket: str, source: cli.Database
+    rgw: RgwServer, rgw_bucket: str, source: postgres.Database
 ) -> None:
     env = cli.job_env(rgw.endpoint_url, rgw_bucket, source.url, AGENT_BOM_BACKUP_SSE="aws:kms",
                       AGENT_BOM_BACKUP_KMS_KEY_ID=rgw.kms_key_id)
@@ -154,8 +156,8 @@ def test_rgw_completes_multipart_uploads_with_an_empty_etag(rgw: RgwServer, rgw_
 def test_uploader_needs_no_etag_from_the_completion(rgw: RgwServer, rgw_bucket: str) -> None:
     data = os.urandom(MIN_PART_SIZE + 1000)
     result = _rgw_uploader(rgw, rgw_bucket).upload(io.BytesIO(data).read)
-    stored = cli.get_object(rgw.client(), rgw_bucket, KEY)
-    assert (result.parts, result.sha256, cli.sha256(stored)) == (2, cli.sha256(data), cli.sha256(data))
+    stored = buckets.get_object(rgw.client(), rgw_bucket, KEY)
+    assert (result.parts, result.sha256, buckets.sha256(stored)) == (2, buckets.sha256(data), buckets.sha256(data))
 
 
 # ------------------------------------------------------------------ 3. If-None-Match
@@ -174,7 +176,7 @@ def test_rgw_ignores_if_none_match_on_complete_multipart_upload(rgw: RgwServer, 
         part = client.upload_part(Bucket=rgw_bucket, Key=KEY, UploadId=upload["UploadId"], PartNumber=1, Body=body)
         client.complete_multipart_upload(Bucket=rgw_bucket, Key=KEY, UploadId=upload["UploadId"], IfNoneMatch="*",
                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
-    assert cli.get_object(client, rgw_bucket, KEY) == b"second"  # overwritten despite If-None-Match
+    assert buckets.get_object(client, rgw_bucket, KEY) == b"second"  # overwritten despite If-None-Match
 
 
 # two runs that start in the same second pick the same backup id: on both servers the claim
@@ -195,17 +197,17 @@ def _moved(run: cli.Run) -> bool:
 
 @pytest.mark.parametrize("store_name", [n for n in STORE_NAMES if n != "rgw-https"])
 def test_two_runs_in_one_second_write_two_backups(
-    store_name: str, request: pytest.FixtureRequest, source: cli.Database
+    store_name: str, request: pytest.FixtureRequest, source: postgres.Database
 ) -> None:
     store: Store = store_for(store_name, request)
     for _attempt in range(3):
         with store.bucket("abb-same-second") as bucket:
             runs = _two_runs_at_once(store.job_env(bucket, source.url))
-            keys = cli.object_keys(store.client(), bucket)
+            keys = buckets.object_keys(store.client(), bucket)
         if any(_moved(r) for r in runs):
             break  # else they straddled a second: again
     dumps = sorted(r.uri.removeprefix(f"s3://{bucket}/") for r in runs if r.returncode == 0)
-    expected = sorted(k for key in dumps for k in (*cli.backup_keys(key), cli.claim_key(key)))
+    expected = sorted(k for key in dumps for k in (*buckets.backup_keys(key), buckets.claim_key(key)))
     assert ([r.returncode for r in runs], sum(_moved(r) for r in runs), len(set(dumps)), keys) == (
         [0, 0], 1, 2, expected), "\n".join(map(str, runs))
 
@@ -224,12 +226,12 @@ def test_zonegroup_location_is_not_a_region_mismatch(rgw: RgwServer, rgw_bucket:
 
 
 # ------------------------------------------------------------------ 5. https and checksums
-def test_auto_checksums_back_up_over_https(rgw: RgwServer, rgw_bucket: str, source: cli.Database) -> None:
+def test_auto_checksums_back_up_over_https(rgw: RgwServer, rgw_bucket: str, source: postgres.Database) -> None:
     run = cli.backup(_https_env(rgw, rgw_bucket, source.url))
     assert run.returncode == 0, str(run)
 
 
-def test_forced_when_supported_gets_411_and_a_clear_line(rgw: RgwServer, rgw_bucket: str, source: cli.Database) -> None:
+def test_forced_when_supported_gets_411_and_a_clear_line(rgw: RgwServer, rgw_bucket: str, source: postgres.Database) -> None:
     run = cli.backup(_https_env(rgw, rgw_bucket, source.url, AGENT_BOM_BACKUP_CHECKSUM_MODE="when_supported"))
     message = _single_error(run)
     assert (run.returncode, "the store answered 411 MissingContentLength" in message,
@@ -282,8 +284,8 @@ def test_unknown_error_without_message_names_the_request_id(rgw: RgwServer, rgw_
                     f"(look up request {request_id} in the store's log (the store gave no reason))")
 
 
-def test_missing_bucket_on_rgw_is_one_clear_line(rgw: RgwServer, source: cli.Database) -> None:
-    bucket = cli.unique_bucket_name("abb-rgw-missing")
+def test_missing_bucket_on_rgw_is_one_clear_line(rgw: RgwServer, source: postgres.Database) -> None:
+    bucket = buckets.unique_bucket_name("abb-rgw-missing")
     run = cli.restore(cli.job_env(rgw.endpoint_url, bucket), f"s3://{bucket}/{KEY}", source.url)
     message = _single_error(run)
     assert (run.returncode, message.startswith(f"checking for an existing object failed: bucket of s3://{bucket}/"),
@@ -300,4 +302,4 @@ def test_parts_carry_their_checksum_as_a_header_not_an_aws_chunked_trailer(rgw: 
     data = os.urandom(MIN_PART_SIZE + 1000)
     uploader = StreamUploader(make_client(config), config, KEY, plan_upload(PartSchedule(MIN_PART_SIZE), 2, memory_budget()))
     result = uploader.upload(io.BytesIO(data).read)
-    assert (result.parts, cli.sha256(cli.get_object(rgw.client(), rgw_bucket, KEY))) == (2, cli.sha256(data))
+    assert (result.parts, buckets.sha256(buckets.get_object(rgw.client(), rgw_bucket, KEY))) == (2, buckets.sha256(data))

@@ -16,7 +16,9 @@ from devstack.rgw import RgwServer
 from devstack.s3server import ACCESS_KEY, SECRET_KEY
 from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, deep_merge, container, render_chart
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 EXAMPLE = REPO / "examples" / "ceph-rgw.yaml"
 
@@ -57,8 +59,8 @@ def chart_env(rgw: RgwServer, bucket: str, database_url: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def rook_env(rgw: RgwServer, pg15: PgCluster) -> Any:
-    source = cli.seeded_database(pg15, "rook")
-    with cli.fresh_bucket(rgw, "abb-rook") as bucket:
+    source = postgres.seeded_database(pg15, "rook")
+    with buckets.fresh_bucket(rgw, "abb-rook") as bucket:
         yield chart_env(rgw, bucket, source.url), source, bucket
 
 
@@ -66,7 +68,7 @@ def rook_env(rgw: RgwServer, pg15: PgCluster) -> Any:
 def backed_up(rook_env: Any, rgw: RgwServer) -> tuple[cli.Run, dict]:
     env, _, bucket = rook_env
     run = cli.backup(env)
-    manifest = cli.read_manifest(rgw.client(tls=True), bucket, run.uri.removeprefix(f"s3://{bucket}/")) \
+    manifest = buckets.read_manifest(rgw.client(tls=True), bucket, run.uri.removeprefix(f"s3://{bucket}/")) \
         if run.returncode == 0 else {}
     return run, manifest
 
@@ -97,6 +99,6 @@ def test_list_and_verify_pass_with_the_example_values(rook_env: Any, backed_up: 
 
 def test_restore_with_the_example_values(rook_env: Any, backed_up: tuple[cli.Run, dict], pg15: PgCluster) -> None:
     env, source, _ = rook_env
-    target = cli.new_database(pg15, "rook_restore")
+    target = postgres.new_database(pg15, "rook_restore")
     run = cli.restore_script(env, "latest", pg15.superuser_url(target), "us-east-1")
     assert (run.returncode, helpers.tenant_counts(pg15, target, "audit_log")) == (0, source.audit_rows), str(run)

@@ -11,7 +11,9 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster, PgClusterPool, wait_for_replay
 from devstack.s3server import MotoServer
 from devstack.seed import SeedSpec
@@ -26,7 +28,7 @@ TINY_TIMEOUTS = {
 
 
 def make_role(pg: PgCluster, attributes: str = "LOGIN", password: str = "s3cret-pass") -> str:
-    name = cli.unique_name("bk")
+    name = postgres.unique_name("bk")
     literal = password.replace("'", "''")
     pg.run_sql(f"CREATE ROLE {name} {attributes} PASSWORD '{literal}'")
     return name
@@ -47,13 +49,13 @@ def backup_as_new_role(pg: PgCluster, database: str, bucket: str, s3: MotoServer
 
 
 def manifest_of(s3: MotoServer, bucket: str, uri: str) -> dict[str, object]:
-    return cli.read_manifest(s3.client(), bucket, uri.split(f"s3://{bucket}/", 1)[1])
+    return buckets.read_manifest(s3.client(), bucket, uri.split(f"s3://{bucket}/", 1)[1])
 
 
 @pytest.fixture
 def plain_db(pg15: PgCluster) -> Iterator[str]:
     """Tenant tables without row-level security."""
-    name = cli.new_database(pg15, "plain")
+    name = postgres.new_database(pg15, "plain")
     pg15.run_sql(
         "CREATE TABLE audit_log (id bigserial PRIMARY KEY, team_id text NOT NULL, payload jsonb);"
         "INSERT INTO audit_log (team_id, payload) SELECT 'team-' || (g % 3), '{}' FROM generate_series(1, 300) g;",
@@ -116,8 +118,8 @@ def test_lock_wait_leaves_no_object(pg15: PgCluster, seeded_db: str, bucket: str
         blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
         cli.backup(env, timeout=120)
     client = s3.client()
-    assert cli.without_claims(cli.object_keys(client, bucket)) == []  # a claim is no backup
-    assert cli.open_uploads(client, bucket) == []
+    assert buckets.without_claims(buckets.object_keys(client, bucket)) == []  # a claim is no backup
+    assert buckets.open_uploads(client, bucket) == []
 
 
 def test_default_transaction_read_only_role_backs_up(
@@ -145,7 +147,7 @@ def tls_pg(pg_cluster_factory: PgClusterPool) -> PgCluster:
 
 @pytest.fixture
 def tls_db(tls_pg: PgCluster) -> str:
-    return cli.seeded_database(tls_pg, "tls", SeedSpec(audit_rows_per_tenant=20)).name
+    return postgres.seeded_database(tls_pg, "tls", SeedSpec(audit_rows_per_tenant=20)).name
 
 
 def test_verify_full_with_ca_in_the_url(tls_pg: PgCluster, tls_db: str, bucket: str, s3: MotoServer) -> None:
@@ -170,7 +172,7 @@ def test_verify_full_without_the_ca_fails_preflight(tls_pg: PgCluster, tls_db: s
 @pytest.fixture(scope="module")
 def standby_pair(pg_cluster_factory: PgClusterPool) -> tuple[PgCluster, PgCluster, str]:
     primary = pg_cluster_factory(15, fresh=True)
-    name = cli.seeded_database(primary, "agent_bom", SeedSpec(audit_rows_per_tenant=40)).name
+    name = postgres.seeded_database(primary, "agent_bom", SeedSpec(audit_rows_per_tenant=40)).name
     standby = pg_cluster_factory.standby_of(primary)
     # a commit replayed after the standby started gives pg_last_xact_replay_timestamp() a value
     primary.run_sql("INSERT INTO settings VALUES ('replicated', 'yes')", dbname=name)

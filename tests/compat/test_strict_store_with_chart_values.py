@@ -10,6 +10,7 @@ import yaml
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, REPO, deep_merge, container, render_chart
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from tests.support.s3proxy import S3Proxy
 from devstack.s3server import ACCESS_KEY, SECRET_KEY
@@ -52,6 +53,6 @@ def test_restore_passes_through_the_strict_store(
     minio_env: dict[str, str], strict_proxy: S3Proxy, pg15: PgCluster
 ) -> None:
     assert cli.backup(minio_env).returncode == 0
-    target = cli.new_database(pg15, "restore")
+    target = postgres.new_database(pg15, "restore")
     result = cli.restore(minio_env, "latest", pg15.superuser_url(target))
     assert (result.returncode, strict_proxy.rejected) == (0, []), result.stderr

@@ -23,7 +23,9 @@ from devstack.seed import tenant_distribution
 from tests.chart.helm_render import CRONJOB_TEMPLATE, deep_merge, container, render_chart
 from tests.chart.test_upstream_values import FILLED_IN, PRODUCTION
 from tests.e2e.helpers import table_counts
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 MAINTENANCE_GROUP = "agent_bom_rls_maintenance"
 RLS_TABLES = ("api_keys", "audit_log", "scan_jobs")
@@ -32,7 +34,7 @@ PASSWORD = "maintenance-role-password"
 
 @dataclass(frozen=True)
 class Source:
-    database: cli.Database
+    database: postgres.Database
     role: str
 
     @property
@@ -42,9 +44,9 @@ class Source:
 
 @pytest.fixture(scope="module")
 def source(pg15: PgCluster) -> Source:
-    database = cli.seeded_database(pg15, "maint")
-    role = cli.unique_name("agent_bom_maintenance")
-    with cli.connect(pg15, database.name) as conn:
+    database = postgres.seeded_database(pg15, "maint")
+    role = postgres.unique_name("agent_bom_maintenance")
+    with postgres.connect(pg15, database.name) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (MAINTENANCE_GROUP,)).fetchone():
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(MAINTENANCE_GROUP)))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {} IN ROLE {}").format(
@@ -86,7 +88,7 @@ def rendered_environment(s3: MotoServer, bucket: str, source: Any,
 
 @pytest.fixture(scope="module")
 def backed_up(s3: MotoServer, source: Source) -> Iterator[tuple[cli.Run, str]]:
-    with cli.fresh_bucket(s3, "abb-maint") as bucket:
+    with buckets.fresh_bucket(s3, "abb-maint") as bucket:
         args, env = rendered_environment(s3, bucket, source)
         yield cli.run_cli(args, env), bucket
 
@@ -98,27 +100,27 @@ def test_the_rendered_job_backs_up_as_the_maintenance_role(backed_up):
 
 def test_the_manifest_counts_every_row(backed_up, s3: MotoServer, source: Source):
     run, bucket = backed_up
-    manifest = cli.read_manifest(s3.client(), bucket, run.uri.removeprefix(f"s3://{bucket}/"))
+    manifest = buckets.read_manifest(s3.client(), bucket, run.uri.removeprefix(f"s3://{bucket}/"))
     counts = {f"{t['schema']}.{t['name']}": t["rows"] for t in manifest["tables"]}
     assert counts == table_counts(source.database.cluster, source.database.name)
 
 
 def test_every_tenant_is_restored(backed_up, s3: MotoServer, source: Source, pg15: PgCluster):
     run, bucket = backed_up
-    target = cli.new_database(pg15, "maintrestored")
+    target = postgres.new_database(pg15, "maintrestored")
     restored = cli.restore(cli.job_env(s3.endpoint_url, bucket), run.uri, pg15.superuser_url(target))
     assert restored.returncode == 0, str(restored)
-    with cli.connect(pg15, target) as conn:
+    with postgres.connect(pg15, target) as conn:
         assert tenant_distribution(conn) == source.database.audit_rows
 
 
 def test_without_the_bypass_setting_the_backup_fails_instead_of_dropping_tenants(s3: MotoServer, source: Source):
     """The policies admit the role only under app.bypass_rls=1: the setting the chart adds is what makes it work."""
-    with cli.fresh_bucket(s3, "abb-maint-nobypass") as bucket:
+    with buckets.fresh_bucket(s3, "abb-maint-nobypass") as bucket:
         args, env = rendered_environment(s3, bucket, source)
         assert env.pop("AGENT_BOM_BACKUP_SESSION_SETTINGS") == "app.bypass_rls=1"
         run = cli.run_cli(args, env)
         assert run.returncode == 7, str(run)
         assert "row-level security hid rows from the backup" in run.error_message
         # the run took its backup id (the claim) before the dump showed it was filtered
-        assert cli.without_claims(cli.object_keys(s3.client(), bucket)) == []
+        assert buckets.without_claims(buckets.object_keys(s3.client(), bucket)) == []

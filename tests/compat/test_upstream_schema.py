@@ -35,7 +35,9 @@ from devstack import upstream
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import MotoServer
 from tests.compat.test_upstream_maintenance_identity import rendered_environment
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 PASSWORD = "upstream-maintenance-password"
 
@@ -62,7 +64,7 @@ RESTORE_ADMIN = "upstream_admin"
 
 def _admin_creates_database(cluster: PgCluster, admin: str, prefix: str) -> str:
     """A new database created (so owned) by ``admin``, as on a managed instance."""
-    name = cli.unique_name(prefix)
+    name = postgres.unique_name(prefix)
     with psycopg.connect(cluster.url("postgres", admin, PASSWORD), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name
@@ -75,10 +77,10 @@ def source(pg_cluster_factory: PgClusterPool, tmp_root: Path) -> Source:
     module's docstring)."""
     cluster = pg_cluster_factory(15, fresh=True)
     cluster.run_sql(f"CREATE ROLE {MIGRATION_ADMIN} LOGIN CREATEDB CREATEROLE PASSWORD '{PASSWORD}'")
-    scratch = tmp_root / cli.unique_name("upstream")
+    scratch = tmp_root / postgres.unique_name("upstream")
     head = _admin_creates_database(cluster, MIGRATION_ADMIN, "upstream")
     upstream.build_schema(cluster, head, scratch, "head", url=cluster.url(head, MIGRATION_ADMIN, PASSWORD))
-    before_keys = cli.new_database(cluster, "upstream")
+    before_keys = postgres.new_database(cluster, "upstream")
     upstream.build_schema(cluster, before_keys, scratch, upstream.BEFORE_KEYS_REVISION)
     tenants = upstream.seed(cluster, head)
     assert upstream.seed(cluster, before_keys) == tenants
@@ -88,7 +90,7 @@ def source(pg_cluster_factory: PgClusterPool, tmp_root: Path) -> Source:
 
 @pytest.fixture(scope="module")
 def bucket(s3: MotoServer) -> Iterator[str]:
-    with cli.fresh_bucket(s3, "abb-upstream") as name:
+    with buckets.fresh_bucket(s3, "abb-upstream") as name:
         yield name
 
 
@@ -117,7 +119,7 @@ class Restored:
 
 def _restore(s3: MotoServer, bucket: str, backup: cli.Run, target: PgCluster, tmp_root: Path) -> Restored:
     database = _admin_creates_database(target, RESTORE_ADMIN, "uprestored")
-    report = tmp_root / f"{cli.unique_name('upstream-report')}.json"
+    report = tmp_root / f"{postgres.unique_name('upstream-report')}.json"
     run = cli.restore(cli.job_env(s3.endpoint_url, bucket), backup.uri, target.url(database, RESTORE_ADMIN, PASSWORD),
                       "--create-missing-roles", "--report", str(report))
     tenants = dict(target.run_sql("SELECT team_id, count(*) FROM scan_jobs GROUP BY 1 ORDER BY 1", database)) \

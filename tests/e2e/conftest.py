@@ -6,22 +6,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
-
-
-HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -29,28 +21,28 @@ def new_bucket(s3: MotoServer) -> Iterator[Callable[[], str]]:
     """Creates buckets that live until the end of the session: one per shared backup, as
     a second backup of the same second in one bucket and prefix takes the next second's id."""
     with contextlib.ExitStack() as stack:
-        yield lambda: stack.enter_context(cli.fresh_bucket(s3, "abb-e2e"))
+        yield lambda: stack.enter_context(buckets.fresh_bucket(s3, "abb-e2e"))
 
 
 @pytest.fixture(scope="session")
-def source15(pg15: PgCluster) -> cli.Database:
+def source15(pg15: PgCluster) -> postgres.Database:
     """The seeded database on the shared PostgreSQL 15 cluster: the backups' source."""
-    return cli.seeded_database(pg15, "src15")
+    return postgres.seeded_database(pg15, "src15")
 
 
 @pytest.fixture(scope="session")
-def source18(pg18: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg18, "src18")
+def source18(pg18: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg18, "src18")
 
 
 @pytest.fixture(scope="session")
-def backup15(s3: MotoServer, new_bucket: Callable[[], str], source15: cli.Database) -> cli.Backup:
+def backup15(s3: MotoServer, new_bucket: Callable[[], str], source15: postgres.Database) -> cli.Backup:
     """The seeded PostgreSQL 15 database backed up with SSE-S3."""
     return cli.take_backup(s3, new_bucket(), source15.url, AGENT_BOM_BACKUP_SSE="AES256")
 
 
 @pytest.fixture(scope="session")
-def backup18(s3: MotoServer, new_bucket: Callable[[], str], source18: cli.Database) -> cli.Backup:
+def backup18(s3: MotoServer, new_bucket: Callable[[], str], source18: postgres.Database) -> cli.Backup:
     """The seeded PostgreSQL 18 database backed up (pg_dump 18 archive)."""
     return cli.take_backup(s3, new_bucket(), source18.url)
 

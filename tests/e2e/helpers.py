@@ -14,7 +14,9 @@ from typing import Any
 from psycopg import sql
 
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
@@ -49,7 +51,7 @@ def completed_objects(s3: MotoServer, bucket: str, key_prefix: str) -> list[str]
 
 def table_counts(cluster: PgCluster, dbname: str) -> dict[str, int]:
     """count(*) of every user table, as the superuser (RLS does not apply to it)."""
-    with cli.connect(cluster, dbname) as conn:
+    with postgres.connect(cluster, dbname) as conn:
         tables = conn.execute(
             "SELECT schemaname, tablename FROM pg_tables "
             "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
@@ -62,7 +64,7 @@ def table_counts(cluster: PgCluster, dbname: str) -> dict[str, int]:
 
 
 def tenant_counts(cluster: PgCluster, dbname: str, table: str) -> dict[str, int]:
-    with cli.connect(cluster, dbname) as conn:
+    with postgres.connect(cluster, dbname) as conn:
         rows = conn.execute(
             sql.SQL("SELECT team_id, count(*) FROM {} GROUP BY 1").format(sql.Identifier("public", table))
         ).fetchall()
@@ -71,8 +73,8 @@ def tenant_counts(cluster: PgCluster, dbname: str, table: str) -> dict[str, int]
 
 def database_state(cluster: PgCluster, dbname: str) -> dict[str, Any]:
     """What a refusal must leave as it was: relations, row counts, policies, the cluster's roles."""
-    with cli.connect(cluster, dbname) as conn:
-        relations = cli.user_relations(conn)
+    with postgres.connect(cluster, dbname) as conn:
+        relations = postgres.user_relations(conn)
         policies = conn.execute(
             "SELECT tablename, policyname, roles::text FROM pg_policies ORDER BY 1, 2"
         ).fetchall()
@@ -120,8 +122,8 @@ def copy_with_one_audit_row_too_many(s3: MotoServer, backup: cli.Backup, bucket:
     restore of it fails in verification, after the wipe and pg_restore."""
     client = s3.client()
     cli.copy_backup(client, backup, bucket)
-    manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(backup.key)))
+    manifest = json.loads(buckets.get_object(client, bucket, buckets.manifest_key(backup.key)))
     audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
     audit["rows"] += 1
     audit["tenants"]["team-alpha"] += 1
-    cli.put_object(client, bucket, cli.manifest_key(backup.key), json.dumps(manifest).encode())
+    buckets.put_object(client, bucket, buckets.manifest_key(backup.key), json.dumps(manifest).encode())

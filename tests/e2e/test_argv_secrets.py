@@ -19,7 +19,9 @@ import pytest
 from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 SSL_SECRET = "SslKeyPassphrase-7f3a9c"
 CLIENTS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
@@ -46,20 +48,20 @@ def _wrappers(directory: Path, real: Path, log: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def logged(s3: MotoServer, pg15: PgCluster, source15: cli.Database, tmp_root: Path) -> Logged:
-    work = tmp_root / cli.unique_name("argv")
+def logged(s3: MotoServer, pg15: PgCluster, source15: postgres.Database, tmp_root: Path) -> Logged:
+    work = tmp_root / postgres.unique_name("argv")
     work.mkdir()
     log = work / "argv.log"
     log.touch()
     bin_dir = _wrappers(work / "bin", tools.pg_bin_dir(15), log)
     with_secrets = {"sslpassword": SSL_SECRET}
     runs: dict[str, cli.Run] = {}
-    with cli.fresh_bucket(s3, "abb-argv") as bucket:
+    with buckets.fresh_bucket(s3, "abb-argv") as bucket:
         env = cli.job_env(s3.endpoint_url, bucket, AGENT_BOM_BACKUP_PG_BIN_DIRS=str(bin_dir),
                           AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY="true")
         runs["backup"] = cli.backup(env | {"AGENT_BOM_POSTGRES_URL": pg15.superuser_url(source15.name, **with_secrets)})
         uri = runs["backup"].uri
-        target = cli.seeded_database(pg15, "argv_target", cli.SMALL_SEED).name
+        target = postgres.seeded_database(pg15, "argv_target", postgres.SMALL_SEED).name
         runs["restore --clean"] = cli.restore(env, uri, pg15.superuser_url(target, **with_secrets),
                                               "--clean", "--confirm-target", target,
                                               "--safety-backup-dir", str(work / "safety"))

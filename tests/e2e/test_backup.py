@@ -10,7 +10,9 @@ import pytest
 
 from agent_bom_backup import pgcatalog
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
@@ -23,7 +25,7 @@ def _manifest_tables(backup: cli.Backup) -> dict[str, dict]:
 
 def test_dump_roles_manifest_and_the_claim_are_written(s3: MotoServer, backup15: cli.Backup) -> None:
     stem = backup15.key.removesuffix(".dump")
-    written = [k for k in cli.object_keys(s3.client(), backup15.bucket) if k.startswith(stem)]
+    written = [k for k in buckets.object_keys(s3.client(), backup15.bucket) if k.startswith(stem)]
     assert written == sorted([*backup15.keys, backup15.claim_key])
 
 
@@ -35,13 +37,13 @@ def test_stdout_is_the_backup_uri(backup15: cli.Backup) -> None:
     assert backup15.run.stdout.strip() == backup15.uri
 
 
-def test_manifest_row_counts_equal_the_database(backup15: cli.Backup, source15: cli.Database) -> None:
+def test_manifest_row_counts_equal_the_database(backup15: cli.Backup, source15: postgres.Database) -> None:
     counts = {name: t["rows"] for name, t in _manifest_tables(backup15).items()}
     assert counts == helpers.table_counts(source15.cluster, source15.name)
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)
-def test_manifest_tenant_counts_equal_the_database(backup15: cli.Backup, source15: cli.Database, table: str) -> None:
+def test_manifest_tenant_counts_equal_the_database(backup15: cli.Backup, source15: postgres.Database, table: str) -> None:
     tenants = _manifest_tables(backup15)[f"public.{table}"]["tenants"]
     assert tenants == helpers.tenant_counts(source15.cluster, source15.name, table)
 
@@ -51,28 +53,28 @@ def test_table_without_tenant_column_is_counted_whole(backup15: cli.Backup) -> N
     assert (settings["rows"], settings["tenants"]) == (2, None)
 
 
-def test_audit_log_tenants_are_the_seeded_ones(backup15: cli.Backup, source15: cli.Database) -> None:
+def test_audit_log_tenants_are_the_seeded_ones(backup15: cli.Backup, source15: postgres.Database) -> None:
     assert _manifest_tables(backup15)["public.audit_log"]["tenants"] == source15.audit_rows
 
 
 def test_dump_object_size_and_sha256_equal_the_manifest(s3: MotoServer, backup15: cli.Backup) -> None:
-    data = cli.get_object(s3.client(), backup15.bucket, backup15.key)
-    assert (len(data), cli.sha256(data)) == (backup15.manifest["dump"]["size"], backup15.manifest["dump"]["sha256"])
+    data = buckets.get_object(s3.client(), backup15.bucket, backup15.key)
+    assert (len(data), buckets.sha256(data)) == (backup15.manifest["dump"]["size"], backup15.manifest["dump"]["sha256"])
 
 
 def test_roles_object_sha256_equals_the_manifest(s3: MotoServer, backup15: cli.Backup) -> None:
-    data = cli.get_object(s3.client(), backup15.bucket, cli.roles_key(backup15.key))
-    assert (backup15.manifest["roles"]["key"], cli.sha256(data)) == (
-        cli.roles_key(backup15.key), backup15.manifest["roles"]["sha256"])
+    data = buckets.get_object(s3.client(), backup15.bucket, buckets.roles_key(backup15.key))
+    assert (backup15.manifest["roles"]["key"], buckets.sha256(data)) == (
+        buckets.roles_key(backup15.key), backup15.manifest["roles"]["sha256"])
 
 
 def test_roles_object_holds_the_roles_the_policies_name(s3: MotoServer, backup15: cli.Backup) -> None:
-    text = cli.get_object(s3.client(), backup15.bucket, cli.roles_key(backup15.key)).decode()
+    text = buckets.get_object(s3.client(), backup15.bucket, buckets.roles_key(backup15.key)).decode()
     assert all(f"CREATE ROLE {role};" in text for role in ("agent_bom_app", "agent_bom_owner", "agent_bom_readonly"))
 
 
 def test_roles_object_holds_no_password(s3: MotoServer, backup15: cli.Backup) -> None:
-    text = cli.get_object(s3.client(), backup15.bucket, cli.roles_key(backup15.key)).decode()
+    text = buckets.get_object(s3.client(), backup15.bucket, buckets.roles_key(backup15.key)).decode()
     assert "PASSWORD" not in text
 
 
@@ -85,12 +87,12 @@ def test_claim_is_written_first_and_the_manifest_last(s3: MotoServer, backup15: 
     assert completed == [backup15.claim_key, *backup15.keys]
 
 
-def test_manifest_holds_no_credentials(s3: MotoServer, backup15: cli.Backup, source15: cli.Database) -> None:
-    text = cli.get_object(s3.client(), backup15.bucket, cli.manifest_key(backup15.key)).decode()
+def test_manifest_holds_no_credentials(s3: MotoServer, backup15: cli.Backup, source15: postgres.Database) -> None:
+    text = buckets.get_object(s3.client(), backup15.bucket, buckets.manifest_key(backup15.key)).decode()
     assert source15.cluster.superuser_password not in text
 
 
-def test_manifest_records_the_source_database(backup15: cli.Backup, source15: cli.Database) -> None:
+def test_manifest_records_the_source_database(backup15: cli.Backup, source15: postgres.Database) -> None:
     assert (backup15.manifest["source"]["database"], backup15.manifest["source"]["server_major"]) == (source15.name, 15)
 
 
@@ -115,10 +117,10 @@ def test_manifest_records_the_encryption_the_store_confirmed(backup15: cli.Backu
 
 
 @pytest.fixture(scope="module")
-def kms_backup(s3: MotoServer, source15: cli.Database) -> Iterator[tuple[cli.Backup, str]]:
+def kms_backup(s3: MotoServer, source15: postgres.Database) -> Iterator[tuple[cli.Backup, str]]:
     """A backup with SSE-KMS under a fresh moto KMS key; (backup, key id)."""
     key_id = s3.create_kms_key()
-    with cli.fresh_bucket(s3, "abb-kms") as bucket:
+    with buckets.fresh_bucket(s3, "abb-kms") as bucket:
         yield cli.take_backup(
             s3, bucket, source15.url, AGENT_BOM_BACKUP_SSE="aws:kms", AGENT_BOM_BACKUP_KMS_KEY_ID=key_id
         ), key_id
@@ -153,7 +155,7 @@ def test_manifest_owners_leave_out_a_trusted_extensions_members(pg15: PgCluster)
     """A database owner's ``CREATE EXTENSION pg_trgm`` (trusted) leaves the extension's member
     functions owned by the bootstrap superuser; pg_dump gives them no owner (it dumps ``CREATE
     EXTENSION``), so the roles a restore must act as are the database owner's alone."""
-    role, name = cli.unique_name("ext_owner"), cli.unique_name("trusted_ext")
+    role, name = postgres.unique_name("ext_owner"), postgres.unique_name("trusted_ext")
     pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'ext-owner-password'")
     pg15.create_database(name, owner=role)
     with psycopg.connect(pg15.url(name, role, "ext-owner-password"), autocommit=True) as conn:

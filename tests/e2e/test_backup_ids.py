@@ -12,14 +12,16 @@ from pathlib import Path
 
 from agent_bom_backup.manifest import backup_id_for
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 OCCUPIED_SECONDS = 6
 
 
 def test_a_run_passes_over_seconds_an_old_release_used(s3: MotoServer, bucket: str,
-                                                        source15: cli.Database) -> None:
+                                                        source15: postgres.Database) -> None:
     """Dump, roles and manifest at the next seconds' ids and no claim (what releases before
     the claim wrote): the run neither refuses nor writes there; it lands after them (at the
     first free second, or its own start if that is later)."""
@@ -35,12 +37,12 @@ def test_a_run_passes_over_seconds_an_old_release_used(s3: MotoServer, bucket: s
     run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url))
     new_key = run.uri.removeprefix(f"s3://{bucket}/")
     first_free = f"{cli.PREFIX}/{backup_id_for(datetime.fromtimestamp(start + OCCUPIED_SECONDS, timezone.utc))}.dump"
-    assert (run.returncode, new_key, {k: cli.get_object(client, bucket, k) for k in occupied}) == (
+    assert (run.returncode, new_key, {k: buckets.get_object(client, bucket, k) for k in occupied}) == (
         0, max(first_free, new_key), occupied), str(run)
 
 
 def test_golden_backups_list_and_prune_beside_a_new_one(s3: MotoServer, bucket: str,
-                                                        source15: cli.Database) -> None:
+                                                        source15: postgres.Database) -> None:
     client = s3.client()
     golden_ids = []
     for directory in sorted(p for p in GOLDEN.iterdir() if p.is_dir()):
@@ -52,7 +54,7 @@ def test_golden_backups_list_and_prune_beside_a_new_one(s3: MotoServer, bucket: 
     env = cli.job_env(s3.endpoint_url, bucket)
     listed = json.loads(cli.run_cli(["list", "--json"], env).stdout)["backups"]
     pruned = cli.run_cli(["prune", "--keep-days", "0", "--keep-last", "1", "--yes"], env)
-    remaining = {k.rsplit("/", 1)[-1].split(".", 1)[0] for k in cli.object_keys(client, bucket)}
+    remaining = {k.rsplit("/", 1)[-1].split(".", 1)[0] for k in buckets.object_keys(client, bucket)}
     assert ([(b["backup_id"], b["state"]) for b in listed], pruned.returncode, remaining) == (
         [(new.manifest["backup_id"], "complete")] + [(i, "complete") for i in reversed(golden_ids)], 0,
         {new.manifest["backup_id"]}), pruned.stdout + pruned.stderr

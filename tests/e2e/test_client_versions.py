@@ -15,7 +15,9 @@ import pytest
 
 from agent_bom_backup.restore import judge_pg_restore
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
@@ -34,7 +36,7 @@ def test_backup_uses_the_pg_dump_of_the_server_major(request: pytest.FixtureRequ
 
 def test_backup_with_only_a_newer_pg_dump_uses_it(s3: MotoServer, new_bucket: Callable[[], str],
                                                   pg15: PgCluster) -> None:
-    name = cli.new_database(pg15, "newer")
+    name = postgres.new_database(pg15, "newer")
     pg15.run_sql("CREATE TABLE t AS SELECT 1 AS id", name)
     backup = cli.take_backup(s3, new_bucket(), pg15.superuser_url(name), *_only_18())
     assert backup.manifest["client"]["pg_dump_major"] == 18
@@ -57,8 +59,8 @@ class NewerRestore:
 
 @pytest.fixture(scope="module")
 def newer_restore(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> NewerRestore:
-    target = cli.new_database(pg15, "target")
-    report = tmp_root / cli.unique_name("report")
+    target = postgres.new_database(pg15, "target")
+    report = tmp_root / postgres.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
                           *_only_18("--report", str(report)))
     return NewerRestore(run, json.loads(report.read_text()))
@@ -85,7 +87,7 @@ def test_pg_restore_18_into_15_shows_the_note_in_the_summary(newer_restore: Newe
 def _conflicting_database(pg15: PgCluster) -> str:
     """A database holding a composite type named like a table of the backup: pg_restore
     (run directly, without the CLI's emptiness check) fails creating that table."""
-    name = cli.new_database(pg15, "conflict")
+    name = postgres.new_database(pg15, "conflict")
     pg15.run_sql("CREATE TYPE public.teams AS (x int)", name)
     return name
 
@@ -101,7 +103,7 @@ def inconsistent_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgC
     """A PostgreSQL 15 database whose rows violate a foreign key (inserted with
     session_replication_role = replica, as a faulty replication or a manual fix would):
     a faithful dump of it restores with one real error, when pg_restore adds the key."""
-    name = cli.new_database(pg15, "inconsistent")
+    name = postgres.new_database(pg15, "inconsistent")
     pg15.run_sql("CREATE TABLE parents (id int PRIMARY KEY); CREATE TABLE children (id int PRIMARY KEY, "
                  "parent int REFERENCES parents(id)); INSERT INTO parents SELECT g FROM generate_series(1, 20) g; "
                  "SET session_replication_role = replica; INSERT INTO children VALUES (1, 1), (2, 999)", name)
@@ -112,9 +114,9 @@ def inconsistent_backup(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgC
 def fk_failure(s3: MotoServer, pg15: PgCluster, inconsistent_backup: cli.Backup, tmp_root: Path) -> NewerRestore:
     """pg_restore 18 --jobs=2 into PostgreSQL 15: transaction_timeout errors on every
     connection, and the foreign-key error in a parallel worker."""
-    report = tmp_root / cli.unique_name("report")
+    report = tmp_root / postgres.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, inconsistent_backup.bucket), inconsistent_backup.uri,
-                      pg15.superuser_url(cli.new_database(pg15, "target")), *_only_18("--jobs", "2", "--report", str(report)))
+                      pg15.superuser_url(postgres.new_database(pg15, "target")), *_only_18("--jobs", "2", "--report", str(report)))
     return NewerRestore(run, json.loads(report.read_text()))
 
 
@@ -137,8 +139,8 @@ def test_other_pg_restore_error_is_reported_as_failed_after_changes(fk_failure: 
 # ------------------------------------------------------------------ the stderr classifier on real output
 @pytest.fixture(scope="module")
 def archive18_of_15(s3: MotoServer, backup15: cli.Backup, tmp_root: Path) -> Path:
-    path = tmp_root / cli.unique_name("archive")
-    path.write_bytes(cli.get_object(s3.client(), backup15.bucket, backup15.key))
+    path = tmp_root / postgres.unique_name("archive")
+    path.write_bytes(buckets.get_object(s3.client(), backup15.bucket, backup15.key))
     return path
 
 
@@ -153,7 +155,7 @@ def _pg_restore_18_stderr(pg15: PgCluster, archive: Path, target: str) -> str:
 def clean_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
     """pg_restore 18 --jobs=2 into an empty PostgreSQL 15 database: only the
     transaction_timeout errors, one per connection, with interleaved lines."""
-    return _pg_restore_18_stderr(pg15, archive18_of_15, cli.new_database(pg15, "captured"))
+    return _pg_restore_18_stderr(pg15, archive18_of_15, postgres.new_database(pg15, "captured"))
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +166,9 @@ def conflict_stderr(pg15: PgCluster, archive18_of_15: Path) -> str:
 @pytest.fixture(scope="module")
 def worker_error_stderr(s3: MotoServer, pg15: PgCluster, inconsistent_backup: cli.Backup, tmp_root: Path) -> str:
     """The foreign-key error raised in a parallel worker, among the transaction_timeout errors."""
-    archive = tmp_root / cli.unique_name("inconsistent")
-    archive.write_bytes(cli.get_object(s3.client(), inconsistent_backup.bucket, inconsistent_backup.key))
-    return _pg_restore_18_stderr(pg15, archive, cli.new_database(pg15, "captured"))
+    archive = tmp_root / postgres.unique_name("inconsistent")
+    archive.write_bytes(buckets.get_object(s3.client(), inconsistent_backup.bucket, inconsistent_backup.key))
+    return _pg_restore_18_stderr(pg15, archive, postgres.new_database(pg15, "captured"))
 
 
 def _statements(stderr: str) -> int:

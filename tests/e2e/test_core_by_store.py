@@ -20,7 +20,9 @@ import pytest
 from devstack.pgcluster import PgCluster
 from devstack.seed import SeedSpec
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from tests.support.stores import STORE_NAMES, Store, store_for
 
 MiB = 1024 * 1024
@@ -30,8 +32,8 @@ BULK_SEED = SeedSpec(audit_rows_per_tenant=1500, payload_bytes=1024)
 
 
 @pytest.fixture(scope="session")
-def bulk_source(pg15: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg15, "core", BULK_SEED)
+def bulk_source(pg15: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg15, "core", BULK_SEED)
 
 
 @dataclass
@@ -53,17 +55,17 @@ class Core:
         return self.store.job_env(self.bucket, database_url, **extra)
 
     def keys(self) -> list[str]:
-        return cli.object_keys(self.store.client(), self.bucket)
+        return buckets.object_keys(self.store.client(), self.bucket)
 
 
 @pytest.fixture(scope="module", params=STORE_NAMES)
-def core(request: pytest.FixtureRequest, bulk_source: cli.Database) -> Iterator[Core]:
+def core(request: pytest.FixtureRequest, bulk_source: postgres.Database) -> Iterator[Core]:
     store = store_for(request.param, request)
     with store.bucket("abb-core") as bucket:
         run = cli.backup(store.job_env(bucket, bulk_source.url), *PART_OPTIONS)
         assert run.returncode == 0, str(run)
         key = run.uri.removeprefix(f"s3://{bucket}/")
-        manifest = cli.read_manifest(store.client(), bucket, key)
+        manifest = buckets.read_manifest(store.client(), bucket, key)
         yield Core(store, bucket, run, key, manifest)
 
 
@@ -77,16 +79,16 @@ def test_backup_streams_in_growing_parts(core: Core) -> None:
 
 def test_backup_writes_dump_roles_manifest_and_claim(core: Core) -> None:
     dump = core.key
-    assert core.keys() == sorted([*cli.backup_keys(dump), cli.claim_key(dump)])
+    assert core.keys() == sorted([*buckets.backup_keys(dump), buckets.claim_key(dump)])
 
 
 def test_backup_leaves_no_multipart_upload_open(core: Core) -> None:
-    assert cli.open_uploads(core.store.client(), core.bucket) == []
+    assert buckets.open_uploads(core.store.client(), core.bucket) == []
 
 
 def test_stored_dump_is_what_the_manifest_hashed(core: Core) -> None:
-    data = cli.get_object(core.store.client(), core.bucket, core.key)
-    assert (len(data), cli.sha256(data)) == (core.manifest["dump"]["size"], core.manifest["dump"]["sha256"])
+    data = buckets.get_object(core.store.client(), core.bucket, core.key)
+    assert (len(data), buckets.sha256(data)) == (core.manifest["dump"]["size"], core.manifest["dump"]["sha256"])
 
 
 # ------------------------------------------------------------------ operator commands
@@ -119,7 +121,7 @@ def test_verify_deep_restores_into_a_scratch_database(core: Core, pg15: PgCluste
 # ------------------------------------------------------------------ restore through the runbook's script
 @pytest.fixture(scope="module")
 def restored(core: Core, pg15: PgCluster) -> tuple[cli.Run, str]:
-    target = cli.new_database(pg15, "core_restore")
+    target = postgres.new_database(pg15, "core_restore")
     run = cli.restore_script(core.env(), core.uri, pg15.superuser_url(target), cli.DEFAULT_REGION)
     return run, target
 
@@ -130,7 +132,7 @@ def test_runbook_script_restores_and_verifies(restored: tuple[cli.Run, str]) -> 
 
 
 def test_restored_tenant_distribution_is_the_source_one(
-    restored: tuple[cli.Run, str], bulk_source: cli.Database, pg15: PgCluster
+    restored: tuple[cli.Run, str], bulk_source: postgres.Database, pg15: PgCluster
 ) -> None:
     _, target = restored
     assert helpers.tenant_counts(pg15, target, "audit_log") == bulk_source.audit_rows
@@ -138,7 +140,7 @@ def test_restored_tenant_distribution_is_the_source_one(
 
 # ------------------------------------------------------------------ prune
 @pytest.fixture(scope="module")
-def pruned(core: Core, source15: cli.Database, restored: tuple[cli.Run, str]) -> tuple[cli.Run, str, list[str]]:
+def pruned(core: Core, source15: postgres.Database, restored: tuple[cli.Run, str]) -> tuple[cli.Run, str, list[str]]:
     """A newer (small) backup, then prune keeping one: the core backup goes, claim included."""
     newer = cli.backup(core.env(source15.url))
     assert newer.returncode == 0, str(newer)
@@ -149,4 +151,4 @@ def pruned(core: Core, source15: cli.Database, restored: tuple[cli.Run, str]) ->
 
 def test_prune_deletes_the_older_backup_with_its_claim(pruned: tuple[cli.Run, str, list[str]]) -> None:
     run, newer_key, left = pruned
-    assert (run.returncode, left) == (0, sorted([*cli.backup_keys(newer_key), cli.claim_key(newer_key)])), str(run)
+    assert (run.returncode, left) == (0, sorted([*buckets.backup_keys(newer_key), buckets.claim_key(newer_key)])), str(run)

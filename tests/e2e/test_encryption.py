@@ -21,7 +21,9 @@ import pytest
 
 from devstack.pgcluster import PgCluster
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from tests.support.stores import Store, store_for
 
 AGE_HEADER = b"age-encryption.org/v1\n"
@@ -71,18 +73,18 @@ class Encrypted:
         return self.store.job_env(self.bucket, database_url, **extra)
 
     def object(self, key: str) -> bytes:
-        return cli.get_object(self.store.client(), self.bucket, key)
+        return buckets.get_object(self.store.client(), self.bucket, key)
 
 
 @pytest.fixture(scope="module", params=("moto", "rgw-http"))
-def encrypted(request: pytest.FixtureRequest, source15: cli.Database, keys: dict[str, AgeKey]) -> Iterator[Encrypted]:
+def encrypted(request: pytest.FixtureRequest, source15: postgres.Database, keys: dict[str, AgeKey]) -> Iterator[Encrypted]:
     store = store_for(request.param, request)
     with store.bucket("abb-age") as bucket:
         recipients = f"{keys['ops'].recipient}\n{keys['escrow'].recipient}\n"
         run = cli.backup(store.job_env(bucket, source15.url, AGENT_BOM_BACKUP_ENCRYPT_TO=recipients))
         assert run.returncode == 0, str(run)
         key = run.uri.removeprefix(f"s3://{bucket}/")
-        yield Encrypted(store, bucket, run, key, cli.read_manifest(store.client(), bucket, key))
+        yield Encrypted(store, bucket, run, key, buckets.read_manifest(store.client(), bucket, key))
 
 
 # ------------------------------------------------------------------ what is stored
@@ -92,7 +94,7 @@ def test_the_stored_dump_is_an_age_file_not_an_archive(encrypted: Encrypted) -> 
 
 
 def test_the_stored_roles_object_is_an_age_file_without_role_names(encrypted: Encrypted) -> None:
-    data = encrypted.object(cli.roles_key(encrypted.key))
+    data = encrypted.object(buckets.roles_key(encrypted.key))
     assert (data.startswith(AGE_HEADER), b"CREATE ROLE" in data) == (True, False)
 
 
@@ -104,7 +106,7 @@ def test_the_manifest_names_the_recipients(encrypted: Encrypted, keys: dict[str,
 def test_the_manifest_hashes_the_ciphertext_as_stored(encrypted: Encrypted) -> None:
     data = encrypted.object(encrypted.key)
     dump = encrypted.manifest["dump"]
-    assert (len(data), cli.sha256(data)) == (dump["size"], dump["sha256"])
+    assert (len(data), buckets.sha256(data)) == (dump["size"], dump["sha256"])
 
 
 def test_the_manifest_holds_no_secret(encrypted: Encrypted) -> None:
@@ -139,8 +141,8 @@ def test_check_lists_the_recipients_each_backup_needs(encrypted: Encrypted, keys
 
 # ------------------------------------------------------------------ restore
 def test_the_runbook_script_restores_with_the_identity(encrypted: Encrypted, keys: dict[str, AgeKey],
-                                                       source15: cli.Database, pg15: PgCluster) -> None:
-    target = cli.new_database(pg15, "age_restore")
+                                                       source15: postgres.Database, pg15: PgCluster) -> None:
+    target = postgres.new_database(pg15, "age_restore")
     env = encrypted.env(AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["ops"].identity_file))
     run = cli.restore_script(env, encrypted.uri, pg15.superuser_url(target), cli.DEFAULT_REGION)
     assert (run.returncode, "VERIFIED" in run.stdout,
@@ -150,7 +152,7 @@ def test_the_runbook_script_restores_with_the_identity(encrypted: Encrypted, key
 @pytest.fixture
 def occupied_target(pg15: PgCluster) -> str:
     """A non-empty target (one marker table) that a --clean restore would replace."""
-    target = cli.new_database(pg15, "age_occupied")
+    target = postgres.new_database(pg15, "age_occupied")
     pg15.run_sql("CREATE TABLE still_here (id int); INSERT INTO still_here VALUES (1)", target)
     return target
 
@@ -163,7 +165,7 @@ def _clean_restore(encrypted: Encrypted, pg15: PgCluster, target: str, *args: st
 @pytest.fixture(scope="module")
 def refused(encrypted: Encrypted, keys: dict[str, AgeKey], pg15: PgCluster) -> tuple[cli.Run, str]:
     """A --clean restore over a non-empty target with a stranger's identity."""
-    target = cli.new_database(pg15, "age_refused")
+    target = postgres.new_database(pg15, "age_refused")
     pg15.run_sql("CREATE TABLE still_here (id int); INSERT INTO still_here VALUES (1)", target)
     run = _clean_restore(encrypted, pg15, target, AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["stranger"].identity_file))
     return run, target
@@ -177,23 +179,23 @@ def test_a_wrong_identity_is_refused_naming_the_recipients(refused: tuple[cli.Ru
 
 def test_a_wrong_identity_leaves_the_target_unchanged(refused: tuple[cli.Run, str], pg15: PgCluster) -> None:
     _, target = refused
-    with cli.connect(pg15, target) as conn:
-        assert cli.user_relations(conn) == [("public", "still_here", "r")]
+    with postgres.connect(pg15, target) as conn:
+        assert postgres.user_relations(conn) == [("public", "still_here", "r")]
 
 
 # ------------------------------------------------------------------ moto only: the costlier paths
 @pytest.fixture(scope="module")
-def on_moto(request: pytest.FixtureRequest, source15: cli.Database, keys: dict[str, AgeKey]) -> Iterator[Encrypted]:
+def on_moto(request: pytest.FixtureRequest, source15: postgres.Database, keys: dict[str, AgeKey]) -> Iterator[Encrypted]:
     store = store_for("moto", request)
     with store.bucket("abb-age-moto") as bucket:
         run = cli.backup(store.job_env(bucket, source15.url, AGENT_BOM_BACKUP_ENCRYPT_TO=keys["ops"].recipient))
         assert run.returncode == 0, str(run)
         key = run.uri.removeprefix(f"s3://{bucket}/")
-        yield Encrypted(store, bucket, run, key, cli.read_manifest(store.client(), bucket, key))
+        yield Encrypted(store, bucket, run, key, buckets.read_manifest(store.client(), bucket, key))
 
 
 def test_a_dry_run_plans_the_decryption(on_moto: Encrypted, keys: dict[str, AgeKey], pg15: PgCluster) -> None:
-    target = cli.new_database(pg15, "age_dry_run")
+    target = postgres.new_database(pg15, "age_dry_run")
     run = cli.restore(on_moto.env(AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["ops"].identity_file)), on_moto.uri,
                       pg15.superuser_url(target), "--dry-run")
     steps = [r.get("step", "") for r in run.log if r.get("message") == "plan"]
@@ -225,16 +227,16 @@ def test_a_truncated_ciphertext_fails_before_pg_restore(on_moto: Encrypted, keys
     with on_moto.store.bucket("abb-age-cut") as bucket:
         data = on_moto.object(on_moto.key)[:-300]
         manifest = dict(on_moto.manifest)
-        manifest["dump"] = {**manifest["dump"], "size": len(data), "sha256": cli.sha256(data)}
-        cli.put_object(client, bucket, on_moto.key, data)
-        client.copy_object(Bucket=bucket, Key=cli.roles_key(on_moto.key),
-                           CopySource={"Bucket": on_moto.bucket, "Key": cli.roles_key(on_moto.key)})
-        cli.put_object(client, bucket, cli.manifest_key(on_moto.key), json.dumps(manifest).encode())
+        manifest["dump"] = {**manifest["dump"], "size": len(data), "sha256": buckets.sha256(data)}
+        buckets.put_object(client, bucket, on_moto.key, data)
+        client.copy_object(Bucket=bucket, Key=buckets.roles_key(on_moto.key),
+                           CopySource={"Bucket": on_moto.bucket, "Key": buckets.roles_key(on_moto.key)})
+        buckets.put_object(client, bucket, buckets.manifest_key(on_moto.key), json.dumps(manifest).encode())
         run = cli.restore(on_moto.store.job_env(bucket, AGENT_BOM_RESTORE_IDENTITY_FILE=str(keys["ops"].identity_file)),
                           f"s3://{bucket}/{on_moto.key}", pg15.superuser_url(occupied_target), "--clean",
                           "--confirm-target", occupied_target)
-    with cli.connect(pg15, occupied_target) as conn:
-        relations = cli.user_relations(conn)
+    with postgres.connect(pg15, occupied_target) as conn:
+        relations = postgres.user_relations(conn)
     assert (run.returncode, "does not decrypt" in run.error_message, "pg_restore was not run" in run.error_message,
             relations) == (7, True, True, [("public", "still_here", "r")]), str(run)
 
@@ -265,19 +267,19 @@ def test_the_safety_backup_in_the_bucket_is_encrypted_and_goes_back_with_the_ide
     assert run.returncode == 0, str(run)
     report = json.loads(report_path.read_text())
     key = report["safety_backup"].removeprefix(f"s3://{on_moto.bucket}/")
-    manifest = cli.read_manifest(on_moto.store.client(), on_moto.bucket, key)
+    manifest = buckets.read_manifest(on_moto.store.client(), on_moto.bucket, key)
     assert ("/safety/" in key, manifest.get("encryption"), on_moto.object(key)[:len(AGE_HEADER)],
-            on_moto.object(cli.roles_key(key))[:len(AGE_HEADER)], "--identity" in report["recovery"]) == (
+            on_moto.object(buckets.roles_key(key))[:len(AGE_HEADER)], "--identity" in report["recovery"]) == (
         True, {"format": "age", "recipients": [keys["ops"].recipient]}, AGE_HEADER, AGE_HEADER, True)
     back = cli.restore(env, report["safety_backup"], pg15.superuser_url(occupied_target), "--clean",
                        "--confirm-target", occupied_target, "--approval", "INC-30", "--no-safety-backup")
-    with cli.connect(pg15, occupied_target) as conn:
-        relations = cli.user_relations(conn)
+    with postgres.connect(pg15, occupied_target) as conn:
+        relations = postgres.user_relations(conn)
     assert (back.returncode, relations) == (0, [("public", "still_here", "r")]), str(back)
 
 
-def test_a_malformed_recipient_is_refused_before_anything(s3, source15: cli.Database) -> None:  # noqa: ANN001
-    with cli.fresh_bucket(s3, "abb-age-bad") as bucket:
+def test_a_malformed_recipient_is_refused_before_anything(s3, source15: postgres.Database) -> None:  # noqa: ANN001
+    with buckets.fresh_bucket(s3, "abb-age-bad") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url, AGENT_BOM_BACKUP_ENCRYPT_TO="age1oops"))
-        keys = cli.object_keys(s3.client(), bucket)
+        keys = buckets.object_keys(s3.client(), bucket)
     assert (run.returncode, len(run.errors), "age1oops" in run.error_message, keys) == (3, 1, True, []), str(run)

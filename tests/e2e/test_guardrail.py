@@ -22,7 +22,9 @@ import pytest
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, container, render_chart
 from tests.e2e import helpers
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import ACCESS_KEY, DEFAULT_REGION, SECRET_KEY, MotoServer
 from devstack.seed import SeedSpec
@@ -64,18 +66,18 @@ class Drill:
 
 @pytest.fixture(scope="module")
 def drill(s3: MotoServer, pg15: PgCluster, tmp_root: Path) -> Iterator[Drill]:
-    with cli.fresh_bucket(s3, "abb-guardrail") as bucket:
+    with buckets.fresh_bucket(s3, "abb-guardrail") as bucket:
         yield _drill(s3, pg15, bucket, tmp_root)
 
 
 def _drill(s3: MotoServer, pg15: PgCluster, bucket: str, tmp_root: Path) -> Drill:
-    work = tmp_root / cli.unique_name("guardrail")
+    work = tmp_root / postgres.unique_name("guardrail")
     work.mkdir()
     kms_alias = f"alias/agent-bom-backups-{bucket[-8:]}"
     s3.create_kms_key(alias=kms_alias)
 
     # seed synthetic tenants
-    database = cli.seeded_database(pg15, "agent_bom", SeedSpec()).name
+    database = postgres.seeded_database(pg15, "agent_bom", SeedSpec()).name
     url = pg15.superuser_url(database)
     seeded_counts = helpers.table_counts(pg15, database)
     seeded_distribution = {team: int(n) for team, n in _psql(

@@ -28,6 +28,7 @@ import yaml
 from devstack import tools
 from devstack.podrun import quantity
 from devstack.rgw import RgwServer
+from tests.support import buckets
 from tests.support import cli
 
 MiB = 1024 * 1024
@@ -66,7 +67,7 @@ def _status(pid: int) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def streamed(rgw: RgwServer) -> Iterator[Streamed]:
-    with cli.fresh_bucket(rgw, "abb-budget") as bucket:
+    with buckets.fresh_bucket(rgw, "abb-budget") as bucket:
         argv = [sys.executable, str(CHILD), rgw.endpoint_url, bucket, KEY, str(DUMP_BYTES), str(BUDGET),
                 str(FIRST_PART), str(GROWTH_INTERVAL)]
         child = subprocess.Popen(argv, env=cli.base_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -24,7 +24,9 @@ from agent_bom_backup.storage import DOWNLOAD_RANGE_SIZE, Storage, StorageConfig
 from devstack.pgcluster import PgCluster
 from devstack.rgw import RgwServer
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from tests.support.s3proxy import Rule, S3Proxy
 from tests.support.stores import Store, store_for
 
@@ -61,7 +63,7 @@ def storage_for(bucket: str, endpoint_url: str) -> Storage:
 
 @pytest.fixture(scope="module")
 def rgw_object(rgw: RgwServer) -> Iterator[Storage]:
-    with cli.fresh_bucket(rgw, "abb-ranges") as bucket:
+    with buckets.fresh_bucket(rgw, "abb-ranges") as bucket:
         rgw.client().put_object(Bucket=bucket, Key=KEY, Body=RANGED)
         yield storage_for(bucket, rgw.endpoint_url)
     rgw.collect_garbage()
@@ -105,7 +107,7 @@ def slow_ranges_download(s3: MotoServer, tmp_path_factory: pytest.TempPathFactor
     data = os.urandom(3 * DOWNLOAD_RANGE_SIZE)
     rules = [Rule(method="GET", path_suffix=KEY, ranged=True, delay_s=SLOW_RANGE_S),
              Rule(method="GET", path_suffix=KEY, ranged=False, delay_s=SLOW_STREAM_S)]
-    with cli.fresh_bucket(s3, "abb-slow-ranges") as bucket, S3Proxy(s3.endpoint_url, rules=rules) as proxy:
+    with buckets.fresh_bucket(s3, "abb-slow-ranges") as bucket, S3Proxy(s3.endpoint_url, rules=rules) as proxy:
         s3.client().put_object(Bucket=bucket, Key=KEY, Body=data)
         yield download(storage_for(bucket, proxy.endpoint_url), tmp_path_factory.mktemp("slow") / "dump", MiB), data
 
@@ -127,13 +129,13 @@ def rgw_store(request: pytest.FixtureRequest) -> Store:
 
 
 @pytest.fixture(scope="module")
-def ranged_source(pg15: PgCluster) -> cli.Database:
+def ranged_source(pg15: PgCluster) -> postgres.Database:
     """~50 MiB of row data: with compression none, a dump of a few ranges."""
-    return cli.blob_database(pg15, "ranged", 50)
+    return postgres.blob_database(pg15, "ranged", 50)
 
 
 @pytest.fixture(scope="module")
-def rgw_backup(rgw_store: Store, ranged_source: cli.Database) -> Iterator[tuple[str, str]]:
+def rgw_backup(rgw_store: Store, ranged_source: postgres.Database) -> Iterator[tuple[str, str]]:
     with rgw_store.bucket("abb-ranged-restore") as bucket:
         run = cli.backup(rgw_store.job_env(bucket, ranged_source.url), "--compression", "none")
         assert run.returncode == 0, str(run)
@@ -144,7 +146,7 @@ def rgw_backup(rgw_store: Store, ranged_source: cli.Database) -> Iterator[tuple[
 def test_a_restore_downloads_in_ranges_and_verifies(rgw_store: Store, rgw_backup: tuple[str, str],
                                                     pg15: PgCluster) -> None:
     bucket, uri = rgw_backup
-    target = cli.new_database(pg15, "ranged")
+    target = postgres.new_database(pg15, "ranged")
     run = cli.restore(rgw_store.job_env(bucket), uri, pg15.superuser_url(target),
                       "--parallel-download-threshold", "1")
     assert (run.returncode, PARALLEL in [r["message"] for r in run.log]) == (0, True), str(run)
@@ -156,14 +158,14 @@ def test_a_corrupted_dump_in_ranges_is_refused_before_the_target_is_touched(
     with rgw_store.bucket("abb-ranged-corrupt") as corrupt:
         client = rgw_store.client()
         key = uri.removeprefix(f"s3://{bucket}/")
-        for name in cli.backup_keys(key):
+        for name in buckets.backup_keys(key):
             client.copy_object(Bucket=corrupt, Key=name, CopySource={"Bucket": bucket, "Key": name})
-        dump = bytearray(cli.get_object(client, corrupt, key))
+        dump = bytearray(buckets.get_object(client, corrupt, key))
         dump[len(dump) // 2] ^= 0xFF
         client.put_object(Bucket=corrupt, Key=key, Body=bytes(dump))
-        target = cli.new_database(pg15, "ranged_corrupt")
+        target = postgres.new_database(pg15, "ranged_corrupt")
         run = cli.restore(rgw_store.job_env(corrupt), f"s3://{corrupt}/{key}", pg15.superuser_url(target),
                           "--parallel-download-threshold", "1")
-    with cli.connect(pg15, target) as conn:
-        relations = cli.user_relations(conn)
+    with postgres.connect(pg15, target) as conn:
+        relations = postgres.user_relations(conn)
     assert (run.returncode, "does not match its manifest" in run.error_message, relations) == (7, True, []), str(run)

@@ -14,7 +14,9 @@ import pytest
 
 from tests.e2e import helpers
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from devstack.seed import SeedSpec
@@ -32,9 +34,9 @@ class Cleaned:
 
 @pytest.fixture(scope="module")
 def cleaned(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> Cleaned:
-    target = cli.seeded_database(pg15, "replace_me", OTHER_DATA).name
-    safety_dir = tmp_root / cli.unique_name("safety")
-    report = tmp_root / cli.unique_name("report")
+    target = postgres.seeded_database(pg15, "replace_me", OTHER_DATA).name
+    safety_dir = tmp_root / postgres.unique_name("safety")
+    report = tmp_root / postgres.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
                           "--clean", "--confirm-target", target, "--safety-backup-dir", str(safety_dir),
                           "--report", str(report))
@@ -68,12 +70,12 @@ def test_safety_backup_holds_the_replaced_rows(cleaned: Cleaned) -> None:
     assert data.count("\tteam-other\t") == OTHER_DATA.audit_rows_per_tenant
 
 
-def test_clean_replaces_the_target_with_the_backup(pg15: PgCluster, cleaned: Cleaned, source15: cli.Database) -> None:
+def test_clean_replaces_the_target_with_the_backup(pg15: PgCluster, cleaned: Cleaned, source15: postgres.Database) -> None:
     assert helpers.table_counts(pg15, cleaned.target) == helpers.table_counts(pg15, source15.name)
 
 
 def test_clean_restore_brings_back_the_tenant_distribution(pg15: PgCluster, cleaned: Cleaned,
-                                                           source15: cli.Database) -> None:
+                                                           source15: postgres.Database) -> None:
     assert helpers.tenant_counts(pg15, cleaned.target, "audit_log") == source15.audit_rows
 
 
@@ -84,9 +86,9 @@ def test_clean_restore_is_verified(cleaned: Cleaned) -> None:
 # ------------------------------------------------------------------ dry run
 @pytest.fixture(scope="module")
 def dry_run(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> helpers.CleanRestore:
-    target = cli.seeded_database(pg15, "keep_me", OTHER_DATA).name
+    target = postgres.seeded_database(pg15, "keep_me", OTHER_DATA).name
     return helpers.clean_restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15, target,
-                                 tmp_root / cli.unique_name("safety"), "--dry-run")
+                                 tmp_root / postgres.unique_name("safety"), "--dry-run")
 
 
 def test_dry_run_succeeds(dry_run: helpers.CleanRestore) -> None:
@@ -123,13 +125,13 @@ def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp
     matches: only the restored database can show it), restored with --clean over a
     database with other data: the wipe and pg_restore happen, verification fails. Then
     the go-back command the error names is run as printed."""
-    with cli.fresh_bucket(s3, "abb-after") as bucket:
+    with buckets.fresh_bucket(s3, "abb-after") as bucket:
         helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
-        target = cli.seeded_database(pg15, "wiped", OTHER_DATA).name
-        report = tmp_root / cli.unique_name("report")
+        target = postgres.seeded_database(pg15, "wiped", OTHER_DATA).name
+        report = tmp_root / postgres.unique_name("report")
         run = cli.restore(cli.job_env(s3.endpoint_url, bucket), backup15.uri_in(bucket), pg15.superuser_url(target),
                           "--clean", "--confirm-target", target, "--safety-backup-dir",
-                          str(tmp_root / cli.unique_name("safety")), "--report", str(report))
+                          str(tmp_root / postgres.unique_name("safety")), "--report", str(report))
     recorded = json.loads(report.read_text())
     command = recorded["recovery"].split("restore the safety dump: ", 1)[1].rsplit(" (password", 1)[0]
     recovery = subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=120,

@@ -1,7 +1,8 @@
 """Confirmed defects of the restore path (issue 15, item 6), each proven against real
 servers: passwords libpq cannot parse, inspection settings that differ between source and
-target, objects outside any schema, sequences that lag or descend, a report path or a
-scratch directory that cannot be used, a snapshot connection lost after the upload."""
+target, objects outside any schema, sequences that lag or descend, a part size that is not
+one, a snapshot connection lost after the upload. (A report path or a scratch directory that
+cannot be used are rows of the failure-mode table, tests/reliability/cases.py.)"""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from agent_bom_backup.pgconn import ConnInfo, SessionSettings
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 SECRET = "Sup3rS3cretPw"
 
@@ -44,7 +47,7 @@ class Unparsable:
 @pytest.fixture(scope="module", params=list(URLS), ids=list(URLS))
 def unparsable(request: pytest.FixtureRequest, s3: MotoServer, backup15: cli.Backup, pg15: PgCluster,
                tmp_root: Path) -> Unparsable:
-    report = tmp_root / cli.unique_name("report")
+    report = tmp_root / postgres.unique_name("report")
     url = URLS[request.param].format(port=pg15.port)
     run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, url, "--report", str(report))
     return Unparsable(run, report.read_text() if report.exists() else "")
@@ -84,7 +87,7 @@ def settled(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tmp_
     """A source whose tenant keys print differently by TimeZone and DateStyle, backed up
     with the source database's settings at odd values and restored into a database whose
     settings are odd in another way (and whose search_path lacks public)."""
-    source = cli.seeded_database(pg15, "settings_src")
+    source = postgres.seeded_database(pg15, "settings_src")
     pg15.run_sql("CREATE TABLE shifts (id serial PRIMARY KEY, team_id timestamptz NOT NULL); "
                  "INSERT INTO shifts (team_id) SELECT timestamptz '2026-03-01 22:30:00+00' + g * interval '5 hours' "
                  "FROM generate_series(1, 9) g; "
@@ -95,11 +98,11 @@ def settled(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tmp_
                  f"ALTER DATABASE {source.name} SET DateStyle = 'German, DMY'; "
                  f"ALTER DATABASE {source.name} SET search_path = \"$user\"")
     backup = cli.take_backup(s3, new_bucket(), source.url)
-    target = cli.new_database(pg15, "settings_target")
+    target = postgres.new_database(pg15, "settings_target")
     pg15.run_sql(f"ALTER DATABASE {target} SET TimeZone = 'Asia/Kolkata'; "
                  f"ALTER DATABASE {target} SET DateStyle = 'SQL, MDY'; "
                  f"ALTER DATABASE {target} SET search_path = pg_catalog")
-    report = tmp_root / cli.unique_name("report")
+    report = tmp_root / postgres.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri, pg15.superuser_url(target),
                       "--report", str(report))
     return Settled(run, json.loads(report.read_text()))
@@ -125,7 +128,7 @@ OUTSIDE = {
 
 
 def _target_with(pg15: PgCluster, statement: str) -> str:
-    target = cli.new_database(pg15, "outside")
+    target = postgres.new_database(pg15, "outside")
     pg15.run_sql(statement, target)
     return target
 
@@ -147,12 +150,12 @@ class Wiped:
 
 @pytest.fixture(scope="module")
 def wiped(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, tmp_root: Path) -> Wiped:
-    target = cli.new_database(pg15, "outside_all")
+    target = postgres.new_database(pg15, "outside_all")
     pg15.run_sql("SELECT lo_from_bytea(0, 'leftover'); CREATE PUBLICATION leftover_pub; "
                  "CREATE FUNCTION et() RETURNS event_trigger LANGUAGE plpgsql AS $$BEGIN END$$; "
                  "CREATE EVENT TRIGGER leftover_et ON ddl_command_start EXECUTE FUNCTION et()", target)
     run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target),
-                      "--clean", "--confirm-target", target, "--safety-backup-dir", str(tmp_root / cli.unique_name("s")))
+                      "--clean", "--confirm-target", target, "--safety-backup-dir", str(tmp_root / postgres.unique_name("s")))
     left = pg15.run_sql("SELECT 'lo', count(*) FROM pg_largeobject_metadata UNION ALL "
                         "SELECT 'event trigger', count(*) FROM pg_event_trigger UNION ALL "
                         "SELECT 'publication', count(*) FROM pg_publication", target)
@@ -171,7 +174,7 @@ def test_clean_drops_large_objects_event_triggers_and_publications(wiped: Wiped)
 @pytest.fixture(scope="module")
 def sequenced(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tmp_root: Path) -> helpers.RestoreOf:
     """A sequence that lags its column's explicitly inserted ids, and a descending one."""
-    source = cli.new_database(pg15, "sequences")
+    source = postgres.new_database(pg15, "sequences")
     pg15.run_sql("CREATE TABLE imported (id bigserial PRIMARY KEY, note text); "
                  "INSERT INTO imported (note) VALUES ('a'), ('b'); "
                  "INSERT INTO imported (id, note) SELECT 1000 + g, 'imported' FROM generate_series(1, 5) g; "
@@ -180,9 +183,9 @@ def sequenced(s3: MotoServer, new_bucket: Callable[[], str], pg15: PgCluster, tm
                  "ALTER SEQUENCE countdown OWNED BY tickets.id; "
                  "INSERT INTO tickets SELECT FROM generate_series(1, 4)", source)
     backup = cli.take_backup(s3, new_bucket(), pg15.superuser_url(source))
-    report = tmp_root / cli.unique_name("report")
+    report = tmp_root / postgres.unique_name("report")
     run = cli.restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri,
-                      pg15.superuser_url(cli.new_database(pg15, "sequences_target")), "--report", str(report))
+                      pg15.superuser_url(postgres.new_database(pg15, "sequences_target")), "--report", str(report))
     return helpers.RestoreOf(backup, run, json.loads(report.read_text()))
 
 
@@ -198,70 +201,25 @@ def test_manifest_records_the_source_sequence_state(sequenced: helpers.RestoreOf
 
 def test_a_sequence_behind_the_recorded_state_fails_verification(s3: MotoServer, sequenced: helpers.RestoreOf,
                                                                  pg15: PgCluster) -> None:
-    with cli.fresh_bucket(s3, "abb-seq") as bucket:
+    with buckets.fresh_bucket(s3, "abb-seq") as bucket:
         client = s3.client()
         cli.copy_backup(client, sequenced.backup, bucket)
         manifest = dict(sequenced.backup.manifest)
         manifest["sequences"] = [{**s, "last_value": s["last_value"] + 50 * s["increment"]}
                                  for s in manifest["sequences"]]
-        cli.put_object(client, bucket, cli.manifest_key(sequenced.backup.key), json.dumps(manifest).encode())
+        buckets.put_object(client, bucket, buckets.manifest_key(sequenced.backup.key), json.dumps(manifest).encode())
         run = cli.restore(cli.job_env(s3.endpoint_url, bucket), sequenced.backup.uri_in(bucket),
-                          pg15.superuser_url(cli.new_database(pg15, "sequences_behind")))
+                          pg15.superuser_url(postgres.new_database(pg15, "sequences_behind")))
     assert (run.returncode, "behind the source's" in run.error_message) == (11, True), str(run)
 
 
-# ------------------------------------------------------------------ a report path or scratch dir that cannot be used
-@dataclass(frozen=True)
-class Unusable:
-    run: cli.Run
-    before: dict[str, Any]
-    after: dict[str, Any]
-
-
-def _unusable(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, *args: str) -> Unusable:
-    target = cli.new_database(pg15, "unusable")
-    before = helpers.database_state(pg15, target)
-    run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, pg15.superuser_url(target), *args)
-    return Unusable(run, before, helpers.database_state(pg15, target))
-
-
-@pytest.fixture(scope="module")
-def unwritable_report(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, tmp_root: Path) -> Unusable:
-    blocker = tmp_root / cli.unique_name("a-file")
-    blocker.write_text("not a directory")
-    return _unusable(s3, backup15, pg15, "--report", str(blocker / "report.json"))
-
-
-@pytest.fixture(scope="module")
-def missing_scratch(s3: MotoServer, backup15: cli.Backup, pg15: PgCluster, tmp_root: Path) -> Unusable:
-    return _unusable(s3, backup15, pg15, "--scratch-dir", str(tmp_root / "no-such-dir"))
-
-
-def test_unwritable_report_path_is_a_configuration_error(unwritable_report: Unusable) -> None:
-    assert (unwritable_report.run.returncode, unwritable_report.run.error_message.startswith(
-        "cannot write the restore report to ")) == (3, True), str(unwritable_report.run)
-
-
-def test_unwritable_report_path_is_one_error_line(unwritable_report: Unusable) -> None:
-    assert len(unwritable_report.run.errors) == 1
-
-
-def test_unwritable_report_path_is_found_before_anything_is_restored(unwritable_report: Unusable) -> None:
-    assert unwritable_report.after == unwritable_report.before
-
-
-def test_missing_scratch_dir_is_a_configuration_error(missing_scratch: Unusable) -> None:
-    assert (missing_scratch.run.returncode, missing_scratch.run.error_message.startswith("scratch directory ")) == (
-        3, True), str(missing_scratch.run)
-
-
-def test_missing_scratch_dir_is_one_error_line(missing_scratch: Unusable) -> None:
-    assert len(missing_scratch.run.errors) == 1
-
-
-@pytest.mark.parametrize("value", ["abc", "-5", "1e3", "99999999999999TiB"])
+# ------------------------------------------------------------------ settings refused before anything runs
+# (a report path or scratch directory that cannot be used, and the part size "abc", are rows of the
+# failure-mode table: tests/reliability/cases.py, restore-report-unwritable, restore-scratch-dir-missing,
+# backup-bad-part-size)
+@pytest.mark.parametrize("value", ["-5", "1e3", "99999999999999TiB"])
 def test_bad_part_size_is_a_configuration_error(value: str, s3: MotoServer, bucket: str,
-                                                 source15: cli.Database) -> None:
+                                                 source15: postgres.Database) -> None:
     run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source15.url, AGENT_BOM_BACKUP_PART_SIZE=value))
     assert (run.returncode, [e["message"].startswith("--part-size: ") for e in run.errors]) == (3, [True]), str(run)
 

@@ -22,14 +22,16 @@ from devstack.s3server import MotoServer
 from devstack.seed import SeedSpec, seed
 from tests.reliability import harness
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 PASSWORD = "go-back-admin-pw"
 
 
 def digest(cluster: PgCluster, database: str) -> str:
     """harness.database_digest (relations, rows, policies, roles) plus owners and grants."""
-    with cli.connect(cluster, database) as conn:
+    with postgres.connect(cluster, database) as conn:
         owners = conn.execute(
             "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) FROM pg_class c JOIN pg_namespace n "
             "ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -57,10 +59,10 @@ def went_back(request: pytest.FixtureRequest, s3: MotoServer, pg15: PgCluster, b
     """``plain``: the admin's own tables and grants. ``force-rls``: the seeded control plane
     (FORCE-RLS tables owned by the application role, policies, grants), which the admin
     without BYPASSRLS must back up completely before the wipe."""
-    admin, reader = cli.unique_name("abb_gb_admin"), cli.unique_name("abb_gb_reader")
+    admin, reader = postgres.unique_name("abb_gb_admin"), postgres.unique_name("abb_gb_reader")
     pg15.run_sql(sql.SQL("CREATE ROLE {} LOGIN CREATEDB CREATEROLE PASSWORD {}").format(
         sql.Identifier(admin), sql.Literal(PASSWORD)).as_string(None))
-    database = cli.unique_name("gb_target")
+    database = postgres.unique_name("gb_target")
     with psycopg.connect(pg15.url("postgres", admin, PASSWORD), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(reader)))
@@ -73,14 +75,14 @@ def went_back(request: pytest.FixtureRequest, s3: MotoServer, pg15: PgCluster, b
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {0}; GRANT SELECT ON app.kept TO {0}").format(
             sql.Identifier(reader)))
     if request.param == "force-rls":
-        with cli.connect(pg15, database) as conn:
+        with postgres.connect(pg15, database) as conn:
             seed(conn, SeedSpec(tenants=("team-other",), audit_rows_per_tenant=7))
     before = digest(pg15, database)
     url = pg15.url(database, admin, PASSWORD)
-    with cli.fresh_bucket(s3, "abb-goback") as bucket:
+    with buckets.fresh_bucket(s3, "abb-goback") as bucket:
         helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
         env = cli.job_env(s3.endpoint_url, bucket)
-        report_path = Path(cli.unique_name("/tmp/abb-goback-report") + ".json")
+        report_path = Path(postgres.unique_name("/tmp/abb-goback-report") + ".json")
         failed = cli.restore(env, backup15.uri_in(bucket), url, "--clean", "--confirm-target", database,
                              "--create-missing-roles", "--safety-backup-to-bucket", "--approval", "INC-1",
                              "--report", str(report_path))

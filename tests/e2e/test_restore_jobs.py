@@ -12,11 +12,12 @@ from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
 from tests.support import cli
+from tests.support import postgres
 
 
 def planned_jobs(s3: MotoServer, pg15: PgCluster, backup: cli.Backup, report: Path, *args: str,
                  cpus: str | None = None) -> int:
-    target = cli.new_database(pg15, "jobs")
+    target = postgres.new_database(pg15, "jobs")
     argv = [str(cli.executable()), "restore", backup.uri, "--dry-run", "--report", str(report), *args]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]

@@ -24,6 +24,7 @@ from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from tests.e2e import helpers
 from tests.support import cli
+from tests.support import postgres
 
 WRAPPED = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
 
@@ -61,11 +62,11 @@ class Killed:
 
 @pytest.fixture(scope="module")
 def killed(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> Killed:
-    work = tmp_root / cli.unique_name("kill")
+    work = tmp_root / postgres.unique_name("kill")
     work.mkdir()
     marker = work / "pg_restore.pid"
     bin_dir = pausing_bin_dir(work / "bin", marker)
-    target = cli.seeded_database(pg15, "killed", cli.SMALL_SEED).name
+    target = postgres.seeded_database(pg15, "killed", postgres.SMALL_SEED).name
     report = work / "report.json"
     env = cli.job_env(s3.endpoint_url, backup15.bucket, AGENT_BOM_BACKUP_PG_BIN_DIRS=str(bin_dir),
                       AGENT_BOM_BACKUP_PG_BIN_DIRS_ONLY="true",

@@ -12,27 +12,29 @@ from typing import Any
 import pytest
 
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.s3server import DEFAULT_REGION, MotoServer
 
 INCOMPLETE_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z.dump"
 
 
 @pytest.fixture(scope="module")
-def complete(s3: MotoServer, source15: cli.Database) -> Iterator[cli.Backup]:
+def complete(s3: MotoServer, source15: postgres.Database) -> Iterator[cli.Backup]:
     """A bucket holding one complete backup and a newer one whose job died after the dump."""
-    with cli.fresh_bucket(s3, "abb-latest") as bucket:
+    with buckets.fresh_bucket(s3, "abb-latest") as bucket:
         backup = cli.take_backup(s3, bucket, source15.url)
         client = s3.client()
-        cli.put_object(client, bucket, INCOMPLETE_KEY, cli.get_object(client, bucket, backup.key))
+        buckets.put_object(client, bucket, INCOMPLETE_KEY, buckets.get_object(client, bucket, backup.key))
         yield backup
 
 
 @pytest.fixture(scope="module", params=["latest", "prefix-uri"])
-def latest(request: pytest.FixtureRequest, s3: MotoServer, source15: cli.Database, complete: cli.Backup,
+def latest(request: pytest.FixtureRequest, s3: MotoServer, source15: postgres.Database, complete: cli.Backup,
            tmp_root: Path) -> helpers.RestoreOf:
-    target = cli.new_database(source15.cluster, "target")
-    report = tmp_root / cli.unique_name("report")
+    target = postgres.new_database(source15.cluster, "target")
+    report = tmp_root / postgres.unique_name("report")
     uri = "latest" if request.param == "latest" else f"s3://{complete.bucket}/{cli.PREFIX}/"
     run = cli.restore_script(cli.job_env(s3.endpoint_url, complete.bucket), uri, source15.cluster.superuser_url(target),
                                  DEFAULT_REGION, "--report", str(report))
@@ -52,9 +54,9 @@ def test_latest_restore_is_verified(latest: helpers.RestoreOf) -> None:
     assert latest.report["status"] == "verified"
 
 
-def test_latest_without_any_complete_backup_fails(s3: MotoServer, bucket: str, source15: cli.Database) -> None:
-    cli.put_object(s3.client(), bucket, INCOMPLETE_KEY, b"not a dump")
-    target = cli.new_database(source15.cluster, "target")
+def test_latest_without_any_complete_backup_fails(s3: MotoServer, bucket: str, source15: postgres.Database) -> None:
+    buckets.put_object(s3.client(), bucket, INCOMPLETE_KEY, b"not a dump")
+    target = postgres.new_database(source15.cluster, "target")
     run = cli.restore(cli.job_env(s3.endpoint_url, bucket), "latest", source15.cluster.superuser_url(target))
     assert (run.returncode, run.error_message.startswith("no complete backup under")) == (7, True), str(run)
 
@@ -67,11 +69,11 @@ def _newer_copy(client: Any, backup: cli.Backup, bucket: str, *, manifest: bytes
                 storage_class: str | None = None) -> None:
     """``backup`` copied under the newer id NEWER_ID; optionally with another manifest body,
     or its dump in another storage class."""
-    dump_key, roles_key, manifest_key = (f"{cli.PREFIX}/{NEWER_ID}{suffix}" for suffix in (cli.DUMP, cli.ROLES,
-                                                                                           cli.MANIFEST))
+    dump_key, roles_key, manifest_key = (f"{cli.PREFIX}/{NEWER_ID}{suffix}" for suffix in (buckets.DUMP, buckets.ROLES,
+                                                                                           buckets.MANIFEST))
     extra = {"StorageClass": storage_class} if storage_class else {}
-    client.put_object(Bucket=bucket, Key=dump_key, Body=cli.get_object(client, backup.bucket, backup.key), **extra)
-    client.put_object(Bucket=bucket, Key=roles_key, Body=cli.get_object(client, backup.bucket, backup.keys[1]))
+    client.put_object(Bucket=bucket, Key=dump_key, Body=buckets.get_object(client, backup.bucket, backup.key), **extra)
+    client.put_object(Bucket=bucket, Key=roles_key, Body=buckets.get_object(client, backup.bucket, backup.keys[1]))
     if manifest is None:
         data = dict(backup.manifest)
         data.update(backup_id=NEWER_ID, dump={**data["dump"], "key": dump_key}, roles={**data["roles"], "key": roles_key})
@@ -91,11 +93,11 @@ class Unusable:
 
 
 @pytest.fixture(scope="module", params=["unreadable", "archived"])
-def unusable(request: pytest.FixtureRequest, s3: MotoServer, source15: cli.Database, tmp_root: Path) -> Iterator[Unusable]:
+def unusable(request: pytest.FixtureRequest, s3: MotoServer, source15: postgres.Database, tmp_root: Path) -> Iterator[Unusable]:
     """A complete backup, and a newer one whose manifest does not parse (unreadable) or
     whose dump is in GLACIER (archived): `restore latest` stops at it; --allow-older
     restores the complete one and records what it passed over."""
-    with cli.fresh_bucket(s3, "abb-unusable") as bucket:
+    with buckets.fresh_bucket(s3, "abb-unusable") as bucket:
         complete = cli.take_backup(s3, bucket, source15.url)
         client = s3.client()
         if request.param == "unreadable":
@@ -103,12 +105,12 @@ def unusable(request: pytest.FixtureRequest, s3: MotoServer, source15: cli.Datab
         else:
             _newer_copy(client, complete, bucket, storage_class="GLACIER")
         cluster = source15.cluster
-        target = cli.new_database(cluster, "target")
+        target = postgres.new_database(cluster, "target")
         env = cli.job_env(s3.endpoint_url, bucket)
         before = helpers.database_state(cluster, target)
         refused = cli.restore(env, "latest", cluster.superuser_url(target))
         after = helpers.database_state(cluster, target)
-        report = tmp_root / cli.unique_name("report")
+        report = tmp_root / postgres.unique_name("report")
         older = cli.restore({**env, "AGENT_BOM_RESTORE_ALLOW_OLDER": "true"}, "latest", cluster.superuser_url(target),
                             "--report", str(report))
         yield Unusable(request.param, complete, refused, before, after, older, json.loads(report.read_text()))

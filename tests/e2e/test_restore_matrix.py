@@ -33,6 +33,7 @@ from devstack.s3server import MotoServer
 from devstack.seed import SeedRoles, SeedSpec, create_roles, seed
 from tests.e2e import helpers
 from tests.support import cli
+from tests.support import postgres
 
 MAJORS = (15, 17, 18)
 RESTORE_ROLES = ("superuser", "admin", "owner")
@@ -59,7 +60,7 @@ def _id(cell: tuple[int, str, str]) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    database: cli.Database
+    database: postgres.Database
     roles: SeedRoles
     backup: cli.Backup
 
@@ -79,7 +80,7 @@ class Outcome:
 def fidelity(cluster: PgCluster, database: str) -> dict[str, Any]:
     """What a faithful restore reproduces, read as the superuser: rows per table and per
     tenant, policies and the roles they name, owners, row-level security flags, grants."""
-    with cli.connect(cluster, database) as conn:
+    with postgres.connect(cluster, database) as conn:
         tenants = {}
         for (table,) in conn.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
                                      "AND column_name = 'team_id' ORDER BY 1").fetchall():
@@ -136,7 +137,7 @@ class Matrix:
     def create_database(self, major: int, role: str, prefix: str) -> str:
         """A new database as the restore role would have it: created by the admin (so it
         owns it), or owned by the owner role, or the superuser's."""
-        cluster, name = self.target(major), cli.unique_name(prefix)
+        cluster, name = self.target(major), postgres.unique_name(prefix)
         if role == "admin":
             with psycopg.connect(self.url(major, role, "postgres"), autocommit=True) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -149,8 +150,8 @@ class Matrix:
         key = f"source_{major}_{role}"
         cached = getattr(self, key, None)
         if cached is None:
-            roles = SeedRoles.suffixed(cli.unique_name(f"{role[:3]}{major}").split("_", 1)[1])
-            database = cli.seeded_database(self.source_cluster(major), f"msrc{major}",
+            roles = SeedRoles.suffixed(postgres.unique_name(f"{role[:3]}{major}").split("_", 1)[1])
+            database = postgres.seeded_database(self.source_cluster(major), f"msrc{major}",
                                            SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
             cached = Source(database, roles, cli.take_backup(self.s3, self.new_bucket(), database.url))
             setattr(self, key, cached)
@@ -172,8 +173,8 @@ class Matrix:
         if target == "clean":
             self._fill(major, role, database, source.roles)
             args += ["--clean", "--confirm-target", database]
-        safety_dir = self.tmp_root / cli.unique_name("matrix-safety")
-        report_path = self.tmp_root / f"{cli.unique_name('matrix-report')}.json"
+        safety_dir = self.tmp_root / postgres.unique_name("matrix-safety")
+        report_path = self.tmp_root / f"{postgres.unique_name('matrix-report')}.json"
         before = helpers.database_state(cluster, database)
         run = cli.restore(cli.job_env(self.s3.endpoint_url, source.backup.bucket), source.backup.uri,
                           self.url(major, role, database), *args, "--safety-backup-dir", str(safety_dir),
@@ -190,7 +191,7 @@ class Matrix:
         creator = self.url(major, role, "postgres") if role != "owner" else cluster.superuser_url("postgres")
         with psycopg.connect(creator, autocommit=True) as conn:
             create_roles(conn, roles)
-        with cli.connect(cluster, database) as conn:
+        with postgres.connect(cluster, database) as conn:
             seed(conn, SeedSpec(**{**OTHER_DATA.__dict__, "roles": roles}))
 
 
@@ -306,8 +307,8 @@ def not_administered(matrix: Matrix) -> NotAdministered:
     the admin has no ADMIN on them, so it cannot grant itself the owner role. Refused in
     the plan, naming the GRANT; once a platform admin runs exactly that, it restores."""
     major = 17
-    roles = SeedRoles.suffixed(cli.unique_name("na").split("_", 1)[1])
-    database = cli.seeded_database(matrix.source_cluster(major), "msrc_na", SeedSpec(**{**SOURCE_SEED.__dict__,
+    roles = SeedRoles.suffixed(postgres.unique_name("na").split("_", 1)[1])
+    database = postgres.seeded_database(matrix.source_cluster(major), "msrc_na", SeedSpec(**{**SOURCE_SEED.__dict__,
                                                                                      "roles": roles}))
     backup = cli.take_backup(matrix.s3, matrix.new_bucket(), database.url)
     cluster = matrix.target(major)
@@ -354,14 +355,14 @@ def privileged(request: pytest.FixtureRequest, matrix: Matrix) -> Privileged:
     """A backup whose application role had BYPASSRLS and REPLICATION, restored by the admin
     into a cluster without it: created without them, one warning per role and attribute."""
     major = request.param
-    roles = SeedRoles.suffixed(cli.unique_name("pv").split("_", 1)[1])
+    roles = SeedRoles.suffixed(postgres.unique_name("pv").split("_", 1)[1])
     source_cluster = matrix.source_cluster(major)
-    database = cli.seeded_database(source_cluster, "msrc_pv", SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
+    database = postgres.seeded_database(source_cluster, "msrc_pv", SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
     source_cluster.run_sql(f'ALTER ROLE "{roles.app}" BYPASSRLS REPLICATION')
     backup = cli.take_backup(matrix.s3, matrix.new_bucket(), database.url)
     cluster = matrix.target(major)
     target = matrix.create_database(major, "admin", "mpv")
-    report_path = matrix.tmp_root / f"{cli.unique_name('pv-report')}.json"
+    report_path = matrix.tmp_root / f"{postgres.unique_name('pv-report')}.json"
     run = cli.restore(cli.job_env(matrix.s3.endpoint_url, backup.bucket), backup.uri,
                       matrix.url(major, "admin", target), "--create-missing-roles", "--report", str(report_path))
     rows = cluster.run_sql("SELECT rolname, rolbypassrls, rolreplication FROM pg_roles WHERE rolname = %s",
@@ -402,20 +403,20 @@ def upstream(request: pytest.FixtureRequest, matrix: Matrix) -> Upstream:
     target lacks the roles. Refused before (issue 26: "owner ... has no CREATE on schema
     public"): the restore gives the database its recorded owner, and so ``public``."""
     major = request.param
-    roles = SeedRoles.suffixed(cli.unique_name(f"up{major}").split("_", 1)[1])
+    roles = SeedRoles.suffixed(postgres.unique_name(f"up{major}").split("_", 1)[1])
     source_cluster = matrix.source_cluster(major)
     with psycopg.connect(source_cluster.admin_conninfo, autocommit=True) as conn:
         create_roles(conn, roles)
-    name = cli.unique_name(f"msrc_up{major}")
+    name = postgres.unique_name(f"msrc_up{major}")
     source_cluster.create_database(name, owner=roles.owner)
-    with cli.connect(source_cluster, name) as conn:
+    with postgres.connect(source_cluster, name) as conn:
         seed(conn, SeedSpec(**{**SOURCE_SEED.__dict__, "roles": roles}))
         # upstream's migrations need no grant on public: its owner is the database's
         conn.execute(sql.SQL("REVOKE CREATE, USAGE ON SCHEMA public FROM {}").format(sql.Identifier(roles.owner)))
     backup = cli.take_backup(matrix.s3, matrix.new_bucket(), source_cluster.superuser_url(name))
     cluster = matrix.target(major)
     target = matrix.create_database(major, "admin", "mup")
-    report_path = matrix.tmp_root / f"{cli.unique_name('up-report')}.json"
+    report_path = matrix.tmp_root / f"{postgres.unique_name('up-report')}.json"
     before = helpers.database_state(cluster, target)
     run = cli.restore(cli.job_env(matrix.s3.endpoint_url, backup.bucket), backup.uri,
                       matrix.url(major, "admin", target), "--create-missing-roles", "--report", str(report_path))

@@ -21,7 +21,9 @@ import pytest
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,22 @@ class Spaced:
 def spaced(s3: MotoServer, pg15: PgCluster, tmp_root: Path) -> Spaced:
     """A backup of a table in tablespace abb_ts_*, then the tablespace dropped from the
     server: restored with --clean over a non-empty database of the same server."""
-    tablespace = cli.unique_name("abb_ts")
+    tablespace = postgres.unique_name("abb_ts")
     location = pg15.base_dir / tablespace
     location.mkdir()
-    postgres = pwd.getpwnam("postgres")
-    os.chown(location, postgres.pw_uid, postgres.pw_gid)
+    postgres_user = pwd.getpwnam("postgres")
+    os.chown(location, postgres_user.pw_uid, postgres_user.pw_gid)
     pg15.run_sql(f"CREATE TABLESPACE {tablespace} LOCATION '{location}'")
-    source = cli.new_database(pg15, "spaced")
+    source = postgres.new_database(pg15, "spaced")
     pg15.run_sql(f"CREATE TABLE spaced (id int) TABLESPACE {tablespace}; "
                  "INSERT INTO spaced SELECT generate_series(1, 3)", source)
-    with cli.fresh_bucket(s3, "abb-ts") as bucket:
+    with buckets.fresh_bucket(s3, "abb-ts") as bucket:
         backup = cli.take_backup(s3, bucket, pg15.superuser_url(source))
         pg15.run_sql(f'DROP DATABASE "{source}"')
         pg15.run_sql(f"DROP TABLESPACE {tablespace}")
-        target = cli.seeded_database(pg15, "ts_target", cli.SMALL_SEED).name
+        target = postgres.seeded_database(pg15, "ts_target", postgres.SMALL_SEED).name
         env = cli.job_env(s3.endpoint_url, bucket)
-        common = ("--clean", "--confirm-target", target, "--safety-backup-dir", str(tmp_root / cli.unique_name("s")))
+        common = ("--clean", "--confirm-target", target, "--safety-backup-dir", str(tmp_root / postgres.unique_name("s")))
         dry_run = cli.restore(env, backup.uri, pg15.superuser_url(target), *common, "--dry-run")
         run = cli.restore(env, backup.uri, pg15.superuser_url(target), *common)
     return Spaced(backup, tablespace, dry_run, target, run)
@@ -83,20 +85,20 @@ class EmptySchema:
 
 @pytest.fixture(scope="module")
 def empty_schema(s3: MotoServer, pg15: PgCluster, tmp_root: Path) -> EmptySchema:
-    source = cli.new_database(pg15, "schema_src")
+    source = postgres.new_database(pg15, "schema_src")
     pg15.run_sql("CREATE SCHEMA app; CREATE TABLE app.t (id int); INSERT INTO app.t VALUES (1), (2)", source)
-    target = cli.new_database(pg15, "schema_target")
+    target = postgres.new_database(pg15, "schema_target")
     pg15.run_sql("CREATE SCHEMA app", target)
-    with cli.fresh_bucket(s3, "abb-schema") as bucket:
+    with buckets.fresh_bucket(s3, "abb-schema") as bucket:
         backup = cli.take_backup(s3, bucket, pg15.superuser_url(source))
         env = cli.job_env(s3.endpoint_url, bucket)
         plain = cli.restore(env, backup.uri, pg15.superuser_url(target))
-        with cli.connect(pg15, target) as conn:
-            after_plain = cli.user_relations(conn)
+        with postgres.connect(pg15, target) as conn:
+            after_plain = postgres.user_relations(conn)
         clean = cli.restore(env, backup.uri, pg15.superuser_url(target), "--clean", "--confirm-target", target,
-                            "--safety-backup-dir", str(tmp_root / cli.unique_name("s")))
-        with cli.connect(pg15, target) as conn:
-            after_clean = cli.user_relations(conn)
+                            "--safety-backup-dir", str(tmp_root / postgres.unique_name("s")))
+        with postgres.connect(pg15, target) as conn:
+            after_clean = postgres.user_relations(conn)
     return EmptySchema(target, plain, after_plain, clean, after_clean)
 
 

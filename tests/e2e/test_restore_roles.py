@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e import helpers
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import MotoServer
 
@@ -40,7 +41,7 @@ def fresh(pg_cluster_factory: PgClusterPool, s3: MotoServer, backup15: cli.Backu
     before = helpers.database_state(cluster, database)
     refused = cli.restore(env, backup15.uri, url)
     after_refusal = helpers.database_state(cluster, database)
-    report = tmp_root / cli.unique_name("fresh-report")
+    report = tmp_root / postgres.unique_name("fresh-report")
     restored = cli.restore(env, backup15.uri, url, "--create-missing-roles", "--report", str(report))
     assert restored.returncode == 0, str(restored)
     return FreshRestore(cluster, database, before, refused, after_refusal, restored, json.loads(report.read_text()))

@@ -26,7 +26,9 @@ from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 WRITER_PASSWORD = "writer-pw-4d1c"
 INTERVAL_S = 0.05
@@ -70,8 +72,8 @@ class Busy:
 
 
 def busy_target(pg15: PgCluster) -> Busy:
-    target = cli.seeded_database(pg15, "busy", cli.SMALL_SEED).name
-    role = cli.unique_name("abb_writer")
+    target = postgres.seeded_database(pg15, "busy", postgres.SMALL_SEED).name
+    role = postgres.unique_name("abb_writer")
     pg15.run_sql(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
         sql.Identifier(role), sql.Literal(WRITER_PASSWORD)).as_string(None))
     pg15.run_sql(sql.SQL("CREATE TABLE writer_log (value int); GRANT INSERT ON writer_log TO {}").format(
@@ -98,7 +100,7 @@ def writing(pg15: PgCluster) -> Iterator[tuple[Busy, Writer]]:
 
 def database_acl(pg15: PgCluster, database: str) -> list[str]:
     """The database's ACL entries, the default ones spelled out (NULL and its equal are the same)."""
-    with cli.connect(pg15, "postgres") as conn:
+    with postgres.connect(pg15, "postgres") as conn:
         row = conn.execute("SELECT array_agg(a::text ORDER BY a::text) FROM pg_database d, "
                            "unnest(COALESCE(d.datacl, acldefault('d', d.datdba))) a WHERE d.datname = %s",
                            [database]).fetchone()
@@ -113,7 +115,7 @@ def rows_in_archive(archive: Path) -> set[int]:
 
 
 def rows_in_target(pg15: PgCluster, database: str) -> set[int]:
-    with cli.connect(pg15, database) as conn:
+    with postgres.connect(pg15, database) as conn:
         if conn.execute("SELECT to_regclass('public.writer_log')").fetchone()[0] is None:  # type: ignore[index]
             return set()
         return {int(r[0]) for r in conn.execute("SELECT value FROM writer_log").fetchall()}
@@ -149,7 +151,7 @@ def restore_while_writing(pg15: PgCluster, busy: Busy, writer: Writer, env: dict
 def refused(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, writing: tuple[Busy, Writer],
             tmp_root: Path) -> tuple[Busy, Outcome]:
     busy, writer = writing
-    work = tmp_root / cli.unique_name("sessions")
+    work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
     return busy, restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
                                        backup15.uri, work)
@@ -177,7 +179,7 @@ def test_the_refusal_lost_no_row(refused: tuple[Busy, Outcome]) -> None:
 def terminated(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, writing: tuple[Busy, Writer],
                tmp_root: Path) -> Outcome:
     busy, writer = writing
-    work = tmp_root / cli.unique_name("sessions")
+    work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
     return restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
                                  backup15.uri, work, "--terminate-sessions")
@@ -207,9 +209,9 @@ def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, wri
     """The manifest claims one audit row more than the dump holds: verification fails after
     the wipe and pg_restore (exit 11)."""
     busy, writer = writing
-    work = tmp_root / cli.unique_name("sessions")
+    work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
-    with cli.fresh_bucket(s3, "abb-writer") as bucket:
+    with buckets.fresh_bucket(s3, "abb-writer") as bucket:
         helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
         yield restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, bucket),
                                     backup15.uri_in(bucket), work, "--terminate-sessions")

@@ -31,7 +31,9 @@ from psycopg import sql
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import MotoServer
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 ADMIN_PASSWORD = "state-admin-password"
 MAINTENANCE_PASSWORD = "state-maintenance-password"
@@ -71,7 +73,7 @@ def _i(name: str) -> str:
 
 def upstream_source(cluster: PgCluster, names: Names) -> str:
     """The source database in upstream agent-bom's layout; returns its name."""
-    database = cli.unique_name("upstream")
+    database = postgres.unique_name("upstream")
     cluster.run_sql(
         f"CREATE ROLE {_i(names.app)} LOGIN; CREATE ROLE {_i(names.reader_group)} NOLOGIN; "
         f"CREATE ROLE {_i(names.reader)} LOGIN IN ROLE {_i(names.reader_group)}; "
@@ -88,7 +90,7 @@ def upstream_source(cluster: PgCluster, names: Names) -> str:
         f"COMMENT ON DATABASE {db} IS 'agent-bom control plane'; "
         f"ALTER ROLE {_i(names.reader)} IN DATABASE {db} SET work_mem = '8MB'")
     maintenance = sql.Literal(names.rls_maintenance).as_string(None)
-    with cli.connect(cluster, database) as conn, conn.transaction():
+    with postgres.connect(cluster, database) as conn, conn.transaction():
         conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(names.app)))
         conn.execute(
             "CREATE TABLE tenants (id text PRIMARY KEY); "
@@ -118,7 +120,7 @@ def managed_target(pool: PgClusterPool, major: int) -> PgCluster:
 
 
 def admin_creates_database(cluster: PgCluster) -> str:
-    name = cli.unique_name("restored")
+    name = postgres.unique_name("restored")
     with psycopg.connect(cluster.url("postgres", "state_admin", ADMIN_PASSWORD), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return name
@@ -134,7 +136,7 @@ class Restored:
 
 def restore_as_admin(s3: MotoServer, backup: cli.Backup, cluster: PgCluster, database: str, tmp_root: Path,
                      *args: str) -> Restored:
-    report = tmp_root / f"{cli.unique_name('state-report')}.json"
+    report = tmp_root / f"{postgres.unique_name('state-report')}.json"
     run = cli.restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri,
                       cluster.url(database, "state_admin", ADMIN_PASSWORD), "--create-missing-roles",
                       "--report", str(report), *args)
@@ -189,7 +191,7 @@ class Source:
 
 @pytest.fixture(scope="module")
 def source(pg15: PgCluster, s3: MotoServer, new_bucket: Callable[[], str]) -> Source:
-    names = Names(cli.unique_name("st").split("_", 1)[1])
+    names = Names(postgres.unique_name("st").split("_", 1)[1])
     database = upstream_source(pg15, names)
     return Source(pg15, database, names, cli.take_backup(s3, new_bucket(), pg15.superuser_url(database)))
 
@@ -276,8 +278,8 @@ def superuser15(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServe
     database's ACL and settings gone and the login role outside its group."""
     cluster = pg_cluster_factory(15, fresh=True)
     cluster.run_sql(f"CREATE ROLE {_i(source.names.reader)} LOGIN")
-    database = cli.new_database(cluster, "restored")
-    report = tmp_root / f"{cli.unique_name('state-report')}.json"
+    database = postgres.new_database(cluster, "restored")
+    report = tmp_root / f"{postgres.unique_name('state-report')}.json"
     run = cli.restore(cli.job_env(s3.endpoint_url, source.backup.bucket), source.backup.uri,
                       cluster.superuser_url(database), "--create-missing-roles", "--report", str(report))
     return Restored(cluster, database, run, json.loads(report.read_text()) if report.exists() else {})
@@ -346,16 +348,16 @@ def tampered(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServer, 
     hash of it updated, restored by a superuser: refused before any change."""
     client, bucket, backup = s3.client(), new_bucket(), source.backup
     cli.copy_backup(client, backup, bucket, parts=("dump",))
-    roles_key, manifest_key = cli.roles_key(backup.key), cli.manifest_key(backup.key)
-    roles = cli.get_object(client, backup.bucket, roles_key).decode()
+    roles_key, manifest_key = buckets.roles_key(backup.key), buckets.manifest_key(backup.key)
+    roles = buckets.get_object(client, backup.bucket, roles_key).decode()
     grant = next(line for line in roles.splitlines() if line.startswith("GRANT "))
     roles = roles.replace(grant, grant + " CREATE ROLE backdoor LOGIN PASSWORD 'letmein';")
     manifest = dict(backup.manifest)
-    manifest["roles"] = {**manifest["roles"], "size": len(roles.encode()), "sha256": cli.sha256(roles.encode())}
-    cli.put_object(client, bucket, roles_key, roles.encode())
-    cli.put_object(client, bucket, manifest_key, json.dumps(manifest).encode())
+    manifest["roles"] = {**manifest["roles"], "size": len(roles.encode()), "sha256": buckets.sha256(roles.encode())}
+    buckets.put_object(client, bucket, roles_key, roles.encode())
+    buckets.put_object(client, bucket, manifest_key, json.dumps(manifest).encode())
     cluster = pg_cluster_factory(15, fresh=True)
-    database = cli.new_database(cluster, "tampered")
+    database = postgres.new_database(cluster, "tampered")
     before = helpers.database_state(cluster, database)
     run = cli.restore(cli.job_env(s3.endpoint_url, bucket), f"s3://{bucket}/{backup.key}",
                       cluster.superuser_url(database), "--create-missing-roles")
@@ -381,7 +383,7 @@ def no_createdb(source: Source, pg_cluster_factory: PgClusterPool, s3: MotoServe
     the application role gets CREATE on public instead and the owner is not restored."""
     cluster = pg_cluster_factory(15, fresh=True)
     cluster.run_sql(f"CREATE ROLE state_admin LOGIN CREATEROLE PASSWORD '{ADMIN_PASSWORD}'")
-    database = cli.unique_name("restored")
+    database = postgres.unique_name("restored")
     cluster.create_database(database, owner="state_admin")
     return restore_as_admin(s3, source.backup, cluster, database, tmp_root)
 
@@ -406,9 +408,9 @@ def test_a_database_the_administrator_owned_restored_into_another_owners_is_inco
     not silently VERIFIED, but listed with the statement that gives it to the administrator."""
     cluster = pg_cluster_factory(15, fresh=True)
     cluster.run_sql("CREATE ROLE platform_app NOLOGIN")
-    database = cli.unique_name("appowned")
+    database = postgres.unique_name("appowned")
     cluster.create_database(database, owner="platform_app")
-    report_path = tmp_root / f"{cli.unique_name('state-report')}.json"
+    report_path = tmp_root / f"{postgres.unique_name('state-report')}.json"
     run = cli.restore(cli.job_env(s3.endpoint_url, backup15.bucket), backup15.uri, cluster.superuser_url(database),
                       "--create-missing-roles", "--report", str(report_path))
     report = json.loads(report_path.read_text())

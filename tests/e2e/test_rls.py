@@ -12,7 +12,9 @@ import pytest
 from psycopg import sql
 
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
@@ -36,8 +38,8 @@ def rls_source(pg15: PgCluster) -> RlsSource:
     """The seeded schema plus a backup role without BYPASSRLS (it reads everything through
     pg_read_all_data) and a policy that lets it see all rows when ``app.bypass_rls = on``,
     or one tenant's rows when ``app.team_id`` names it."""
-    database = cli.seeded_database(pg15, "rls").name
-    role = cli.unique_name("abb_backup")
+    database = postgres.seeded_database(pg15, "rls").name
+    role = postgres.unique_name("abb_backup")
     statements = [
         sql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD {}").format(
             sql.Identifier(role), sql.Literal(PASSWORD)),
@@ -50,7 +52,7 @@ def rls_source(pg15: PgCluster) -> RlsSource:
         for table in RLS_TABLES
     ]
     statements.append(sql.SQL("ANALYZE"))
-    with cli.connect(pg15, database) as conn:
+    with postgres.connect(pg15, database) as conn:
         for statement in statements:
             conn.execute(statement)
     return RlsSource(pg15, database, role)
@@ -65,15 +67,15 @@ class Attempt:
 
 
 def _attempt(s3: MotoServer, source: RlsSource, *args: str) -> Iterator[Attempt]:
-    with cli.fresh_bucket(s3, "abb-rls") as bucket:
+    with buckets.fresh_bucket(s3, "abb-rls") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), *args)
         manifest = None
         if run.returncode == 0:
             key = run.stdout.strip().removeprefix(f"s3://{bucket}/")
-            manifest = json.loads(cli.get_object(s3.client(), bucket, cli.manifest_key(key)))
+            manifest = json.loads(buckets.get_object(s3.client(), bucket, buckets.manifest_key(key)))
         # claims are not backups: a run that took its id and then failed leaves its claim
-        keys = cli.without_claims(cli.object_keys(s3.client(), bucket))
-        yield Attempt(run, keys, cli.open_uploads(s3.client(), bucket), manifest)
+        keys = buckets.without_claims(buckets.object_keys(s3.client(), bucket))
+        yield Attempt(run, keys, buckets.open_uploads(s3.client(), bucket), manifest)
 
 
 @pytest.fixture(scope="module")

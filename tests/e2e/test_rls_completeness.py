@@ -17,7 +17,9 @@ from psycopg import sql
 
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 PASSWORD = "completeness-role-password"
 ROWS = 1000
@@ -38,10 +40,10 @@ class Source:
 def _source(cluster: PgCluster, prefix: str, visible: str) -> Source:
     """``events`` (1,000 rows, RLS forced) readable by a new role through a policy that
     admits the rows matching ``visible`` under ``app.bypass_rls = on``."""
-    database = cli.new_database(cluster, prefix)
-    role = cli.unique_name("abb_rls")
+    database = postgres.new_database(cluster, prefix)
+    role = postgres.unique_name("abb_rls")
     r = sql.Identifier(role)
-    with cli.connect(cluster, database) as conn:
+    with postgres.connect(cluster, database) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN NOBYPASSRLS PASSWORD {}").format(r, sql.Literal(PASSWORD)))
         conn.execute("CREATE TABLE events (id bigserial PRIMARY KEY, team_id text NOT NULL)")
         conn.execute(f"INSERT INTO events (team_id) SELECT 'team-' || (g % 3) FROM generate_series(1, {ROWS}) g")
@@ -61,11 +63,11 @@ class Attempt:
 
 
 def _backup(s3: MotoServer, source: Source) -> Iterator[Attempt]:
-    with cli.fresh_bucket(s3, "abb-complete") as bucket:
+    with buckets.fresh_bucket(s3, "abb-complete") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), "--enable-row-security",
                          "--session-setting", "app.bypass_rls=on")
-        yield Attempt(run, cli.without_claims(cli.object_keys(s3.client(), bucket)),
-                      cli.open_uploads(s3.client(), bucket))
+        yield Attempt(run, buckets.without_claims(buckets.object_keys(s3.client(), bucket)),
+                      buckets.open_uploads(s3.client(), bucket))
 
 
 @pytest.fixture(scope="module")

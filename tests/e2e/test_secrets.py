@@ -18,7 +18,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 from psycopg import sql
 
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import DEFAULT_REGION, MotoServer
 
@@ -68,19 +70,19 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def secret_user(pg15: PgCluster) -> str:
-    user = cli.unique_name("abb_pw_user")
+    user = postgres.unique_name("abb_pw_user")
     pg15.run_sql(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD {}").format(
         sql.Identifier(user), sql.Literal(PASSWORD)).as_string(None))
     return user
 
 
 @pytest.fixture(scope="module")
-def runs(s3: MotoServer, source15: cli.Database, secret_user: str, tmp_root: Path) -> Iterator[Runs]:
+def runs(s3: MotoServer, source15: postgres.Database, secret_user: str, tmp_root: Path) -> Iterator[Runs]:
     pg = source15.cluster
-    work = tmp_root / cli.unique_name("secrets")
+    work = tmp_root / postgres.unique_name("secrets")
     work.mkdir()
     reports = [work / "pgpassword.json", work / "url-password.json"]
-    with cli.fresh_bucket(s3, "abb-secrets") as bucket:
+    with buckets.fresh_bucket(s3, "abb-secrets") as bucket:
         env = cli.job_env(s3.endpoint_url, bucket)
         backup = _run_watched([str(cli.executable()), "backup"],
                               env | {"AGENT_BOM_POSTGRES_URL": pg.url(source15.name, secret_user, PASSWORD)})
@@ -88,12 +90,12 @@ def runs(s3: MotoServer, source15: cli.Database, secret_user: str, tmp_root: Pat
         uri = backup.run.stdout.strip()
         # the docs' advice: a password-less URL plus PGPASSWORD
         restore_pgpassword = _run_watched(
-            [str(cli.RESTORE_SCRIPT), uri, pg.url(cli.new_database(pg, "target"), secret_user),
+            [str(cli.RESTORE_SCRIPT), uri, pg.url(postgres.new_database(pg, "target"), secret_user),
              DEFAULT_REGION, "--report", str(reports[0])], env | {"PGPASSWORD": PASSWORD}, cwd=work)
         assert restore_pgpassword.run.returncode == 0, str(restore_pgpassword.run)
         # the runbook's way: the password in the positional URL
         restore_url_password = _run_watched(
-            [str(cli.RESTORE_SCRIPT), uri, pg.url(cli.new_database(pg, "target"), secret_user, PASSWORD),
+            [str(cli.RESTORE_SCRIPT), uri, pg.url(postgres.new_database(pg, "target"), secret_user, PASSWORD),
              DEFAULT_REGION, "--report", str(reports[1])], env, cwd=work)
         assert restore_url_password.run.returncode == 0, str(restore_url_password.run)
         yield Runs(backup, restore_pgpassword, restore_url_password, reports)

@@ -11,12 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 
 @pytest.fixture(scope="module")
-def archived(s3: MotoServer, source15: cli.Database) -> Iterator[tuple[cli.Backup, dict[str, str]]]:
-    with cli.fresh_bucket(s3, "abb-glacier") as bucket:
+def archived(s3: MotoServer, source15: postgres.Database) -> Iterator[tuple[cli.Backup, dict[str, str]]]:
+    with buckets.fresh_bucket(s3, "abb-glacier") as bucket:
         backup = cli.take_backup(s3, bucket, source15.url, AGENT_BOM_BACKUP_STORAGE_CLASS="GLACIER")
         listed = s3.client().list_objects_v2(Bucket=bucket)["Contents"]
         yield backup, {o["Key"]: o.get("StorageClass", "STANDARD") for o in listed}

@@ -19,7 +19,9 @@ from psycopg import sql
 
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 PASSWORD = "unreadable-backup-password"
 SECRET = "public.tenant_keys"
@@ -31,7 +33,7 @@ EXCLUDE_ENV = "\n".join([SECRET, QUOTED, PARTITION])
 
 @dataclass(frozen=True)
 class Source:
-    database: cli.Database
+    database: postgres.Database
     role: str
 
     @property
@@ -41,8 +43,8 @@ class Source:
 
 @pytest.fixture(scope="module")
 def source(pg15: PgCluster) -> Source:
-    database = cli.seeded_database(pg15, "unreadable")
-    role = cli.unique_name("abb_least")
+    database = postgres.seeded_database(pg15, "unreadable")
+    role = postgres.unique_name("abb_least")
     statements = [
         "CREATE TABLE tenant_keys (key_id text PRIMARY KEY, key_material bytea NOT NULL)",
         "INSERT INTO tenant_keys VALUES ('k1', '\\x00')",
@@ -54,7 +56,7 @@ def source(pg15: PgCluster) -> Source:
         "CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')",
         "INSERT INTO events VALUES (1, '2026-05-01'), (2, '2027-05-01')",
     ]
-    with cli.connect(pg15, database.name) as conn:
+    with postgres.connect(pg15, database.name) as conn:
         for statement in statements:
             conn.execute(statement)
         r = sql.Identifier(role)
@@ -77,9 +79,9 @@ class Attempt:
 
 
 def _attempt(s3: MotoServer, source: Source, **env: str) -> Iterator[Attempt]:
-    with cli.fresh_bucket(s3, "abb-unread") as bucket:
+    with buckets.fresh_bucket(s3, "abb-unread") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url, **env))
-        yield Attempt(run, cli.object_keys(s3.client(), bucket), cli.open_uploads(s3.client(), bucket), bucket)
+        yield Attempt(run, buckets.object_keys(s3.client(), bucket), buckets.open_uploads(s3.client(), bucket), bucket)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +124,7 @@ def test_excluded_tables_let_the_backup_succeed(excluded: Attempt) -> None:
 
 
 def test_the_manifest_records_what_was_left_out(excluded: Attempt, s3: MotoServer) -> None:
-    manifest = cli.read_manifest(s3.client(), excluded.bucket, excluded.run.uri.removeprefix(f"s3://{excluded.bucket}/"))
+    manifest = buckets.read_manifest(s3.client(), excluded.bucket, excluded.run.uri.removeprefix(f"s3://{excluded.bucket}/"))
     tables = {f"{t['schema']}.{t['name']}" for t in manifest["tables"]}
     assert (manifest["excluded_tables"], tables & {"public.tenant_keys", "Vault.Signing.Keys", "public.events_2027"}) \
         == (['"Vault"."Signing.Keys"', '"Vault"."Signing.Keys_id_seq"', "public.events_2027", "public.tenant_keys"],
@@ -131,7 +133,7 @@ def test_the_manifest_records_what_was_left_out(excluded: Attempt, s3: MotoServe
 
 @pytest.fixture(scope="module")
 def restored(excluded: Attempt, s3: MotoServer, pg15: PgCluster, tmp_path_factory) -> tuple[cli.Run, dict, str]:
-    target = cli.new_database(pg15, "unreadrestored")
+    target = postgres.new_database(pg15, "unreadrestored")
     report_path: Path = tmp_path_factory.mktemp("unread") / "report.json"
     run = cli.restore(cli.job_env(s3.endpoint_url, excluded.bucket), excluded.run.uri, pg15.superuser_url(target),
                       "--report", str(report_path))
@@ -151,17 +153,17 @@ def test_the_restore_summary_lists_the_tables_not_in_this_backup(restored) -> No
 
 def test_the_excluded_tables_are_absent_after_the_restore(restored, pg15: PgCluster) -> None:
     _, _, target = restored
-    with cli.connect(pg15, target) as conn:
-        names = {f"{s}.{n}" for s, n, _ in cli.user_relations(conn)}
+    with postgres.connect(pg15, target) as conn:
+        names = {f"{s}.{n}" for s, n, _ in postgres.user_relations(conn)}
     assert names & {"public.tenant_keys", "Vault.Signing.Keys", "public.events_2027"} == set()
 
 
 def test_an_exclusion_naming_no_table_is_refused_with_exit_3(s3: MotoServer, source: Source) -> None:
-    with cli.fresh_bucket(s3, "abb-unread-typo") as bucket:
+    with buckets.fresh_bucket(s3, "abb-unread-typo") as bucket:
         run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), "--exclude-table", "public.tenant_kyes")
         assert (run.returncode, run.error_message.startswith(
             "--exclude-table names no table in this database: public.tenant_kyes")) == (3, True), str(run)
-        assert cli.object_keys(s3.client(), bucket) == []
+        assert buckets.object_keys(s3.client(), bucket) == []
 
 
 def test_verify_deep_lists_the_tables_not_in_this_backup(excluded: Attempt, s3: MotoServer, pg15: PgCluster) -> None:
@@ -179,7 +181,7 @@ def test_an_exclusion_that_a_view_reads_is_refused_with_exit_3(s3: MotoServer, s
     """The dump would keep the view and the restore fail on it after changing the target."""
     pg15.run_sql("CREATE VIEW key_ids AS SELECT key_id FROM tenant_keys", source.database.name)
     try:
-        with cli.fresh_bucket(s3, "abb-unread-view") as bucket:
+        with buckets.fresh_bucket(s3, "abb-unread-view") as bucket:
             run = cli.backup(cli.job_env(s3.endpoint_url, bucket, source.url), "--exclude-table", SECRET)
             assert (run.returncode, run.error_message.startswith(
                 "--exclude-table would leave out a table that the backup still needs: view public.key_ids "

@@ -14,7 +14,7 @@ from devstack.jobimage import ContainerEngine
 from devstack.pgcluster import PgCluster, PgClusterPool
 from devstack.s3server import MotoServer
 from tests.image.test_pod_spec import rendered_pod, run_pod, seeded_database
-from tests.support import cli
+from tests.support import buckets
 
 pytestmark = pytest.mark.image
 
@@ -35,16 +35,16 @@ def test_rendered_pod_with_recipients_stores_an_age_file_that_age_decrypts(
     env.append({"name": "AGENT_BOM_BACKUP_ENCRYPT_TO", "value": recipient})  # as clientEncryption renders it
     run = run_pod(container_engine, spec, pg, database)
     assert run.returncode == 0, run.stderr[-3000:]
-    [dump_key] = [k for k in cli.object_keys(s3.client(), bucket) if k.endswith(".dump")]
+    [dump_key] = [k for k in buckets.object_keys(s3.client(), bucket) if k.endswith(".dump")]
     stored = tmp_path / "backup.dump.age"
-    stored.write_bytes(cli.get_object(s3.client(), bucket, dump_key))
+    stored.write_bytes(buckets.get_object(s3.client(), bucket, dump_key))
     plain = tmp_path / "backup.dump"
     subprocess.run([age, "-d", "-i", str(identity), "-o", str(plain), str(stored)], check=True, capture_output=True,
                    timeout=120)
     # the image's pg_dump 17 writes zstd, which the host's pg_restore cannot read: the archive's
     # magic and the manifest's plaintext digest prove the decryption (pg_restore --list of an
     # age-decrypted dump runs in tests/e2e/test_encryption.py)
-    manifest = cli.read_manifest(s3.client(), bucket, dump_key)
+    manifest = buckets.read_manifest(s3.client(), bucket, dump_key)
     data = plain.read_bytes()
-    assert (data[:5], cli.sha256(data), manifest["encryption"]["recipients"]) == (
+    assert (data[:5], buckets.sha256(data), manifest["encryption"]["recipients"]) == (
         b"PGDMP", manifest["dump"]["plaintext_sha256"], [recipient])

@@ -21,7 +21,7 @@ from devstack.pushgateway import HttpReceiver, Pushgateway
 from devstack.s3server import MotoServer
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
 from tests.image.test_pod_spec import REGION, seeded_database
-from tests.support import cli
+from tests.support import buckets
 
 pytestmark = pytest.mark.image
 
@@ -59,7 +59,7 @@ def test_pod_pushes_and_pings_with_values_from_its_secret(
     pg15: PgCluster, s3: MotoServer, job_image: str, container_engine: ContainerEngine, gateway: Pushgateway,
     receiver: HttpReceiver,
 ) -> None:
-    with cli.fresh_bucket(s3, "abb-notify-pod") as bucket:
+    with buckets.fresh_bucket(s3, "abb-notify-pod") as bucket:
         database, _seeded = seeded_database(pg15)
         secrets = {
             "agent-bom-postgres": {"AGENT_BOM_POSTGRES_URL": pg15.superuser_url(database)},

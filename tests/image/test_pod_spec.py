@@ -22,7 +22,9 @@ import pytest
 
 from tests.chart.helm_render import CRONJOB_TEMPLATE, backup_values, pod_spec, render_chart
 from tests.e2e import helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.jobimage import ContainerEngine
 from devstack import tools
 from devstack.pgcluster import PgCluster, PgClusterPool
@@ -105,7 +107,7 @@ def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
         def take(major: int) -> PodBackup:
             if major not in taken:
                 pg = servers[major]
-                bucket = buckets.enter_context(cli.fresh_bucket(s3, f"abb-pod{major}"))
+                bucket = buckets.enter_context(buckets.fresh_bucket(s3, f"abb-pod{major}"))
                 database, seeded = seeded_database(pg)
                 result = run_pod(container_engine, rendered_pod(s3, bucket, job_image), pg, database)
                 assert result.returncode == 0, result.stderr
@@ -151,7 +153,7 @@ def image_restore(pod_backup: Callable[[int], PodBackup], s3: MotoServer, job_im
 
     def restore(major: int) -> ImageRestore:
         if major not in done:
-            workdir = tmp_root / cli.unique_name("image-restore")
+            workdir = tmp_root / postgres.unique_name("image-restore")
             workdir.mkdir()
             done[major] = restore_with_image(container_engine, job_image, s3, pod_backup(major), workdir)
         return done[major]
@@ -206,7 +208,7 @@ def host_refusal(pod_backup: Callable[[int], PodBackup], s3: MotoServer,
     backup = pod_backup(15)
     target, _ = seeded_database(backup.pg)
     return helpers.clean_restore(cli.job_env(s3.endpoint_url, backup.bucket), backup.uri, backup.pg, target,
-                                 tmp_root / cli.unique_name("safety"))
+                                 tmp_root / postgres.unique_name("safety"))
 
 
 def test_zstd_backup_on_a_host_without_a_zstd_pg_restore_is_a_preflight_refusal(host_refusal: helpers.CleanRestore) -> None:

@@ -28,7 +28,9 @@ from devstack.s3server import MotoServer
 from devstack.seed import tenant_distribution
 from tests.chart.helm_render import RESTORE_TEMPLATE, backup_values, render_chart
 from devstack.jobimage import ContainerEngine
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 pytestmark = pytest.mark.image
 
@@ -51,18 +53,18 @@ class Result:
 
 
 @pytest.fixture(scope="module")
-def source(pg15: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg15, "inclsrc")
+def source(pg15: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg15, "inclsrc")
 
 
 @pytest.fixture(scope="module")
 def restore_bucket(s3: MotoServer) -> Iterator[str]:
-    with cli.fresh_bucket(s3, "abb-incluster") as name:
+    with buckets.fresh_bucket(s3, "abb-incluster") as name:
         yield name
 
 
 @pytest.fixture(scope="module")
-def backup(s3: MotoServer, restore_bucket: str, source: cli.Database) -> cli.Backup:
+def backup(s3: MotoServer, restore_bucket: str, source: postgres.Database) -> cli.Backup:
     return cli.take_backup(s3, restore_bucket, source.url, AGENT_BOM_BACKUP_SSE="AES256")
 
 
@@ -101,7 +103,7 @@ def instantiate(cronjob: dict[str, Any], job_name: str, *set_env: str) -> dict[s
     return json.loads(result.stdout)
 
 
-def run_job(engine: ContainerEngine, job: dict[str, Any], pg: PgCluster, source: cli.Database, target_db: str,
+def run_job(engine: ContainerEngine, job: dict[str, Any], pg: PgCluster, source: postgres.Database, target_db: str,
             tmp_path: Path) -> Result:
     files = tmp_path / "claim"
     files.mkdir(mode=0o777, parents=True)
@@ -127,10 +129,10 @@ def module_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def restored(s3: MotoServer, restore_bucket: str, backup: cli.Backup, source: cli.Database, pg15: PgCluster,
+def restored(s3: MotoServer, restore_bucket: str, backup: cli.Backup, source: postgres.Database, pg15: PgCluster,
              job_image: str, container_engine: ContainerEngine, module_tmp: Path) -> tuple[Result, str]:
     """The documented instantiation: the backup, the approval and the operator set with kubectl set env."""
-    target = cli.new_database(pg15, "inclrestored")
+    target = postgres.new_database(pg15, "inclrestored")
     job = instantiate(restore_cronjob(s3, restore_bucket, job_image), "restore-inc-1234",
                       f"BACKUP_URI={backup.uri}", "AGENT_BOM_RESTORE_APPROVAL=INC-1234", "AGENT_BOM_RESTORE_OPERATOR=alice")
     return run_job(container_engine, job, pg15, source, target, module_tmp / "restored"), target
@@ -141,9 +143,9 @@ class TestRestoresInTheCluster:
         result, _ = restored
         assert result.run.returncode == 0, result.run.stderr
 
-    def test_every_tenant_is_back(self, restored, pg15: PgCluster, source: cli.Database):
+    def test_every_tenant_is_back(self, restored, pg15: PgCluster, source: postgres.Database):
         _, target = restored
-        with cli.connect(pg15, target) as conn:
+        with postgres.connect(pg15, target) as conn:
             assert tenant_distribution(conn) == source.audit_rows
 
     def test_the_human_report_is_the_pod_log(self, restored, backup: cli.Backup):
@@ -163,16 +165,16 @@ class TestRestoresInTheCluster:
 
 
 @pytest.fixture(scope="module")
-def refused_non_empty(s3: MotoServer, restore_bucket: str, backup: cli.Backup, source: cli.Database, pg15: PgCluster,
+def refused_non_empty(s3: MotoServer, restore_bucket: str, backup: cli.Backup, source: postgres.Database, pg15: PgCluster,
                       job_image: str, container_engine: ContainerEngine, module_tmp: Path):
     """The CronJob as rendered (BACKUP_URI=latest, no --clean) against a database that holds data."""
-    target = cli.seeded_database(pg15, "inclbusy")
-    with cli.connect(pg15, target.name) as conn:
-        before = (cli.user_relations(conn), tenant_distribution(conn))
+    target = postgres.seeded_database(pg15, "inclbusy")
+    with postgres.connect(pg15, target.name) as conn:
+        before = (postgres.user_relations(conn), tenant_distribution(conn))
     job = instantiate(restore_cronjob(s3, restore_bucket, job_image), "restore-busy")
     result = run_job(container_engine, job, pg15, source, target.name, module_tmp / "busy")
-    with cli.connect(pg15, target.name) as conn:
-        after = (cli.user_relations(conn), tenant_distribution(conn))
+    with postgres.connect(pg15, target.name) as conn:
+        after = (postgres.user_relations(conn), tenant_distribution(conn))
     return result, before, after
 
 
@@ -195,16 +197,16 @@ class TestRefusesANonEmptyTargetWithoutClean:
 
 
 def test_refuses_the_live_database_without_an_approval(s3: MotoServer, restore_bucket: str, backup: cli.Backup,
-                                                        source: cli.Database, pg15: PgCluster, job_image: str,
+                                                        source: postgres.Database, pg15: PgCluster, job_image: str,
                                                         container_engine: ContainerEngine, tmp_path: Path):
     """--clean over the database the backup was taken from still needs --approval, as with the script,
     although the pod never gets the source's credential: the manifest's server identity names it."""
     job = instantiate(restore_cronjob(s3, restore_bucket, job_image), "restore-live",
                       "AGENT_BOM_RESTORE_CLEAN=true", f"AGENT_BOM_RESTORE_CONFIRM_TARGET={source.name}")
-    with cli.connect(pg15, source.name) as conn:
+    with postgres.connect(pg15, source.name) as conn:
         before = tenant_distribution(conn)
     result = run_job(container_engine, job, pg15, source, source.name, tmp_path)
-    with cli.connect(pg15, source.name) as conn:
+    with postgres.connect(pg15, source.name) as conn:
         after = tenant_distribution(conn)
     assert result.run.returncode == ExitCode.REFUSED, result.run.stderr
     assert "live source database" in result.run.stderr

@@ -27,7 +27,8 @@ from devstack.s3server import MotoServer
 from devstack.seed import tenant_distribution
 from devstack.tls import make_ca
 from tests.chart.helm_render import CRONJOB_TEMPLATE, RESTORE_TEMPLATE, backup_values, pod_spec, render_chart
-from tests.support import cli
+from tests.support import buckets
+from tests.support import postgres
 
 pytestmark = pytest.mark.image
 
@@ -73,7 +74,7 @@ def run_pod(engine: ContainerEngine, spec: dict[str, Any], secrets: dict[str, di
 
 @dataclass(frozen=True)
 class TlsRun:
-    source: cli.Database
+    source: postgres.Database
     bucket: str
     backup: subprocess.CompletedProcess[str]
     manifest: dict[str, Any]
@@ -98,8 +99,8 @@ def over_tls(tls_servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
                 return done[major]
             pg = tls_servers[major]
             ca_pem = pg.ca_file.read_text()
-            bucket = buckets.enter_context(cli.fresh_bucket(s3, f"abb-tls{major}"))
-            source = cli.seeded_database(pg, f"tls{major}src")
+            bucket = buckets.enter_context(buckets.fresh_bucket(s3, f"abb-tls{major}"))
+            source = postgres.seeded_database(pg, f"tls{major}src")
             values = chart_values(s3, bucket, job_image)
             (backup_cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])
             backup = run_pod(container_engine, pod_spec(backup_cronjob),
@@ -108,8 +109,8 @@ def over_tls(tls_servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
                 done[major] = TlsRun(source, bucket, backup, {})
                 return done[major]
             key = backup.stdout.strip().splitlines()[-1].split(f"s3://{bucket}/", 1)[1]
-            manifest = cli.read_manifest(s3.client(), bucket, key)
-            target = cli.new_database(pg, f"tls{major}restored")
+            manifest = buckets.read_manifest(s3.client(), bucket, key)
+            target = postgres.new_database(pg, f"tls{major}restored")
             (restore_cronjob,) = render_chart(values, show_only=[RESTORE_TEMPLATE])
             restore = run_pod(container_engine, restore_cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"], {
                 SOURCE_SECRET: {"AGENT_BOM_POSTGRES_URL": source.url},
@@ -117,7 +118,7 @@ def over_tls(tls_servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
             }, ca_pem)
             restored = None
             if restore.returncode == 0:
-                with cli.connect(pg, target) as conn:
+                with postgres.connect(pg, target) as conn:
                     restored = tenant_distribution(conn)
             done[major] = TlsRun(source, bucket, backup, manifest, restore, restored)
             return done[major]
@@ -157,13 +158,13 @@ def test_a_ca_that_did_not_sign_the_server_stops_the_backup_in_preflight(
         tls_servers: dict[int, PgCluster], s3: MotoServer, bucket: str, job_image: str,
         container_engine: ContainerEngine) -> None:
     pg = tls_servers[18]
-    source = cli.seeded_database(pg, "tls18wrongca")
+    source = postgres.seeded_database(pg, "tls18wrongca")
     (cronjob,) = render_chart(chart_values(s3, bucket, job_image), show_only=[CRONJOB_TEMPLATE])
     other_ca = make_ca("not the server's CA").cert_pem.decode()
     result = run_pod(container_engine, pod_spec(cronjob), {SOURCE_SECRET: {"AGENT_BOM_POSTGRES_URL": source.url}},
                      other_ca)
     assert (result.returncode, "certificate verify failed" in result.stderr,
-            cli.object_keys(s3.client(), bucket)) == (4, True, []), result.stderr
+            buckets.object_keys(s3.client(), bucket)) == (4, True, []), result.stderr
 
 
 def test_the_images_clients_all_link_openssl(job_image: str, container_engine: ContainerEngine) -> None:

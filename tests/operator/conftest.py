@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator import helpers
+from tests.operator import planting as helpers
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
@@ -23,7 +25,7 @@ from devstack.s3server import MotoServer
 class SessionBackup:
     """The session's real backup and where it lives."""
 
-    source: cli.Database
+    source: postgres.Database
     bucket: str
     uri: str
     real: helpers.RealBackup
@@ -32,20 +34,20 @@ class SessionBackup:
 
 
 @pytest.fixture(scope="session")
-def op_source(pg15: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg15, "ops_src")
+def op_source(pg15: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg15, "ops_src")
 
 
 @pytest.fixture(scope="session")
-def op_backup(s3: MotoServer, op_source: cli.Database, tmp_root: Path) -> Iterator[SessionBackup]:
+def op_backup(s3: MotoServer, op_source: postgres.Database, tmp_root: Path) -> Iterator[SessionBackup]:
     metrics = tmp_root / "ops-metrics" / "agent_bom_backup.prom"
-    with cli.fresh_bucket(s3, "abb-ops") as bucket:
+    with buckets.fresh_bucket(s3, "abb-ops") as bucket:
         backup = cli.take_backup(s3, bucket, op_source.url, "--metrics-file", str(metrics))
         client = s3.client()
         dump_key, roles_key, _ = backup.keys
         real = helpers.RealBackup(
-            dump=cli.get_object(client, bucket, dump_key),
-            roles=cli.get_object(client, bucket, roles_key),
+            dump=buckets.get_object(client, bucket, dump_key),
+            roles=buckets.get_object(client, bucket, roles_key),
             manifest=backup.manifest,
         )
         yield SessionBackup(op_source, bucket, backup.uri, real, metrics, backup.run.stdout)

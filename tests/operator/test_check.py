@@ -10,8 +10,8 @@ from typing import Any
 from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.catalog import check_freshness
 from agent_bom_backup.storage import Storage, StorageConfig
-from tests.operator import helpers
-from tests.operator.helpers import Planter
+from tests.operator import planting as helpers
+from tests.operator.planting import Planter
 from tests.support import cli
 from devstack.s3server import MotoServer
 

@@ -13,7 +13,8 @@ The runbook's shell blocks are extracted and every command must appear in ``EXER
 
 A command added to the runbook without an entry here fails
 ``test_every_documented_command_is_exercised``; an entry whose command left the runbook
-fails ``test_every_exercise_is_still_documented``. Blocks preceded by
+fails ``test_every_exercise_is_still_documented`` (both in
+tests/unit/operator/test_runbook_exercises.py). Blocks preceded by
 ``<!-- file: NAME -->`` are written to the session's working directory first.
 """
 
@@ -37,7 +38,8 @@ import yaml
 
 from tests.operator.fakes.cluster import FakeCluster, cronjob_backing_up_to, fixture
 from devstack import tools
-from tests.support import cli
+from tests.support import buckets
+from tests.support import postgres
 from devstack.pgcluster import PgClusterPool
 from devstack.s3server import MotoServer, dummy_aws_env
 from devstack.seed import create_roles
@@ -339,7 +341,7 @@ def _aws_cli() -> str:
 
 
 @pytest.fixture(scope="module")
-def drill(s3: MotoServer, op_source: cli.Database, pg_cluster_factory: PgClusterPool,
+def drill(s3: MotoServer, op_source: postgres.Database, pg_cluster_factory: PgClusterPool,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
     _aws_cli()
     staging = pg_cluster_factory(15, fresh=True)
@@ -451,31 +453,6 @@ def _moto_credentials() -> dict[str, str]:
     return {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
 
 
-# ----------------------------------------------------------------------------- the mapping's own checks
-@pytest.mark.unit
-def test_every_documented_command_is_exercised() -> None:
-    missing = [normalize(c) for b in SHELL_BLOCKS for c in commands(b) if exercise_of(c) is None]
-    assert missing == [], "add these runbook commands to EXERCISES (run them or mirror them):\n" + "\n".join(missing)
-
-
-@pytest.mark.unit
-def test_every_exercise_is_still_documented() -> None:
-    documented = {normalize(c) for b in SHELL_BLOCKS for c in commands(b)}
-    assert sorted(set(EXERCISES) - documented) == []
-
-
-@pytest.mark.unit
-def test_every_mirror_names_a_test_in_this_module() -> None:
-    defined = {node.name for node in ast.parse(Path(__file__).read_text()).body if isinstance(node, ast.FunctionDef)}
-    mirrors = {e.test for e in EXERCISES.values() if isinstance(e, Mirrored)}
-    assert sorted(mirrors - defined) == []
-
-
-@pytest.mark.unit
-def test_the_runbook_has_shell_blocks_to_check() -> None:
-    assert len(RUNNABLE_BLOCKS) >= 10
-
-
 # ----------------------------------------------------------------------------- running them
 @pytest.mark.slow
 @pytest.mark.parametrize("block", RUNNABLE_BLOCKS, ids=[b.id for b in RUNNABLE_BLOCKS])
@@ -490,7 +467,7 @@ def _output_of(drill: Drill, command_fragment: str) -> str:
 
 
 @pytest.mark.slow
-def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: cli.Database) -> None:
+def test_runbook_tenant_query_matches_the_source(drill: Drill, op_source: postgres.Database) -> None:
     output = _output_of(drill, "group by team_id order by team_id")
     rows = dict(re.findall(r"^\s*(team-[a-z]+)\s*\|\s*(\d+)\s*$", output, flags=re.MULTILINE))
     assert {team: int(n) for team, n in rows.items()} == op_source.audit_rows
@@ -509,12 +486,12 @@ def test_runbook_by_hand_decryption_matches_the_manifest(drill: Drill, s3: MotoS
     output = _output_of(drill, "sha256sum backup.dump")
     printed = re.findall(r"^([0-9a-f]{64})\s+backup\.dump$", output, flags=re.MULTILINE)
     backup_id = drill.env["BACKUP_ID"]
-    manifest = json.loads(cli.get_object(s3.client(), DOCS_BUCKET, f"{DOCS_PREFIX}/{backup_id}.manifest.json"))
+    manifest = json.loads(buckets.get_object(s3.client(), DOCS_BUCKET, f"{DOCS_PREFIX}/{backup_id}.manifest.json"))
     assert (manifest["encryption"]["format"], printed) == ("age", [manifest["dump"]["plaintext_sha256"]])
 
 
 @pytest.mark.slow
-def test_runbook_by_hand_restore_brings_back_every_tenant(drill: Drill, op_source: cli.Database) -> None:
+def test_runbook_by_hand_restore_brings_back_every_tenant(drill: Drill, op_source: postgres.Database) -> None:
     with psycopg.connect(drill.env["BY_HAND_POSTGRES_URL"]) as conn:
         rows = dict(conn.execute("SELECT team_id, count(*) FROM audit_log GROUP BY team_id").fetchall())
     assert rows == op_source.audit_rows
@@ -601,12 +578,6 @@ def test_helm_notify_secret_renders(tmp_path: Path) -> None:
     env = {e["name"]: e for e in cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["AGENT_BOM_BACKUP_PING_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "agent-bom-notify", "key": "backupPingUrl", "optional": True}
-
-
-@pytest.mark.unit
-def test_documented_lifecycle_rule_is_valid_json() -> None:
-    rules = json.loads(next(b.body for b in BLOCKS if b.file_name == "lifecycle.json"))["Rules"]
-    assert [r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] for r in rules] == [2]
 
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.operator import helpers
-from tests.operator.helpers import Planter, by_id, list_json
+from tests.operator import planting as helpers
+from tests.operator.planting import Planter, by_id, list_json
+from tests.support import buckets
 from tests.support import cli
 
 
@@ -52,7 +53,7 @@ def test_manifest_without_dump_is_incomplete(planter: Planter, cli_env: dict[str
 
 def test_manifest_naming_another_object_is_incomplete(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
-    other = helpers.key(helpers.backup_id_aged(days=9), cli.DUMP)
+    other = helpers.key(helpers.backup_id_aged(days=9), buckets.DUMP)
     planter.plant(backup_id, manifest_edit=lambda m: m["dump"].update(key=other))
     entry = by_id(_list(cli_env), backup_id)
     assert (entry["complete"], entry["reason"]) == (False, f"manifest names another object: {other}")
@@ -68,7 +69,7 @@ def test_size_differing_from_manifest_is_incomplete(planter: Planter, cli_env: d
 def test_unreadable_manifest_is_incomplete(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     planter.plant(backup_id, manifest=False)
-    planter.put(helpers.key(backup_id, cli.MANIFEST), b"{not json")
+    planter.put(helpers.key(backup_id, buckets.MANIFEST), b"{not json")
     entry = by_id(_list(cli_env), backup_id)
     assert (entry["complete"], entry["reason"].split(":")[0]) == (False, "manifest unreadable")
 
@@ -97,7 +98,7 @@ def test_empty_prefix_says_so(cli_env: dict[str, str]) -> None:
 def test_unreadable_manifest_is_in_the_unreadable_state(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     planter.plant(backup_id, manifest=False)
-    planter.put(helpers.key(backup_id, cli.MANIFEST), b"{not json")
+    planter.put(helpers.key(backup_id, buckets.MANIFEST), b"{not json")
     assert by_id(_list(cli_env), backup_id)["state"] == "unreadable"
 
 
@@ -123,7 +124,7 @@ def test_claim_alone_is_a_backup_that_wrote_nothing(planter: Planter, cli_env: d
 def test_glacier_dump_is_archived_with_how_to_restore_it(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     planter.plant(backup_id)
-    planter.client.put_object(Bucket=planter.bucket, Key=helpers.key(backup_id, cli.DUMP), Body=planter.real.dump,
+    planter.client.put_object(Bucket=planter.bucket, Key=helpers.key(backup_id, buckets.DUMP), Body=planter.real.dump,
                               StorageClass="GLACIER")
     entry = by_id(_list(cli_env), backup_id)
     assert entry["state"] == "archived"

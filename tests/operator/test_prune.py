@@ -10,14 +10,15 @@ import pytest
 from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.prune import apply_prune, plan_prune
 from agent_bom_backup.storage import Storage, StorageConfig
-from tests.operator import helpers
-from tests.operator.helpers import Planter
+from tests.operator import planting as helpers
+from tests.operator.planting import Planter
+from tests.support import buckets
 from tests.support import cli
 from devstack.s3server import MotoServer
 
 
 def _objects(backup_id: str) -> list[str]:
-    return sorted(helpers.key(backup_id, suffix) for suffix in (cli.DUMP, cli.ROLES, cli.MANIFEST))
+    return sorted(helpers.key(backup_id, suffix) for suffix in (buckets.DUMP, buckets.ROLES, buckets.MANIFEST))
 
 
 def _prune(env: dict[str, str], *args: str) -> cli.Run:
@@ -74,7 +75,7 @@ def test_incomplete_backup_within_keep_days_is_kept(planter: Planter, cli_env: d
     failed = helpers.backup_id_aged(days=3)
     planter.plant(failed, manifest=False)
     _prune(cli_env, "--keep-days", "7", "--yes")
-    assert [k for k in planter.keys() if failed in k] == [helpers.key(failed, cli.DUMP), helpers.key(failed, cli.ROLES)]
+    assert [k for k in planter.keys() if failed in k] == [helpers.key(failed, buckets.DUMP), helpers.key(failed, buckets.ROLES)]
 
 
 def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter: Planter,
@@ -84,7 +85,7 @@ def test_incomplete_backup_within_the_grace_is_kept_with_zero_keep_days(planter:
     running = helpers.backup_id_aged(minutes=20)
     planter.plant(running, manifest=False)
     _prune(cli_env, "--keep-days", "0", "--yes")
-    assert helpers.key(running, cli.DUMP) in planter.keys()
+    assert helpers.key(running, buckets.DUMP) in planter.keys()
 
 
 def test_dry_run_is_the_default_and_deletes_nothing(planter: Planter, cli_env: dict[str, str]) -> None:
@@ -134,7 +135,7 @@ def test_manifests_are_deleted_before_dumps(planter: Planter, s3: MotoServer, bu
         "before-parameter-build.s3.DeleteObjects",
         lambda params, **_: deleted.extend(o["Key"] for o in params["Delete"]["Objects"]))
     apply_prune(storage, plan_prune(storage, 30, 1), dry_run=False)
-    assert [k.endswith(cli.MANIFEST) for k in deleted] == [True] * 2 + [False] * 4
+    assert [k.endswith(buckets.MANIFEST) for k in deleted] == [True] * 2 + [False] * 4
 
 
 def test_keep_last_zero_is_a_usage_error(cli_env: dict[str, str]) -> None:
@@ -208,7 +209,7 @@ def test_the_backup_restore_latest_would_pick_is_kept(planter: Planter, cli_env:
     complete one, so prune keeps it, however old and whatever --keep-last says."""
     unreadable = helpers.backup_id_aged(days=40)
     planter.plant(unreadable, manifest=False)
-    planter.put(helpers.key(unreadable, cli.MANIFEST), b"{not json")
+    planter.put(helpers.key(unreadable, buckets.MANIFEST), b"{not json")
     restorable = helpers.backup_id_aged(days=50)
     planter.plant(restorable)
     expired = helpers.backup_id_aged(days=60)

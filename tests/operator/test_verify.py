@@ -11,9 +11,10 @@ import pytest
 from agent_bom_backup.errors import ExitCode
 from agent_bom_backup.verify import verify_backup
 from agent_bom_backup.storage import StorageConfig
-from tests.operator import helpers
+from tests.operator import planting as helpers
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter
+from tests.operator.planting import Planter
+from tests.support import buckets
 from tests.support import cli
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
@@ -58,10 +59,10 @@ def test_truncated_dump_is_reported_by_size(planter: Planter, cli_env: dict[str,
 def test_corrupted_roles_object_fails(planter: Planter, cli_env: dict[str, str]) -> None:
     backup_id = helpers.backup_id_aged(hours=1)
     uri = planter.plant(backup_id)
-    planter.put(helpers.key(backup_id, cli.ROLES), _flip_byte(planter.real.roles, 10))
+    planter.put(helpers.key(backup_id, buckets.ROLES), _flip_byte(planter.real.roles, 10))
     run = cli.run_cli(["verify", uri], cli_env)
     assert run.returncode == ExitCode.VERIFY, str(run)
-    assert cli.ROLES in run.error_message
+    assert buckets.ROLES in run.error_message
 
 
 def test_backup_without_manifest_fails(planter: Planter, cli_env: dict[str, str]) -> None:
@@ -105,7 +106,7 @@ def test_verify_streams_without_a_temporary_file(planter: Planter, s3: MotoServe
 def deep_run(s3: MotoServer, op_backup: SessionBackup, pg15: PgCluster) -> Iterator[tuple[cli.Run, str]]:
     """One `verify --deep` with the scratch URL in the environment, shared by the tests
     that only read its outcome; yields the run and the scratch server's password."""
-    with cli.fresh_bucket(s3, "abb-deep") as name:
+    with buckets.fresh_bucket(s3, "abb-deep") as name:
         uri = Planter(s3, name, op_backup.real).plant(helpers.backup_id_aged(hours=1))
         env = {**cli.job_env(s3.endpoint_url, name), "AGENT_BOM_VERIFY_SCRATCH_URL": pg15.superuser_url()}
         yield cli.run_cli(["verify", uri, "--deep"], env), pg15.superuser_password
@@ -204,6 +205,6 @@ def test_latest_stops_at_an_unreadable_newest_backup(planter: Planter, cli_env: 
     planter.plant(helpers.backup_id_aged(hours=5))
     newest = helpers.backup_id_aged(hours=1)
     planter.plant(newest, manifest=False)
-    planter.put(helpers.key(newest, cli.MANIFEST), b"{not json")
+    planter.put(helpers.key(newest, buckets.MANIFEST), b"{not json")
     run = cli.run_cli(["verify", "latest"], cli_env)
     assert (run.returncode, f", {newest}, is unreadable: " in run.error_message) == (ExitCode.VERIFY, True), str(run)

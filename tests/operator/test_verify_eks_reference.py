@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.operator import helpers
+from tests.operator import planting as helpers
 from tests.operator.fakes.cluster import (
     CLUSTER, CRONJOB, NAMESPACE, REGION, FakeCluster, cronjob_backing_up_to, fixture, table,
 )
 from tests.operator.conftest import SessionBackup
-from tests.operator.helpers import Planter
+from tests.operator.planting import Planter
+from tests.support import buckets
 from tests.support import cli
 from devstack.s3server import MotoServer, dummy_aws_env
 
@@ -42,7 +43,7 @@ def cluster(tmp_path: Path, planter: Planter, s3: MotoServer, bucket: str) -> Fa
 def healthy(tmp_path_factory: pytest.TempPathFactory, s3: MotoServer,
             op_backup: SessionBackup) -> Iterator[tuple[FakeCluster, cli.Run]]:
     """One run against an unchanged healthy cluster, shared by the tests that only read it."""
-    with cli.fresh_bucket(s3, "abb-eks") as name:
+    with buckets.fresh_bucket(s3, "abb-eks") as name:
         fake = _healthy_cluster(tmp_path_factory.mktemp("healthy"), Planter(s3, name, op_backup.real), s3, name)
         yield fake, fake.run()
 
@@ -192,7 +193,7 @@ def test_kubectl_pointing_at_another_cluster_fails(cluster: FakeCluster) -> None
 @pytest.fixture(scope="module")
 def without_kubectl(tmp_path_factory: pytest.TempPathFactory, s3: MotoServer, op_backup: SessionBackup) -> cli.Run:
     """One run with no kubectl on PATH, shared by the tests that read it."""
-    with cli.fresh_bucket(s3, "abb-eks") as name:
+    with buckets.fresh_bucket(s3, "abb-eks") as name:
         fake = _healthy_cluster(tmp_path_factory.mktemp("no-kubectl"), Planter(s3, name, op_backup.real), s3, name)
         fake.remove("kubectl")
         return fake.run()

@@ -23,7 +23,9 @@ from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 from tests.e2e.helpers import table_counts
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 pytestmark = pytest.mark.e2e
 
@@ -60,9 +62,9 @@ def workstation_env(s3: MotoServer, bucket: str, **extra: str) -> dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def backup(s3: MotoServer, pg15: PgCluster) -> Iterator[tuple[cli.Database, cli.Backup]]:
-    source = cli.seeded_database(pg15, "wheelsrc")
-    with cli.fresh_bucket(s3, "abb-wheel") as bucket:
+def backup(s3: MotoServer, pg15: PgCluster) -> Iterator[tuple[postgres.Database, cli.Backup]]:
+    source = postgres.seeded_database(pg15, "wheelsrc")
+    with buckets.fresh_bucket(s3, "abb-wheel") as bucket:
         yield source, cli.take_backup(s3, bucket, source.url)
 
 
@@ -99,7 +101,7 @@ def test_version_is_the_release_version(venv: Path) -> None:
 
 
 def test_list_shows_the_backup_as_complete(venv: Path, s3: MotoServer,
-                                           backup: tuple[cli.Database, cli.Backup]) -> None:
+                                           backup: tuple[postgres.Database, cli.Backup]) -> None:
     _, taken = backup
     result = cli.run([venv / "agent-bom-backup", "list"], workstation_env(s3, taken.bucket))
     assert result.returncode == 0 and taken.key.rsplit("/", 1)[-1] in result.stdout and "complete" in result.stdout, \
@@ -107,9 +109,9 @@ def test_list_shows_the_backup_as_complete(venv: Path, s3: MotoServer,
 
 
 def test_restore_with_the_host_clients_restores_every_row(venv: Path, s3: MotoServer, pg15: PgCluster,
-                                                          backup: tuple[cli.Database, cli.Backup]) -> None:
+                                                          backup: tuple[postgres.Database, cli.Backup]) -> None:
     source, taken = backup
-    target = cli.new_database(pg15, "wheelrestore")
+    target = postgres.new_database(pg15, "wheelrestore")
     env = workstation_env(s3, taken.bucket, AGENT_BOM_RESTORE_POSTGRES_URL=pg15.superuser_url(target))
     result = cli.run([venv / "agent-bom-backup", "restore", taken.uri], env)
     assert result.returncode == 0, str(result)
@@ -117,9 +119,9 @@ def test_restore_with_the_host_clients_restores_every_row(venv: Path, s3: MotoSe
 
 
 def test_without_matching_clients_the_error_names_the_package_to_install(
-        venv: Path, s3: MotoServer, pg15: PgCluster, backup: tuple[cli.Database, cli.Backup], tmp_path: Path) -> None:
+        venv: Path, s3: MotoServer, pg15: PgCluster, backup: tuple[postgres.Database, cli.Backup], tmp_path: Path) -> None:
     _, taken = backup
-    target = cli.new_database(pg15, "wheelnoclients")
+    target = postgres.new_database(pg15, "wheelnoclients")
     env = workstation_env(s3, taken.bucket, AGENT_BOM_RESTORE_POSTGRES_URL=pg15.superuser_url(target))
     result = cli.run([venv / "agent-bom-backup", "restore", "--only-pg-bin-dirs", "--pg-bin-dir", str(tmp_path),
                       taken.uri], env)

@@ -45,6 +45,15 @@ CONFIGURATION = "Configuration"
 
 DUMP_URI = "s3://<bucket>/<prefix>/agent-bom-<YYYYMMDDTHHMMSSZ>.dump"
 DB = "postgresql://<user>@<host>:<port>/<database>"
+#: the refusal of a restore over the backup's live source, however the target was recognised
+LIVE_SOURCE = (f"target {DB} is the live source database of this backup (restore into a staging database "
+               "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
+               "data-loss window)")
+LIVE_SOURCE_ACTION = "Restore into staging first; over production only with `--approval INCIDENT-ID`."
+#: a manifest that describes another dump, however it got there
+FOREIGN_MANIFEST = ("manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
+                    "<this key> (the manifest was copied or renamed; do not trust this backup)")
+FOREIGN_MANIFEST_ACTION = "Do not trust this backup; restore another one."
 
 CASES: tuple[Case, ...] = (
     # ------------------------------------------------------------------ object storage
@@ -363,9 +372,7 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The manifest next to the dump describes another dump (copied or renamed).",
         exit_code=7,
-        message="manifest s3://<bucket>/<prefix>/agent-bom-<stamp>.manifest.json describes <other key>, not "
-        "<this key> (the manifest was copied or renamed; do not trust this backup)",
-        action="Do not trust this backup; restore another one.",
+        message=FOREIGN_MANIFEST, action=FOREIGN_MANIFEST_ACTION,
     ),
     Case(
         id="restore-newer-major",
@@ -478,10 +485,58 @@ CASES: tuple[Case, ...] = (
         group=RESTORE_INPUT, command="restore",
         fault="The target is the live database the backup was taken from, without `--approval`.",
         exit_code=8,
-        message=f"target {DB} is the live source database of this backup (restore into a staging database "
-        "first; to restore over production pass --approval INCIDENT-ID once incident command approved the "
-        "data-loss window)",
-        action="Restore into staging first; over production only with `--approval INCIDENT-ID`.",
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
+    ),
+    Case(
+        id="restore-over-the-backups-source",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over the database the backup was taken from (the manifest records it), without "
+        "`--approval`; the job's `AGENT_BOM_POSTGRES_URL` is not set.",
+        exit_code=8,
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
+    ),
+    Case(
+        id="restore-target-is-the-jobs-database",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over the database `AGENT_BOM_POSTGRES_URL` names (the backup job's live database), though "
+        "the backup was taken from another one, without `--approval`.",
+        exit_code=8,
+        message=LIVE_SOURCE, action=LIVE_SOURCE_ACTION,
+    ),
+    Case(
+        id="restore-clean-without-confirm-target",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` over a non-empty database without `--confirm-target`.",
+        exit_code=8,
+        message="--clean would replace database <database> but --confirm-target is not set "
+        "(pass --confirm-target <database>)",
+        action="Name the database being replaced: `--clean --confirm-target DBNAME`.",
+    ),
+    Case(
+        id="restore-clean-confirms-another-database",
+        group=RESTORE_INPUT, command="restore",
+        fault="`--clean` with `--confirm-target` naming another database than the target.",
+        exit_code=8,
+        message="--clean would replace database <database> but --confirm-target is agent_bom "
+        "(pass --confirm-target <database>)",
+        action="Check that the target URL names the database you mean to replace, then confirm that one.",
+    ),
+    Case(
+        id="restore-manifest-of-another-backup",
+        group=RESTORE_INPUT, command="restore",
+        fault="The manifest next to the dump is another real backup's manifest (copied over it).",
+        exit_code=7,
+        message=FOREIGN_MANIFEST, action=FOREIGN_MANIFEST_ACTION,
+    ),
+    Case(
+        id="restore-extension-missing-on-target",
+        group=RESTORE_INPUT, command="restore",
+        fault="The backup uses an extension (pgcrypto) the target server cannot install.",
+        exit_code=8,
+        message="the target server cannot install extensions the backup uses: pgcrypto "
+        "(install them on the target server (pg_available_extensions), then retry)",
+        action="Install the extension's package on the target server (it must be in `pg_available_extensions`; "
+        "on a managed instance, allow it in the parameter group), then retry.",
     ),
     Case(
         id="restore-latest-newest-unreadable",

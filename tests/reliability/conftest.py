@@ -11,41 +11,34 @@ import pytest
 
 from tests.reliability import harness
 from tests.reliability.iam import IamWorld, start_iam_world
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import MotoServer
 
 
-HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.path.is_relative_to(HERE) and item.get_closest_marker("unit") is None:
-            item.add_marker(pytest.mark.e2e)
-
-
 @pytest.fixture(scope="session")
 def reliability_bucket(s3: MotoServer) -> Iterator[str]:
-    with cli.fresh_bucket(s3, "abb-rel") as name:
+    with buckets.fresh_bucket(s3, "abb-rel") as name:
         yield name
 
 
 @pytest.fixture(scope="session")
-def small_source(pg15: PgCluster) -> cli.Database:
-    return cli.seeded_database(pg15, "rel_small", harness.SMALL_SEED)
+def small_source(pg15: PgCluster) -> postgres.Database:
+    return postgres.seeded_database(pg15, "rel_small", harness.SMALL_SEED)
 
 
 @pytest.fixture(scope="session")
-def large_source(pg15: PgCluster) -> cli.Database:
+def large_source(pg15: PgCluster) -> postgres.Database:
     """The small seed plus ~20 MiB of incompressible bytes (a ~40 MiB dump uncompressed)."""
-    source = cli.seeded_database(pg15, "rel_large", harness.SMALL_SEED)
+    source = postgres.seeded_database(pg15, "rel_large", harness.SMALL_SEED)
     harness.add_blobs(pg15, source.name)
     return source
 
 
 @pytest.fixture(scope="session")
-def good_backup(s3: MotoServer, reliability_bucket: str, small_source: cli.Database) -> cli.Backup:
+def good_backup(s3: MotoServer, reliability_bucket: str, small_source: postgres.Database) -> cli.Backup:
     """A complete backup of ``small_source`` in the session bucket (copy it before tampering)."""
     return cli.take_backup(s3, reliability_bucket, small_source.url)
 
@@ -53,7 +46,7 @@ def good_backup(s3: MotoServer, reliability_bucket: str, small_source: cli.Datab
 @pytest.fixture(scope="session")
 def good_backup18(s3: MotoServer, reliability_bucket: str, pg18: PgCluster) -> cli.Backup:
     """A backup of a PostgreSQL 18 database: a pg_dump 18 archive."""
-    source = cli.seeded_database(pg18, "rel_src18", harness.SMALL_SEED)
+    source = postgres.seeded_database(pg18, "rel_src18", harness.SMALL_SEED)
     return cli.take_backup(s3, reliability_bucket, source.url)
 
 

@@ -15,7 +15,8 @@ from psycopg import sql
 from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.seed import SeedSpec
-from tests.support import cli
+from tests.support import buckets
+from tests.support import postgres
 
 SMALL_SEED = SeedSpec(audit_rows_per_tenant=30, payload_bytes=64)
 #: other data, for a non-empty target a restore replaces
@@ -29,20 +30,20 @@ PART = "5MiB"
 
 def complete_backups_are_intact(client: BaseClient, bucket: str) -> list[str]:
     """Every dump that has a manifest matches it (size and SHA-256); returns those dumps."""
-    keys = cli.object_keys(client, bucket)
-    dumps = [k for k in keys if k.endswith(cli.DUMP) and cli.manifest_key(k) in keys]
+    keys = buckets.object_keys(client, bucket)
+    dumps = [k for k in keys if k.endswith(buckets.DUMP) and buckets.manifest_key(k) in keys]
     for dump in dumps:
-        manifest = json.loads(cli.get_object(client, bucket, cli.manifest_key(dump)))
-        data = cli.get_object(client, bucket, dump)
+        manifest = json.loads(buckets.get_object(client, bucket, buckets.manifest_key(dump)))
+        data = buckets.get_object(client, bucket, dump)
         assert manifest["dump"]["key"] == dump
-        assert (len(data), cli.sha256(data)) == (manifest["dump"]["size"], manifest["dump"]["sha256"]), dump
+        assert (len(data), buckets.sha256(data)) == (manifest["dump"]["size"], manifest["dump"]["sha256"]), dump
     return dumps
 
 
 def add_blobs(cluster: PgCluster, dbname: str, total: int = BLOB_BYTES) -> None:
     """A table of incompressible bytes, so a dump with compression none is large and a
     slowed upload leaves pg_dump mid-stream for seconds."""
-    with cli.connect(cluster, dbname) as conn:
+    with postgres.connect(cluster, dbname) as conn:
         conn.execute("CREATE TABLE blobs (id int PRIMARY KEY, team_id text, payload bytea)")
         conn.execute("ALTER TABLE blobs ALTER payload SET STORAGE EXTERNAL")
         with conn.cursor().copy("COPY blobs (id, team_id, payload) FROM STDIN") as copy:
@@ -54,8 +55,8 @@ def database_digest(cluster: PgCluster, dbname: str) -> str:
     """A digest of everything a failed or refused restore must leave as it was: relations,
     every row of every table, policies, and the cluster's roles."""
     digest = hashlib.sha256()
-    with cli.connect(cluster, dbname) as conn:
-        relations = cli.user_relations(conn)
+    with postgres.connect(cluster, dbname) as conn:
+        relations = postgres.user_relations(conn)
         digest.update(repr(relations).encode())
         for schema, name, kind in relations:
             if kind != "r":

@@ -28,7 +28,9 @@ import pytest
 from tests.reliability import harness
 from tests.reliability.cases import CASES_BY_ID, Case
 from tests.reliability.iam import IamWorld
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster, free_port
 from devstack.rgw import RgwServer
 from tests.support.s3proxy import Rule, S3Proxy
@@ -61,6 +63,10 @@ class Outcome:
     facts: dict[str, bool] = field(default_factory=dict)
     #: the bucket right after the run (``seal``); later scenarios may share the bucket
     state: dict[str, Any] | None = None
+    #: a restore's ``--safety-backup-dir`` (absent before the run; None: none was given)
+    safety_dir: Path | None = None
+    #: the status the restore's ``--report`` file records (None: no report written)
+    recorded_status: str | None = None
 
     def seal(self) -> Outcome:
         self.state = self._bucket_state()
@@ -76,29 +82,29 @@ class Outcome:
         if self.bucket is None:
             return {}
         try:
-            keys = cli.object_keys(self.client, self.bucket)
+            keys = buckets.object_keys(self.client, self.bucket)
         except Exception as exc:  # noqa: BLE001 - a missing bucket is a state too
             if "NoSuchBucket" in str(exc):
                 return {"bucket exists": False}
             raise
         added = sorted(set(keys) - set(self.keys_before))
-        new = cli.without_claims(added)
+        new = buckets.without_claims(added)
         problems = []
         for stem in sorted({_stem(k) for k in new} - {""}):
-            dump = stem + cli.DUMP
-            manifest = cli.manifest_key(dump)
+            dump = stem + buckets.DUMP
+            manifest = buckets.manifest_key(dump)
             if dump not in keys or manifest not in keys:
                 problems.append(f"{stem}: dump and manifest are not both there")
                 continue
-            recorded = json.loads(cli.get_object(self.client, self.bucket, manifest))["dump"]
-            data = cli.get_object(self.client, self.bucket, dump)
-            if (recorded["key"], recorded["size"], recorded["sha256"]) != (dump, len(data), cli.sha256(data)):
+            recorded = json.loads(buckets.get_object(self.client, self.bucket, manifest))["dump"]
+            data = buckets.get_object(self.client, self.bucket, dump)
+            if (recorded["key"], recorded["size"], recorded["sha256"]) != (dump, len(data), buckets.sha256(data)):
                 problems.append(f"{stem}: the dump differs from its manifest")
         return {
             "bucket exists": True,
             "new keys": new,
-            "new claims": len(cli.claims(added)),
-            "open uploads": cli.open_upload_keys(self.client, self.bucket),
+            "new claims": len(buckets.claims(added)),
+            "open uploads": buckets.open_upload_keys(self.client, self.bucket),
             "incomplete or inconsistent backups": problems,
         }
 
@@ -117,7 +123,7 @@ class Outcome:
 
 
 def _stem(key: str) -> str:
-    for suffix in (cli.DUMP, cli.ROLES, cli.MANIFEST):
+    for suffix in (buckets.DUMP, buckets.ROLES, buckets.MANIFEST):
         if key.endswith(suffix):
             return key.removesuffix(suffix)
     return ""
@@ -150,7 +156,7 @@ class Stage:
                 cleanup()
 
     def new_bucket(self, region: str = "us-east-1") -> str:
-        name = self.s3.create_bucket(cli.unique_bucket_name("abb-rel"), region=region)
+        name = self.s3.create_bucket(buckets.unique_bucket_name("abb-rel"), region=region)
         self.defer(lambda: self.s3.delete_bucket(name))
         return name
 
@@ -175,7 +181,7 @@ class Stage:
         return path
 
     def empty_target(self) -> str:
-        name = cli.new_database(self.pg15, "rel_target")
+        name = postgres.new_database(self.pg15, "rel_target")
         self.defer(lambda: self.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         return name
 
@@ -217,7 +223,7 @@ def _endpoint_killed(stage: Stage) -> Outcome:
     proxy.wait_for(lambda: proxy.parts_uploaded() >= 2, what="two parts uploaded")
     proxy.kill()
     run = job.wait()
-    open_uploads = cli.open_upload_keys(stage.s3.client(), bucket)
+    open_uploads = buckets.open_upload_keys(stage.s3.client(), bucket)
     return _backup_outcome(
         stage, "s3-endpoint-killed-mid-upload", bucket, run, [], expected_open_uploads=open_uploads[:1],
         expected_claims=1,
@@ -245,7 +251,7 @@ def _throttled(stage: Stage) -> Outcome:
     key = _uri_key(run, bucket) if run.returncode == 0 else ""
     return _backup_outcome(
         stage, "s3-throttled-then-recovers", bucket, run, [],
-        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
+        expected_new_keys=list(buckets.backup_keys(key)) if key else [], expected_claims=1,
         facts={
             "two part uploads were answered 503 SlowDown": parts.count(503) == 2,
             "every part was stored in the end (retried)": parts.count(200) == len(parts) - 2 and len(parts) > 4,
@@ -273,7 +279,7 @@ def _errors_persist(stage: Stage) -> Outcome:
 
 @scenario("bucket-missing")
 def _bucket_missing(stage: Stage) -> Outcome:
-    bucket = cli.unique_bucket_name("abb-missing")
+    bucket = buckets.unique_bucket_name("abb-missing")
     run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url))
     return _backup_outcome(stage, "bucket-missing", bucket, run, [], bucket_should_exist=False)
 
@@ -301,7 +307,7 @@ def _wrong_region(stage: Stage) -> Outcome:
 
 def _iam_backup(stage: Stage, case_id: str, user: str) -> Outcome:
     world: IamWorld = stage.fixture("iam_world")
-    before = cli.object_keys(world.admin, world.bucket)
+    before = buckets.object_keys(world.admin, world.bucket)
     env = {**cli.job_env(world.endpoint_url, world.bucket, stage.fixture("small_source").url),
            **world.credentials(user)}
     run = cli.backup(env)
@@ -321,7 +327,7 @@ def _access_denied_read_only(stage: Stage) -> Outcome:
 # ---------------------------------------------------------------- a real S3 implementation: Ceph RGW
 def _rgw_bucket(stage: Stage) -> str:
     rgw: RgwServer = stage.fixture("rgw")
-    name = rgw.create_bucket(cli.unique_bucket_name("abb-rel-rgw"))
+    name = rgw.create_bucket(buckets.unique_bucket_name("abb-rel-rgw"))
     stage.defer(lambda: rgw.delete_bucket(name))
     return name
 
@@ -348,7 +354,7 @@ def _encryption_not_confirmed(stage: Stage) -> Outcome:
     outcome = _rgw_backup(stage, "encryption-not-confirmed", rgw.endpoint_url, {"AGENT_BOM_BACKUP_SSE": "AES256"},
                           {"AGENT_BOM_BACKUP_SSE": "aws:kms", "AGENT_BOM_BACKUP_KMS_KEY_ID": rgw.kms_key_id},
                           expected_claims=1)
-    claims = cli.claims(cli.object_keys(outcome.client, str(outcome.bucket)))
+    claims = buckets.claims(buckets.object_keys(outcome.client, str(outcome.bucket)))
     heads = [outcome.client.head_object(Bucket=outcome.bucket, Key=k) for k in claims]
     outcome.facts["the store kept the claim unencrypted, as its answer implied"] = bool(heads) and all(
         "ServerSideEncryption" not in h for h in heads)
@@ -384,7 +390,7 @@ def _location_is_a_zonegroup(stage: Stage) -> Outcome:
     location = rgw.client().get_bucket_location(Bucket=bucket)["LocationConstraint"]
     return Outcome(
         CASES_BY_ID["location-is-a-zonegroup"], run, rgw.client(), bucket, [],
-        expected_new_keys=list(cli.backup_keys(key)) if key else [], expected_claims=1,
+        expected_new_keys=list(buckets.backup_keys(key)) if key else [], expected_claims=1,
         facts={
             "the store reported the location default": location == "default",
             "the preflight logged that the location was not compared": any(
@@ -415,9 +421,9 @@ def _database_wrong_password(stage: Stage) -> Outcome:
 def _restricted_source(stage: Stage, prefix: str, statements: list[str]) -> tuple[str, str]:
     """A new database holding what ``statements`` create (``{role}`` names a new LOGIN role
     without BYPASSRLS); returns (its URL as that role, the role)."""
-    name = cli.new_database(stage.pg15, prefix)
+    name = postgres.new_database(stage.pg15, prefix)
     stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    role = cli.unique_name("rel_reader")
+    role = postgres.unique_name("rel_reader")
     stage.pg15.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'reader-password'; "
                        + "; ".join(s.format(role=role) for s in statements), name)
     return stage.pg15.url(name, role, "reader-password"), role
@@ -454,7 +460,7 @@ def _row_security_hides_rows(stage: Stage) -> Outcome:
 def _database_restarted(stage: Stage) -> Outcome:
     cluster: PgCluster = stage.fixture("pg_cluster_factory")(15, fresh=True)
     stage.defer(cluster.stop)
-    name = cli.seeded_database(cluster, "rel_restart", harness.SMALL_SEED).name
+    name = postgres.seeded_database(cluster, "rel_restart", harness.SMALL_SEED).name
     harness.add_blobs(cluster, name)
     bucket, proxy = stage.new_bucket(), stage.proxy()
     job = _slow_large_backup(stage, bucket, proxy, cluster.superuser_url(name))
@@ -544,12 +550,12 @@ def _concurrent_same_second(stage: Stage) -> Outcome:
             continue  # the runs started in different seconds: try again
         other = next(r for r in runs if r is not moved[0])
         keys = [_uri_key(r, bucket) for r in (other, moved[0]) if r.returncode == 0]
-        stamps = [k.rsplit("/", 1)[-1].removesuffix(cli.DUMP) for k in keys]
-        started = [json.loads(cli.get_object(stage.s3.client(), bucket, cli.manifest_key(k)))["started_at"]
+        stamps = [k.rsplit("/", 1)[-1].removesuffix(buckets.DUMP) for k in keys]
+        started = [json.loads(buckets.get_object(stage.s3.client(), bucket, buckets.manifest_key(k)))["started_at"]
                    for k in keys]
         return _backup_outcome(
             stage, "concurrent-backups-same-second", bucket, moved[0], [],
-            expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))],
+            expected_new_keys=[k for key in keys for k in list(buckets.backup_keys(key))],
             expected_claims=2,  # one per backup id taken
             facts={
                 "both runs completed a backup": len(keys) == 2,
@@ -574,7 +580,7 @@ def _claim_replaced(stage: Stage) -> Outcome:
     bucket, proxy, client = stage.new_bucket(), stage.proxy(), stage.s3.client()
     job = _slow_large_backup(stage, bucket, proxy)
     proxy.wait_for(lambda: proxy.parts_uploaded() >= 1, what="a part uploaded")
-    (claim,) = cli.claims(cli.object_keys(client, bucket))
+    (claim,) = buckets.claims(buckets.object_keys(client, bucket))
     # what a store ignoring If-None-Match lets a second run of the same second do
     client.put_object(Bucket=bucket, Key=claim, Body=b'{"token": "the other run"}')
     replaced_while_running = job.running()
@@ -583,7 +589,7 @@ def _claim_replaced(stage: Stage) -> Outcome:
         stage, "claim-replaced-mid-upload", bucket, run, [], expected_claims=1,
         facts={
             "the claim was replaced while the run was uploading": replaced_while_running,
-            "the other run's claim was left as it was": cli.get_object(client, bucket, claim) == b'{"token": "the other run"}',
+            "the other run's claim was left as it was": buckets.get_object(client, bucket, claim) == b'{"token": "the other run"}',
             "the multipart upload was aborted": proxy.statuses(
                 lambda r: r.method == "DELETE" and "uploadId" in r.query) == [204],
         },
@@ -605,7 +611,7 @@ def _concurrent_different_seconds(stage: Stage) -> Outcome:
     keys = [_uri_key(r, bucket) for r in runs if r.returncode == 0]
     return _backup_outcome(
         stage, "concurrent-backups-different-seconds", bucket, runs[1], [],
-        expected_new_keys=[k for key in keys for k in list(cli.backup_keys(key))], expected_claims=2,
+        expected_new_keys=[k for key in keys for k in list(buckets.backup_keys(key))], expected_claims=2,
         facts={
             "the runs overlapped": overlapped,
             "the first run completed too": runs[0].returncode == 0,
@@ -631,11 +637,15 @@ def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | Non
     before and after. With ``report`` the run writes a report that must record the outcome."""
     cluster, database = target or (stage.pg15, stage.empty_target())
     client = client or stage.s3.client()
-    keys_before = cli.object_keys(client, bucket) if bucket else []
+    keys_before = buckets.object_keys(client, bucket) if bucket else []
     report_path = stage.tmp_dir("report") / "report.json"
     env = {**cli.job_env(endpoint or stage.s3.endpoint_url, bucket or "unused-bucket"), **(env_extra or {})}
     before = harness.database_digest(cluster, database)
     report_args = ("--report", str(report_path)) if report else ()
+    safety_dir = None
+    if "--no-safety-backup" not in args and "--safety-backup-dir" not in args:
+        safety_dir = stage.tmp_dir("safety") / "safety-backups"  # absent: a run that writes one creates it
+        report_args += ("--safety-backup-dir", str(safety_dir))
     run = cli.restore(env, uri, url or cluster.superuser_url(database), *report_args, *args)
     after = harness.database_digest(cluster, database)
     recorded = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -647,7 +657,8 @@ def _restore(stage: Stage, case_id: str, uri: str, *args: str, bucket: str | Non
     } if report else {}
     return Outcome(
         case, run, client, bucket, keys_before, target_before=before, target_after=after,
-        facts={**recorded_facts, **(facts(run) if facts else {})},
+        facts={**recorded_facts, **(facts(run) if facts else {})}, safety_dir=safety_dir,
+        recorded_status=recorded.get("status"),
     )
 
 
@@ -659,7 +670,7 @@ def _good_uri(stage: Stage, bucket: str) -> str:
 def _restore_truncated(stage: Stage) -> Outcome:
     bucket, client = _copy_backup(stage)
     key = stage.fixture("good_backup").key
-    data = cli.get_object(client, bucket, key)
+    data = buckets.get_object(client, bucket, key)
     client.put_object(Bucket=bucket, Key=key, Body=data[: len(data) // 2])
     return _restore(stage, "restore-truncated-object", _good_uri(stage, bucket), bucket=bucket)
 
@@ -668,7 +679,7 @@ def _restore_truncated(stage: Stage) -> Outcome:
 def _restore_corrupted(stage: Stage) -> Outcome:
     bucket, client = _copy_backup(stage)
     key = stage.fixture("good_backup").key
-    data = bytearray(cli.get_object(client, bucket, key))
+    data = bytearray(buckets.get_object(client, bucket, key))
     data[len(data) // 2] ^= 0x01
     client.put_object(Bucket=bucket, Key=key, Body=bytes(data))
     return _restore(stage, "restore-corrupted-byte", _good_uri(stage, bucket), bucket=bucket)
@@ -678,11 +689,11 @@ def _restore_corrupted(stage: Stage) -> Outcome:
 def _restore_roles_object_tampered(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     bucket, client = _copy_backup(stage)
-    roles = cli.get_object(client, bucket, good.keys[1]).decode()
+    roles = buckets.get_object(client, bucket, good.keys[1]).decode()
     grant = next(line for line in roles.splitlines() if line.startswith("GRANT "))
     roles = roles.replace(grant, grant + " CREATE ROLE backdoor LOGIN PASSWORD 'letmein';").encode()
-    manifest = json.loads(cli.get_object(client, bucket, good.keys[2]))
-    manifest["roles"].update(size=len(roles), sha256=cli.sha256(roles))
+    manifest = json.loads(buckets.get_object(client, bucket, good.keys[2]))
+    manifest["roles"].update(size=len(roles), sha256=buckets.sha256(roles))
     client.put_object(Bucket=bucket, Key=good.keys[1], Body=roles)
     client.put_object(Bucket=bucket, Key=good.keys[2], Body=json.dumps(manifest).encode())
     return _restore(stage, "restore-roles-object-not-pg-dumpall", _good_uri(stage, bucket), "--create-missing-roles",
@@ -700,7 +711,7 @@ def _restore_foreign_manifest(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     bucket, client = _copy_backup(stage)
     # the good backup's dump and manifest, copied under another backup's name
-    for source_key, target_key in zip((good.keys[0], good.keys[2]), (OLD_STAMP_KEY, cli.manifest_key(OLD_STAMP_KEY))):
+    for source_key, target_key in zip((good.keys[0], good.keys[2]), (OLD_STAMP_KEY, buckets.manifest_key(OLD_STAMP_KEY))):
         client.copy_object(Bucket=bucket, Key=target_key, CopySource={"Bucket": good.bucket, "Key": source_key})
     return _restore(stage, "restore-foreign-manifest", f"s3://{bucket}/{OLD_STAMP_KEY}", bucket=bucket)
 
@@ -721,7 +732,7 @@ def _restore_nonexistent(stage: Stage) -> Outcome:
 
 #: rows whose restore is given a URI that names no readable backup (no bucket of the stage)
 URIS_OF_NOTHING = {
-    "restore-nonexistent-bucket": f"s3://{cli.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}",
+    "restore-nonexistent-bucket": f"s3://{buckets.unique_bucket_name('abb-missing')}/{OLD_STAMP_KEY}",
     "restore-malformed-uri-single-slash": "s3:/x",
     "restore-malformed-uri-http": f"https://s3.amazonaws.example/bucket/{OLD_STAMP_KEY}",
     "restore-malformed-uri-no-bucket": "s3://",
@@ -749,7 +760,7 @@ def _restore_access_denied(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     admin = world.admin
     for key in good.keys:  # the good backup, copied into the IAM-enforcing server's bucket
-        body = cli.get_object(stage.s3.client(), good.bucket, key)
+        body = buckets.get_object(stage.s3.client(), good.bucket, key)
         admin.put_object(Bucket=world.bucket, Key=key, Body=body)
     return _restore(stage, "restore-access-denied", good.uri_in(world.bucket), bucket=world.bucket,
                     endpoint=world.endpoint_url, env_extra=world.credentials("backup"), client=admin)
@@ -758,7 +769,7 @@ def _restore_access_denied(stage: Stage) -> Outcome:
 @scenario("restore-target-not-empty")
 def _restore_not_empty(stage: Stage) -> Outcome:
     bucket, _ = _copy_backup(stage)
-    target = cli.seeded_database(stage.pg15, "rel_busy", harness.SMALL_SEED).name
+    target = postgres.seeded_database(stage.pg15, "rel_busy", harness.SMALL_SEED).name
     stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
     return _restore(stage, "restore-target-not-empty", _good_uri(stage, bucket), bucket=bucket,
                     target=(stage.pg15, target))
@@ -795,6 +806,68 @@ def _restore_live(stage: Stage) -> Outcome:
                     target=(source.cluster, source.name), env_extra={"AGENT_BOM_POSTGRES_URL": source.url})
 
 
+def _other_database(stage: Stage) -> str:
+    """A non-empty database that is not the good backup's source (other tenants' data)."""
+    name = postgres.seeded_database(stage.pg15, "rel_other", harness.OTHER_SEED).name
+    stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    return name
+
+
+@scenario("restore-over-the-backups-source")
+def _restore_over_the_source(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    source = stage.fixture("small_source")  # the good backup's source; no AGENT_BOM_POSTGRES_URL
+    return _restore(stage, "restore-over-the-backups-source", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", source.name, bucket=bucket, target=(source.cluster, source.name))
+
+
+@scenario("restore-target-is-the-jobs-database")
+def _restore_target_is_the_jobs_database(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-target-is-the-jobs-database", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", target, bucket=bucket, target=(stage.pg15, target),
+                    env_extra={"AGENT_BOM_POSTGRES_URL": stage.pg15.superuser_url(target)})
+
+
+@scenario("restore-clean-without-confirm-target")
+def _restore_clean_without_confirm(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-clean-without-confirm-target", _good_uri(stage, bucket), "--clean",
+                    bucket=bucket, target=(stage.pg15, target))
+
+
+@scenario("restore-clean-confirms-another-database")
+def _restore_clean_confirms_another(stage: Stage) -> Outcome:
+    bucket, _ = _copy_backup(stage)
+    target = _other_database(stage)
+    return _restore(stage, "restore-clean-confirms-another-database", _good_uri(stage, bucket),
+                    "--clean", "--confirm-target", "agent_bom", bucket=bucket, target=(stage.pg15, target))
+
+
+@scenario("restore-manifest-of-another-backup")
+def _restore_manifest_of_another_backup(stage: Stage) -> Outcome:
+    good, other = stage.fixture("good_backup"), stage.fixture("good_backup18")
+    bucket, client = _copy_backup(stage, ("dump", "roles"))
+    manifest = buckets.get_object(client, other.bucket, buckets.manifest_key(other.key))
+    buckets.put_object(client, bucket, buckets.manifest_key(good.key), manifest)
+    return _restore(stage, "restore-manifest-of-another-backup", _good_uri(stage, bucket), bucket=bucket)
+
+
+@scenario("restore-extension-missing-on-target")
+def _restore_extension_missing(stage: Stage) -> Outcome:
+    """A PostgreSQL 15 database using pgcrypto, restored into PostgreSQL 18 (embedded: no pgcrypto)."""
+    source = postgres.new_database(stage.pg15, "rel_crypto")
+    stage.pg15.run_sql("CREATE EXTENSION pgcrypto; CREATE TABLE secrets AS "
+                       "SELECT g AS id, digest(g::text, 'sha256') AS hash FROM generate_series(1, 10) g", source)
+    bucket = stage.new_bucket()
+    backup = cli.take_backup(stage.s3, bucket, stage.pg15.superuser_url(source))
+    pg18: PgCluster = stage.fixture("pg18")
+    target = postgres.new_database(pg18, "rel_target")
+    return _restore(stage, "restore-extension-missing-on-target", backup.uri, bucket=bucket, target=(pg18, target))
+
+
 NEWER_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z"
 
 
@@ -802,9 +875,9 @@ NEWER_KEY = f"{cli.PREFIX}/agent-bom-29991231T235959Z"
 def _restore_latest_unreadable(stage: Stage) -> Outcome:
     good = stage.fixture("good_backup")
     bucket, client = _copy_backup(stage)
-    for suffix, source_key in ((cli.DUMP, good.keys[0]), (cli.ROLES, good.keys[1])):
+    for suffix, source_key in ((buckets.DUMP, good.keys[0]), (buckets.ROLES, good.keys[1])):
         client.copy_object(Bucket=bucket, Key=NEWER_KEY + suffix, CopySource={"Bucket": good.bucket, "Key": source_key})
-    client.put_object(Bucket=bucket, Key=NEWER_KEY + cli.MANIFEST, Body=b"{not json")
+    client.put_object(Bucket=bucket, Key=NEWER_KEY + buckets.MANIFEST, Body=b"{not json")
     return _restore(stage, "restore-latest-newest-unreadable", "latest", bucket=bucket, facts=lambda run: {
         "nothing was restored (no fall back to the older backup)": "restoring backup" not in run.stderr,
     })
@@ -812,7 +885,7 @@ def _restore_latest_unreadable(stage: Stage) -> Outcome:
 
 def _login_role(cluster: PgCluster, owns: str) -> str:
     """A new LOGIN role that owns database ``owns`` and nothing else; returns its URL."""
-    role = cli.unique_name("rel_dbowner")
+    role = postgres.unique_name("rel_dbowner")
     cluster.run_sql(f"CREATE ROLE {role} LOGIN PASSWORD 'owner-password'; ALTER DATABASE \"{owns}\" OWNER TO {role}")
     return cluster.url(owns, role, "owner-password")
 
@@ -821,8 +894,8 @@ def _login_role(cluster: PgCluster, owns: str) -> str:
 def _restore_cannot_create_roles(stage: Stage) -> Outcome:
     from devstack.seed import SeedRoles, SeedSpec
 
-    roles = SeedRoles.suffixed(cli.unique_name("rel").split("_", 1)[1])
-    source = cli.seeded_database(stage.fixture("pg18"), "rel_roles18",
+    roles = SeedRoles.suffixed(postgres.unique_name("rel").split("_", 1)[1])
+    source = postgres.seeded_database(stage.fixture("pg18"), "rel_roles18",
                                  SeedSpec(**{**harness.SMALL_SEED.__dict__, "roles": roles}))
     bucket = stage.new_bucket()
     backup = cli.take_backup(stage.s3, bucket, source.url)
@@ -845,12 +918,12 @@ def _restore_fails_after_the_wipe(stage: Stage) -> Outcome:
 
     good = stage.fixture("good_backup")
     bucket, client = _copy_backup(stage)
-    manifest = json.loads(cli.get_object(client, bucket, good.keys[2]))
+    manifest = json.loads(buckets.get_object(client, bucket, good.keys[2]))
     audit = next(t for t in manifest["tables"] if t["name"] == "audit_log")
     audit["rows"] += 1
     audit["tenants"][next(iter(audit["tenants"]))] += 1
     client.put_object(Bucket=bucket, Key=good.keys[2], Body=json.dumps(manifest).encode())
-    target = cli.seeded_database(stage.pg15, "rel_replaced", harness.OTHER_SEED).name
+    target = postgres.seeded_database(stage.pg15, "rel_replaced", harness.OTHER_SEED).name
     stage.defer(lambda: stage.pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)'))
     outcome = _restore(stage, "restore-fails-after-the-wipe", _good_uri(stage, bucket), "--clean", "--confirm-target",
                        target, "--safety-backup-dir", str(stage.tmp_dir("safety")), bucket=bucket,
@@ -888,7 +961,7 @@ def _backup_refused_by_its_configuration(stage: Stage, case_id: str, **env: str)
     bucket = stage.new_bucket()
     run = cli.backup(cli.job_env(stage.s3.endpoint_url, bucket, stage.fixture("small_source").url, **env))
     return _backup_outcome(stage, case_id, bucket, run, [], facts={
-        "no multipart upload was started": cli.open_uploads(stage.s3.client(), bucket) == [],
+        "no multipart upload was started": buckets.open_uploads(stage.s3.client(), bucket) == [],
         "the database was not asked": not any("database reachable" in str(r["message"]) for r in run.log),
     })
 

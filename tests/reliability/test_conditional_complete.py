@@ -16,6 +16,7 @@ from agent_bom_backup.parts import MIN_PART_SIZE, PartSchedule, plan_upload
 from agent_bom_backup.resources import memory_budget
 from agent_bom_backup.storage import StorageConfig, StreamUploader, make_client, multipart_etag
 
+from tests.support import buckets
 from tests.support import cli
 from devstack.s3server import MotoServer
 
@@ -46,9 +47,9 @@ def test_second_upload_of_different_bytes_is_refused(s3: MotoServer, bucket: str
     with pytest.raises(RefusedError, match="is taken: another backup started in the same second"):
         _upload(s3, bucket, os.urandom(1000))()
     client = s3.client()
-    kept = cli.get_object(client, bucket, KEY)
+    kept = buckets.get_object(client, bucket, KEY)
     assert kept == first
-    assert cli.open_uploads(client, bucket) == []
+    assert buckets.open_uploads(client, bucket) == []
 
 
 def test_second_upload_of_identical_bytes_succeeds_without_leaving_an_upload(s3: MotoServer, bucket: str) -> None:
@@ -57,5 +58,5 @@ def test_second_upload_of_identical_bytes_succeeds_without_leaving_an_upload(s3:
     result = _upload(s3, bucket, data)()
     client = s3.client()
     assert result.size == 1000
-    assert cli.get_object(client, bucket, KEY) == data
-    assert cli.open_uploads(client, bucket) == []
+    assert buckets.get_object(client, bucket, KEY) == data
+    assert buckets.open_uploads(client, bucket) == []

@@ -5,8 +5,11 @@ moto servers (through a fault proxy where the fault is the store's), asserting f
 (b) nothing that looks complete: no dump without its manifest (or differing from it), no
     open multipart upload (except where the endpoint is gone and cannot be told to abort);
 (c) for restores that end before any change, the target database exactly as it was
-    (digest of relations, rows, policies and roles before and after); a restore that fails
-    after changing it (exit 11) must say how to go back, and its scenario runs that.
+    (digest of relations, rows, policies and roles before and after) and no safety backup
+    written; a restore that fails after changing it (exit 11) must say how to go back, and
+    its scenario runs that;
+(d) a restore's printed report says the status its exit code means (REFUSED for 3, 4 and 8,
+    FAILED-AFTER-CHANGES for 11, FAILED otherwise), as its report file records it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from tests.reliability.scenarios import SCENARIOS, Outcome, staged
 
 RESTORE_CASES = [c for c in CASES if c.command == "restore"]
 UNCHANGED_CASES = [c for c in RESTORE_CASES if c.exit_code != 11]
+#: the status a restore's report gives an exit code (restore.py: configuration, preflight and
+#: safety refusals change nothing; anything else fails before or after the change)
+STATUS_OF_EXIT = {3: "refused", 4: "refused", 8: "refused", 11: "failed-after-changes"}
 FACT_CASES = [c for c in CASES if c.id not in ("bucket-missing", "wrong-region", "database-unreachable",
                                                 "access-denied-no-permission", "access-denied-read-only")
               and c.command == "backup"] + RESTORE_CASES
@@ -81,3 +87,18 @@ def test_restore_leaves_the_target_unchanged(case: Case, outcome: Callable[[Case
 def test_case_specific_guarantees(case: Case, outcome: Callable[[Case], Outcome]) -> None:
     facts = outcome(case).facts
     assert facts and {name: True for name in facts} == facts
+
+
+@pytest.mark.parametrize("case", UNCHANGED_CASES, ids=_ids(UNCHANGED_CASES))
+def test_restore_that_changes_nothing_writes_no_safety_backup(case: Case, outcome: Callable[[Case], Outcome]) -> None:
+    result = outcome(case)
+    assert result.safety_dir is None or not result.safety_dir.exists()
+
+
+@pytest.mark.parametrize("case", RESTORE_CASES, ids=_ids(RESTORE_CASES))
+def test_restore_prints_a_report_saying_so(case: Case, outcome: Callable[[Case], Outcome]) -> None:
+    result = outcome(case)
+    status = STATUS_OF_EXIT.get(case.exit_code, "failed")
+    printed = [line for line in result.run.stdout.splitlines() if line.startswith("status:")]
+    assert (printed, result.recorded_status in (None, status)) == ([f"status:            {status.upper()}"], True), \
+        str(result.run)

@@ -19,7 +19,9 @@ import pytest
 import yaml
 
 from devstack import tools
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster, free_port
 from devstack.s3server import MotoServer
 
@@ -77,20 +79,20 @@ class Hygiene:
 
 
 @pytest.fixture(scope="module")
-def hygiene(s3: MotoServer, reliability_bucket: str, small_source: cli.Database, pg15: PgCluster,
+def hygiene(s3: MotoServer, reliability_bucket: str, small_source: postgres.Database, pg15: PgCluster,
             tmp_root: Path) -> Iterator[Hygiene]:
     password = pg15.superuser_password
     s3_credentials = {"AWS_ACCESS_KEY_ID": S3_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET}
     work = Path(tempfile.mkdtemp(prefix="hygiene-", dir=tmp_root))
     env = {**cli.job_env(s3.endpoint_url, reliability_bucket), **s3_credentials}
-    targets = [cli.new_database(pg15, "rel_hyg") for _ in range(3)]
+    targets = [postgres.new_database(pg15, "rel_hyg") for _ in range(3)]
     result = Hygiene(password, ArgvScanner([password, S3_SECRET]))
     with result.scanner:
         backup = cli.backup({**env, "AGENT_BOM_POSTGRES_URL": small_source.url})
         result.runs["backup"] = backup
         uri = backup.uri
         key = uri.removeprefix(f"s3://{reliability_bucket}/")
-        result.manifest = cli.get_object(s3.client(), reliability_bucket, cli.manifest_key(key)).decode()
+        result.manifest = buckets.get_object(s3.client(), reliability_bucket, buckets.manifest_key(key)).decode()
         result.runs["backup of an unreachable database"] = cli.backup(
             {**env, "AGENT_BOM_POSTGRES_URL": small_source.url.replace(f":{pg15.port}/", f":{free_port()}/")})
         # the CLI, the target URL (with its password) in the environment
@@ -206,7 +208,7 @@ def _containers(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_root: Path) -> tuple[str, list[dict[str, Any]]]:
-    values = tmp_root / f"{cli.unique_name('hygiene-values')}.yaml"
+    values = tmp_root / f"{postgres.unique_name('hygiene-values')}.yaml"
     values.write_text(yaml.safe_dump(CHART_VALUES))
     result = subprocess.run(
         [str(tools.helm_binary(4)), "template", "agent-bom", str(CHART), "--namespace", "agent-bom", "-f", str(values)],

@@ -1,58 +1,48 @@
-"""Run ``agent-bom-backup`` as the CronJob would, and look at what it leaves behind.
+"""Run ``agent-bom-backup`` as the CronJob would, and the backups it writes.
 
 Shared by the suites that drive the real CLI (compat, e2e, reliability, operator). Every
 process gets an explicit environment (:func:`base_env`, :func:`job_env`: nothing of the
 developer's PG*/AWS*/AGENT_BOM_* leaks in) and logs JSON lines, which :class:`Run` parses.
 
 * processes: :func:`run_cli`, :func:`backup`, :func:`restore`, :func:`restore_script`,
-  :func:`run` (any program), :class:`Job` (one to strike while it works),
-  :func:`container_env` (what a rendered container is given), :func:`cmdlines` and
-  :func:`processes_with` (what runs now);
-* the bucket: :func:`fresh_bucket`, :func:`object_keys`, :func:`open_uploads`,
-  :func:`get_object`, the backup's object names (:func:`backup_keys`), :func:`read_manifest`,
-  :class:`Backup` (:func:`take_backup`, :func:`copy_backup`);
-* databases: :func:`unique_name`, :func:`new_database`, :func:`seeded_database`
-  (:class:`Database`), :func:`connect`, :func:`user_relations`.
+  :func:`backup_and_restore`, :func:`run` (any program), :class:`Job` (one to strike while
+  it works), :func:`container_env` (what a rendered container is given), :func:`cmdlines`
+  and :func:`processes_with` (what runs now);
+* backups: :class:`Backup` (:func:`take_backup`, :func:`copy_backup`).
 
-The S3 endpoint that misbehaves on cue is :class:`tests.support.s3proxy.S3Proxy`.
+The bucket and a backup's object names are :mod:`tests.support.buckets`; databases are
+:mod:`tests.support.postgres`; the S3 endpoint that misbehaves on cue is
+:class:`tests.support.s3proxy.S3Proxy`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from agent_bom_backup.manifest import backup_time
 from botocore.client import BaseClient
 
 from devstack import tools
 from devstack.pgcluster import PgCluster
 from devstack.podrun import resource_field_value
-from devstack.rgw import RgwServer
 from devstack.s3server import DEFAULT_REGION, MotoServer, dummy_aws_env
-from devstack.seed import SeedSpec, seed
+from tests.support.buckets import backup_keys, claim_key, read_manifest
+from tests.support.postgres import new_database
 
 PREFIX = "agent-bom/postgres"
 RESTORE_SCRIPT = tools.repo_root() / "deploy" / "ops" / "restore-postgres-backup.sh"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: how long a run may take before it counts as hung (killed, the test fails)
 RUN_TIMEOUT_S = 300
-#: the suffixes of a backup's three objects, and of the claim that took its id (written
-#: first, kept afterwards: a failed run leaves its claim, which looks like no backup)
-DUMP, ROLES, MANIFEST, CLAIM = ".dump", ".roles.sql", ".manifest.json", ".claim"
-#: a small seed: every table and tenant, few rows (keeps dumps and restores quick)
-SMALL_SEED = SeedSpec(audit_rows_per_tenant=40, payload_bytes=64)
 
 
 # ------------------------------------------------------------------ environments
@@ -260,81 +250,6 @@ def processes_with(text: str) -> dict[int, str]:
     return {pid: line for pid, line in lines.items() if text in line}
 
 
-# ------------------------------------------------------------------ the bucket
-def unique_bucket_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:16]}"
-
-
-@contextlib.contextmanager
-def fresh_bucket(s3: MotoServer | RgwServer, prefix: str, region: str = DEFAULT_REGION) -> Iterator[str]:
-    """A new bucket with a unique valid name, deleted (with its objects and uploads) afterwards."""
-    name = s3.create_bucket(unique_bucket_name(prefix), region=region)
-    try:
-        yield name
-    finally:
-        with contextlib.suppress(Exception):  # a test may have deleted it or reset moto
-            s3.delete_bucket(name)
-
-
-def object_keys(client: BaseClient, bucket: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        keys += [o["Key"] for o in page.get("Contents", [])]
-    return sorted(keys)
-
-
-def open_uploads(client: BaseClient, bucket: str) -> list[dict[str, Any]]:
-    """The bucket's multipart uploads that were neither completed nor aborted."""
-    return list(client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
-
-
-def open_upload_keys(client: BaseClient, bucket: str) -> list[str]:
-    return sorted(u["Key"] for u in open_uploads(client, bucket))
-
-
-def get_object(client: BaseClient, bucket: str, key: str) -> bytes:
-    return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-
-
-def put_object(client: BaseClient, bucket: str, key: str, body: bytes) -> None:
-    client.put_object(Bucket=bucket, Key=key, Body=body)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def roles_key(dump_key: str) -> str:
-    return dump_key.removesuffix(DUMP) + ROLES
-
-
-def manifest_key(dump_key: str) -> str:
-    return dump_key.removesuffix(DUMP) + MANIFEST
-
-
-def claim_key(dump_key: str) -> str:
-    return dump_key.removesuffix(DUMP) + CLAIM
-
-
-def without_claims(keys: Sequence[str]) -> list[str]:
-    """``keys`` without claim objects: what could make up a backup."""
-    return [k for k in keys if not k.endswith(CLAIM)]
-
-
-def claims(keys: Sequence[str]) -> list[str]:
-    return [k for k in keys if k.endswith(CLAIM)]
-
-
-def read_manifest(client: BaseClient, bucket: str, dump_key: str) -> dict[str, Any]:
-    """The manifest of the backup whose dump is ``dump_key``."""
-    return dict(json.loads(get_object(client, bucket, manifest_key(dump_key))))
-
-
-def backup_keys(dump_key: str) -> tuple[str, str, str]:
-    """The dump, roles and manifest keys of the backup whose dump is ``dump_key``."""
-    return dump_key, roles_key(dump_key), manifest_key(dump_key)
-
-
 @dataclass(frozen=True)
 class Backup:
     """A backup the CLI wrote: where it is and what its manifest says."""
@@ -392,33 +307,6 @@ def copy_backup(client: BaseClient, backup: Backup, bucket: str,
             client.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": backup.bucket, "Key": key})
 
 
-# ------------------------------------------------------------------ databases
-def unique_name(prefix: str) -> str:
-    """``prefix_`` and 8 random hex digits: a database, role or file name no other test uses."""
-    return f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-def connect(cluster: PgCluster, dbname: str) -> psycopg.Connection:
-    """Superuser connection over the socket, autocommit."""
-    return psycopg.connect(cluster.conninfo(dbname), autocommit=True)
-
-
-def blob_database(cluster: PgCluster, prefix: str, mib: int) -> Database:
-    """A new database holding ~``mib`` MiB of row data in one table (no roles or tenants):
-    a dump of about that size with compression none."""
-    name = new_database(cluster, prefix)
-    cluster.run_sql("CREATE TABLE blob AS SELECT g AS id, repeat(md5(g::text), 32) AS body "
-                    f"FROM generate_series(1, {mib * 1024}) g", name)
-    return Database(cluster, name, {})
-
-
-def new_database(cluster: PgCluster, prefix: str) -> str:
-    """A new empty database with a unique name; returns the name."""
-    name = unique_name(prefix)
-    cluster.create_database(name)
-    return name
-
-
 def backup_and_restore(env: dict[str, str], cluster: PgCluster,
                        prepare_target: Callable[[str], None] | None = None) -> Run:
     """Back up with the job's ``env``, then restore that backup into a new empty database of
@@ -428,35 +316,3 @@ def backup_and_restore(env: dict[str, str], cluster: PgCluster,
     if prepare_target is not None:
         prepare_target(target)
     return restore(env, uri, cluster.superuser_url(target))
-
-
-def user_relations(conn: psycopg.Connection) -> list[tuple[str, str, str]]:
-    """(schema, name, relkind) of every relation outside the system schemas, in order."""
-    return conn.execute(
-        "SELECT n.nspname, c.relname, c.relkind::text FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' "
-        "ORDER BY 1, 2"
-    ).fetchall()
-
-
-@dataclass(frozen=True)
-class Database:
-    """A database on a cluster (e.g. a backup's source); ``audit_rows`` is what the seed
-    put in audit_log per tenant."""
-
-    cluster: PgCluster
-    name: str
-    audit_rows: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return self.cluster.superuser_url(self.name)
-
-
-def seeded_database(cluster: PgCluster, prefix: str, spec: SeedSpec = SMALL_SEED) -> Database:
-    """A new database holding the synthetic control-plane data (:func:`devstack.seed.seed`)."""
-    name = new_database(cluster, prefix)
-    with connect(cluster, name) as conn:
-        rows = seed(conn, spec)
-    return Database(cluster, name, rows)

@@ -17,6 +17,7 @@ from botocore.client import BaseClient
 
 from devstack.rgw import RgwServer
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
 
 #: moto; Ceph RGW over plain http; Ceph RGW over https (self-signed CA via --ca-bundle)
@@ -50,7 +51,7 @@ class Store:
     @contextlib.contextmanager
     def bucket(self, prefix: str) -> Iterator[str]:
         """A fresh bucket with a unique name, deleted with its objects afterwards."""
-        with cli.fresh_bucket(self.server, prefix) as name:
+        with buckets.fresh_bucket(self.server, prefix) as name:
             yield name
 
 

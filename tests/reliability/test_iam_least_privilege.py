@@ -21,7 +21,9 @@ from parliament import analyze_policy_string, enhance_finding
 
 from tests.reliability import harness
 from tests.reliability.iam import IAM_DIR, IamWorld, error_code, start_iam_world
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 from devstack.pgcluster import PgCluster
 from devstack.s3server import DEFAULT_REGION
 
@@ -50,7 +52,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def world(tmp_root: Path) -> Iterator[IamWorld]:
-    world = start_iam_world(tmp_root / cli.unique_name("moto-iam"))
+    world = start_iam_world(tmp_root / postgres.unique_name("moto-iam"))
     try:
         yield world
     finally:
@@ -58,7 +60,7 @@ def world(tmp_root: Path) -> Iterator[IamWorld]:
 
 
 @pytest.fixture(scope="module")
-def runs(world: IamWorld, small_source: cli.Database, pg15: PgCluster, tmp_root: Path) -> Runs:
+def runs(world: IamWorld, small_source: postgres.Database, pg15: PgCluster, tmp_root: Path) -> Runs:
     kms = boto3.client("kms", endpoint_url=world.endpoint_url, region_name=DEFAULT_REGION,
                        aws_access_key_id=world.keys["admin"][0], aws_secret_access_key=world.keys["admin"][1])
     key_id = kms.create_key(Description="agent-bom backups")["KeyMetadata"]["KeyId"]
@@ -69,20 +71,20 @@ def runs(world: IamWorld, small_source: cli.Database, pg15: PgCluster, tmp_root:
         backups.append(cli.backup({**env, **world.credentials("backup")}))
         time.sleep(1.1)
     check = cli.run_cli(["check", "--max-age", "1h"], {**env, **world.credentials("backup")})
-    target = cli.new_database(pg15, "rel_lp_target")
-    report_path = tmp_root / f"{cli.unique_name('lp-report')}.json"
+    target = postgres.new_database(pg15, "rel_lp_target")
+    report_path = tmp_root / f"{postgres.unique_name('lp-report')}.json"
     restore = cli.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(target),
                           "--report", str(report_path))
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    replaced = cli.seeded_database(pg15, "rel_lp_replaced", cli.SMALL_SEED).name
-    clean_path = tmp_root / f"{cli.unique_name('lp-clean')}.json"
+    replaced = postgres.seeded_database(pg15, "rel_lp_replaced", postgres.SMALL_SEED).name
+    clean_path = tmp_root / f"{postgres.unique_name('lp-clean')}.json"
     clean = cli.restore({**env, **world.credentials("restore")}, "latest", pg15.superuser_url(replaced),
                         "--clean", "--confirm-target", replaced, "--safety-backup-to-bucket", "--report", str(clean_path))
     clean_report = json.loads(clean_path.read_text()) if clean_path.exists() else {}
     pg15.run_sql(f'DROP DATABASE IF EXISTS "{replaced}" WITH (FORCE)')
-    before = cli.object_keys(world.admin, world.bucket)
+    before = buckets.object_keys(world.admin, world.bucket)
     prune = cli.run_cli(["prune", "--keep-days", "0", "--keep-last", "1", "--yes"], {**env, **world.credentials("prune")})
-    after = cli.object_keys(world.admin, world.bucket)
+    after = buckets.object_keys(world.admin, world.bucket)
     pg15.run_sql(f'DROP DATABASE IF EXISTS "{target}" WITH (FORCE)')
     return Runs(world, backups, check, restore, report, clean, clean_report, prune, before, after)
 
@@ -177,8 +179,8 @@ def _key(runs: Runs, which: str) -> str:
     newest = max(runs.dump_keys())
     return {
         "dump": newest,
-        "manifest": cli.manifest_key(newest),
-        "roles": cli.roles_key(newest),
+        "manifest": buckets.manifest_key(newest),
+        "roles": buckets.roles_key(newest),
         "probe": f"{cli.PREFIX}/probe-{uuid.uuid4().hex[:8]}",
         "safety": f"{cli.PREFIX}/safety/probe-{uuid.uuid4().hex[:8]}",
         "outside": f"elsewhere/probe-{uuid.uuid4().hex[:8]}",
@@ -198,7 +200,7 @@ def test_role_is_allowed(runs: Runs, role: str, what: str, probe: Probe, which: 
 def test_backups_survive_every_forbidden_probe(runs: Runs) -> None:
     """Run last in the module: the denied deletes and overwrites changed nothing."""
     harness.complete_backups_are_intact(runs.world.admin, runs.world.bucket)
-    assert max(runs.dump_keys()) in cli.object_keys(runs.world.admin, runs.world.bucket)
+    assert max(runs.dump_keys()) in buckets.object_keys(runs.world.admin, runs.world.bucket)
 
 
 # ------------------------------------------------------------------ parliament
@@ -242,7 +244,7 @@ def test_restore_latest_without_read_access_stops_at_the_unreadable_newest(runs:
     """The backup role may list but not read: `restore latest` finds the newest backup's
     manifest unreadable (AccessDenied) and stops there, naming it; it never falls back."""
     env = {**cli.job_env(runs.world.endpoint_url, runs.world.bucket), **runs.world.credentials("backup")}
-    target = cli.new_database(pg15, "rel_lp_denied")
+    target = postgres.new_database(pg15, "rel_lp_denied")
     run = cli.restore(env, "latest", pg15.superuser_url(target))
     newest = max(runs.dump_keys()).rsplit("/", 1)[1].removesuffix(".dump")
     assert (run.returncode, f", {newest}, is unreadable: manifest unreadable: reading failed: access denied"

@@ -1,9 +1,9 @@
-"""The local equivalent of `ct lint --config ci/ct.yaml`: yamale (Chart.yaml schema),
-yamllint (ci/lintconf.yaml) and `helm lint --strict` for every values file, Helm 3 and 4."""
+"""The local equivalent of `ct lint --config ci/ct.yaml`: yamale (Chart.yaml schema) and
+yamllint (ci/lintconf.yaml); `helm lint --strict` for every values file, Helm 3 and 4, is
+tests/chart/test_helm_lint.py."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +12,7 @@ import yaml
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
-from tests.chart.helm_render import CHART_DIR, HELM_MAJORS, REPO
-from devstack import tools
+from tests.chart.helm_render import CHART_DIR, REPO
 
 CT_CONFIG = REPO / "ci" / "ct.yaml"
 LINT_CONF = REPO / "ci" / "lintconf.yaml"
@@ -24,13 +23,6 @@ LINT_VALUES = CI_VALUES + EXAMPLES
 LINT_IDS = [f"{p.parent.name}/{p.stem}" for p in LINT_VALUES]
 YAML_FILES = [CHART_DIR / "Chart.yaml", CHART_DIR / "values.yaml", CT_CONFIG, LINT_CONF, CHART_SCHEMA,
               *LINT_VALUES, *sorted((CHART_DIR / "tests").glob("*_test.yaml"))]
-
-
-def _helm_lint(helm_major: int, *values: Path) -> subprocess.CompletedProcess[str]:
-    args = [str(tools.helm_binary(helm_major)), "lint", "--strict", str(CHART_DIR)]
-    for path in values:
-        args += ["--values", str(path)]
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.mark.unit
@@ -144,22 +136,3 @@ class TestYamllint:
         """Guards the check above."""
         config = YamlLintConfig(file=str(LINT_CONF))
         assert [p.rule for p in linter.run("key: value   \n", config)] == ["trailing-spaces"]
-
-
-@pytest.mark.parametrize("helm_major", HELM_MAJORS, ids=lambda m: f"helm{m}")
-class TestHelmLintStrict:
-    def test_chart_defaults(self, helm_major):
-        proc = _helm_lint(helm_major)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-
-    @pytest.mark.parametrize("values", LINT_VALUES, ids=LINT_IDS)
-    def test_values_file(self, values, helm_major):
-        proc = _helm_lint(helm_major, values)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-
-    def test_lint_fails_on_values_the_schema_rejects(self, helm_major, tmp_path):
-        """Guards the checks above. (`helm lint` logs a template's `fail` at INFO level
-        instead of failing, so the `fail` checks are covered by test_bad_values.py.)"""
-        bad = tmp_path / "bad-values.yaml"
-        bad.write_text("controlPlane:\n  backup:\n    schedule: 3\n")
-        assert _helm_lint(helm_major, bad).returncode != 0

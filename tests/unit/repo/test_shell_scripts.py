@@ -3,8 +3,11 @@ it sources (.shellcheckrc follows them), and runs in strict mode."""
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -29,12 +32,34 @@ def test_the_scripts_are_found() -> None:
             "scripts/deploy/verify-eks-reference.sh"} <= set(_ids(SCRIPTS))
 
 
+def _shellcheck(shellcheck: str, script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([shellcheck, str(script)], capture_output=True, text=True, timeout=60, cwd="/")
+
+
+@functools.lru_cache(maxsize=1)
+def _shellcheck_all(shellcheck: str) -> dict[Path, subprocess.CompletedProcess[str]]:
+    """shellcheck of every script, one process per script, as many at once as there are
+    cores (the first test pays for all; each test then reads its script's result)."""
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return dict(zip(SCRIPTS, pool.map(lambda script: _shellcheck(shellcheck, script), SCRIPTS)))
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=_ids(SCRIPTS))
 def test_is_shellcheck_clean(script: Path) -> None:
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is missing: run scripts/bootstrap.sh shellcheck"
-    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, timeout=60, cwd="/")
+    result = _shellcheck_all(shellcheck)[script]
     assert result.returncode == 0, result.stdout
+
+
+def test_a_script_with_a_finding_fails_shellcheck(tmp_path: Path) -> None:
+    """Guards the check above: shellcheck run this way does report a finding."""
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: run scripts/bootstrap.sh shellcheck"
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/usr/bin/env bash\necho $1\n")
+    result = _shellcheck(shellcheck, script)
+    assert (result.returncode, "SC2086" in result.stdout) == (1, True), result.stdout
 
 
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if s not in LIBRARIES], ids=_ids([s for s in SCRIPTS

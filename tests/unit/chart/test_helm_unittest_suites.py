@@ -1,7 +1,8 @@
 """The helm-unittest suites (deploy/helm/agent-bom/tests/*_test.yaml): the small user-facing
 contract of each template. They are valid against the plugin's JSON schema, they pass when run
-here by tests/chart/helm_unittest.py, and that runner follows the plugin's documented semantics
-for every assertion type the suites use (TestPluginSemantics; helm-unittest DOCUMENT.md)."""
+here by tests/chart/helm_unittest.py (tests/chart/test_helm_unittest_cases.py, with helm), and
+that runner follows the plugin's documented semantics for every assertion type the suites use
+(TestPluginSemantics; helm-unittest DOCUMENT.md)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,10 @@ import pytest
 import yaml
 
 from tests.chart.helm_render import CHART_DIR
-from tests.chart.helm_unittest import ASSERTIONS, Rendered, SuiteError, check, parse_path, run_test, set_to_values
+from tests.chart.helm_unittest import ASSERTIONS, Rendered, SuiteError, check, parse_path, set_to_values
 
 SUITE_DIR = CHART_DIR / "tests"
 SUITES = sorted(SUITE_DIR.glob("*_test.yaml"))
-CASES = [(path, index) for path in SUITES for index, _ in enumerate(yaml.safe_load(path.read_text())["tests"])]
-
-
-def _case_id(case: tuple[Path, int]) -> str:
-    path, index = case
-    return f"{path.stem}::{yaml.safe_load(path.read_text())['tests'][index]['it']}"
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -55,13 +50,6 @@ class TestSuiteFiles:
         bad = {"suite": "x", "templates": ["a.yaml"], "tests": [{"it": "x", "asserts": [{"equals": {"path": "a", "value": 1}}]}]}
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.Draft7Validator(helm_testsuite_schema).validate(bad)
-
-
-@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_suite_case_passes(case):
-    path, index = case
-    suite = _load(path)
-    run_test(path, suite, suite["tests"][index])
 
 
 CRONJOB = {

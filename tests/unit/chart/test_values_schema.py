@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.chart.helm_render import CHART_DIR
+from tests.chart.helm_render import CHART_DIR, CHART_FIXTURES
 
 pytestmark = pytest.mark.unit
 
@@ -130,7 +130,7 @@ class TestValuesSchema:
 
     def test_defaults_of_chart_0_1_0_validate(self):
         """`helm upgrade --reuse-values` validates the previous chart's defaults against this schema."""
-        old = yaml.safe_load((Path(__file__).parent / "fixtures" / "chart-0.1.0-values.yaml").read_text())
+        old = yaml.safe_load((CHART_FIXTURES / "chart-0.1.0-values.yaml").read_text())
         jsonschema.Draft7Validator(SCHEMA).validate(old)
 
 
@@ -184,7 +184,7 @@ def _helm_merged_with_null(path: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-CHART_0_1_0_VALUES = yaml.safe_load((Path(__file__).parent / "fixtures" / "chart-0.1.0-values.yaml").read_text())
+CHART_0_1_0_VALUES = yaml.safe_load((CHART_FIXTURES / "chart-0.1.0-values.yaml").read_text())
 #: keys with a default in this chart and in 0.1.0's: `helm upgrade --reuse-values` validates the
 #: previous release's defaults against this schema, so a key 0.1.0 did not have cannot be required
 #: (the templates read those with a default of their own: dig). ServiceAccount annotations are

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tests.support import buckets
 from tests.support import cli
 from devstack.s3server import DEFAULT_REGION, MotoServer
 
@@ -28,7 +29,7 @@ def backup_id_aged(days: float = 0, hours: float = 0, minutes: float = 0) -> str
 
 
 def key(backup_id: str, suffix: str) -> str:
-    """The key of backup ``backup_id``'s object ending in ``suffix`` (cli.DUMP, ROLES or MANIFEST)."""
+    """The key of backup ``backup_id``'s object ending in ``suffix`` (buckets.DUMP, ROLES or MANIFEST)."""
     return f"{cli.PREFIX}/{backup_id}{suffix}"
 
 
@@ -61,24 +62,24 @@ class Planter:
     ) -> str:
         """Write the chosen objects of a backup named ``backup_id``; returns the dump URI."""
         if dump:
-            self.put(key(backup_id, cli.DUMP), self.real.dump if dump_bytes is None else dump_bytes)
+            self.put(key(backup_id, buckets.DUMP), self.real.dump if dump_bytes is None else dump_bytes)
         if roles:
-            self.put(key(backup_id, cli.ROLES), self.real.roles)
+            self.put(key(backup_id, buckets.ROLES), self.real.roles)
         if manifest:
             data = json.loads(json.dumps(self.real.manifest))
             data["backup_id"] = backup_id
-            data["dump"]["key"] = key(backup_id, cli.DUMP)
-            data["roles"]["key"] = key(backup_id, cli.ROLES)
+            data["dump"]["key"] = key(backup_id, buckets.DUMP)
+            data["roles"]["key"] = key(backup_id, buckets.ROLES)
             if manifest_edit:
                 manifest_edit(data)
-            self.put(key(backup_id, cli.MANIFEST), json.dumps(data).encode())
-        return f"s3://{self.bucket}/{key(backup_id, cli.DUMP)}"
+            self.put(key(backup_id, buckets.MANIFEST), json.dumps(data).encode())
+        return f"s3://{self.bucket}/{key(backup_id, buckets.DUMP)}"
 
     def put(self, object_key: str, body: bytes) -> None:
-        cli.put_object(self.client, self.bucket, object_key, body)
+        buckets.put_object(self.client, self.bucket, object_key, body)
 
     def keys(self) -> list[str]:
-        return cli.object_keys(self.client, self.bucket)
+        return buckets.object_keys(self.client, self.bucket)
 
 
 def list_json(run: cli.Run) -> list[dict[str, Any]]:

@@ -50,3 +50,27 @@ def test_the_scan_finds_an_import_of_tests(tmp_path: Path, monkeypatch: pytest.M
     module.write_text("import os\nfrom tests.support import cli\nimport tests.chart.helm_render as render\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["REPO"]), "REPO", tmp_path)
     assert imports_of_tests(module) == ["module.py:2", "module.py:3"]
+
+
+def repeated_names(paths: list[Path]) -> dict[str, list[str]]:
+    """File name -> the files of that name, for names held by more than one (``__init__.py``
+    and ``conftest.py`` aside)."""
+    by_name: dict[str, list[str]] = {}
+    for path in paths:
+        if path.name not in ("__init__.py", "conftest.py"):
+            by_name.setdefault(path.name, []).append(path.relative_to(REPO).as_posix())
+    return {name: files for name, files in by_name.items() if len(files) > 1}
+
+
+def test_no_file_name_is_repeated_across_the_test_folders() -> None:
+    """Name a test module by what it tests, so ``test_prune.py`` means one thing."""
+    assert repeated_names(python_files("tests")) == {}
+
+
+def test_the_repeat_check_finds_a_repeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for folder in ("unit", "operator"):
+        (tmp_path / folder).mkdir()
+        for name in ("test_prune.py", "__init__.py"):
+            (tmp_path / folder / name).write_text("")
+    monkeypatch.setattr(__import__(__name__, fromlist=["REPO"]), "REPO", tmp_path)
+    assert repeated_names(sorted(tmp_path.rglob("*.py"))) == {"test_prune.py": ["operator/test_prune.py", "unit/test_prune.py"]}

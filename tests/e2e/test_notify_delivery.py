@@ -19,7 +19,9 @@ import pytest
 from devstack.pgcluster import PgCluster
 from devstack.pushgateway import HttpReceiver, Pushgateway, Received
 from devstack.s3server import MotoServer
+from tests.support import buckets
 from tests.support import cli
+from tests.support import postgres
 
 NAMESPACE = "agent-bom"
 BACKUP_CRONJOB = "agent-bom-control-plane-backup"
@@ -58,7 +60,7 @@ def receiver() -> Iterator[HttpReceiver]:
 
 
 @pytest.fixture(scope="module")
-def story(s3: MotoServer, new_bucket: Callable[[], str], source15: cli.Database, pg15: PgCluster, gateway: Pushgateway,
+def story(s3: MotoServer, new_bucket: Callable[[], str], source15: postgres.Database, pg15: PgCluster, gateway: Pushgateway,
           receiver: HttpReceiver) -> Story:
     bucket = new_bucket()
 
@@ -75,10 +77,10 @@ def story(s3: MotoServer, new_bucket: Callable[[], str], source15: cli.Database,
     backup = step(cli.backup(env(BACKUP_CRONJOB, source15.url)))
     wrong = pg15.url(source15.name, "postgres", WRONG_PASSWORD)
     failed = step(cli.backup(env(BACKUP_CRONJOB, wrong)))
-    target = cli.new_database(pg15, "drill")
+    target = postgres.new_database(pg15, "drill")
     drill = step(cli.restore(env(DRILL_CRONJOB, source15.url, AGENT_BOM_BACKUP_JOB_KIND="drill"), "latest",
                              pg15.superuser_url(target)))
-    manifest = cli.read_manifest(s3.client(), bucket, backup.run.uri.removeprefix(f"s3://{bucket}/")) \
+    manifest = buckets.read_manifest(s3.client(), bucket, backup.run.uri.removeprefix(f"s3://{bucket}/")) \
         if backup.run.returncode == 0 else {}
     return Story(backup, failed, drill, [pg15.superuser_password, WRONG_PASSWORD, PING_TOKEN, HOOK_TOKEN], manifest)
 
@@ -175,7 +177,7 @@ def test_no_notification_url_reaches_the_log(story: Story) -> None:
     assert [s for s in story.secrets if s in logs] == []
 
 
-def test_after_the_manifest_nothing_fails_the_backup(s3: MotoServer, bucket: str, source15: cli.Database,
+def test_after_the_manifest_nothing_fails_the_backup(s3: MotoServer, bucket: str, source15: postgres.Database,
                                                      receiver: HttpReceiver) -> None:
     """A --metrics-file that cannot be written and a ping service answering 500: both are
     warnings after the backup was committed; the run exits 0 (a retried exit would take the

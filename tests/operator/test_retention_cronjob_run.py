@@ -8,8 +8,8 @@ import pytest
 
 from devstack.s3server import ACCESS_KEY, SECRET_KEY, MotoServer
 from tests.chart.helm_render import RETENTION_TEMPLATE, backup_values, container, render_chart
-from tests.operator import helpers
-from tests.operator.helpers import Planter
+from tests.operator import planting as helpers
+from tests.operator.planting import Planter
 from tests.support import cli
 
 

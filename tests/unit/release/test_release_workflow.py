@@ -1,7 +1,7 @@
 """.github/workflows/release.yaml: triggered by a version tag (and by hand, as a dry run in
 which nothing is pushed, signed, attested or released), the test suite before anything is
 published, version and appVersion from the tag, least privilege per job, pinned actions.
-(Schema validation: tests/test_workflows.py validates every workflow.)"""
+(Schema validation: tests/unit/repo/test_workflows.py validates every workflow.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import release
-from tests.test_workflows import WORKFLOWS_DIR, load_workflow
+from tests.unit.repo.test_workflows import WORKFLOWS_DIR, load_workflow
 
 pytestmark = pytest.mark.unit
 

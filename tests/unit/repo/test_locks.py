@@ -316,7 +316,7 @@ def test_npm_lock_with_another_version_installs_something_else(tmp_path: Path) -
 # ------------------------------------------------------------------ the upgrade gate
 
 def _locks_workflow() -> dict:
-    from tests.test_workflows import load_workflow
+    from tests.unit.repo.test_workflows import load_workflow
     return load_workflow(REPO / ".github" / "workflows" / "locks.yaml")
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import release
-from tests.release.test_release_workflow import run_text
+from tests.unit.release.test_release_workflow import run_text
 
 pytestmark = pytest.mark.unit
 
