@@ -344,3 +344,10 @@ def test_encryption_bench_run_replaces_only_what_it_measured() -> None:
 def test_encryption_bench_refuses_an_unknown_setting() -> None:
     with pytest.raises(SystemExit):
         encryption.parse_args(["--settings", "zstd:9"])
+
+
+def test_encryption_bench_render_reads_the_first_format(tmp_path: Path) -> None:
+    (tmp_path / "encryption.json").write_text(json.dumps(HOST_FORMAT_1))
+    encryption.main(["--render", "--results-dir", str(tmp_path)])
+    document = json.loads((tmp_path / "encryption.json").read_text())
+    assert (list(document["runners"]), document["runners"]["host"]["summary"][0]["backup"]["time_ratio"]) == (["host"], 1.0)
