@@ -84,6 +84,8 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
             "cpu_command_s": cpu.get("command_s"), "cpu_cli_s": cpu.get("tree:agent-bom-backup_s"),
             "bytes": record.get("bytes"), "cpu_other_s": cpu.get("other_s"), "cpu_servers_s": cpu.get("servers_s"),
             "cpu_busy_s": cpu.get("busy_s"), "phases": record.get("phases"),
+            "cpu_by_process_s": {k.removeprefix("tree:").removesuffix("_s"): v for k, v in cpu.items()
+                                 if k.startswith("tree:")},
             **{key: record[key] for key in ("encrypted_to", "plaintext_bytes", "decrypted") if key in record}}
 
 
