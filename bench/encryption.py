@@ -14,9 +14,10 @@ used meanwhile (``cpu_other_s``: busy time spent by neither the command, Postgre
 server nor the benchmark).
 
 Results go to ``<results-dir>/encryption.json`` under the runner's key (a run replaces that
-runner's results for the scales and settings it measured and keeps the rest), and the
-medians, the ratio encrypted / plain and the peak-RSS difference as a markdown table to
-``<results-dir>/encryption.md`` and stdout.
+runner's results for the scales and settings it measured and keeps the rest; raw data,
+not committed, like ``run.py``'s), and to ``<results-dir>/encryption.md`` (committed) and
+stdout: the medians, the ratio encrypted / plain and the peak-RSS difference judged
+against issue 30's targets, then every measurement.
 
     .tools/venv/bin/python bench/encryption.py --scales 100MB --repetitions 3
     .tools/venv/bin/python bench/encryption.py --scales 1GB --repetitions 2
@@ -367,6 +368,14 @@ def markdown(document: dict[str, Any]) -> str:
                     f"{_fmt(plain['peak_rss_tree_mib'], '.0f')} MiB | {_fmt(age['peak_rss_tree_mib'], '.0f')} MiB | "
                     f"{_fmt(p['rss_difference_mib'], '+.1f')} MiB | {_fmt(plain['cpu_other_s'], '.0f')} / "
                     f"{_fmt(age['cpu_other_s'], '.0f')} | {_verdict(p['time_met'])} | {_verdict(p['rss_met'])} |")
+        lines += ["", "Every measurement, in the order run (load = 1-minute load average before the backup; "
+                  "wall s / CPU-s / peak RSS MiB / other CPU-s):", "",
+                  "| scale | compression | rep | mode | load | backup | restore |", "|---|---|---:|---|---:|---|---|"]
+        for r in run["results"]:
+            cells = [f"{r[p]['seconds']:.2f} / {_fmt(r[p].get('cpu_command_s'), '.2f')} / "
+                     f"{r[p]['peak_rss_tree_mib']:.0f} / {_fmt(r[p].get('cpu_other_s'), '.0f')}" for p in ("backup", "restore")]
+            lines.append(f"| {r['scale']} | {r['setting']} | {r['repetition']} | {r['mode']} | "
+                         f"{_fmt(r.get('loadavg_1m_before'), '.1f')} | {cells[0]} | {cells[1]} |")
         lines.append("")
     return "\n".join(lines).rstrip()
 
