@@ -264,6 +264,7 @@ def load(path: Path) -> dict[str, Any]:
     if "runners" in document:
         return document
     old = {k: v for k, v in document.items() if k != "kind"}
+    old["measured"] = sorted({(r["scale"], r["setting"]) for r in old.get("results", [])})
     return {"kind": "encryption", "format": RESULTS_FORMAT, "runners": {"host": old}}
 
 
@@ -274,7 +275,8 @@ def merge(document: dict[str, Any], runner: str, run: dict[str, Any]) -> dict[st
     previous = document["runners"].get(runner)
     kept = [r for r in (previous or {}).get("results", []) if (r["scale"], r["setting"]) not in measured]
     runs = [] if previous is None else previous.get("runs", [{k: v for k, v in previous.items() if k != "results"}])
-    runs = [r for r in runs if not measured.issuperset(map(tuple, r.get("measured", [])))]
+    # a run stays listed while some of its results do
+    runs = [r for r in runs if not (r.get("measured") and measured.issuperset(map(tuple, r["measured"])))]
     meta = {k: v for k, v in run.items() if k != "results"} | {"measured": sorted(measured)}
     document["runners"][runner] = meta | {"runs": [*runs, meta], "results": kept + run["results"]}
     return document

@@ -351,3 +351,10 @@ def test_encryption_bench_render_reads_the_first_format(tmp_path: Path) -> None:
     encryption.main(["--render", "--results-dir", str(tmp_path)])
     document = json.loads((tmp_path / "encryption.json").read_text())
     assert (list(document["runners"]), document["runners"]["host"]["summary"][0]["backup"]["time_ratio"]) == (["host"], 1.0)
+
+
+def test_encryption_bench_keeps_listing_a_first_format_run_whose_results_stay(tmp_path: Path) -> None:
+    (tmp_path / "encryption.json").write_text(json.dumps(HOST_FORMAT_1))
+    run = {"date": "new", "results": [_encryption_result("plain", 0, 1.0, 1.0) | {"scale": "1GB"}]}
+    merged = encryption.merge(encryption.load(tmp_path / "encryption.json"), "host", run)
+    assert [r["date"] for r in merged["runners"]["host"]["runs"]] == [HOST_FORMAT_1["date"], "new"]
