@@ -108,6 +108,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{measure.QUIET_BUSY_FRACTION:.0%} of the CPUs (default 4; 0: never)")
     parser.add_argument("--work-dir", type=Path, default=bench_run.DEFAULT_WORK_DIR)
     parser.add_argument("--results-dir", type=Path, default=bench_run.DEFAULT_RESULTS_DIR)
+    parser.add_argument("--patched-src", type=Path, default=None, metavar="DIR",
+                        help="run the CLI from a patched copy of the package (as bench/run.py: PYTHONPATH on the "
+                             "host, mounted into the image's containers), e.g. to measure a change to agecrypt")
     parser.add_argument("--render", action="store_true",
                         help="measure nothing: rewrite encryption.md and the summaries from encryption.json")
     args = parser.parse_args(argv)
@@ -125,9 +128,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--repetitions must be at least 1")
     if args.image and args.runner != "image":
         parser.error("--image needs --runner image")
-    # what bench.Bench reads from run.py's arguments
-    args.patched_src = None
-    args.cli_env = []
+    if args.patched_src and not args.patched_src.is_dir():
+        parser.error(f"--patched-src {args.patched_src} is not a directory")
+    args.cli_env = []  # what bench.Bench reads from run.py's arguments
     return args
 
 
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         "runner": runner.label,
         **({"image": {"tag": job_image.tag, "id": job_image.image_id[:12]}} if job_image else {}),
         "quiet_wait_s": args.quiet_wait,
+        **({"patched_src": str(args.patched_src)} if args.patched_src else {}),
         "results": results,
     }
     write(args.results_dir, merge(load(args.results_dir / "encryption.json"), runner.name, document))

@@ -358,3 +358,8 @@ def test_encryption_bench_keeps_listing_a_first_format_run_whose_results_stay(tm
     run = {"date": "new", "results": [_encryption_result("plain", 0, 1.0, 1.0) | {"scale": "1GB"}]}
     merged = encryption.merge(encryption.load(tmp_path / "encryption.json"), "host", run)
     assert [r["date"] for r in merged["runners"]["host"]["runs"]] == [HOST_FORMAT_1["date"], "new"]
+
+
+def test_encryption_bench_refuses_a_patched_src_that_is_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        encryption.parse_args(["--patched-src", str(tmp_path / "missing")])
