@@ -139,6 +139,11 @@ def backup_record(m: measure.Measured, keep_samples: bool) -> dict[str, Any]:
     record["parts"] = uploaded.get("parts")
     preflight = events.get("preflight: database reachable", {})
     record["compression"] = preflight.get("compression")
+    # set when the dump was encrypted to age recipients (issue 30; bench/encryption.py checks it)
+    dumped = events.get("dump uploaded", {})
+    if "encrypted_to" in dumped:
+        record["encrypted_to"] = dumped["encrypted_to"]
+        record["plaintext_bytes"] = dumped.get("plaintext_bytes")
     record["pg_dump"] = preflight.get("pg_dump")
     if keep_samples:
         record["samples"] = [[round(s.t, 3), round(s.rss_main / MiB, 2), round(s.rss_tree / MiB, 2)]
@@ -155,6 +160,7 @@ def restore_record(m: measure.Measured) -> dict[str, Any]:
     download_start = download["_t"] - float(download["seconds"]) if "seconds" in download else None
     marks = [("start", m.started_at), ("restoring backup", events.get("restoring backup", {}).get("_t")),
              ("download start", download_start), ("download end", download.get("_t")),
+             ("decrypted", events.get("dump decrypted and verified", {}).get("_t")),
              ("running pg_restore", events.get("running pg_restore", {}).get("_t")),
              ("restore verified", events.get("restore verified", {}).get("_t")), ("end", m.started_at + m.seconds)]
     names = {
@@ -162,6 +168,8 @@ def restore_record(m: measure.Measured) -> dict[str, Any]:
         ("restoring backup", "download start"): "checks_before_download",
         ("download start", "download end"): "download_sha256",
         ("download end", "running pg_restore"): "between",
+        ("download end", "decrypted"): "decrypt_sha256",
+        ("decrypted", "running pg_restore"): "between",
         ("running pg_restore", "restore verified"): "pg_restore_and_verify",
         ("restore verified", "end"): "report_exit",
     }
@@ -169,6 +177,7 @@ def restore_record(m: measure.Measured) -> dict[str, Any]:
     record["phases"] = {names.get((a, b), f"{a}..{b}"): round(max(0.0, tb - ta), 3)
                         for (a, ta), (b, tb) in zip(known, known[1:])}
     record["pg_restore"] = events.get("running pg_restore", {}).get("version")
+    record["decrypted"] = "dump decrypted and verified" in events
     return record
 
 

@@ -227,3 +227,139 @@ def test_targets_judge_restore_object_size_start_up_and_memory() -> None:
     verdicts = _verdicts(_synthetic(3.0, 10.0))
     assert {k: verdicts[k] for k in ("restore_vs_baseline", "object_vs_two_step", "startup", "rss_backup")} == {
         "restore_vs_baseline": True, "object_vs_two_step": True, "startup": True, "rss_backup": True}
+
+
+# ------------------------------------------------------------------ encryption's cost (issue 30)
+_enc_spec = importlib.util.spec_from_file_location("bench_encryption", tools.repo_root() / "bench" / "encryption.py")
+assert _enc_spec is not None and _enc_spec.loader is not None
+encryption = importlib.util.module_from_spec(_enc_spec)
+_enc_spec.loader.exec_module(encryption)
+
+ENCRYPTION_PY = tools.repo_root() / "bench" / "encryption.py"
+#: a host run in the results file's first format (one run at the top level), as committed before the image runner
+HOST_FORMAT_1 = {"kind": "encryption", "date": "2026-12-07T03:56:12+00:00", "store": "moto", "runner": "host CLI",
+                 "results": [{"scale": "100MB", "setting": "gzip:1", "mode": mode, "repetition": 0,
+                              "backup": {"seconds": 1.0, "peak_rss_tree_mib": 90.0},
+                              "restore": {"seconds": 1.0, "peak_rss_tree_mib": 90.0}} for mode in ("plain", "age")]}
+
+
+@pytest.fixture(scope="module")
+def encryption_run(tmp_root: Path, job_image: str) -> Path:
+    """``bench/encryption.py`` with the image runner at a tiny scale, once, into a results
+    folder that holds a host run in the first format already; returns that folder."""
+    results_dir = tmp_root / "bench-encryption-results"
+    results_dir.mkdir()
+    (results_dir / "encryption.json").write_text(json.dumps(HOST_FORMAT_1))
+    result = subprocess.run(
+        [str(tools.venv_bin_dir() / "python"), str(ENCRYPTION_PY), "--runner", "image", "--image", job_image,
+         "--scales", "5MB", "--repetitions", "1", "--quiet-wait", "0", "--results-dir", str(results_dir),
+         "--work-dir", str(tmp_root / "bench-work")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, f"bench/encryption.py failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return results_dir
+
+
+@pytest.fixture(scope="module")
+def encryption_results(encryption_run: Path) -> dict[str, Any]:
+    return json.loads((encryption_run / "encryption.json").read_text())
+
+
+def test_encryption_bench_keeps_the_host_run_beside_the_image_run(encryption_results: dict[str, Any]) -> None:
+    assert (sorted(encryption_results["runners"]), encryption_results["runners"]["host"]["date"]) == (
+        ["host", "image"], HOST_FORMAT_1["date"])
+
+
+def test_encryption_bench_measures_the_image_at_its_default_zstd(encryption_results: dict[str, Any]) -> None:
+    image = encryption_results["runners"]["image"]
+    assert ({(r["setting"], r["mode"]) for r in image["results"]}, image["runner"].startswith("job image")) == (
+        {("zstd:1", "plain"), ("zstd:1", "age")}, True)
+
+
+def test_encryption_bench_encrypted_runs_are_encrypted_and_plain_ones_are_not(encryption_results: dict[str, Any]) -> None:
+    flags = {r["mode"]: (r["backup"].get("encrypted_to"), r["restore"].get("decrypted"))
+             for r in encryption_results["runners"]["image"]["results"]}
+    assert flags == {"plain": (None, False), "age": (1, True)}
+
+
+def test_encryption_bench_sees_the_container_processes(encryption_results: dict[str, Any]) -> None:
+    bad = [(r["mode"], phase, r[phase]) for r in encryption_results["runners"]["image"]["results"]
+           for phase in ("backup", "restore")
+           if not (_is_number(r[phase]["cpu_cli_s"]) and r[phase]["cpu_cli_s"] > 0 and r[phase]["peak_rss_main_mib"] > 20)]
+    assert not bad
+
+
+def test_encryption_bench_records_the_machine_load(encryption_results: dict[str, Any]) -> None:
+    bad = [r for r in encryption_results["runners"]["image"]["results"]
+           if not (_is_number(r["loadavg_1m_before"]) and _is_number(r["backup"]["cpu_other_s"])
+                   and _is_number(r["restore"]["cpu_other_s"]))]
+    assert not bad
+
+
+def test_encryption_bench_table_has_a_row_per_phase_with_ratios(encryption_run: Path) -> None:
+    rows = [line for line in (encryption_run / "encryption.md").read_text().splitlines()
+            if line.startswith("| 5MB | zstd:1 | 1 / 1 |")]
+    assert [row.split(" | ")[3] for row in rows] == ["backup", "restore"]
+
+
+def _encryption_result(mode: str, repetition: int, seconds: float, rss: float) -> dict[str, Any]:
+    record = {"seconds": seconds, "cpu_command_s": seconds / 2, "peak_rss_tree_mib": rss}
+    return {"scale": "1GB", "setting": "zstd:1", "mode": mode, "repetition": repetition,
+            "backup": record, "restore": record}
+
+
+@pytest.mark.parametrize(("age_seconds", "age_rss", "expected"), [
+    (10.9, 109.0, (True, True)),
+    (11.2, 100.0, (False, True)),
+    (10.0, 111.0, (True, False)),
+], ids=["within", "time-missed", "rss-missed"])
+def test_encryption_summary_judges_medians_against_the_targets(age_seconds: float, age_rss: float,
+                                                               expected: tuple[bool, bool]) -> None:
+    results = [_encryption_result("plain", r, s, 100.0) for r, s in enumerate((10.0, 9.0, 30.0))]
+    results += [_encryption_result("age", r, s, age_rss) for r, s in enumerate((age_seconds, 5.0, 60.0))]
+    (row,) = encryption.summarize(results)
+    assert (row["backup"]["time_met"], row["backup"]["rss_met"]) == expected
+
+
+def test_encryption_summary_ratio_is_of_the_medians() -> None:
+    results = [_encryption_result("plain", 0, 10.0, 100.0), _encryption_result("plain", 1, 20.0, 100.0),
+               _encryption_result("plain", 2, 12.0, 100.0), _encryption_result("age", 0, 13.2, 100.0)]
+    (row,) = encryption.summarize(results)
+    assert round(row["restore"]["time_ratio"], 3) == 1.1
+
+
+def test_encryption_bench_alternates_which_mode_runs_first() -> None:
+    assert [encryption.mode_order(r) for r in range(3)] == [("plain", "age"), ("age", "plain"), ("plain", "age")]
+
+
+def test_encryption_bench_run_replaces_only_what_it_measured() -> None:
+    document = encryption.load(Path("/nonexistent/encryption.json"))
+    first = {"date": "1", "results": [_encryption_result("plain", 0, 1.0, 1.0) | {"scale": s} for s in ("100MB", "1GB")]}
+    second = {"date": "2", "results": [_encryption_result("plain", 0, 2.0, 1.0) | {"scale": "1GB"}]}
+    merged = encryption.merge(encryption.merge(document, "image", first), "image", second)
+    kept = {(r["scale"], r["backup"]["seconds"]) for r in merged["runners"]["image"]["results"]}
+    assert kept == {("100MB", 1.0), ("1GB", 2.0)}
+
+
+def test_encryption_bench_refuses_an_unknown_setting() -> None:
+    with pytest.raises(SystemExit):
+        encryption.parse_args(["--settings", "zstd:9"])
+
+
+def test_encryption_bench_render_reads_the_first_format(tmp_path: Path) -> None:
+    (tmp_path / "encryption.json").write_text(json.dumps(HOST_FORMAT_1))
+    encryption.main(["--render", "--results-dir", str(tmp_path)])
+    document = json.loads((tmp_path / "encryption.json").read_text())
+    assert (list(document["runners"]), document["runners"]["host"]["summary"][0]["backup"]["time_ratio"]) == (["host"], 1.0)
+
+
+def test_encryption_bench_keeps_listing_a_first_format_run_whose_results_stay(tmp_path: Path) -> None:
+    (tmp_path / "encryption.json").write_text(json.dumps(HOST_FORMAT_1))
+    run = {"date": "new", "results": [_encryption_result("plain", 0, 1.0, 1.0) | {"scale": "1GB"}]}
+    merged = encryption.merge(encryption.load(tmp_path / "encryption.json"), "host", run)
+    assert [r["date"] for r in merged["runners"]["host"]["runs"]] == [HOST_FORMAT_1["date"], "new"]
+
+
+def test_encryption_bench_refuses_a_patched_src_that_is_not_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        encryption.parse_args(["--patched-src", str(tmp_path / "missing")])

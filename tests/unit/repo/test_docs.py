@@ -70,6 +70,8 @@ BLOCK_CLASSES: dict[tuple[str, str, int], tuple[str, str]] = {
         (CLUSTER, "an AWS account; list against moto: tests/release/test_wheel.py"),
     ("docs/install.md", "export PGPASSWORD=…", 0): (CLUSTER, "RDS; the script against the devstack: tests/e2e"),
     ("docs/performance.md", "bench/run.sh", 0): (RUNS_HERE, "tests/test_bench_smoke.py"),
+    ("docs/performance.md", ".tools/venv/bin/python bench/encryption.py --scales 100MB --repetitions 5", 0):
+        (RUNS_HERE, "tests/test_bench_smoke.py"),
     ("deploy/helm/agent-bom/README.md", "helm install agent-bom-backup oci://ghcr.io/agent-bom/charts/agent-bom "
                                         "--version 0.2.0 \\", 0): (CLUSTER, "tests/release/test_registry.py renders it"),
     ("deploy/helm/agent-bom/README.md", "kubectl create namespace agent-bom", 0): (CLUSTER, "namespace and Secret"),
