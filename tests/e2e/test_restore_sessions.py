@@ -9,6 +9,7 @@ is what it was afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -81,8 +82,9 @@ def busy_target(pg15: PgCluster) -> Busy:
     return Busy(target, role)
 
 
-@pytest.fixture
+@contextlib.contextmanager
 def writing(pg15: PgCluster) -> Iterator[tuple[Busy, Writer]]:
+    """A new busy target with its writer writing; the writer stops on leaving."""
     busy = busy_target(pg15)
     writer = Writer(pg15.url(busy.database, busy.writer_role, WRITER_PASSWORD))
     thread = threading.Thread(target=writer.run, daemon=True)
@@ -147,14 +149,14 @@ def restore_while_writing(pg15: PgCluster, busy: Busy, writer: Writer, env: dict
 
 
 # ------------------------------------------------------------------ without --terminate-sessions
-@pytest.fixture
-def refused(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, writing: tuple[Busy, Writer],
-            tmp_root: Path) -> tuple[Busy, Outcome]:
-    busy, writer = writing
+@pytest.fixture(scope="module")
+def refused(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> tuple[Busy, Outcome]:
+    """One refused restore, read by every test below (each asserts one thing about it)."""
     work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
-    return busy, restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
-                                       backup15.uri, work)
+    with writing(pg15) as (busy, writer):
+        return busy, restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
+                                           backup15.uri, work)
 
 
 def test_a_writer_on_the_target_is_refused_by_name(refused: tuple[Busy, Outcome]) -> None:
@@ -175,14 +177,14 @@ def test_the_refusal_lost_no_row(refused: tuple[Busy, Outcome]) -> None:
 
 
 # ------------------------------------------------------------------ with --terminate-sessions
-@pytest.fixture
-def terminated(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, writing: tuple[Busy, Writer],
-               tmp_root: Path) -> Outcome:
-    busy, writer = writing
+@pytest.fixture(scope="module")
+def terminated(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> Outcome:
+    """One restore with --terminate-sessions, read by every test below."""
     work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
-    return restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
-                                 backup15.uri, work, "--terminate-sessions")
+    with writing(pg15) as (busy, writer):
+        return restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, backup15.bucket),
+                                     backup15.uri, work, "--terminate-sessions")
 
 
 def test_terminate_sessions_restores_and_verifies(terminated: Outcome) -> None:
@@ -203,15 +205,13 @@ def test_connect_is_granted_back_after_the_restore(terminated: Outcome) -> None:
 
 
 # ------------------------------------------------------------------ a failure after the wipe
-@pytest.fixture
-def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, writing: tuple[Busy, Writer],
-                      tmp_root: Path) -> Iterator[Outcome]:
+@pytest.fixture(scope="module")
+def failed_after_wipe(s3: MotoServer, pg15: PgCluster, backup15: cli.Backup, tmp_root: Path) -> Iterator[Outcome]:
     """The manifest claims one audit row more than the dump holds: verification fails after
-    the wipe and pg_restore (exit 11)."""
-    busy, writer = writing
+    the wipe and pg_restore (exit 11). One such restore, read by every test below."""
     work = tmp_root / postgres.unique_name("sessions")
     work.mkdir()
-    with buckets.fresh_bucket(s3, "abb-writer") as bucket:
+    with writing(pg15) as (busy, writer), buckets.fresh_bucket(s3, "abb-writer") as bucket:
         helpers.copy_with_one_audit_row_too_many(s3, backup15, bucket)
         yield restore_while_writing(pg15, busy, writer, cli.job_env(s3.endpoint_url, bucket),
                                     backup15.uri_in(bucket), work, "--terminate-sessions")

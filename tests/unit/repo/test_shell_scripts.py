@@ -80,3 +80,12 @@ def test_the_bootstraps_source_the_shared_helpers(script: str) -> None:
 def test_the_bootstraps_define_no_helper_of_their_own(script: str) -> None:
     text = (REPO / script).read_text()
     assert [name for name in ("log", "die", "run_logged", "stamp_matches", "apt_install") if f"\n{name}() {{" in text] == []
+
+
+@pytest.mark.parametrize("workers", ["0", "two", "-1", "2 "])
+def test_test_sh_refuses_a_worker_count_before_installing_anything(workers: str) -> None:
+    result = subprocess.run([str(REPO / "scripts" / "test.sh")], capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin", "AGENT_BOM_TEST_WORKERS": workers},
+                            stdin=subprocess.DEVNULL)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        2, "", f"test.sh: error: AGENT_BOM_TEST_WORKERS must be a whole number from 1 up, got '{workers}'\n")
