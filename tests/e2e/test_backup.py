@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from agent_bom_backup import pgcatalog
+from agent_bom_backup import pgroles
 from tests.e2e import helpers
 from tests.support import buckets
 from tests.support import cli
@@ -162,4 +162,4 @@ def test_manifest_owners_leave_out_a_trusted_extensions_members(pg15: PgCluster)
         conn.execute("CREATE EXTENSION pg_trgm")
         conn.execute("CREATE TABLE words (word text)")
         conn.execute("CREATE INDEX ON words USING gin (word gin_trgm_ops)")
-        assert pgcatalog.referenced_roles(conn)["owners"] == [role]
+        assert pgroles.referenced_roles(conn)["owners"] == [role]

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import psycopg
 
-from . import __version__, completeness, dbstate, pgcatalog, tableaccess
+from . import __version__, completeness, dbstate, pgcatalog, pgroles, tableaccess
 from .agecrypt import EncryptedStream, Recipients, encrypt_bytes
 from .background import in_background
 from .backupplan import (  # noqa: F401 - the plan's names, importable from here as before
@@ -309,7 +309,7 @@ def _inspect(run: BackupRun, snapshot: Snapshot, output_started: threading.Event
         inspection.counts = pgcatalog.row_counts(conn, run.config.tenant_column, skip=snapshot.left_out)
         inspection.fingerprint = tableaccess.without_excluded(pgcatalog.schema_fingerprint(conn), snapshot.excluded)
         inspection.extensions = pgcatalog.extensions(conn)
-        inspection.roles = pgcatalog.referenced_roles(conn)
+        inspection.roles = pgroles.referenced_roles(conn)
         seeds = {name for names in inspection.roles.values() for name in names}
         inspection.database = dbstate.capture(conn, seeds)
         inspection.fingerprint.update(inspection.database.fingerprint())

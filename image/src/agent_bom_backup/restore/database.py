@@ -9,7 +9,7 @@ from dataclasses import asdict
 
 import psycopg
 
-from .. import dbstate, pgcatalog
+from .. import dbstate, pgroles
 from ..log import event, get_logger
 from .context import RestoreContext
 from .journal import Journal
@@ -29,7 +29,7 @@ def _database_owner(ctx: RestoreContext, journal: Journal) -> None:
     line = f"owner {dbstate.quote_ident(recorded)}" if recorded else ""
     statement = dbstate.statement_for(dbstate.DATABASE_CATEGORY, line, target.info.database) if recorded else ""
     with target.conn_info.connect(target.session) as conn:
-        if recorded and recorded == pgcatalog.restore_role(conn).database_owner_name:
+        if recorded and recorded == pgroles.restore_role(conn).database_owner_name:
             return  # already its owner (a --clean over the application's own database)
         if plan.database_owner and record is not None:
             error = dbstate.set_owner(conn, record, target.info.database)

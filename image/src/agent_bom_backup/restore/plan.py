@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import agecrypt, dbstate, pgcatalog
+from .. import agecrypt, dbstate, pgroles
 from ..catalog import ARCHIVED_CLASSES, BackupSource, BackupStatus, resolve
 from ..errors import ConfigError, PreflightError, RefusedError, StorageError, VerifyError
 from ..log import event, get_logger
@@ -424,7 +424,7 @@ def _stored_roles(manifest: Manifest, target: TargetInfo, missing: list[str], co
     return roles_file
 
 
-def _role_kind(role: pgcatalog.RestoreRole) -> str:
+def _role_kind(role: pgroles.RestoreRole) -> str:
     if role.superuser:
         return "superuser"
     if role.createrole:
@@ -434,7 +434,7 @@ def _role_kind(role: pgcatalog.RestoreRole) -> str:
     return "role"
 
 
-def _rls_counting(role: pgcatalog.RestoreRole, forced: list[str]) -> str:
+def _rls_counting(role: pgroles.RestoreRole, forced: list[str]) -> str:
     if role.sees_every_row:
         return "superuser or BYPASSRLS sees every row"
     if forced:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from .. import pgcatalog
+from .. import pgcatalog, pgroles
 from ..errors import ConfigError, PreflightError, RefusedError
 from ..log import event, get_logger
 from ..manifest import Manifest
@@ -23,9 +23,9 @@ class TargetInfo:
     session: SessionSettings
     info: pgcatalog.ServerInfo
     objects: list[str]
-    role: pgcatalog.RestoreRole
+    role: pgroles.RestoreRole
     roles: set[str]
-    access: dict[str, pgcatalog.RoleAccess]
+    access: dict[str, pgroles.RoleAccess]
     extensions: dict[str, pgcatalog.ExtensionInfo]
     undroppable: list[str]
     create_on_public: bool
@@ -45,9 +45,9 @@ def _inspect_target(config: RestoreConfig, conn_info: ConnInfo, owners: list[str
             session=session,
             info=pgcatalog.server_info(conn),
             objects=objects,
-            role=pgcatalog.restore_role(conn),
-            roles=pgcatalog.existing_roles(conn),
-            access=pgcatalog.role_access(conn, owners),
+            role=pgroles.restore_role(conn),
+            roles=pgroles.existing_roles(conn),
+            access=pgroles.role_access(conn, owners),
             extensions=pgcatalog.extension_info(conn),
             undroppable=pgcatalog.undroppable_objects(conn) if config.clean and objects else [],
             create_on_public=bool(row[0]) if row else False,

@@ -1,4 +1,5 @@
-"""The job image's package has no import circle (issue 24): a leaf compares, a trunk
+"""The job image's package has no import circle and keeps issue 24's sizes (a module of at
+most 500 lines, a function of at most 60 lines and 7 parameters): a leaf compares, a trunk
 orchestrates. The graph is read with ``ast`` from every ``import`` in
 ``image/src/agent_bom_backup``, at module level AND inside functions (a late import is how
 the old circle report -> restore -> verify -> restore hid). Two kinds are left out, because
@@ -9,6 +10,7 @@ shim that keeps an old name importable from where it used to live)."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,59 @@ def test_a_compatibility_getattr_and_type_checking_imports_are_not_edges(tmp_pat
                            "if TYPE_CHECKING:\n    from .verify import y\n",
     })
     assert find_cycle(import_graph(package)) is None
+
+
+# --------------------------------------------------------------------------- size limits
+#: issue 24's house rules for image/src: a newcomer reads a module in one sitting and a
+#: function on one screen
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+MAX_PARAMETERS = 7
+
+
+def _functions(tree: ast.AST) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    args = function.args
+    names = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+    count = len(names) + (args.vararg is not None) + (args.kwarg is not None)
+    return count - (bool(names) and names[0].arg in ("self", "cls"))
+
+
+def _modules() -> list[Path]:
+    return sorted(SOURCE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SOURCE)))
+def test_no_module_is_longer_than_the_limit(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_MODULE_LINES, f"{path.name} has {lines} lines (limit {MAX_MODULE_LINES}): split it by concern"
+
+
+def _oversized(path: Path) -> list[str]:
+    problems = []
+    for function in _functions(ast.parse(path.read_text())):
+        length = function.end_lineno - function.lineno + 1
+        if length > MAX_FUNCTION_LINES:
+            problems.append(f"{function.name} (line {function.lineno}) has {length} lines")
+        if _parameters(function) > MAX_PARAMETERS:
+            problems.append(f"{function.name} (line {function.lineno}) takes {_parameters(function)} parameters")
+    return problems
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SOURCE)))
+def test_no_function_is_longer_or_wider_than_the_limit(path: Path) -> None:
+    assert _oversized(path) == []
+
+
+def test_the_limits_catch_a_long_wide_function(tmp_path: Path) -> None:
+    params = ", ".join(f"p{i}" for i in range(MAX_PARAMETERS + 1))
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    module = tmp_path / "sample.py"
+    module.write_text(f"class C:\n  def m(self, {params}):\n{body}\n")
+    assert _oversized(module) == [f"m (line 2) has {MAX_FUNCTION_LINES + 1} lines",
+                                  f"m (line 2) takes {MAX_PARAMETERS + 1} parameters"]
