@@ -41,6 +41,8 @@ FORMAT = "age"
 AGE_SUFFIX = ".age"
 #: age chunks (64 KiB each) the encryptor may queue ahead of the part reader
 QUEUE_CHUNKS = 16
+#: the most the encryptor reads from the dump's pipe at once (pyrage reads 8 KiB at a time)
+READ_AHEAD = 1024 * 1024
 _X25519_PREFIX = "age1"
 _SSH_PREFIXES = ("ssh-ed25519 ", "ssh-rsa ")
 _SECRET_PREFIX = "AGE-SECRET-KEY-"
@@ -120,6 +122,8 @@ class EncryptedStream:
         self.plaintext = Plaintext()
         self._chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUE_CHUNKS)
         self._pending = memoryview(b"")
+        self._ahead = memoryview(b"")
+        self._read_view = memoryview(bytearray(READ_AHEAD))
         self._stopped = threading.Event()
         self._error: BaseException | None = None
         self._ended = False
@@ -128,13 +132,20 @@ class EncryptedStream:
 
     # the encryption thread's side: pyrage reads with read(n) and writes with write(b)
     def read(self, size: int = -1) -> bytes:
-        buffer = bytearray(size if size > 0 else 64 * 1024)
-        with memoryview(buffer) as view:
-            count = self._source(view)
-        del buffer[count:]
-        self._hasher.update(buffer)
-        self.plaintext.size += count
-        return bytes(buffer)
+        """Up to ``size`` bytes of the source. pyrage asks for 8 KiB at a time; the source
+        is read (and hashed) in reads of up to :data:`READ_AHEAD` bytes, whatever pg_dump's
+        pipe holds, and served from there: one system call and one hash update for many
+        of pyrage's reads."""
+        if not self._ahead:
+            count = self._source(self._read_view)
+            read = self._read_view[:count]
+            self._hasher.update(read)
+            self.plaintext.size += count
+            self._ahead = memoryview(bytes(read))
+        count = len(self._ahead) if size < 0 else min(size, len(self._ahead))
+        chunk = bytes(self._ahead[:count])
+        self._ahead = self._ahead[count:]
+        return chunk
 
     def write(self, data: bytes) -> int:
         self._put(bytes(data))
