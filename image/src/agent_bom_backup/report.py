@@ -28,7 +28,32 @@ VERIFIED, VERIFIED_WITH_EXCLUSIONS, INCOMPLETE, DRY_RUN, REFUSED, FAILED, FAILED
 
 
 @dataclass
-class RestoreReport:
+class Done:
+    """What a restore's executing phases did and found, as they go (the journal holds
+    it): the report is one of these too and takes it at each checkpoint and at the end
+    (restore.reporting.record_done), never from the phases directly."""
+
+    safety_backup: str | None = None
+    #: other sessions on the target that --terminate-sessions ended
+    sessions_ended: list[str] = field(default_factory=list)
+    roles_created: list[str] = field(default_factory=list)
+    roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
+    roles_needing_password: list[str] = field(default_factory=list)
+    memberships_granted: list[str] = field(default_factory=list)
+    memberships_recreated: list[str] = field(default_factory=list)
+    #: every statement the restore ran on roles (create, settings, memberships), in order
+    role_statements: list[str] = field(default_factory=list)
+    tolerated_errors: list[str] = field(default_factory=list)
+    #: statements that gave the target database its recorded state; privileges granted instead
+    database_statements: list[str] = field(default_factory=list)
+    privileges_granted: list[str] = field(default_factory=list)
+    #: items the backup recorded that the restore role could not apply: item, statement, reason
+    not_restored: list[dict[str, str]] = field(default_factory=list)
+    verification: VerificationResult | None = None
+
+
+@dataclass(kw_only=True)
+class RestoreReport(Done):
     backup_uri: str
     operator: str
     approval: str | None
@@ -56,31 +81,13 @@ class RestoreReport:
     #: while running: the change under way when the report was written (a kill leaves it
     #: here: it may or may not have happened; ``changes`` holds those that completed)
     in_progress: str | None = None
-    safety_backup: str | None = None
-    #: other sessions on the target that --terminate-sessions ended
-    sessions_ended: list[str] = field(default_factory=list)
-    roles_created: list[str] = field(default_factory=list)
-    roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
-    roles_needing_password: list[str] = field(default_factory=list)
-    memberships_granted: list[str] = field(default_factory=list)
-    memberships_recreated: list[str] = field(default_factory=list)
-    tolerated_errors: list[str] = field(default_factory=list)
     #: relations left out of the backup by configuration (manifest ``excluded_tables``)
     excluded_tables: list[str] = field(default_factory=list)
     #: what the application must recreate because of them (:func:`recreate_advice`)
     must_recreate: list[str] = field(default_factory=list)
-    #: every statement the restore ran on roles (create, settings, memberships), in order
-    role_statements: list[str] = field(default_factory=list)
     #: what the roles object holds that is never run (predefined or privileged roles, roles the
     #: archive does not reach, tablespaces, security labels)
     roles_skipped: list[str] = field(default_factory=list)
-    #: statements that gave the target database its recorded state (owner, ACL, settings, ...)
-    database_statements: list[str] = field(default_factory=list)
-    #: privileges granted in place of what could not be restored (CREATE on public)
-    privileges_granted: list[str] = field(default_factory=list)
-    #: items the backup recorded that the restore role could not apply: item, statement, reason
-    not_restored: list[dict[str, str]] = field(default_factory=list)
-    verification: VerificationResult | None = None
     error: str | None = None
     exit_code: int | None = None
 
@@ -97,13 +104,18 @@ class RestoreReport:
         self.finished_at = datetime.now(timezone.utc).isoformat()
 
     def to_dict(self) -> dict[str, Any]:
+        """The report's fields in reading order: the record, what changed, what the phases
+        did (:class:`Done`'s fields), then the rest."""
         data: dict[str, Any] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name in ("plan", "verification"):
-                data[item.name] = value.to_dict() if value is not None else None
+        done = [item.name for item in fields(Done)]
+        own = [item.name for item in fields(self) if item.name not in done]
+        at = own.index("in_progress") + 1
+        for name in own[:at] + done + own[at:]:
+            value = getattr(self, name)
+            if name in ("plan", "verification"):
+                data[name] = value.to_dict() if value is not None else None
             else:
-                data[item.name] = value
+                data[name] = value
         return json.loads(json.dumps(data, default=str))
 
     def to_json(self) -> str:

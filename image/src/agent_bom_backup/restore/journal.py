@@ -8,17 +8,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .. import agecrypt
 from ..log import event, get_logger
 from ..pgclients import PgClient
-from ..report import RestoreReport
+from ..report import Done, RestoreReport  # noqa: F401 - Done: importable from here too
 from ..safety import go_back_command
 from .reporting import record_done
 
-if TYPE_CHECKING:
-    from ..verify import VerificationResult
 
 
 @dataclass
@@ -56,30 +53,6 @@ class GoBack:
                     f"--confirm-target {database}, or drop and recreate database {database})")
         return (f"the previous contents of {database} were not saved (--no-safety-backup): restore them from "
                 f"another backup; retry this one with --clean --confirm-target {database}")
-
-
-@dataclass
-class Done:
-    """What the executing phases did and found, as they go: the report takes it at each
-    checkpoint and at the end (reporting.record_done), never from the phases directly."""
-
-    safety_backup: str | None = None
-    #: other sessions on the target that --terminate-sessions ended
-    sessions_ended: list[str] = field(default_factory=list)
-    roles_created: list[str] = field(default_factory=list)
-    roles_attributes_dropped: dict[str, list[str]] = field(default_factory=dict)
-    roles_needing_password: list[str] = field(default_factory=list)
-    memberships_granted: list[str] = field(default_factory=list)
-    memberships_recreated: list[str] = field(default_factory=list)
-    #: every statement the restore ran on roles (create, settings, memberships), in order
-    role_statements: list[str] = field(default_factory=list)
-    tolerated_errors: list[str] = field(default_factory=list)
-    #: statements that gave the target database its recorded state; privileges granted instead
-    database_statements: list[str] = field(default_factory=list)
-    privileges_granted: list[str] = field(default_factory=list)
-    #: items the backup recorded that the restore role could not apply: item, statement, reason
-    not_restored: list[dict[str, str]] = field(default_factory=list)
-    verification: VerificationResult | None = None
 
 
 @dataclass
