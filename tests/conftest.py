@@ -30,6 +30,7 @@ from devstack import tools
 from tests.support.buckets import fresh_bucket
 from devstack.jobimage import ContainerEngine, JobImage, JobImageError, build_job_image, given_job_image
 from devstack.pgcluster import PgCluster, PgClusterPool
+from devstack.pushgateway import HttpReceiver, Pushgateway
 from devstack.rgw import RgwServer
 from devstack.s3server import AWS_VARIABLES_TO_CLEAR, MotoServer, dummy_aws_env
 
@@ -68,6 +69,20 @@ def tmp_root() -> Iterator[Path]:
     root.chmod(0o755)
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_root: Path, request: pytest.FixtureRequest) -> Iterator[Pushgateway]:
+    """A real Pushgateway of the module's own (what one module's jobs pushed, nothing else)."""
+    with Pushgateway(tmp_root / f"pushgateway-{request.module.__name__}") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[HttpReceiver]:
+    """An HTTP server that records what it receives (a check's ping, a webhook, a push)."""
+    with HttpReceiver() as server:
+        yield server
 
 
 @pytest.fixture
@@ -186,7 +201,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 #: fixtures that start a server or build the image (and, through them, every fixture that
 #: depends on one): a ``unit`` test may use none of them
-SERVER_FIXTURES = frozenset({"pg_cluster_factory", "s3", "rgw", "job_image_build", "iam_world"})
+SERVER_FIXTURES = frozenset({"pg_cluster_factory", "s3", "rgw", "job_image_build", "iam_world", "gateway", "receiver"})
 OTHER_TIERS = ("e2e", "image")
 TESTS_DIR = Path(__file__).parent
 #: the tier each of these folders gives every test in it (and the unit tier no test elsewhere)

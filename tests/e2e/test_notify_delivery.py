@@ -9,9 +9,8 @@ first backup. Each test asserts one fact of it."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,18 +44,6 @@ class Story:
     drill: Step
     secrets: list[str]
     manifest: dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_root: Path) -> Iterator[Pushgateway]:
-    with Pushgateway(tmp_root / "pushgateway") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

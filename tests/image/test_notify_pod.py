@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,18 +24,6 @@ from tests.support import buckets
 pytestmark = pytest.mark.image
 
 TOKEN = f"pod-{uuid.uuid4().hex}"
-
-
-@pytest.fixture(scope="module")
-def gateway(tmp_root: Path) -> Iterator[Pushgateway]:
-    with Pushgateway(tmp_root / "pushgateway-pod") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[HttpReceiver]:
-    with HttpReceiver() as server:
-        yield server
 
 
 def _pod(s3: MotoServer, bucket: str, image: str, gateway: Pushgateway) -> dict[str, Any]:

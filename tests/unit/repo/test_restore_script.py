@@ -132,73 +132,66 @@ def test_checkout_without_cli_is_bootstrapped(tmp_path: Path) -> None:
         ["-q", "python"], ["restore", URI]), result.stderr
 
 
-def test_image_mode_passes_variables_by_name_only(tmp_path: Path) -> None:
-    engine = _stub(tmp_path / "bin" / "fake-engine")
-    _run([URI, URL, REGION, "--approval", "INC-9"], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_ACCESS_KEY_ID="AKIDEXAMPLE", PGPASSWORD="hunter2")
-    argv = _record(tmp_path)["argv"]
-    env_names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
-    assert sorted(env_names) == ["AGENT_BOM_BACKUP_REGION", "AGENT_BOM_RESTORE_POSTGRES_URL", "AGENT_BOM_TOOLS_DIR",
-                                 "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "PGPASSWORD"]
+IMAGE = "localhost/agent-bom-backup:dev"
 
 
-def test_image_mode_runs_restore_in_the_image(tmp_path: Path) -> None:
+def _run_in_image(args: list[str], tmp_path: Path, **env: str) -> list[str]:
+    """The restore script in image mode with a recording engine: the engine's argv."""
     engine = _stub(tmp_path / "bin" / "fake-engine")
-    _run([URI, URL, REGION, "--approval", "INC-9"], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine))
-    argv = _record(tmp_path)["argv"]
-    assert (argv[1], argv[-6:]) == ("run", ["localhost/agent-bom-backup:dev", "agent-bom-backup", "restore", URI,
-                                            "--approval", "INC-9"])
+    _run(args, tmp_path, AGENT_BOM_BACKUP_IMAGE=IMAGE, AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), **env)
+    return list(_record(tmp_path)["argv"])
 
 
 def _volumes(argv: list[str]) -> list[str]:
     return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--volume"]
 
 
+def _env_names(argv: list[str]) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
+
+
+def test_image_mode_passes_variables_by_name_only(tmp_path: Path) -> None:
+    argv = _run_in_image([URI, URL, REGION, "--approval", "INC-9"], tmp_path, AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+                         PGPASSWORD="hunter2")
+    assert sorted(_env_names(argv)) == ["AGENT_BOM_BACKUP_REGION", "AGENT_BOM_RESTORE_POSTGRES_URL",
+                                        "AGENT_BOM_TOOLS_DIR", "AWS_ACCESS_KEY_ID", "AWS_DEFAULT_REGION", "AWS_REGION",
+                                        "PGPASSWORD"]
+
+
+def test_image_mode_runs_restore_in_the_image(tmp_path: Path) -> None:
+    argv = _run_in_image([URI, URL, REGION, "--approval", "INC-9"], tmp_path)
+    assert (argv[1], argv[-6:]) == ("run", [IMAGE, "agent-bom-backup", "restore", URI, "--approval", "INC-9"])
+
+
 def test_image_mode_mounts_the_aws_profiles_read_only(tmp_path: Path) -> None:
     """AWS_PROFILE / SSO: the image's HOME is /tmp, so ~/.aws goes to /tmp/.aws."""
-    engine = _stub(tmp_path / "bin" / "fake-engine")
     (tmp_path / ".aws").mkdir()
-    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_PROFILE="prod")
-    argv = _record(tmp_path)["argv"]
+    argv = _run_in_image([URI, URL, REGION], tmp_path, AWS_PROFILE="prod")
     assert (f"{tmp_path}/.aws:/tmp/.aws:ro" in _volumes(argv), argv[argv.index("AWS_PROFILE") - 1]) == (True, "--env")
 
 
 def test_image_mode_without_aws_profiles_mounts_none(tmp_path: Path) -> None:
-    engine = _stub(tmp_path / "bin" / "fake-engine")
-    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine))
-    assert [v for v in _volumes(_record(tmp_path)["argv"]) if ".aws" in v] == []
+    argv = _run_in_image([URI, URL, REGION], tmp_path)
+    assert [v for v in _volumes(argv) if ".aws" in v] == []
 
 
 def test_image_mode_mounts_an_aws_config_file_named_in_the_environment(tmp_path: Path) -> None:
-    engine = _stub(tmp_path / "bin" / "fake-engine")
     config = tmp_path / "elsewhere" / "aws-config"
     config.parent.mkdir()
     config.write_text("[profile prod]\n")
-    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AWS_CONFIG_FILE=str(config))
-    assert f"{config}:{config}:ro" in _volumes(_record(tmp_path)["argv"])
+    argv = _run_in_image([URI, URL, REGION], tmp_path, AWS_CONFIG_FILE=str(config))
+    assert f"{config}:{config}:ro" in _volumes(argv)
 
 
 def test_image_mode_keeps_secrets_out_of_the_engine_argv(tmp_path: Path) -> None:
-    engine = _stub(tmp_path / "bin" / "fake-engine")
-    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), PGPASSWORD="hunter2")
-    argv = " ".join(_record(tmp_path)["argv"])
+    argv = " ".join(_run_in_image([URI, URL, REGION], tmp_path, PGPASSWORD="hunter2"))
     assert "p%40ss" not in argv and "hunter2" not in argv
 
 
 def test_image_mode_mounts_the_age_identity_file_read_only(tmp_path: Path) -> None:
-    engine = _stub(tmp_path / "bin" / "fake-engine")
     identity = tmp_path / "keys" / "identity.txt"
     identity.parent.mkdir()
     identity.write_text("AGE-SECRET-KEY-1PLACEHOLDER\n")
-    _run([URI, URL, REGION], tmp_path, AGENT_BOM_BACKUP_IMAGE="localhost/agent-bom-backup:dev",
-         AGENT_BOM_BACKUP_CONTAINER_ENGINE=str(engine), AGENT_BOM_RESTORE_IDENTITY_FILE=str(identity))
-    argv = _record(tmp_path)["argv"]
-    volumes = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--volume"]
-    env_names = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--env"]
-    assert (f"{identity}:{identity}:ro" in volumes, "AGENT_BOM_RESTORE_IDENTITY_FILE" in env_names,
+    argv = _run_in_image([URI, URL, REGION], tmp_path, AGENT_BOM_RESTORE_IDENTITY_FILE=str(identity))
+    assert (f"{identity}:{identity}:ro" in _volumes(argv), "AGENT_BOM_RESTORE_IDENTITY_FILE" in _env_names(argv),
             "AGE-SECRET-KEY" in " ".join(argv)) == (True, True, False)
