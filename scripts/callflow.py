@@ -5,8 +5,8 @@ in, and the returns to a module the walk had already left (issue 24).
 Measured with this script (``--src`` pointed at an export of main's ``image/src``):
 
     rule                         main (restore.py)           restorepkg (restore/ package)
-    carriers only (default)      94 stops, 1 module, 0 ret.  46 stops, 10 modules, 7 returns
-    --values (config.x, ctx.x)   135 stops, 10 modules, 26   66 stops, 18 modules, 15 returns
+    carriers only (default)      94 stops, 1 module, 0 ret.  44 stops, 10 modules, 5 returns
+    --values (config.x, ctx.x)   135 stops, 10 modules, 26   64 stops, 18 modules, 13 returns
 
 The issue counted 50 stops in 11 modules with 39 returns by hand; its rule is not written
 down. Read literally (only the config and objects holding it), main's config never leaves

@@ -194,20 +194,19 @@ def execute(ctx: RestoreContext, journal: Journal) -> None:
     with tempfile.TemporaryDirectory(prefix="agent-bom-restore-", dir=ctx.scratch_parent) as scratch:
         prepared = prepare_restore(ctx, journal, Path(scratch))
         try:
-            change_target(ctx, journal)
-            _restore(ctx, journal, prepared, Path(scratch))
-            journal.step("verify")
-            _verify(ctx, journal)
-            if not _open_with_recorded_acl(ctx, journal):
+            try:
+                change_target(ctx, journal)
+                _restore(ctx, journal, prepared, Path(scratch))
+                journal.step("verify")
+                _verify(ctx, journal)
+                _open_with_recorded_acl(ctx, journal)
+            finally:  # verified or not, the CONNECT revoked is granted back (a no-op once opened)
                 _open_the_door(ctx, journal)
         except Exception as exc:  # noqa: BLE001 - the target was changed: say so, whatever the error
-            _open_the_door(ctx, journal)
             error = _after_changes(journal, exc)
             if error is exc:
                 raise
             raise error from None
-        finally:
-            _open_the_door(ctx, journal)
 
 
 def new_journal(ctx: RestoreContext, report: RestoreReport, report_path: Path | None = None) -> Journal:

@@ -108,7 +108,8 @@ def _record_applied(journal: Journal, applied: dbstate.Applied) -> dbstate.Appli
 def _open_with_recorded_acl(ctx: RestoreContext, journal: Journal) -> bool:
     """The restore is verified: CONNECT comes back as the backup recorded it (the database's
     ACL made exactly the recorded one), not as the target had it. False when there is no
-    recorded ACL to apply: then the caller grants back the entries revoked (_open_the_door)."""
+    recorded ACL to apply: then the entries revoked are granted back (_open_the_door, which
+    the trunk always runs last)."""
     lock, record, target = ctx.connect_lock, ctx.manifest.database, ctx.target
     if lock is None or lock.released or record is None or not ctx.deferred_acl:
         return False
