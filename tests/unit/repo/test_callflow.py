@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from callflow import PACKAGE, measure
+from devstack import tools
 
 pytestmark = pytest.mark.unit
 
@@ -53,3 +54,14 @@ def test_a_call_back_into_a_module_left_before_is_a_return(src: Path) -> None:
 def test_values_read_from_the_config_count_only_when_asked(src: Path) -> None:
     count = measure(src, values=True)
     assert (len(count.stops), count.modules, len(count.returns)) == (5, 3, 2)
+
+
+#: issue 24's bound: half the returns the code before the restructure (740dde6) makes under
+#: the same rule (26 with --values); a change that sends the config back and forth again fails
+RETURNS_BOUND = 13
+
+
+def test_the_restores_config_returns_to_modules_it_left_at_most_half_as_often_as_before() -> None:
+    count = measure(tools.repo_root() / "image" / "src", values=True)
+    assert len(count.returns) <= RETURNS_BOUND, "\n".join(
+        f"{stop.caller} -> {stop.module}.{stop.qualname}" for stop in count.returns)
