@@ -344,6 +344,9 @@ SCHEMA_ERRORS = [
     ("ip-family-unknown", backup_values(networkPolicy={"ipFamilies": ["IPv5"]}), r"(?i)ipFamilies.*(must be one of|value must be one of)"),
     ("token-expiry-below-kubernetes-minimum", backup_values(webIdentity={"expirationSeconds": 60}),
      r"(?i)expirationSeconds.*(greater than or equal|minimum)"),
+    # beside a $ref, draft-07 ignores minLength: the schema puts both under allOf
+    ("ca-bundle-empty-key", backup_values(database={"caBundle": {"secretName": "db-ca", "key": ""}}),
+     r"(?i)caBundle[./]key.*(length must be greater than or equal to 1|minLength: got 0)"),
     ("resources-unknown-key", backup_values(resources={"request": {"cpu": "1"}}), r"(?i)additional propert.*request"),
     # null deletes a key in Helm; every key with a default is required, so null never erases one
     ("helm-test-null", backup_values(helmTest=None), r"(helmTest is required|missing property 'helmTest')"),
