@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import subprocess
 import tempfile
 from pathlib import Path

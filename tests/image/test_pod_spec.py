@@ -103,11 +103,11 @@ def pod_backup(servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
     second in one bucket and prefix would take the next second's id."""
     taken: dict[int, PodBackup] = {}
 
-    with contextlib.ExitStack() as buckets:
+    with contextlib.ExitStack() as opened:
         def take(major: int) -> PodBackup:
             if major not in taken:
                 pg = servers[major]
-                bucket = buckets.enter_context(buckets.fresh_bucket(s3, f"abb-pod{major}"))
+                bucket = opened.enter_context(buckets.fresh_bucket(s3, f"abb-pod{major}"))
                 database, seeded = seeded_database(pg)
                 result = run_pod(container_engine, rendered_pod(s3, bucket, job_image), pg, database)
                 assert result.returncode == 0, result.stderr

@@ -93,13 +93,13 @@ def over_tls(tls_servers: dict[int, PgCluster], s3: MotoServer, job_image: str,
     """``over_tls(major)``: the rendered backup pod, then the rendered restore pod (into a new
     database), both over verify-full TLS; once per major, each in its own bucket."""
     done: dict[int, TlsRun] = {}
-    with contextlib.ExitStack() as buckets:
+    with contextlib.ExitStack() as opened:
         def run(major: int) -> TlsRun:
             if major in done:
                 return done[major]
             pg = tls_servers[major]
             ca_pem = pg.ca_file.read_text()
-            bucket = buckets.enter_context(buckets.fresh_bucket(s3, f"abb-tls{major}"))
+            bucket = opened.enter_context(buckets.fresh_bucket(s3, f"abb-tls{major}"))
             source = postgres.seeded_database(pg, f"tls{major}src")
             values = chart_values(s3, bucket, job_image)
             (backup_cronjob,) = render_chart(values, show_only=[CRONJOB_TEMPLATE])

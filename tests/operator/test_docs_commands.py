@@ -20,7 +20,6 @@ tests/unit/operator/test_runbook_exercises.py). Blocks preceded by
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
