@@ -9,7 +9,6 @@ The test fixtures ``job_image_build``/``job_image``/``container_engine`` wrap th
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -163,17 +162,11 @@ def build_job_image(tag: str | None = None) -> JobImage:
     script = tools.repo_root() / "scripts" / "build-image.sh"
     if not script.exists():
         raise JobImageError(f"{script} is missing")
-    # one build at a time per checkout: test processes running side by side (pytest -n)
-    # each ask for the image; the second finds it built and skips the build
-    lock_file = tools.tools_dir() / "build-image.lock"
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with lock_file.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            result = subprocess.run(
-                ["bash", str(script), "--tag", tag or checkout_tag()],
-                capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=tools.repo_root(),
-            )
+        result = subprocess.run(
+            ["bash", str(script), "--tag", tag or checkout_tag()],
+            capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, cwd=tools.repo_root(),
+        )
     except subprocess.TimeoutExpired as exc:
         raise JobImageError(f"scripts/build-image.sh did not finish within {BUILD_TIMEOUT_S} s:\n{exc.stderr}") from exc
     if result.returncode != 0:
