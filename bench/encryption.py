@@ -105,7 +105,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-major", type=int, default=15, choices=(15, 18))
     parser.add_argument("--quiet-wait", type=float, default=4.0, metavar="SECONDS",
                         help="before each command wait up to SECONDS for other load to drop below "
-                             f"{measure.QUIET_BUSY_FRACTION:.0%} of the CPUs (default 4; 0: never)")
+                             f"{measure.QUIET_BUSY_FRACTION * 100:.0f}%% of the CPUs (default 4; 0: never)")
     parser.add_argument("--work-dir", type=Path, default=bench_run.DEFAULT_WORK_DIR)
     parser.add_argument("--results-dir", type=Path, default=bench_run.DEFAULT_RESULTS_DIR)
     parser.add_argument("--patched-src", type=Path, default=None, metavar="DIR",

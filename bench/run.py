@@ -491,7 +491,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "mounted into the image's containers)")
     parser.add_argument("--quiet-wait", type=float, default=None, metavar="SECONDS",
                         help="before each command wait up to SECONDS for other load on the machine to drop "
-                             f"below {measure.QUIET_BUSY_FRACTION:.0%} of the CPUs (default 4; --quick: 0)")
+                             f"below {measure.QUIET_BUSY_FRACTION * 100:.0f}%% of the CPUs (default 4; --quick: 0)")
     parser.add_argument("--cli-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for agent-bom-backup on the host and in the image (repeatable), "
                              "e.g. AGENT_BOM_BACKUP_UPLOAD_CONCURRENCY=2, to measure a setting")
