@@ -51,13 +51,23 @@ def test_constraints_are_kept():
     assert strip(json.loads(gen.render())) == strip(SCHEMA)
 
 
-@pytest.mark.parametrize("path", sorted(PARAMS))
-def test_every_param_has_its_own_node_or_a_shared_definition(path):
-    """A value under a shared $ref (CA bundles, resources, scratch) keeps the definition's text."""
+def _description_problem(path: str) -> str | None:
+    """None when ``path``'s schema node carries its @param text (or the value sits under a
+    shared $ref, whose definition keeps its own text)."""
     node, parent = SCHEMA, None
     for key in path.split("."):
         parent, node = node, node.get("properties", {}).get(key)
         if node is None:
-            assert "$ref" in parent, f"{path} is not in values.schema.json"
-            return
-    assert node["description"] == PARAMS[path]
+            return None if "$ref" in parent else f"{path} is not in values.schema.json"
+    return None if node["description"] == PARAMS[path] else f"{path}: the description is not the @param text"
+
+
+def test_every_param_has_its_own_node_or_a_shared_definition():
+    assert [problem for path in sorted(PARAMS) if (problem := _description_problem(path))] == []
+
+
+def test_a_param_missing_from_the_schema_is_found(monkeypatch):
+    """Guards the test above: a @param the schema lacks is named."""
+    monkeypatch.setitem(PARAMS, "controlPlane.backup.noSuchValue", "text")
+    assert _description_problem("controlPlane.backup.noSuchValue") == (
+        "controlPlane.backup.noSuchValue is not in values.schema.json")
