@@ -50,7 +50,7 @@ from .privileges import (  # noqa: F401
     _check_extensions, _check_privileges, _owner_access, _owners_without_create, _schema_of,
 )
 from .context import RestoreContext, RestoreOutcome  # noqa: F401
-from .journal import Done, GoBack, Journal, _recovery  # noqa: F401
+from .journal import Done, GoBack, Journal  # noqa: F401
 from .prepare import (  # noqa: F401
     _apply_roles, _check_archive, _download_verified, _dry_run_archive, _fetch, Prepared, prepare_restore,
     _read_toc, _TOC_LINE,

@@ -69,9 +69,7 @@ def _open_the_door(ctx: RestoreContext, journal: Journal) -> None:
         event(get_logger(), "could not grant CONNECT back on the target database: run the statements by hand",
               level=logging.ERROR, statements="; ".join(lock.undo_statements()), error=str(exc).strip())
         return
-    # undone: no longer a change to report (the report keeps sessions_ended)
-    journal.changes[:] = [change for change in journal.changes if not change.startswith(lock.describe())]
-    journal.checkpoint()
+    journal.undone(lock.describe())  # the report keeps sessions_ended
 
 
 def _safety_backup_in_bucket(ctx: RestoreContext) -> str:

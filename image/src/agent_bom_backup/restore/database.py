@@ -105,20 +105,18 @@ def _record_applied(journal: Journal, applied: dbstate.Applied) -> dbstate.Appli
     return applied
 
 
-def _open_with_recorded_acl(ctx: RestoreContext, journal: Journal) -> bool:
+def _open_with_recorded_acl(ctx: RestoreContext, journal: Journal) -> None:
     """The restore is verified: CONNECT comes back as the backup recorded it (the database's
-    ACL made exactly the recorded one), not as the target had it. False when there is no
-    recorded ACL to apply: then the entries revoked are granted back (_open_the_door, which
-    the trunk always runs last)."""
+    ACL made exactly the recorded one), not as the target had it. Without a recorded ACL to
+    apply this does nothing, and the entries revoked are granted back by _open_the_door,
+    which the trunk always runs last."""
     lock, record, target = ctx.connect_lock, ctx.manifest.database, ctx.target
     if lock is None or lock.released or record is None or not ctx.deferred_acl:
-        return False
+        return
     with target.conn_info.connect(target.session) as conn:
         applied = _record_applied(journal, dbstate.apply(conn, record, _target_state(ctx, conn, record),
                                                      target.info.database, skip=dbstate.LINE_KINDS - {"acl"}))
     lock.released = True
-    journal.changes[:] = [change for change in journal.changes if not change.startswith(lock.describe())]
     event(get_logger(), "CONNECT on the target database set as the backup recorded it", database=lock.database,
           statements=len(applied.statements))
-    journal.checkpoint()
-    return True
+    journal.undone(lock.describe())

@@ -17,7 +17,6 @@ from ..safety import go_back_command
 from .reporting import record_done
 
 
-
 @dataclass
 class GoBack:
     """What the advice on going back needs, known once the restore is planned."""
@@ -76,6 +75,11 @@ class Journal:
         self.changes.append(what)
         self.checkpoint()
 
+    def undone(self, change: str) -> None:
+        """The change described as ``change`` was undone: no longer one to report."""
+        self.changes[:] = [made for made in self.changes if not made.startswith(change)]
+        self.checkpoint()
+
     def recovery(self) -> str:
         return self.go_back.advice(self.done.safety_backup)
 
@@ -96,8 +100,3 @@ class Journal:
         except OSError as exc:
             event(get_logger(), f"could not write the restore report to {self.report_path}: {exc.strerror}",
                   level=logging.WARNING)
-
-
-def _recovery(journal: Journal) -> str:
-    """How to go back to what the target held before this restore."""
-    return journal.recovery()
